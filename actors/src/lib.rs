@@ -1,0 +1,1 @@
+//! walguard actors (in progress).

@@ -1,0 +1,455 @@
+//! Checkpoint execution and its result type.
+//!
+//! # The checkpoint policy
+//!
+//! walguard keeps SQLite in WAL mode. A commit lands in the `-wal` file; a
+//! checkpoint copies WAL frames back into the database file and, when it
+//! copied at least one frame, fsyncs the WAL first (`walCheckpoint` in
+//! `wal.c`). What that buys depends on the failure:
+//!
+//! - **Process crash** (SIGKILL, OOM kill, Windows `CTRL_CLOSE_EVENT`): no
+//!   committed transaction is lost in WAL mode, whatever `synchronous` says.
+//!   Checkpoints change nothing here.
+//! - **Power loss or OS crash** under `synchronous=NORMAL`: the WAL is fsynced
+//!   only at checkpoints, so commits made after the last checkpoint that fully
+//!   caught up may roll back. The database stays consistent. The periodic
+//!   checkpoint therefore bounds this loss window to about one interval (plus
+//!   SQLite's own auto-checkpoints). Under `synchronous=FULL` every commit is
+//!   fsynced and nothing acknowledged is lost.
+//!
+//! The tiers:
+//!
+//! - **Interval**: a [`CheckpointMode::Passive`] checkpoint every
+//!   `checkpoint.interval` (default
+//!   [`DEFAULT_CHECKPOINT_INTERVAL`](crate::settings::DEFAULT_CHECKPOINT_INTERVAL),
+//!   60 s). PASSIVE never waits and never blocks the writer or readers, so a
+//!   reader that pins the WAL makes it return [`CheckpointOutcome::Partial`]:
+//!   that is expected, logged without alarm, and retried next interval. Such
+//!   a checkpoint may not have fsynced anything, so it does not move the
+//!   "durable through" point; only [`CheckpointOutcome::Completed`] does.
+//! - **Shutdown**: one [`CheckpointMode::Truncate`] checkpoint under a hard
+//!   deadline (`checkpoint.shutdown_timeout`, default
+//!   [`DEFAULT_SHUTDOWN_TIMEOUT`](crate::settings::DEFAULT_SHUTDOWN_TIMEOUT),
+//!   2 s): the busy timeout is lowered to the deadline and
+//!   `sqlite3_interrupt` stops it if it still runs. A busy or failed TRUNCATE
+//!   is logged and shutdown goes on.
+//! - **Manual**: any mode, on request.
+//!
+//! RESTART is never scheduled: like Litestream found, it blocks all writers
+//! behind long readers.
+//!
+//! Checkpoints always run on the single write connection, between
+//! transactions: inside a transaction SQLite answers `SQLITE_LOCKED`, and a
+//! second connection checkpointing against a busy writer never lets the WAL
+//! reset.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+/// A `PRAGMA wal_checkpoint` mode.
+///
+/// SQLite silently runs PASSIVE for a mode string it does not know, so modes
+/// are an enum and parsing rejects anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CheckpointMode {
+    /// Copy what can be copied without waiting for anyone.
+    Passive,
+    /// Wait (busy handler) for writers, then copy everything readers allow.
+    Full,
+    /// Like `Full`, then wait for readers so the next writer restarts the WAL.
+    Restart,
+    /// Like `Restart`, then truncate the WAL file to zero bytes.
+    Truncate,
+}
+
+impl CheckpointMode {
+    /// The mode as SQLite spells it, e.g. `PASSIVE`.
+    #[must_use]
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            Self::Passive => "PASSIVE",
+            Self::Full => "FULL",
+            Self::Restart => "RESTART",
+            Self::Truncate => "TRUNCATE",
+        }
+    }
+
+    /// The mode in lowercase, as logged: `passive`, `full`, ...
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passive => "passive",
+            Self::Full => "full",
+            Self::Restart => "restart",
+            Self::Truncate => "truncate",
+        }
+    }
+}
+
+impl fmt::Display for CheckpointMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error for an unknown checkpoint mode string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown checkpoint mode {0:?}, expected passive, full, restart or truncate")]
+pub struct UnknownMode(pub String);
+
+impl FromStr for CheckpointMode {
+    type Err = UnknownMode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "passive" => Ok(Self::Passive),
+            "full" => Ok(Self::Full),
+            "restart" => Ok(Self::Restart),
+            "truncate" => Ok(Self::Truncate),
+            _ => Err(UnknownMode(s.to_owned())),
+        }
+    }
+}
+
+/// Why a checkpoint ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CheckpointReason {
+    /// The periodic loop.
+    Interval,
+    /// The clean-shutdown TRUNCATE.
+    Shutdown,
+    /// Requested explicitly (API or command line).
+    Manual,
+    /// The WAL grew past a frame threshold.
+    Size,
+}
+
+impl CheckpointReason {
+    /// The reason as logged: `interval`, `shutdown`, `manual`, `size`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Interval => "interval",
+            Self::Shutdown => "shutdown",
+            Self::Manual => "manual",
+            Self::Size => "size",
+        }
+    }
+}
+
+impl fmt::Display for CheckpointReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a checkpoint ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckpointOutcome {
+    /// Not busy and every WAL frame is in the database file
+    /// (`checkpointed == log`). Every commit before it is durable.
+    Completed,
+    /// Not busy, but readers kept some frames from being copied
+    /// (`checkpointed < log`). Normal under load; retried next time.
+    Partial,
+    /// SQLite answered `SQLITE_BUSY` (only the waiting modes can): it gave up
+    /// waiting for a lock. Normal when readers are active.
+    Busy,
+    /// The checkpoint failed (I/O error, interrupted, connection closed...).
+    Failed {
+        /// The error, rendered with its causes.
+        error: String,
+    },
+}
+
+impl CheckpointOutcome {
+    /// The outcome as logged: `completed`, `partial`, `busy`, `failed`.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Partial => "partial",
+            Self::Busy => "busy",
+            Self::Failed { .. } => "failed",
+        }
+    }
+
+    /// Whether this outcome is an error (only [`CheckpointOutcome::Failed`]).
+    #[must_use]
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::Failed { .. })
+    }
+
+    /// Classifies a `(busy, log, checkpointed)` row.
+    #[must_use]
+    pub fn classify(busy: bool, log_frames: i64, checkpointed_frames: i64) -> Self {
+        if log_frames < 0 || checkpointed_frames < 0 {
+            Self::Failed {
+                error: "database is not in WAL mode (wal_checkpoint returned -1)".to_owned(),
+            }
+        } else if busy {
+            Self::Busy
+        } else if checkpointed_frames < log_frames {
+            Self::Partial
+        } else {
+            Self::Completed
+        }
+    }
+}
+
+impl fmt::Display for CheckpointOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Failed { error } => write!(f, "failed: {error}"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// The result of one checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointReport {
+    mode: CheckpointMode,
+    reason: CheckpointReason,
+    busy: bool,
+    log_frames: i64,
+    checkpointed_frames: i64,
+    elapsed: Duration,
+    outcome: CheckpointOutcome,
+}
+
+impl CheckpointReport {
+    /// Builds a report from its parts; the outcome is derived from the row.
+    #[must_use]
+    pub fn from_row(
+        mode: CheckpointMode,
+        reason: CheckpointReason,
+        (busy, log_frames, checkpointed_frames): (bool, i64, i64),
+        elapsed: Duration,
+    ) -> Self {
+        Self {
+            mode,
+            reason,
+            busy,
+            log_frames,
+            checkpointed_frames,
+            elapsed,
+            outcome: CheckpointOutcome::classify(busy, log_frames, checkpointed_frames),
+        }
+    }
+
+    /// A report for a checkpoint that failed with `error`.
+    #[must_use]
+    pub fn failed(
+        mode: CheckpointMode,
+        reason: CheckpointReason,
+        elapsed: Duration,
+        error: &dyn std::error::Error,
+    ) -> Self {
+        Self {
+            mode,
+            reason,
+            busy: false,
+            log_frames: -1,
+            checkpointed_frames: -1,
+            elapsed,
+            outcome: CheckpointOutcome::Failed {
+                error: error_chain(error),
+            },
+        }
+    }
+
+    /// The mode that ran.
+    #[must_use]
+    pub fn mode(&self) -> CheckpointMode {
+        self.mode
+    }
+    /// Why it ran.
+    #[must_use]
+    pub fn reason(&self) -> CheckpointReason {
+        self.reason
+    }
+    /// Whether SQLite reported `SQLITE_BUSY`.
+    #[must_use]
+    pub fn busy(&self) -> bool {
+        self.busy
+    }
+    /// Frames in the WAL (`-1` when unknown: failed, or not in WAL mode).
+    #[must_use]
+    pub fn log_frames(&self) -> i64 {
+        self.log_frames
+    }
+    /// Frames of this WAL copied back to the database, cumulative.
+    #[must_use]
+    pub fn checkpointed_frames(&self) -> i64 {
+        self.checkpointed_frames
+    }
+    /// Wall time spent in the `PRAGMA`.
+    #[must_use]
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+    /// [`CheckpointReport::elapsed`] in milliseconds, as logged.
+    #[must_use]
+    pub fn elapsed_ms(&self) -> f64 {
+        self.elapsed.as_secs_f64() * 1000.0
+    }
+    /// How it ended.
+    #[must_use]
+    pub fn outcome(&self) -> &CheckpointOutcome {
+        &self.outcome
+    }
+
+    /// Emits the per-checkpoint `tracing` event (target
+    /// `walguard::checkpoint`) with the stable fields `mode`, `busy`,
+    /// `log_frames`, `checkpointed`, `elapsed_ms`, `reason`, `outcome`.
+    /// Busy and partial are `info` (expected under load), failed is `warn`.
+    pub fn log(&self) {
+        macro_rules! event {
+            ($level:expr, $msg:literal) => {
+                tracing::event!(
+                    target: "walguard::checkpoint",
+                    $level,
+                    mode = self.mode.as_str(),
+                    busy = self.busy,
+                    log_frames = self.log_frames,
+                    checkpointed = self.checkpointed_frames,
+                    elapsed_ms = self.elapsed_ms(),
+                    reason = self.reason.as_str(),
+                    outcome = self.outcome.as_str(),
+                    error = match &self.outcome {
+                        CheckpointOutcome::Failed { error } => error.as_str(),
+                        _ => "",
+                    },
+                    $msg
+                )
+            };
+        }
+        if self.outcome.is_failure() {
+            event!(tracing::Level::WARN, "checkpoint failed");
+        } else {
+            event!(tracing::Level::INFO, "checkpoint");
+        }
+    }
+}
+
+/// Renders an error and all its causes on one line: `a: b: c`.
+#[must_use]
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Runs `PRAGMA wal_checkpoint(mode)` on `conn` and reports what happened.
+///
+/// Never fails: an error becomes [`CheckpointOutcome::Failed`]. Must not be
+/// called inside an open transaction on `conn` (SQLite answers
+/// `SQLITE_LOCKED`, reported as failed).
+pub fn run(conn: &Connection, mode: CheckpointMode, reason: CheckpointReason) -> CheckpointReport {
+    // The mode comes from our enum, never from user text.
+    let sql = format!("PRAGMA wal_checkpoint({})", mode.as_sql());
+    let start = Instant::now();
+    let row = conn.query_row(&sql, [], |r| {
+        Ok((r.get::<_, i64>(0)? != 0, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    });
+    let elapsed = start.elapsed();
+    match row {
+        Ok(row) => CheckpointReport::from_row(mode, reason, row, elapsed),
+        Err(e) => CheckpointReport::failed(mode, reason, elapsed, &e),
+    }
+}
+
+/// Runs a checkpoint under a hard deadline.
+///
+/// The connection's busy timeout is lowered to `deadline` for the call (and
+/// restored afterwards to `restore_busy_timeout`), and a watchdog thread
+/// calls `sqlite3_interrupt` if the checkpoint still runs when the deadline
+/// passes. The call therefore returns within about `deadline`, whatever
+/// other connections hold. An interrupted checkpoint is reported as failed.
+pub fn run_with_deadline(
+    conn: &Connection,
+    mode: CheckpointMode,
+    reason: CheckpointReason,
+    deadline: Duration,
+    restore_busy_timeout: Duration,
+) -> CheckpointReport {
+    if let Err(e) = conn.busy_timeout(deadline) {
+        return CheckpointReport::failed(mode, reason, Duration::ZERO, &e);
+    }
+    let interrupt = conn.get_interrupt_handle();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    // A little after the busy timeout, so a busy handler that gives up on its
+    // own (a clean SQLITE_BUSY row) wins over the interrupt.
+    let hard_stop = deadline + deadline / 4;
+    let watchdog = std::thread::Builder::new()
+        .name("walguard-checkpoint-deadline".to_owned())
+        .spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(hard_stop) {
+                interrupt.interrupt();
+            }
+        });
+    let report = run(conn, mode, reason);
+    // Tell the watchdog we are done, then wait for it so that a late
+    // interrupt cannot hit the next statement.
+    let _ = done_tx.send(());
+    if let Ok(handle) = watchdog {
+        let _ = handle.join();
+    }
+    if let Err(e) = conn.busy_timeout(restore_busy_timeout) {
+        tracing::warn!(
+            target: "walguard::checkpoint",
+            error = %e,
+            "cannot restore busy_timeout after checkpoint"
+        );
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_covers_every_row_shape() {
+        assert_eq!(
+            CheckpointOutcome::classify(false, 10, 10),
+            CheckpointOutcome::Completed
+        );
+        assert_eq!(
+            CheckpointOutcome::classify(false, 0, 0),
+            CheckpointOutcome::Completed
+        );
+        assert_eq!(
+            CheckpointOutcome::classify(false, 10, 4),
+            CheckpointOutcome::Partial
+        );
+        assert_eq!(
+            CheckpointOutcome::classify(true, 10, 4),
+            CheckpointOutcome::Busy
+        );
+        assert!(CheckpointOutcome::classify(false, -1, -1).is_failure());
+    }
+
+    #[test]
+    fn modes_parse_strictly() {
+        assert_eq!("TRUNCATE".parse(), Ok(CheckpointMode::Truncate));
+        assert_eq!("passive".parse(), Ok(CheckpointMode::Passive));
+        assert!("fast".parse::<CheckpointMode>().is_err());
+    }
+}

@@ -1,0 +1,201 @@
+//! The core crate's one error type.
+//!
+//! Messages are lowercase fragments that name what failed and where. The
+//! underlying cause is never printed inside `Display`; it is returned from
+//! [`std::error::Error::source`], so a report that walks the chain prints
+//! every cause exactly once.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database file could not be opened or created (missing directory,
+    /// permissions, not a database, locked by another process).
+    #[error("cannot open database {}", path.display())]
+    Open {
+        /// The database path as configured.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A file exists at the path but is not an SQLite database.
+    #[error("{} is not an SQLite database", path.display())]
+    NotADatabase {
+        /// The offending path.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A `PRAGMA` needed to configure the connection failed.
+    #[error("cannot set {pragma} on {}", path.display())]
+    Pragma {
+        /// The database path.
+        path: PathBuf,
+        /// The pragma, e.g. `journal_mode`.
+        pragma: &'static str,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// SQLite refused WAL mode and reported another journal mode back
+    /// (an in-memory database answers `memory`).
+    #[error("database {} runs in journal mode {mode:?}, walguard needs \"wal\"", path.display())]
+    NotWal {
+        /// The database path.
+        path: PathBuf,
+        /// The mode SQLite reported.
+        mode: String,
+    },
+
+    /// A single statement failed: bad SQL, a wrong parameter count, a
+    /// constraint violation, a full disk... Nothing was written.
+    #[error("statement failed: {sql}")]
+    Statement {
+        /// The statement (shortened when long).
+        sql: String,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A statement inside an atomic batch failed; the whole batch was rolled
+    /// back and nothing of it was written.
+    #[error("transaction rolled back: statement {index} failed: {sql}")]
+    Transaction {
+        /// Zero-based position of the failing statement in the batch.
+        index: usize,
+        /// The failing statement (shortened when long).
+        sql: String,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// Beginning or committing a transaction failed; nothing was written.
+    #[error("cannot {step} transaction")]
+    TransactionControl {
+        /// `begin` or `commit`.
+        step: &'static str,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A closure passed to [`Store::call`](crate::Store::call) returned an
+    /// error.
+    #[error("closure on the write connection failed")]
+    Call {
+        /// What the closure returned.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// Closing the connection failed. [`Store::close`](crate::Store::close)
+    /// hands the store back alongside this error.
+    #[error("cannot close database {}", path.display())]
+    Close {
+        /// The database path.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The store was already closed (for example after shutdown).
+    #[error("database {} is closed", path.display())]
+    Closed {
+        /// The database path.
+        path: PathBuf,
+    },
+
+    /// A setting has a value walguard cannot use.
+    #[error("invalid setting {key} = {value}: {reason}")]
+    InvalidSetting {
+        /// Dotted key, e.g. `checkpoint.interval`.
+        key: String,
+        /// The value as given.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// A settings source could not be read or parsed (missing file, YAML
+    /// syntax, unknown key, wrong type).
+    #[error("cannot load settings from {origin}")]
+    Settings {
+        /// Which source: a file path, or `defaults`/`environment`.
+        origin: String,
+        /// What went wrong, naming the key where one is known.
+        #[source]
+        source: SettingsError,
+    },
+}
+
+/// The detail of a settings failure: carries the dotted key when known.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SettingsError {
+    pub(crate) key: Option<String>,
+    pub(crate) message: String,
+}
+
+impl SettingsError {
+    /// The dotted key the failure is about (e.g. `checkpoint.interval`), when
+    /// known.
+    #[must_use]
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Longest SQL text kept in an error message.
+const MAX_SQL_IN_ERROR_CHARS: usize = 200;
+
+/// Shortens SQL for an error message so a multi-kilobyte statement does not
+/// flood a log line.
+pub(crate) fn sql_for_error(sql: &str) -> String {
+    let trimmed = sql.trim();
+    if trimmed.chars().count() <= MAX_SQL_IN_ERROR_CHARS {
+        trimmed.to_owned()
+    } else {
+        let mut short: String = trimmed.chars().take(MAX_SQL_IN_ERROR_CHARS).collect();
+        short.push_str("...");
+        short
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_sql_is_shortened() {
+        let sql = "x".repeat(1000);
+        let short = sql_for_error(&sql);
+        assert_eq!(short.chars().count(), MAX_SQL_IN_ERROR_CHARS + 3);
+        assert!(short.ends_with("..."));
+        assert_eq!(sql_for_error("  SELECT 1  "), "SELECT 1");
+    }
+
+    #[test]
+    fn display_does_not_repeat_the_source() {
+        let err = Error::Statement {
+            sql: "SELEC 1".into(),
+            source: rusqlite::Error::InvalidQuery,
+        };
+        let shown = err.to_string();
+        assert_eq!(shown, "statement failed: SELEC 1");
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(source.is_some_and(|s| !shown.contains(&s)));
+    }
+}

@@ -1,0 +1,59 @@
+//! The actor-free core of walguard: one SQLite write connection in WAL mode,
+//! the checkpoints that run on it, and their statistics.
+//!
+//! ```
+//! use walguard::{CheckpointMode, CheckpointReason, Settings, SessionStats, Statement, Store};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let settings = Settings::for_database(dir.path().join("state.db"));
+//! let mut store = Store::open(&settings.database)?;
+//! store.execute(&Statement::new("CREATE TABLE events (id INTEGER PRIMARY KEY, body TEXT)"))?;
+//! store.transaction(&[
+//!     Statement::new("INSERT INTO events (body) VALUES (?1)").bind("opened"),
+//!     Statement::new("INSERT INTO events (body) VALUES (?1)").bind("filled"),
+//! ])?;
+//!
+//! let mut stats = SessionStats::new(settings.metrics.window);
+//! let report = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+//! stats.record(&report);
+//! assert_eq!(stats.counts().completed, 1);
+//! assert_eq!(store.durability().exposed_commits(), 0);
+//! store.close().map_err(|(_, e)| e)?;
+//! Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Overview
+//!
+//! - [`Store`] owns the write connection: it opens the file in WAL mode with
+//!   typed [`settings`], runs statements, atomic batches, reads and closures,
+//!   and runs checkpoints between transactions.
+//! - [`checkpoint`] holds the checkpoint policy (read it: it says what a
+//!   checkpoint does and does not protect against), the modes, and the
+//!   [`CheckpointReport`] every checkpoint produces.
+//! - [`stats`] keeps the rolling window of checkpoint times, exact
+//!   percentiles over it, and the session counts.
+//! - [`Settings`] loads `config/default.yaml` (embedded), an optional file,
+//!   and `WALGUARD__SECTION__KEY` environment overrides.
+//!
+//! The actix actors that put all this behind messages live in the
+//! `walguard-actors` crate.
+//!
+//! # Crate features
+//!
+//! - `testing`: the power-loss VFS shim, so your own tests can simulate a
+//!   power cut under a real SQLite.
+
+pub mod checkpoint;
+pub mod error;
+pub mod settings;
+pub mod stats;
+pub mod store;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use checkpoint::{CheckpointMode, CheckpointOutcome, CheckpointReason, CheckpointReport};
+pub use error::{Error, Result};
+pub use settings::Settings;
+pub use stats::{Aggregate, SessionCounts, SessionReport, SessionStats, Window};
+pub use store::{Durability, IntoValue, ResultSet, Statement, Store};

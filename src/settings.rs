@@ -1,0 +1,563 @@
+//! Settings: typed, validated, loaded in layers.
+//!
+//! # Layers
+//!
+//! 1. [`DEFAULT_SETTINGS_YAML`], the production defaults, compiled into the
+//!    binary from `config/default.yaml`, so a fresh machine needs no file.
+//! 2. An optional YAML file on top (e.g. `config/dev.yaml`).
+//! 3. Environment variables `WALGUARD__SECTION__KEY`, e.g.
+//!    `WALGUARD__CHECKPOINT__INTERVAL=5s`.
+//!
+//! Unknown keys, wrong types and values walguard cannot use are errors that
+//! name the dotted key and the value. Settings are typed all the way down:
+//! no value is ever pasted into SQL as a string (the pragmas take integers
+//! and enums that are rendered by walguard itself).
+//!
+//! Settings can also be built in code without any file: start from
+//! [`Settings::default`] (the same values as `config/default.yaml`) and set
+//! fields, then call [`Settings::validate`].
+//!
+//! Durations are written with a unit: `250ms`, `1s`, `1.5s`, `2m`, `1h`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result, SettingsError};
+
+/// The production defaults as YAML, embedded from `config/default.yaml`.
+pub const DEFAULT_SETTINGS_YAML: &str = include_str!("../config/default.yaml");
+
+/// Default database file, relative to the working directory.
+pub const DEFAULT_DATABASE_PATH: &str = "walguard.db";
+
+/// Default time between two interval checkpoints: 60 s, as Litestream does.
+/// Under `synchronous=NORMAL` this is roughly the power-loss exposure window.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Default hard deadline for the TRUNCATE checkpoint at shutdown: 2 s, well
+/// inside the 5 s a Windows console process gets on close.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Default SQLite busy timeout for the write connection: 5 s.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default number of checkpoint samples kept in the rolling window: 512, about
+/// 8.5 hours at the default interval.
+pub const DEFAULT_WINDOW_SAMPLES: usize = 512;
+
+/// Default SQLite auto-checkpoint threshold, in WAL pages (SQLite's own
+/// default).
+pub const DEFAULT_WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
+
+/// Default cap on the size a WAL file keeps on disk after a reset, in bytes:
+/// 64 MiB. Without a limit a reset WAL keeps its largest size.
+pub const DEFAULT_JOURNAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Prefix of environment overrides: `WALGUARD__SECTION__KEY`.
+pub const ENV_PREFIX: &str = "WALGUARD";
+
+/// Separator between prefix, section and key in environment overrides.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// All of walguard's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Settings {
+    /// The database file and its connection pragmas.
+    pub database: DatabaseSettings,
+    /// The checkpoint schedule and the shutdown checkpoint.
+    pub checkpoint: CheckpointSettings,
+    /// Checkpoint statistics.
+    pub metrics: MetricsSettings,
+    /// Logging, for the `walguard` command.
+    pub log: LogSettings,
+}
+
+/// The database file and how the write connection is configured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct DatabaseSettings {
+    /// Path of the database file; created when missing.
+    pub path: PathBuf,
+    /// `PRAGMA synchronous`. `normal` (the default) fsyncs the WAL only at
+    /// checkpoints; `full` fsyncs every commit.
+    pub synchronous: Synchronous,
+    /// `PRAGMA busy_timeout`: how long a statement waits for a lock.
+    #[serde(with = "duration_serde")]
+    pub busy_timeout: Duration,
+    /// `PRAGMA journal_size_limit` in bytes: the size a reset WAL is trimmed
+    /// to. `None` (YAML `~`) keeps no limit.
+    pub journal_size_limit: Option<u64>,
+    /// `PRAGMA wal_autocheckpoint` in pages; `0` turns SQLite's own
+    /// auto-checkpoint off.
+    pub wal_autocheckpoint: u32,
+}
+
+/// The checkpoint schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct CheckpointSettings {
+    /// Start the periodic loop when the system starts. Off by default: the
+    /// loop is opt-in, so one-shot tools and test fixtures start no timer.
+    pub enabled: bool,
+    /// Time between two interval (PASSIVE) checkpoints. Must be above zero;
+    /// there is no other minimum.
+    #[serde(with = "duration_serde")]
+    pub interval: Duration,
+    /// Hard deadline of the TRUNCATE checkpoint at shutdown.
+    #[serde(with = "duration_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+/// Checkpoint statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct MetricsSettings {
+    /// Samples kept in the rolling window; the oldest is dropped. Above zero.
+    pub window: usize,
+}
+
+/// Logging, for the `walguard` command (the library itself only emits
+/// `tracing` events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct LogSettings {
+    /// A `tracing` filter, e.g. `info` or `walguard=debug`. `RUST_LOG`
+    /// overrides it.
+    pub level: String,
+    /// `text` for people, `json` for log shippers.
+    pub format: LogFormat,
+}
+
+/// `PRAGMA synchronous` values that make sense in WAL mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// No fsync at all. A power loss can corrupt the database. For tests.
+    Off,
+    /// Fsync the WAL at checkpoints only: a power loss may roll back commits
+    /// made since the last completed checkpoint; the database stays
+    /// consistent. A process crash loses nothing.
+    Normal,
+    /// Fsync the WAL at every commit: nothing acknowledged is lost.
+    Full,
+    /// Like `Full`, and also fsync the directory after unlinking a journal.
+    Extra,
+}
+
+impl Synchronous {
+    /// The pragma value, as SQLite spells it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "OFF",
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+            Self::Extra => "EXTRA",
+        }
+    }
+
+    /// The numeric value `PRAGMA synchronous` reports back.
+    #[must_use]
+    pub fn level(self) -> i64 {
+        match self {
+            Self::Off => 0,
+            Self::Normal => 1,
+            Self::Full => 2,
+            Self::Extra => 3,
+        }
+    }
+}
+
+impl fmt::Display for Synchronous {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_str().to_ascii_lowercase())
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("unknown log format {other:?}, expected text or json")),
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from(DEFAULT_DATABASE_PATH),
+            synchronous: Synchronous::Normal,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            journal_size_limit: Some(DEFAULT_JOURNAL_SIZE_LIMIT_BYTES),
+            wal_autocheckpoint: DEFAULT_WAL_AUTOCHECKPOINT_PAGES,
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// Default settings for the database at `path`.
+    #[must_use]
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for CheckpointSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval: DEFAULT_CHECKPOINT_INTERVAL,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            window: DEFAULT_WINDOW_SAMPLES,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for Settings {
+    /// The production defaults, identical to `config/default.yaml` (a test
+    /// keeps the two in step).
+    fn default() -> Self {
+        Self {
+            database: DatabaseSettings::default(),
+            checkpoint: CheckpointSettings::default(),
+            metrics: MetricsSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Default settings for the database at `path`.
+    #[must_use]
+    pub fn for_database(path: impl Into<PathBuf>) -> Self {
+        let mut settings = Self::default();
+        settings.database.path = path.into();
+        settings
+    }
+
+    /// Loads the embedded defaults, then `file` if given, then the process
+    /// environment's `WALGUARD__SECTION__KEY` overrides, and validates.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Settings`] when a file is missing or malformed, or a key is
+    /// unknown or has the wrong type; [`Error::InvalidSetting`] when a value
+    /// is out of range. Both name the key.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`], with the environment given explicitly (tests
+    /// use this instead of mutating the process environment). Variables
+    /// without the `WALGUARD__` prefix are ignored.
+    ///
+    /// # Errors
+    ///
+    /// As [`Settings::load`].
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
+        let env: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}")))
+            .collect();
+
+        let mut origin = String::from("defaults");
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_SETTINGS_YAML,
+            config::FileFormat::Yaml,
+        ));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(Error::Settings {
+                    origin: path.display().to_string(),
+                    source: SettingsError {
+                        key: None,
+                        message: "no such file".to_owned(),
+                    },
+                });
+            }
+            // Parse the file on its own first, so a syntax error is blamed on
+            // the file and not on the merged result.
+            config::Config::builder()
+                .add_source(config::File::from(path).format(config::FileFormat::Yaml))
+                .build()
+                .map_err(|e| settings_error(path.display().to_string(), None, &e))?;
+            builder =
+                builder.add_source(config::File::from(path).format(config::FileFormat::Yaml));
+            origin = format!("{origin}, {}", path.display());
+        }
+        if !env.is_empty() {
+            origin.push_str(", environment");
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator(ENV_SEPARATOR)
+                .separator(ENV_SEPARATOR)
+                .source(Some(env.into_iter().collect())),
+        );
+        let merged = builder
+            .build()
+            .map_err(|e| settings_error(origin.clone(), None, &e))?;
+        let settings: Settings = serde_path_to_error::deserialize(merged).map_err(|e| {
+            let key = e.path().to_string();
+            settings_error(origin.clone(), Some(key), e.inner())
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Parses settings from a YAML string on top of the defaults, without
+    /// reading the environment.
+    ///
+    /// # Errors
+    ///
+    /// As [`Settings::load`].
+    pub fn from_yaml(yaml: &str) -> Result<Self> {
+        let merged = config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_SETTINGS_YAML,
+                config::FileFormat::Yaml,
+            ))
+            .add_source(config::File::from_str(yaml, config::FileFormat::Yaml))
+            .build()
+            .map_err(|e| settings_error("yaml".to_owned(), None, &e))?;
+        let settings: Settings = serde_path_to_error::deserialize(merged).map_err(|e| {
+            let key = e.path().to_string();
+            settings_error("yaml".to_owned(), Some(key), e.inner())
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every value walguard cannot use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSetting`] naming the first offending key and value.
+    pub fn validate(&self) -> Result<()> {
+        if self.database.path.as_os_str().is_empty() {
+            return Err(invalid("database.path", "\"\"", "must not be empty"));
+        }
+        if self.database.path.to_str() == Some(":memory:") {
+            return Err(invalid(
+                "database.path",
+                ":memory:",
+                "an in-memory database has no WAL; use a file",
+            ));
+        }
+        if self.checkpoint.interval.is_zero() {
+            return Err(invalid(
+                "checkpoint.interval",
+                &format_duration(self.checkpoint.interval),
+                "must be greater than zero",
+            ));
+        }
+        if self.checkpoint.shutdown_timeout.is_zero() {
+            return Err(invalid(
+                "checkpoint.shutdown_timeout",
+                &format_duration(self.checkpoint.shutdown_timeout),
+                "must be greater than zero",
+            ));
+        }
+        if i32::try_from(self.database.busy_timeout.as_millis()).is_err() {
+            return Err(invalid(
+                "database.busy_timeout",
+                &format_duration(self.database.busy_timeout),
+                "must be below 24 days (SQLite takes milliseconds as a 32-bit integer)",
+            ));
+        }
+        if let Some(limit) = self.database.journal_size_limit
+            && i64::try_from(limit).is_err()
+        {
+            return Err(invalid(
+                "database.journal_size_limit",
+                &limit.to_string(),
+                "must fit in a signed 64-bit integer",
+            ));
+        }
+        if self.database.wal_autocheckpoint > i32::MAX as u32 {
+            return Err(invalid(
+                "database.wal_autocheckpoint",
+                &self.database.wal_autocheckpoint.to_string(),
+                "must fit in a signed 32-bit integer",
+            ));
+        }
+        if self.metrics.window == 0 {
+            return Err(invalid("metrics.window", "0", "must be at least 1"));
+        }
+        if self.log.level.trim().is_empty() {
+            return Err(invalid("log.level", "\"\"", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> Error {
+    Error::InvalidSetting {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn settings_error(origin: String, key: Option<String>, err: &dyn fmt::Display) -> Error {
+    let key = key.filter(|k| !k.is_empty() && k != ".");
+    let message = match &key {
+        Some(k) => format!("key {k}: {err}"),
+        None => err.to_string(),
+    };
+    Error::Settings {
+        origin,
+        source: SettingsError { key, message },
+    }
+}
+
+/// Parses a duration with a unit: `250ms`, `1s`, `1.5s`, `2m`, `1h`.
+///
+/// # Errors
+///
+/// A message naming the text when it has no unit, an unknown unit, or a
+/// number that is negative or not finite.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("invalid duration {text:?}: missing unit (ms, s, m or h)"))?;
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected a number before the unit"))?;
+    let seconds_per_unit = match unit.trim() {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "invalid duration {text:?}: unknown unit {other:?}, expected ms, s, m or h"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(value * seconds_per_unit)
+        .map_err(|_| format!("invalid duration {text:?}: out of range"))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it back.
+#[must_use]
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
+        format!("{}s", d.as_secs_f64())
+    } else if !ms.is_multiple_of(1000) {
+        format!("{ms}ms")
+    } else {
+        format!("{}s", d.as_secs())
+    }
+}
+
+mod duration_serde {
+    use super::{Deserialize, Deserializer, Duration, Serializer, format_duration, parse_duration};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Number(f64),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        match Raw::deserialize(d)? {
+            Raw::Text(text) => parse_duration(&text).map_err(serde::de::Error::custom),
+            Raw::Number(n) => Err(serde::de::Error::custom(format!(
+                "invalid duration {n}: missing unit, write e.g. \"{n}s\" or \"{n}ms\""
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("60").unwrap_err().contains("missing unit"));
+        assert!(parse_duration("5 fortnights").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn durations_round_trip() {
+        for d in [
+            Duration::from_secs(60),
+            Duration::from_millis(250),
+            Duration::from_micros(1500),
+        ] {
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+    }
+
+    #[test]
+    fn defaults_validate() {
+        assert!(Settings::default().validate().is_ok());
+    }
+}
