@@ -1,1 +1,57 @@
-//! walguard actors (in progress).
+//! The actix shell of walguard: `DbActor`, `CheckpointActor` and
+//! `MetricsActor`, and [`WalGuard`], the system that wires and stops them.
+//!
+//! ```
+//! use walguard::{Settings, Statement};
+//! use walguard_actors::WalGuard;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let settings = Settings::for_database(dir.path().join("engine.db"));
+//! let report = actix::System::new().block_on(async move {
+//!     let guard = WalGuard::start(settings)?;
+//!     guard.start_checkpoint_loop();
+//!     let db = guard.db();
+//!     db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, qty INTEGER)").await?;
+//!     db.execute(Statement::new("INSERT INTO orders (qty) VALUES (?1)").bind(5)).await?;
+//!     guard.shutdown().await
+//! })?;
+//! assert_eq!(report.db.writes_acknowledged, 2);
+//! Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Overview
+//!
+//! - [`DbActor`] owns the only write connection ([`walguard::Store`]) and
+//!   serializes every write: [`messages::Execute`], [`messages::Transaction`],
+//!   [`messages::Query`], and typed closures with [`messages::Call`]. A
+//!   failing statement returns an error to its sender; the actor keeps
+//!   serving. Engines usually go through [`DbHandle`].
+//! - [`CheckpointActor`] fires PASSIVE checkpoints on an actix `run_interval`
+//!   (opt-in), never two in flight, and runs under a `Supervisor` that
+//!   restarts it after a fault. Its module doc states the whole policy.
+//! - [`MetricsActor`] receives every checkpoint result, logs it, keeps the
+//!   rolling window and emits the end-of-session aggregate.
+//! - [`WalGuard::shutdown`] stops them in order and returns the
+//!   [`walguard::SessionReport`].
+//!
+//! # Testing your engine on a simulated clock
+//!
+//! Actix timers are tokio timers. Call `tokio::time::pause()` at the top of
+//! an `#[actix_rt::test]` (tokio's `test-util` feature), place `DbActor` on
+//! the current arbiter with [`Placement::Current`], and let virtual time run:
+//! ten virtual minutes take milliseconds. See `actors/tests/` for examples.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod checkpoint;
+pub mod db;
+pub mod error;
+pub mod messages;
+pub mod metrics;
+pub mod system;
+
+pub use checkpoint::CheckpointActor;
+pub use db::DbActor;
+pub use error::{Error, Result};
+pub use metrics::MetricsActor;
+pub use system::{DbHandle, Placement, WalGuard, WalGuardBuilder};

@@ -1,0 +1,326 @@
+//! The system: wires the three actors and stops them in order.
+
+use actix::{Actor, Addr, Arbiter, ArbiterHandle, Supervisor, System};
+use rusqlite::Connection;
+use walguard::stats::DbSummary;
+use walguard::{
+    CheckpointMode, CheckpointReason, CheckpointReport, Durability, ResultSet, SessionReport,
+    Settings, Statement, Store,
+};
+
+use crate::checkpoint::CheckpointActor;
+use crate::db::DbActor;
+use crate::error::{Error, Result};
+use crate::messages::{
+    Call, Checkpoint, Execute, Finish, GetDurability, GetReport, Query, Shutdown, StartLoop,
+    StopLoop, Transaction,
+};
+use crate::metrics::MetricsActor;
+
+/// Where `DbActor` runs.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum Placement {
+    /// A new arbiter (thread) of its own, stopped at shutdown. The default:
+    /// its blocking SQLite calls then stall no other actor.
+    #[default]
+    OwnArbiter,
+    /// The arbiter of the caller. Tests on a paused clock need this: each
+    /// arbiter has its own runtime and clock, and a paused runtime jumps
+    /// ahead while it waits on another thread.
+    Current,
+    /// An arbiter of the caller's choice.
+    Arbiter(ArbiterHandle),
+}
+
+/// A cheap, cloneable handle for sending requests to `DbActor`; flattens
+/// mailbox and database errors into one [`Error`].
+#[derive(Debug, Clone)]
+pub struct DbHandle {
+    addr: Addr<DbActor>,
+}
+
+impl DbHandle {
+    /// Wraps an address.
+    #[must_use]
+    pub fn new(addr: Addr<DbActor>) -> Self {
+        Self { addr }
+    }
+
+    /// The actor's address, to send messages directly.
+    #[must_use]
+    pub fn addr(&self) -> &Addr<DbActor> {
+        &self.addr
+    }
+
+    /// Runs one statement as its own transaction; the rows changed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Db`] naming the statement, or [`Error::Mailbox`] when the
+    /// actor is gone.
+    pub async fn execute(&self, stmt: impl Into<Statement>) -> Result<usize> {
+        let reply = self.addr.send(Execute(stmt.into())).await;
+        Ok(reply.map_err(Error::mailbox("DbActor"))??)
+    }
+
+    /// Runs statements as one atomic transaction; the rows changed by each.
+    ///
+    /// # Errors
+    ///
+    /// As [`DbHandle::execute`]; nothing of the batch is written on error.
+    pub async fn transaction(&self, stmts: Vec<Statement>) -> Result<Vec<usize>> {
+        let reply = self.addr.send(Transaction(stmts)).await;
+        Ok(reply.map_err(Error::mailbox("DbActor"))??)
+    }
+
+    /// Runs a read query.
+    ///
+    /// # Errors
+    ///
+    /// As [`DbHandle::execute`].
+    pub async fn query(&self, stmt: impl Into<Statement>) -> Result<ResultSet> {
+        let reply = self.addr.send(Query(stmt.into())).await;
+        Ok(reply.map_err(Error::mailbox("DbActor"))??)
+    }
+
+    /// Runs a closure against the write connection.
+    ///
+    /// # Errors
+    ///
+    /// As [`DbHandle::execute`], with what the closure returned.
+    pub async fn call<F, R>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let reply = self.addr.send(Call::new(f)).await;
+        Ok(reply.map_err(Error::mailbox("DbActor"))??)
+    }
+
+    /// Runs a checkpoint now (reason `manual`); the report also goes to
+    /// `MetricsActor`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mailbox`] when the actor is gone. A failed checkpoint is a
+    /// report, not an error.
+    pub async fn checkpoint(&self, mode: CheckpointMode) -> Result<CheckpointReport> {
+        self.addr
+            .send(Checkpoint {
+                mode,
+                reason: CheckpointReason::Manual,
+            })
+            .await
+            .map_err(Error::mailbox("DbActor"))
+    }
+
+    /// What is durable and what a power loss could take now; `None` after
+    /// shutdown.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mailbox`] when the actor is gone.
+    pub async fn durability(&self) -> Result<Option<Durability>> {
+        self.addr
+            .send(GetDurability)
+            .await
+            .map_err(Error::mailbox("DbActor"))
+    }
+}
+
+/// Builds a [`WalGuard`].
+#[derive(Debug)]
+#[must_use]
+pub struct WalGuardBuilder {
+    settings: Settings,
+    placement: Placement,
+}
+
+impl WalGuardBuilder {
+    /// Where `DbActor` runs (default: its own arbiter).
+    pub fn db_placement(mut self, placement: Placement) -> Self {
+        self.placement = placement;
+        self
+    }
+
+    /// Opens the database and starts the three actors. Must run inside an
+    /// actix `System`. Starts the checkpoint loop only when
+    /// `checkpoint.enabled` is set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Db`] when the settings are invalid or the database cannot be
+    /// opened in WAL mode; [`Error::NoSystem`] outside a running `System`.
+    pub fn start(self) -> Result<WalGuard> {
+        let Self {
+            settings,
+            placement,
+        } = self;
+        settings.validate()?;
+        if System::try_current().is_none() {
+            return Err(Error::NoSystem);
+        }
+        let store = Store::open(&settings.database)?;
+
+        let metrics = MetricsActor::new(settings.metrics.window).start();
+        let reports = metrics.clone().recipient();
+        let make_db = move |_: &mut actix::Context<DbActor>| DbActor::new(store, Some(reports));
+        let (db, arbiter) = match placement {
+            Placement::OwnArbiter => {
+                let arbiter = Arbiter::new();
+                let addr = DbActor::start_in_arbiter(&arbiter.handle(), make_db);
+                (addr, Some(arbiter))
+            }
+            Placement::Current => (DbActor::create(make_db), None),
+            Placement::Arbiter(handle) => (DbActor::start_in_arbiter(&handle, make_db), None),
+        };
+
+        let interval = settings.checkpoint.interval;
+        let enabled = settings.checkpoint.enabled;
+        let (db_for_ckpt, metrics_for_ckpt) = (db.clone(), metrics.clone());
+        let checkpoint = Supervisor::start(move |_| {
+            CheckpointActor::new(db_for_ckpt, metrics_for_ckpt, interval).enabled(enabled)
+        });
+
+        Ok(WalGuard {
+            db: DbHandle::new(db),
+            checkpoint,
+            metrics,
+            arbiter,
+            settings,
+        })
+    }
+}
+
+/// The running subsystem: `DbActor`, a supervised `CheckpointActor` and
+/// `MetricsActor`.
+///
+/// ```no_run
+/// use walguard::{Settings, Statement};
+/// use walguard_actors::WalGuard;
+///
+/// #[actix::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let guard = WalGuard::start(Settings::for_database("engine.db"))?;
+///     guard.start_checkpoint_loop();
+///     guard.db().execute("CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, qty INTEGER)").await?;
+///     guard.db().execute(Statement::new("INSERT INTO orders (qty) VALUES (?1)").bind(5)).await?;
+///     let report = guard.shutdown().await?;
+///     println!("{report}");
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug)]
+pub struct WalGuard {
+    db: DbHandle,
+    checkpoint: Addr<CheckpointActor>,
+    metrics: Addr<MetricsActor>,
+    arbiter: Option<Arbiter>,
+    settings: Settings,
+}
+
+impl WalGuard {
+    /// A builder, to choose where `DbActor` runs.
+    pub fn builder(settings: Settings) -> WalGuardBuilder {
+        WalGuardBuilder {
+            settings,
+            placement: Placement::default(),
+        }
+    }
+
+    /// Starts with `DbActor` on its own arbiter.
+    ///
+    /// # Errors
+    ///
+    /// As [`WalGuardBuilder::start`].
+    pub fn start(settings: Settings) -> Result<Self> {
+        Self::builder(settings).start()
+    }
+
+    /// The handle engines send requests through.
+    #[must_use]
+    pub fn db(&self) -> &DbHandle {
+        &self.db
+    }
+
+    /// The supervised checkpoint actor.
+    #[must_use]
+    pub fn checkpoint_actor(&self) -> &Addr<CheckpointActor> {
+        &self.checkpoint
+    }
+
+    /// The metrics actor.
+    #[must_use]
+    pub fn metrics_actor(&self) -> &Addr<MetricsActor> {
+        &self.metrics
+    }
+
+    /// The settings it runs with.
+    #[must_use]
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Starts the periodic checkpoint loop (idempotent).
+    pub fn start_checkpoint_loop(&self) {
+        self.checkpoint.do_send(StartLoop);
+    }
+
+    /// Stops the periodic checkpoint loop.
+    pub fn stop_checkpoint_loop(&self) {
+        self.checkpoint.do_send(StopLoop);
+    }
+
+    /// The session report so far.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mailbox`] when `MetricsActor` is gone.
+    pub async fn report(&self) -> Result<SessionReport> {
+        self.metrics
+            .send(GetReport)
+            .await
+            .map_err(Error::mailbox("MetricsActor"))
+    }
+
+    /// The clean shutdown, in order:
+    ///
+    /// 1. stop the checkpoint loop;
+    /// 2. let `DbActor` finish every write it already accepted (its mailbox
+    ///    is FIFO and [`Shutdown`] queues behind them);
+    /// 3. TRUNCATE checkpoint on the writer under `checkpoint.shutdown_timeout`
+    ///    (busy timeout lowered to it, `sqlite3_interrupt` as the hard stop);
+    ///    busy or failed is logged and shutdown goes on;
+    /// 4. close the connection;
+    /// 5. emit the end-of-session event and return the report.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mailbox`] only when `MetricsActor` is gone and no report can
+    /// be made; a `DbActor` that is already gone is noted in the report.
+    pub async fn shutdown(self) -> Result<SessionReport> {
+        if let Err(e) = self.checkpoint.send(StopLoop).await {
+            tracing::warn!(target: "walguard::system", error = %e, "checkpoint actor did not answer StopLoop; going on");
+        }
+        let deadline = self.settings.checkpoint.shutdown_timeout;
+        let summary = match self.db.addr.send(Shutdown { deadline }).await {
+            Ok(outcome) => outcome.summary,
+            Err(e) => {
+                tracing::warn!(target: "walguard::system", error = %e, "DbActor did not answer Shutdown; going on");
+                let mut summary = DbSummary::default();
+                summary.close_error = Some(format!("DbActor did not answer: {e}"));
+                summary
+            }
+        };
+        let report = self
+            .metrics
+            .send(Finish(summary))
+            .await
+            .map_err(Error::mailbox("MetricsActor"))?;
+        if let Some(arbiter) = self.arbiter {
+            arbiter.stop();
+        }
+        Ok(report)
+    }
+}
