@@ -24,11 +24,11 @@
 
 use std::time::Duration;
 
+use actix::Addr;
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, SpawnHandle, Supervised,
     WrapFuture,
 };
-use actix::Addr;
 use tokio::time::Instant;
 use walguard::{CheckpointMode, CheckpointReason};
 

@@ -23,7 +23,9 @@ pub enum Error {
     },
 
     /// The system was started outside a running actix `System`.
-    #[error("walguard must be started inside a running actix System (use #[actix::main] or System::new().block_on)")]
+    #[error(
+        "walguard must be started inside a running actix System (use #[actix::main] or System::new().block_on)"
+    )]
     NoSystem,
 }
 

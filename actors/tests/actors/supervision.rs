@@ -1,0 +1,89 @@
+use std::time::Duration;
+
+use walguard_actors::messages::{GetLoopState, InjectFault};
+
+use crate::common::{insert, settings, start_here};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[actix_rt::test]
+async fn a_fault_restarts_the_actor_and_the_interval_resumes_once() {
+    tokio::time::pause();
+    let dir = tempfile::tempdir().unwrap();
+    let guard = start_here(settings(dir.path(), MINUTE)).await;
+    guard.start_checkpoint_loop();
+
+    tokio::time::sleep(Duration::from_secs(90)).await; // one tick, at 60 s
+    guard
+        .checkpoint_actor()
+        .send(InjectFault("test".into()))
+        .await
+        .unwrap();
+    // Restarted at 90 s: ticks at 150, 210, ... 570 s.
+    tokio::time::sleep(Duration::from_secs(510) + Duration::from_millis(1)).await;
+
+    let report = guard.report().await.unwrap();
+    // A doubled timer would give 17 here.
+    assert_eq!(report.counts.total, 1 + 8, "{report:?}");
+    assert_eq!(report.counts.restarts, 1);
+    let state = guard.checkpoint_actor().send(GetLoopState).await.unwrap();
+    assert!(state.enabled && state.armed && !state.in_flight);
+    guard.shutdown().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn counts_add_up_over_a_hundred_faults() {
+    tokio::time::pause();
+    let dir = tempfile::tempdir().unwrap();
+    let guard = start_here(settings(dir.path(), MINUTE)).await;
+    guard.start_checkpoint_loop();
+    for i in 0..100 {
+        guard.db().execute(insert(i)).await.unwrap();
+        // Each round: a tick at +60 s, then a fault at +61 s restarts the
+        // timer from there.
+        tokio::time::sleep(MINUTE + Duration::from_secs(1)).await;
+        guard
+            .checkpoint_actor()
+            .send(InjectFault(format!("drill {i}")))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let report = guard.report().await.unwrap();
+    assert_eq!(report.counts.restarts, 100);
+    assert_eq!(report.counts.total, 100, "{report:?}");
+    assert_eq!(report.counts.completed, 100);
+    assert_eq!(report.counts.skipped, 0);
+    guard.shutdown().await.unwrap();
+}
+
+/// `DbActor` answering with a failed checkpoint (here the database was
+/// switched out of WAL mode behind its back) is a fault: the checkpoint actor
+/// stops, is restarted, and the failure is counted.
+#[actix_rt::test]
+async fn a_failed_checkpoint_from_db_actor_restarts_the_checkpoint_actor() {
+    tokio::time::pause();
+    let dir = tempfile::tempdir().unwrap();
+    let guard = start_here(settings(dir.path(), MINUTE)).await;
+    guard
+        .db()
+        .call(|conn| {
+            let mode: String = conn.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))?;
+            assert_eq!(mode, "delete");
+            Ok(())
+        })
+        .await
+        .unwrap();
+    guard.start_checkpoint_loop();
+    tokio::time::sleep(MINUTE + Duration::from_millis(1)).await;
+
+    let report = guard.report().await.unwrap();
+    assert_eq!(report.counts.failed, 1, "{report:?}");
+    assert_eq!(report.counts.restarts, 1, "{report:?}");
+    let state = guard.checkpoint_actor().send(GetLoopState).await.unwrap();
+    assert!(
+        state.enabled && state.armed,
+        "the loop resumed after the restart"
+    );
+    guard.shutdown().await.unwrap();
+}

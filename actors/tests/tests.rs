@@ -1,0 +1,28 @@
+//! Actor-level tests of walguard-actors, in one binary.
+//!
+//! Time comes from tokio's paused clock (`tokio::time::pause()` at the top of
+//! an `#[actix_rt::test]`), never from sleeping for real; databases are real
+//! files in temp dirs. Copy these for your own engine's tests.
+
+#[path = "actors/common.rs"]
+mod common;
+
+/// The interval loop on a simulated clock: counts, bursts, opt-in.
+#[path = "actors/clock.rs"]
+mod clock;
+
+/// Faults and supervisor restarts of the checkpoint actor.
+#[path = "actors/supervision.rs"]
+mod supervision;
+
+/// The ordered shutdown: drain, TRUNCATE under a deadline, close, report.
+#[path = "actors/shutdown.rs"]
+mod shutdown;
+
+/// Writes, reads and closures through `DbActor`, good and bad.
+#[path = "actors/writes.rs"]
+mod writes;
+
+/// The tracing events other tools read.
+#[path = "actors/events.rs"]
+mod events;
