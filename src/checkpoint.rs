@@ -299,7 +299,9 @@ impl CheckpointReport {
     /// [`CheckpointReport::elapsed`] in milliseconds, as logged.
     #[must_use]
     pub fn elapsed_ms(&self) -> f64 {
-        self.elapsed.as_secs_f64() * 1000.0
+        // Microsecond resolution: enough for a log line, and free of the
+        // float noise of `as_secs_f64() * 1000.0`.
+        self.elapsed.as_micros() as f64 / 1000.0
     }
     /// How it ended.
     #[must_use]
@@ -313,7 +315,7 @@ impl CheckpointReport {
     /// Busy and partial are `info` (expected under load), failed is `warn`.
     pub fn log(&self) {
         macro_rules! event {
-            ($level:expr, $msg:literal) => {
+            ($level:expr, $($extra:tt)*) => {
                 tracing::event!(
                     target: "walguard::checkpoint",
                     $level,
@@ -324,16 +326,12 @@ impl CheckpointReport {
                     elapsed_ms = self.elapsed_ms(),
                     reason = self.reason.as_str(),
                     outcome = self.outcome.as_str(),
-                    error = match &self.outcome {
-                        CheckpointOutcome::Failed { error } => error.as_str(),
-                        _ => "",
-                    },
-                    $msg
+                    $($extra)*
                 )
             };
         }
-        if self.outcome.is_failure() {
-            event!(tracing::Level::WARN, "checkpoint failed");
+        if let CheckpointOutcome::Failed { error } = &self.outcome {
+            event!(tracing::Level::WARN, error = error.as_str(), "checkpoint failed");
         } else {
             event!(tracing::Level::INFO, "checkpoint");
         }

@@ -136,7 +136,7 @@ impl Aggregate {
 }
 
 fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    d.as_micros() as f64 / 1000.0
 }
 
 impl fmt::Display for Aggregate {
