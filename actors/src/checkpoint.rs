@@ -3,7 +3,7 @@
 //! # Policy
 //!
 //! On every tick of an actix `run_interval` (`checkpoint.interval`, default
-//! 60 s) it asks [`DbActor`](crate::DbActor) for a PASSIVE checkpoint; the
+//! 60 s) it asks [`DbActor`] for a PASSIVE checkpoint; the
 //! checkpoint itself runs on the write connection, between transactions,
 //! and `DbActor` sends the result to `MetricsActor`.
 //!
