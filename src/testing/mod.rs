@@ -1,0 +1,405 @@
+//! Power-loss simulation for tests: a VFS shim that knows what reached stable
+//! storage (feature `testing`).
+//!
+//! ```
+//! use rusqlite::OpenFlags;
+//! use walguard::testing::PowerLossVfs;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("app.db");
+//! let vfs = PowerLossVfs::register()?;
+//! {
+//!     let conn = vfs.open(&path, OpenFlags::default())?;
+//!     conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
+//!     conn.pragma_update(None, "synchronous", "FULL")?;
+//!     conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")?;
+//!     vfs.crash_now(); // the power goes out
+//! } // the connection closes normally; its checkpoint just fails
+//! vfs.restore_durable_images()?; // the machine boots again
+//! let conn = vfs.open(&path, OpenFlags::default())?;
+//! let rows: i64 = conn.query_row("SELECT count(*) FROM t", [], |row| row.get(0))?;
+//! assert_eq!(rows, 1); // FULL synced the WAL at commit
+//! Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Overview
+//!
+//! A process kill loses nothing in WAL mode: the WAL is in the OS page cache.
+//! A power loss or OS crash loses whatever the disk had not made durable, and
+//! that is what `PRAGMA synchronous` is about. Testing it needs a model of
+//! the disk, which [`PowerLossVfs`] provides:
+//!
+//! - It wraps SQLite's default VFS (found with `sqlite3_vfs_find(NULL)`) and
+//!   registers the wrapper under a unique name. Every file method forwards to
+//!   the real file, shared memory and memory mapping included, so several
+//!   connections work together exactly as in production.
+//! - For each main database, WAL and rollback journal file it keeps a
+//!   **durable image** (the bytes as of its last successful `xSync`) and the
+//!   writes, truncates and deletes made since then.
+//! - [`PowerLossVfs::crash_now`] or [`PowerLossVfs::crash_at`] cut the power:
+//!   from then on every write, sync, truncate and delete fails with an I/O
+//!   error and touches nothing. The test then closes its connections
+//!   normally, and [`PowerLossVfs::restore_durable_images`] replaces each file
+//!   on disk by what survived. A stale `-shm` file may stay: the next opener
+//!   rebuilds the WAL index from the WAL.
+//! - [`RestoreMode::Torn`] is the harder model: a random prefix of the
+//!   pending writes also survives, the write at the cut is torn on 512-byte
+//!   sectors, and each later write survives or not at random.
+//! - Real `fsync` is skipped by default, since the model decides what is
+//!   durable ([`VfsOptions::real_sync`]).
+//! - [`PowerLossVfs::inject`] injects faults: failed writes, a full disk,
+//!   failed `fsync` with Linux semantics, failed checkpoint writes.
+//!
+//! # Crash points
+//!
+//! Every write, truncate, sync and delete of a modelled file counts as one
+//! I/O operation ([`PowerLossVfs::io_ops`]). Run the workload once to count
+//! them, then run it again on a fresh database with
+//! [`PowerLossVfs::crash_at`] set to any operation number: the shim cuts the
+//! power by itself when that operation starts. The shim also sees when a
+//! connection holds the WAL checkpoint lock, so it reports whether a crash
+//! landed inside a checkpoint ([`CrashReport::in_checkpoint`]) and which
+//! operation numbers belonged to checkpoints
+//! ([`PowerLossVfs::checkpoint_op_ranges`]), to aim crashes there.
+//!
+//! # Rules
+//!
+//! - Close every connection opened through the shim before
+//!   [`PowerLossVfs::restore_durable_images`]; it refuses otherwise
+//!   ([`VfsError::FilesStillOpen`]).
+//! - Only files opened through the shim are modelled. A file seen for the
+//!   first time is taken as durable as it is on disk.
+//! - Checkpoint detection needs the normal locking mode (with
+//!   `locking_mode=EXCLUSIVE` SQLite takes no WAL-index locks).
+//! - Dropping a [`PowerLossVfs`] unregisters its name and frees its images.
+//!   Connections still open keep working against the real files, unmodelled.
+//!   The small VFS record itself (a few hundred bytes) is leaked on purpose:
+//!   SQLite keeps raw pointers to it in every connection, so freeing it could
+//!   never be proven safe.
+
+mod model;
+mod shim;
+
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, OpenFlags};
+
+use self::shim::{Registration, Shared};
+
+/// Errors of the power-loss shim.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VfsError {
+    /// SQLite has no default VFS to wrap.
+    #[error("sqlite has no default vfs to wrap")]
+    NoDefaultVfs,
+    /// `sqlite3_vfs_register` refused the shim.
+    #[error("cannot register vfs {name} (sqlite code {code})")]
+    Register {
+        /// The name the shim tried to register.
+        name: String,
+        /// The SQLite result code.
+        code: i32,
+    },
+    /// [`PowerLossVfs::restore_durable_images`] was called while files opened
+    /// through the shim were still open.
+    #[error(
+        "{open} files opened through the power-loss vfs are still open; close every connection first"
+    )]
+    FilesStillOpen {
+        /// How many file handles are open.
+        open: usize,
+    },
+    /// Writing a durable image back to disk failed.
+    #[error("cannot restore {path}")]
+    Restore {
+        /// The file being restored.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The kind of a modelled file, from the flags SQLite opens it with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FileKind {
+    /// The main database file.
+    MainDb,
+    /// The write-ahead log (`-wal`).
+    Wal,
+    /// A rollback journal (`-journal`), used before the switch to WAL.
+    Journal,
+}
+
+/// A fault to inject. Each fires on the next `count` matching operations,
+/// then is spent; `u32::MAX` is "until [`PowerLossVfs::clear_faults`]". A
+/// failing operation touches nothing, and still counts as an I/O operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Writes to `file` fail with `SQLITE_IOERR_WRITE`.
+    WriteIoErr {
+        /// Which file.
+        file: FileKind,
+        /// How many writes fail.
+        count: u32,
+    },
+    /// Writes to `file` fail with `SQLITE_FULL` (the disk is full).
+    DiskFull {
+        /// Which file.
+        file: FileKind,
+        /// How many writes fail.
+        count: u32,
+    },
+    /// Syncs of `file` fail with `SQLITE_IOERR_FSYNC`, with Linux semantics:
+    /// the kernel marks the dirty pages clean, so the writes made since the
+    /// last good sync never reach the disk (they are dropped from the model),
+    /// although the live file still shows them until power is lost.
+    SyncFails {
+        /// Which file.
+        file: FileKind,
+        /// How many syncs fail.
+        count: u32,
+    },
+    /// Writes to the main database made while a checkpoint runs fail with
+    /// `SQLITE_IOERR_WRITE`.
+    CheckpointWriteIoErr {
+        /// How many writes fail.
+        count: u32,
+    },
+}
+
+/// How much of the not-yet-synced data survives a power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RestoreMode {
+    /// Exactly the durable images: nothing written since the last sync.
+    #[default]
+    Exact,
+    /// The harder model: per file, a random prefix of the pending writes, the
+    /// write at the cut torn on 512-byte sectors, and each later write kept
+    /// or not at random. Reproducible from `seed`.
+    Torn {
+        /// Seed of the random choices.
+        seed: u64,
+    },
+}
+
+/// Where the power was cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CrashReport {
+    /// How many I/O operations took effect before the crash.
+    pub ops_before_crash: u64,
+    /// Whether a connection of this shim held the checkpoint lock.
+    pub in_checkpoint: bool,
+}
+
+/// What [`PowerLossVfs::restore_durable_images`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RestoreReport {
+    /// Files written back (or removed).
+    pub files: usize,
+    /// Pending operations that survived (only in [`RestoreMode::Torn`]).
+    pub pending_kept: usize,
+    /// Pending operations lost.
+    pub pending_lost: usize,
+    /// Writes that survived only in part.
+    pub torn_writes: usize,
+}
+
+/// Counters of one shim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VfsStats {
+    /// I/O operations (writes, truncates, syncs, deletes) that took effect or
+    /// failed by injection, not counting those refused after a crash.
+    pub io_ops: u64,
+    /// Checkpoints seen (the checkpoint lock taken).
+    pub checkpoints: u64,
+    /// Injected faults that fired.
+    pub faults_fired: u64,
+    /// Files modelled.
+    pub tracked_files: usize,
+    /// Modelled file handles open now.
+    pub open_files: usize,
+    /// Operations not yet made durable by a sync.
+    pub pending_ops: usize,
+}
+
+/// Settings of a [`PowerLossVfs`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VfsOptions {
+    real_sync: bool,
+}
+
+impl VfsOptions {
+    /// Also call the real `fsync` on each sync (default: off, since the model
+    /// alone decides durability and real syncs only slow tests down). When on,
+    /// a real `fsync` failure is treated like an injected one.
+    #[must_use]
+    pub fn real_sync(mut self, on: bool) -> Self {
+        self.real_sync = on;
+        self
+    }
+}
+
+/// A VFS shim that records what reached stable storage and can simulate a
+/// power loss. See the [module docs](self) for the model and its rules.
+pub struct PowerLossVfs {
+    shared: &'static Shared,
+    registration: Registration,
+}
+
+impl fmt::Debug for PowerLossVfs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PowerLossVfs")
+            .field("name", &self.name())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PowerLossVfs {
+    /// Registers a new shim over SQLite's default VFS, with default options.
+    ///
+    /// # Errors
+    /// [`VfsError::NoDefaultVfs`] or [`VfsError::Register`] if SQLite refuses.
+    pub fn register() -> Result<Self, VfsError> {
+        Self::register_with(VfsOptions::default())
+    }
+
+    /// Registers a new shim with `options`.
+    ///
+    /// # Errors
+    /// [`VfsError::NoDefaultVfs`] or [`VfsError::Register`] if SQLite refuses.
+    pub fn register_with(options: VfsOptions) -> Result<Self, VfsError> {
+        let (shared, registration) = shim::register(options)?;
+        Ok(Self {
+            shared,
+            registration,
+        })
+    }
+
+    /// The unique name the shim is registered under (for `vfs=` URIs or
+    /// [`Connection::open_with_flags_and_vfs`]).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        // The name is built from ASCII in `shim::register`.
+        self.shared.name().to_str().unwrap_or_default()
+    }
+
+    /// Opens a connection through the shim.
+    ///
+    /// # Errors
+    /// Whatever [`Connection::open_with_flags_and_vfs`] returns.
+    pub fn open<P: AsRef<Path>>(&self, path: P, flags: OpenFlags) -> rusqlite::Result<Connection> {
+        Connection::open_with_flags_and_vfs(path, flags, self.name())
+    }
+
+    /// How many I/O operations (writes, truncates, syncs, deletes of modelled
+    /// files) have happened so far. Operation numbers start at 1.
+    #[must_use]
+    pub fn io_ops(&self) -> u64 {
+        self.shared.lock().io_ops()
+    }
+
+    /// Cuts the power when I/O operation number `op` starts: operations
+    /// `1..op` take effect, operation `op` and all later ones fail. An `op`
+    /// already past cuts the power at the next operation.
+    pub fn crash_at(&self, op: u64) {
+        self.shared.lock().crash_at(op);
+    }
+
+    /// Cuts the power now.
+    pub fn crash_now(&self) {
+        self.shared.lock().crash_now();
+    }
+
+    /// Where the power was cut, if it was (until the next restore).
+    #[must_use]
+    pub fn crash_report(&self) -> Option<CrashReport> {
+        self.shared.lock().crash()
+    }
+
+    /// Whether the power is off.
+    #[must_use]
+    pub fn is_crashed(&self) -> bool {
+        self.shared.lock().crash().is_some()
+    }
+
+    /// The I/O operation numbers that ran inside each checkpoint so far (the
+    /// checkpoint lock held), oldest first; checkpoints that did no I/O are
+    /// left out. A dry run's ranges tell where to aim [`Self::crash_at`].
+    #[must_use]
+    pub fn checkpoint_op_ranges(&self) -> Vec<RangeInclusive<u64>> {
+        self.shared.lock().checkpoint_op_ranges()
+    }
+
+    /// Power comes back: replaces every modelled file on disk by its durable
+    /// image ([`RestoreMode::Exact`]), then turns the power back on so the
+    /// same shim can open the files again.
+    ///
+    /// # Errors
+    /// [`VfsError::FilesStillOpen`] if a connection is still open;
+    /// [`VfsError::Restore`] if a file cannot be written.
+    pub fn restore_durable_images(&self) -> Result<RestoreReport, VfsError> {
+        self.restore_durable_images_with(RestoreMode::Exact)
+    }
+
+    /// Like [`Self::restore_durable_images`], with a choice of model.
+    ///
+    /// # Errors
+    /// [`VfsError::FilesStillOpen`] if a connection is still open;
+    /// [`VfsError::Restore`] if a file cannot be written.
+    pub fn restore_durable_images_with(&self, mode: RestoreMode) -> Result<RestoreReport, VfsError> {
+        self.shared.lock().restore(mode)
+    }
+
+    /// Arms a fault. Several faults may be armed at once; the first armed one
+    /// that matches an operation fires.
+    pub fn inject(&self, fault: Fault) {
+        self.shared.lock().inject(fault);
+    }
+
+    /// Disarms all faults.
+    pub fn clear_faults(&self) {
+        self.shared.lock().clear_faults();
+    }
+
+    /// The shim's counters.
+    #[must_use]
+    pub fn stats(&self) -> VfsStats {
+        self.shared.lock().stats()
+    }
+}
+
+impl Drop for PowerLossVfs {
+    fn drop(&mut self) {
+        self.registration.unregister();
+        self.shared.lock().detach();
+    }
+}
+
+/// Sets `SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE` on `conn`, so closing it never
+/// checkpoints (nor deletes the WAL).
+///
+/// This is the tested answer to a failed checkpoint `fsync` on Linux, where
+/// the kernel drops the dirty pages: after a checkpoint I/O error, close
+/// every connection with this set and reopen. The WAL index is rebuilt, and
+/// the next checkpoint copies every frame again. A normal close would
+/// checkpoint from the stale backfill count and delete the WAL, losing the
+/// frames whose copy never reached the disk.
+///
+/// # Errors
+/// Whatever `sqlite3_db_config` returns.
+pub fn disable_checkpoint_on_close(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .map(drop)
+}

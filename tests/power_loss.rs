@@ -1,0 +1,714 @@
+//! POWER LOSS / OS CRASH tests, through the `testing` feature's VFS shim.
+//!
+//! These model a power cut or kernel crash, not a process kill: the shim
+//! keeps, for the database and its WAL, the bytes that reached stable storage
+//! (as of each file's last successful fsync), cuts the power at a chosen I/O
+//! operation, and puts back only what was durable (optionally with a torn,
+//! reordered tail of unsynced writes). A process kill loses nothing in WAL
+//! mode and is tested elsewhere.
+//!
+//! Every test ends with `PRAGMA integrity_check` and an exact count, or an
+//! exactly bounded range, of surviving transactions. Random tests are seeded:
+//! set `WALGUARD_SEED` to replay one; a failure prints its seed.
+#![cfg(feature = "testing")]
+
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rusqlite::{Connection, OpenFlags, params};
+use walguard::testing::{Fault, FileKind, PowerLossVfs, RestoreMode, disable_checkpoint_on_close};
+
+type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+/// Base seed of the random tests, overridable with `WALGUARD_SEED`.
+fn base_seed() -> u64 {
+    std::env::var("WALGUARD_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED_0F10_AD00)
+}
+
+// --- the workload ---------------------------------------------------------
+
+/// Rows inserted by transaction `txn` (1-based): 1 to 3.
+fn rows_in(txn: u64) -> u64 {
+    1 + txn % 3
+}
+
+/// Rows in transactions `1..=txn`.
+fn rows_through(txn: u64) -> u64 {
+    (1..=txn).map(rows_in).sum()
+}
+
+/// The body of row `id`: its id repeated, 64 to 1000 bytes, so that content
+/// damage is detected and the table spans many pages.
+fn body(id: u64) -> String {
+    format!("{id:08}").repeat(8 + (id * 37 % 118) as usize)
+}
+
+/// Opens `path` through `vfs` in WAL mode with `synchronous` set, and no
+/// automatic checkpoints (the tests checkpoint explicitly).
+fn open(vfs: &PowerLossVfs, path: &Path, synchronous: &str) -> TestResult<Connection> {
+    let conn = vfs.open(path, OpenFlags::default())?;
+    // Before the switch to WAL: the switch takes a lock.
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    assert_eq!(mode, "wal");
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(conn)
+}
+
+/// Creates the table and makes it durable with a full checkpoint.
+fn setup(conn: &Connection) -> TestResult {
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, txn INTEGER NOT NULL, body TEXT NOT NULL)",
+    )?;
+    let (busy, log, done) = checkpoint(conn, "PASSIVE")?;
+    assert_eq!((busy, log), (0, done));
+    Ok(())
+}
+
+/// Commits transaction `txn` (1-based): `rows_in(txn)` rows.
+fn commit(conn: &Connection, txn: u64) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let first = rows_through(txn - 1) + 1;
+    let result = (first..first + rows_in(txn)).try_for_each(|id| {
+        conn.execute(
+            "INSERT INTO t (id, txn, body) VALUES (?1, ?2, ?3)",
+            params![id as i64, txn as i64, body(id)],
+        )
+        .map(drop)
+    });
+    match result.and_then(|()| conn.execute_batch("COMMIT")) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            // Best effort: a failed COMMIT may already have rolled back.
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// `PRAGMA wal_checkpoint(mode)`: `(busy, log, checkpointed)`.
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(i64, i64, i64)> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    })
+}
+
+/// A checkpoint result that copied every frame: it made all prior commits
+/// durable (under `NORMAL` or `FULL`).
+fn caught_up((busy, log, done): (i64, i64, i64)) -> bool {
+    busy == 0 && log == done
+}
+
+/// After a power loss: opens `path` without the shim, checks integrity and
+/// that the rows are exactly transactions `1..=k` with the right content.
+/// Returns `k`.
+fn survivors(path: &Path) -> Result<u64, String> {
+    let conn = Connection::open(path).map_err(|e| format!("reopen: {e}"))?;
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .map_err(|e| format!("integrity_check: {e}"))?;
+    if check != "ok" {
+        return Err(format!("integrity_check: {check}"));
+    }
+    let has_table: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 't'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    if has_table == 0 {
+        return Err("table t is gone".into());
+    }
+    let mut stmt = conn
+        .prepare("SELECT id, txn, body FROM t ORDER BY id")
+        .map_err(|e| e.to_string())?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)? as u64,
+                row.get::<_, i64>(1)? as u64,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(|e| e.to_string())?;
+    let mut last_txn = 0;
+    let mut expected_id = 1;
+    for row in rows {
+        let (id, txn, text) = row.map_err(|e| e.to_string())?;
+        if id != expected_id {
+            return Err(format!("row {expected_id} missing (next is {id})"));
+        }
+        if txn < last_txn || id > rows_through(txn) || id <= rows_through(txn - 1) {
+            return Err(format!("row {id} claims transaction {txn}"));
+        }
+        if text != body(id) {
+            return Err(format!("row {id} has a damaged body"));
+        }
+        last_txn = txn;
+        expected_id += 1;
+    }
+    let rows = expected_id - 1;
+    if rows != rows_through(last_txn) {
+        return Err(format!(
+            "transaction {last_txn} survived in part: {rows} rows"
+        ));
+    }
+    Ok(last_txn)
+}
+
+/// Power loss: cut, close every connection normally, restore.
+fn power_loss(vfs: &PowerLossVfs, conns: Vec<Connection>, mode: RestoreMode) -> TestResult {
+    vfs.crash_now();
+    drop(conns);
+    vfs.restore_durable_images_with(mode)?;
+    Ok(())
+}
+
+fn temp_db() -> TestResult<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("state.db");
+    Ok((dir, path))
+}
+
+// --- fixed scenarios --------------------------------------------------------
+
+/// NORMAL: a checkpoint bounds the loss; the 50 commits after it roll back.
+#[test]
+fn normal_keeps_exactly_the_commits_before_the_last_checkpoint() -> TestResult {
+    let (_dir, path) = temp_db()?;
+    let vfs = PowerLossVfs::register()?;
+    let conn = open(&vfs, &path, "NORMAL")?;
+    setup(&conn)?;
+    for txn in 1..=100 {
+        commit(&conn, txn)?;
+    }
+    assert!(caught_up(checkpoint(&conn, "PASSIVE")?));
+    for txn in 101..=150 {
+        commit(&conn, txn)?;
+    }
+    power_loss(&vfs, vec![conn], RestoreMode::Exact)?;
+    assert_eq!(survivors(&path)?, 100);
+    Ok(())
+}
+
+/// FULL: every acknowledged commit survives.
+#[test]
+fn full_keeps_every_acknowledged_commit() -> TestResult {
+    let (_dir, path) = temp_db()?;
+    let vfs = PowerLossVfs::register()?;
+    let conn = open(&vfs, &path, "FULL")?;
+    setup(&conn)?;
+    for txn in 1..=100 {
+        commit(&conn, txn)?;
+    }
+    assert!(caught_up(checkpoint(&conn, "PASSIVE")?));
+    for txn in 101..=150 {
+        commit(&conn, txn)?;
+    }
+    power_loss(&vfs, vec![conn], RestoreMode::Exact)?;
+    assert_eq!(survivors(&path)?, 150);
+    Ok(())
+}
+
+/// A reader pinning the WAL makes PASSIVE return `checkpointed < log`
+/// without copying (or syncing) anything: it is not a durability point. Only
+/// the last checkpoint that fully caught up (here after 100 commits) is.
+#[test]
+fn pinned_reader_checkpoint_is_not_a_durability_point() -> TestResult {
+    let (_dir, path) = temp_db()?;
+    let vfs = PowerLossVfs::register()?;
+    let writer = open(&vfs, &path, "NORMAL")?;
+    setup(&writer)?;
+    for txn in 1..=100 {
+        commit(&writer, txn)?;
+    }
+    let reader = open(&vfs, &path, "NORMAL")?;
+    reader.execute_batch("BEGIN")?;
+    let seen: i64 = reader.query_row("SELECT count(*) FROM t", [], |row| row.get(0))?;
+    assert_eq!(seen as u64, rows_through(100));
+    let full = checkpoint(&writer, "PASSIVE")?;
+    assert!(caught_up(full), "{full:?}");
+    for txn in 101..=150 {
+        commit(&writer, txn)?;
+    }
+    let syncs_before = vfs.io_ops();
+    let (busy, log, done) = checkpoint(&writer, "PASSIVE")?;
+    assert_eq!(busy, 0);
+    assert!(
+        done < log,
+        "the reader should pin the WAL: ({busy}, {log}, {done})"
+    );
+    assert_eq!(done, full.2, "nothing new was copied");
+    assert_eq!(
+        vfs.io_ops(),
+        syncs_before,
+        "and nothing was written or synced"
+    );
+    power_loss(&vfs, vec![reader, writer], RestoreMode::Exact)?;
+    assert_eq!(survivors(&path)?, 100);
+    Ok(())
+}
+
+// --- randomized campaign ----------------------------------------------------
+
+const CAMPAIGN_TXNS: u64 = 40;
+const CHECKPOINT_EVERY_TXNS: u64 = 6;
+
+/// What one run of the campaign workload got acknowledged.
+#[derive(Debug, Default)]
+struct Acked {
+    /// Commits that returned Ok.
+    commits: u64,
+    /// Commits made before the last checkpoint that fully caught up.
+    durable_floor: u64,
+}
+
+/// The campaign workload: `CAMPAIGN_TXNS` commits, a PASSIVE checkpoint every
+/// few, and a second connection that pins a snapshot for a while (so some
+/// checkpoints stop short). Stops at the first error (the power cut).
+fn campaign_workload(writer: &Connection, reader: &Connection) -> Acked {
+    let mut acked = Acked::default();
+    let mut reading = false;
+    for txn in 1..=CAMPAIGN_TXNS {
+        match txn % 16 {
+            5 if !reading => {
+                reading = reader.execute_batch("BEGIN").is_ok()
+                    && reader
+                        .query_row("SELECT count(*) FROM t", [], |row| row.get::<_, i64>(0))
+                        .is_ok();
+            }
+            11 if reading => {
+                reading = false;
+                if reader.execute_batch("COMMIT").is_err() {
+                    return acked;
+                }
+            }
+            _ => {}
+        }
+        if commit(writer, txn).is_err() {
+            return acked;
+        }
+        acked.commits = txn;
+        if txn % CHECKPOINT_EVERY_TXNS == 0 {
+            match checkpoint(writer, "PASSIVE") {
+                Ok(result) if caught_up(result) => acked.durable_floor = txn,
+                Ok(_) => {}
+                Err(_) => return acked,
+            }
+        }
+    }
+    acked
+}
+
+/// Operation counts of one dry run of the campaign workload.
+#[derive(Debug)]
+struct DryRun {
+    /// Operations done by `open` + `setup` (never crashed: the table must
+    /// exist).
+    setup_ops: u64,
+    total_ops: u64,
+    checkpoints: Vec<RangeInclusive<u64>>,
+}
+
+fn dry_run(synchronous: &str) -> TestResult<DryRun> {
+    let (_dir, path) = temp_db()?;
+    let vfs = PowerLossVfs::register()?;
+    let writer = open(&vfs, &path, "NORMAL")?;
+    setup(&writer)?;
+    writer.pragma_update(None, "synchronous", synchronous)?;
+    let reader = open(&vfs, &path, synchronous)?;
+    let setup_ops = vfs.io_ops();
+    let acked = campaign_workload(&writer, &reader);
+    assert_eq!(acked.commits, CAMPAIGN_TXNS);
+    Ok(DryRun {
+        setup_ops,
+        total_ops: vfs.io_ops(),
+        checkpoints: vfs
+            .checkpoint_op_ranges()
+            .into_iter()
+            .filter(|r| *r.start() > setup_ops)
+            .collect(),
+    })
+}
+
+/// One campaign iteration's outcome.
+#[derive(Debug)]
+struct Iteration {
+    seed: u64,
+    crash_op: u64,
+    in_checkpoint: bool,
+    mode: RestoreMode,
+    acked: Acked,
+    result: Result<u64, String>,
+}
+
+impl Iteration {
+    /// The rule every run must keep: integrity, whole transactions, a prefix,
+    /// nothing lost before the durable floor (or at all, with `full`), and no
+    /// transaction past the one in flight.
+    fn violation(&self, full: bool) -> Option<String> {
+        let survived = match &self.result {
+            Ok(k) => *k,
+            Err(e) => return Some(e.clone()),
+        };
+        let floor = if full {
+            self.acked.commits
+        } else {
+            self.acked.durable_floor
+        };
+        if survived < floor {
+            return Some(format!(
+                "lost commits: {survived} survived, {floor} were durable"
+            ));
+        }
+        if survived > self.acked.commits + 1 {
+            return Some(format!(
+                "{survived} survived but only {} were even attempted",
+                self.acked.commits + 1
+            ));
+        }
+        None
+    }
+}
+
+fn campaign_iteration(dry: &DryRun, synchronous: &str, seed: u64) -> TestResult<Iteration> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    // A third of the crashes aim inside a checkpoint.
+    let crash_op = if !dry.checkpoints.is_empty() && rng.random_ratio(1, 3) {
+        let range = &dry.checkpoints[rng.random_range(0..dry.checkpoints.len())];
+        rng.random_range(range.clone())
+    } else {
+        rng.random_range(dry.setup_ops + 1..=dry.total_ops)
+    };
+    let mode = if rng.random_bool(0.5) {
+        RestoreMode::Exact
+    } else {
+        RestoreMode::Torn { seed: rng.random() }
+    };
+    let (_dir, path) = temp_db()?;
+    let vfs = PowerLossVfs::register()?;
+    let writer = open(&vfs, &path, "NORMAL")?;
+    setup(&writer)?;
+    writer.pragma_update(None, "synchronous", synchronous)?;
+    let reader = open(&vfs, &path, synchronous)?;
+    assert_eq!(
+        vfs.io_ops(),
+        dry.setup_ops,
+        "the workload must be deterministic"
+    );
+    vfs.crash_at(crash_op);
+    let acked = campaign_workload(&writer, &reader);
+    let report = vfs
+        .crash_report()
+        .ok_or("the crash point was never reached")?;
+    drop((reader, writer));
+    vfs.restore_durable_images_with(mode)?;
+    Ok(Iteration {
+        seed,
+        crash_op,
+        in_checkpoint: report.in_checkpoint,
+        mode,
+        acked,
+        result: survivors(&path),
+    })
+}
+
+/// Runs `iterations` crash iterations; returns the violations found.
+fn campaign(synchronous: &str, full: bool, iterations: u64) -> TestResult<(Vec<String>, u64, u64)> {
+    let dry = dry_run(synchronous)?;
+    assert!(
+        !dry.checkpoints.is_empty(),
+        "the dry run must see checkpoints to aim at"
+    );
+    let base = base_seed();
+    let mut violations = Vec::new();
+    let mut in_checkpoint = 0;
+    let mut done = 0;
+    for i in 0..iterations {
+        let seed = base.wrapping_add(i);
+        let it = campaign_iteration(&dry, synchronous, seed)?;
+        done += 1;
+        in_checkpoint += u64::from(it.in_checkpoint);
+        if let Some(v) = it.violation(full) {
+            violations.push(format!(
+                "seed {} (WALGUARD_SEED={} replays from it): crash at op {} of {} \
+                 (in checkpoint: {}), {:?}, acked {:?}: {v}",
+                it.seed, it.seed, it.crash_op, dry.total_ops, it.in_checkpoint, it.mode, it.acked
+            ));
+        }
+    }
+    Ok((violations, in_checkpoint, done))
+}
+
+/// NORMAL under random power cuts, exact and torn: integrity always holds,
+/// survivors are whole transactions in order, and nothing made durable by a
+/// fully caught-up checkpoint is lost.
+#[test]
+fn random_power_loss_campaign_normal() -> TestResult {
+    let start = Instant::now();
+    let (violations, in_checkpoint, done) = campaign("NORMAL", false, 200)?;
+    eprintln!(
+        "NORMAL campaign: {done} iterations ({in_checkpoint} inside a checkpoint) in {:?}",
+        start.elapsed()
+    );
+    assert!(in_checkpoint > 0, "no crash landed inside a checkpoint");
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+    Ok(())
+}
+
+/// FULL under random power cuts, exact and torn: nothing acknowledged is
+/// ever lost.
+#[test]
+fn random_power_loss_campaign_full() -> TestResult {
+    let start = Instant::now();
+    let (violations, in_checkpoint, done) = campaign("FULL", true, 100)?;
+    eprintln!(
+        "FULL campaign: {done} iterations ({in_checkpoint} inside a checkpoint) in {:?}",
+        start.elapsed()
+    );
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+    Ok(())
+}
+
+/// Negative control: with `synchronous=OFF` nothing is ever synced, so the
+/// same campaign must catch both lost commits and a corrupt database within a
+/// few iterations. If it could not fail, it would prove nothing.
+#[test]
+fn negative_control_synchronous_off_is_caught() -> TestResult {
+    const MAX_ITERATIONS: u64 = 40;
+    let dry = dry_run("OFF")?;
+    let base = base_seed();
+    let (mut lost, mut corrupt) = (None, None);
+    let mut done = 0;
+    for i in 0..MAX_ITERATIONS {
+        let it = campaign_iteration(&dry, "OFF", base.wrapping_add(i))?;
+        done += 1;
+        match (&it.result, it.violation(false)) {
+            (Err(e), _) => corrupt = corrupt.or(Some(format!("seed {}: {e}", it.seed))),
+            (Ok(_), Some(v)) => lost = lost.or(Some(format!("seed {}: {v}", it.seed))),
+            (Ok(_), None) => {}
+        }
+        if lost.is_some() && corrupt.is_some() {
+            break;
+        }
+    }
+    eprintln!("OFF campaign, {done} iterations: lost: {lost:?}; corrupt: {corrupt:?}");
+    assert!(
+        lost.is_some(),
+        "synchronous=OFF lost nothing durable in {MAX_ITERATIONS} power cuts: the harness cannot fail"
+    );
+    assert!(
+        corrupt.is_some(),
+        "synchronous=OFF never corrupted in {MAX_ITERATIONS} power cuts: the harness is blind to corruption"
+    );
+    Ok(())
+}
+
+// --- failed fsync (Linux semantics) -----------------------------------------
+
+/// What to do after a checkpoint fails on a failed fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterFailedSync {
+    /// Just run the checkpoint again.
+    RetryCheckpoint,
+    /// Close every connection without checkpointing, reopen, checkpoint.
+    ReopenWithoutCheckpointOnClose,
+}
+
+/// One failed-fsync scenario: a partial checkpoint (reader pinned) copies the
+/// first commits to the database without syncing it; the next checkpoint's
+/// database fsync fails, and Linux drops all the dirty pages, those of the
+/// partial checkpoint included. Then `after`, more commits, a power loss.
+/// Returns the survivor check and the durable floor.
+fn failed_fsync_scenario(
+    seed: u64,
+    after: AfterFailedSync,
+) -> TestResult<(Result<u64, String>, u64)> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let first = rng.random_range(10..=30);
+    let second = first + rng.random_range(5..=20);
+    let third = second + rng.random_range(1..=20);
+    let (_dir, path) = temp_db()?;
+    let vfs = PowerLossVfs::register()?;
+    let mut writer = open(&vfs, &path, "NORMAL")?;
+    setup(&writer)?;
+    for txn in 1..=first {
+        commit(&writer, txn)?;
+    }
+    let mut reader = open(&vfs, &path, "NORMAL")?;
+    reader.execute_batch("BEGIN")?;
+    reader.query_row("SELECT count(*) FROM t", [], |row| row.get::<_, i64>(0))?;
+    for txn in first + 1..=second {
+        commit(&writer, txn)?;
+    }
+    let partial = checkpoint(&writer, "PASSIVE")?;
+    assert!(
+        !caught_up(partial),
+        "the reader should stop it short: {partial:?}"
+    );
+    reader.execute_batch("COMMIT")?;
+
+    vfs.inject(Fault::SyncFails {
+        file: FileKind::MainDb,
+        count: 1,
+    });
+    let failed = checkpoint(&writer, "PASSIVE");
+    assert!(
+        failed.is_err(),
+        "the injected fsync failure must surface: {failed:?}"
+    );
+    assert_eq!(vfs.stats().faults_fired, 1);
+
+    if after == AfterFailedSync::ReopenWithoutCheckpointOnClose {
+        disable_checkpoint_on_close(&writer)?;
+        disable_checkpoint_on_close(&reader)?;
+        drop((writer, reader));
+        writer = open(&vfs, &path, "NORMAL")?;
+        reader = open(&vfs, &path, "NORMAL")?;
+    }
+    let retried = checkpoint(&writer, "PASSIVE")?;
+    assert!(caught_up(retried), "the retry should catch up: {retried:?}");
+    let floor = second;
+    for txn in second + 1..=third {
+        commit(&writer, txn)?;
+    }
+    power_loss(&vfs, vec![reader, writer], RestoreMode::Exact)?;
+    Ok((survivors(&path), floor))
+}
+
+/// Linux forgets dirty pages on a failed fsync. Retrying the checkpoint then
+/// trusts a stale backfill count and loses (or corrupts) pages copied by an
+/// earlier partial checkpoint. Closing every connection with
+/// `SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE` and reopening rebuilds the WAL index,
+/// so the next checkpoint copies everything again: no loss on the same seeds.
+#[test]
+fn failed_fsync_retry_loses_data_and_reopen_without_checkpoint_does_not() -> TestResult {
+    const SEEDS: u64 = 12;
+    let base = base_seed();
+    let mut naive_failures = Vec::new();
+    let mut mitigated_failures = Vec::new();
+    for i in 0..SEEDS {
+        let seed = base.wrapping_add(i);
+        for (after, failures) in [
+            (AfterFailedSync::RetryCheckpoint, &mut naive_failures),
+            (
+                AfterFailedSync::ReopenWithoutCheckpointOnClose,
+                &mut mitigated_failures,
+            ),
+        ] {
+            let (result, floor) = failed_fsync_scenario(seed, after)?;
+            match result {
+                Ok(k) if k >= floor => {}
+                Ok(k) => failures.push(format!("seed {seed}: {k} survived, {floor} durable")),
+                Err(e) => failures.push(format!("seed {seed}: {e}")),
+            }
+        }
+    }
+    eprintln!(
+        "failed fsync: naive retry failed {}/{SEEDS} (e.g. {:?}), reopen failed {}/{SEEDS}",
+        naive_failures.len(),
+        naive_failures.first(),
+        mitigated_failures.len()
+    );
+    assert!(
+        !naive_failures.is_empty(),
+        "the naive retry should lose data on some seed"
+    );
+    assert!(
+        mitigated_failures.is_empty(),
+        "{}",
+        mitigated_failures.join("\n")
+    );
+    Ok(())
+}
+
+// --- injected faults ----------------------------------------------------------
+
+/// Each injected fault surfaces as an error, SQLite rolls the transaction
+/// back, the connection keeps working, and after a power loss integrity holds
+/// with exactly the committed transactions.
+#[test]
+fn injected_faults_fail_the_transaction_and_the_connection_stays_usable() -> TestResult {
+    let (_dir, path) = temp_db()?;
+    let vfs = PowerLossVfs::register()?;
+    let conn = open(&vfs, &path, "FULL")?;
+    setup(&conn)?;
+    let mut committed = 0;
+    let faults = [
+        Fault::WriteIoErr {
+            file: FileKind::Wal,
+            count: 1,
+        },
+        Fault::DiskFull {
+            file: FileKind::Wal,
+            count: 1,
+        },
+        Fault::SyncFails {
+            file: FileKind::Wal,
+            count: 1,
+        },
+    ];
+    for fault in faults {
+        vfs.inject(fault);
+        let failed = commit(&conn, committed + 1);
+        assert!(failed.is_err(), "{fault:?} must fail the commit");
+        commit(&conn, committed + 1)?;
+        committed += 1;
+    }
+    vfs.inject(Fault::CheckpointWriteIoErr { count: 1 });
+    assert!(checkpoint(&conn, "PASSIVE").is_err());
+    assert!(caught_up(checkpoint(&conn, "PASSIVE")?));
+    commit(&conn, committed + 1)?;
+    committed += 1;
+    assert_eq!(vfs.stats().faults_fired, 4);
+    power_loss(&vfs, vec![conn], RestoreMode::Exact)?;
+    assert_eq!(survivors(&path)?, committed);
+    Ok(())
+}
+
+/// The restore refuses to run under open connections, and a crash landing in
+/// a checkpoint is reported as such.
+#[test]
+fn restore_needs_closed_connections_and_reports_checkpoint_crashes() -> TestResult {
+    let (_dir, path) = temp_db()?;
+    let vfs = PowerLossVfs::register()?;
+    let conn = open(&vfs, &path, "NORMAL")?;
+    setup(&conn)?;
+    for txn in 1..=20 {
+        commit(&conn, txn)?;
+    }
+    let before = vfs.io_ops();
+    assert!(caught_up(checkpoint(&conn, "PASSIVE")?));
+    let ranges = vfs.checkpoint_op_ranges();
+    let last = ranges.last().ok_or("no checkpoint seen")?;
+    assert_eq!(*last.start(), before + 1);
+    assert_eq!(*last.end(), vfs.io_ops());
+
+    for txn in 21..=30 {
+        commit(&conn, txn)?;
+    }
+    // Cut the power at the 2nd operation of the next checkpoint.
+    vfs.crash_at(vfs.io_ops() + 2);
+    assert!(checkpoint(&conn, "PASSIVE").is_err());
+    let report = vfs.crash_report().ok_or("no crash")?;
+    assert!(report.in_checkpoint);
+    assert!(
+        vfs.restore_durable_images().is_err(),
+        "a connection is open"
+    );
+    drop(conn);
+    vfs.restore_durable_images()?;
+    assert!(!vfs.is_crashed());
+    // The WAL sync at the start of the checkpoint (op 1) made all 30 durable.
+    assert_eq!(survivors(&path)?, 30);
+    Ok(())
+}
