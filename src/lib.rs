@@ -45,6 +45,7 @@
 
 pub mod checkpoint;
 pub mod error;
+pub mod exposure;
 pub mod settings;
 pub mod stats;
 pub mod store;
