@@ -106,9 +106,7 @@ pub enum VfsError {
     },
     /// [`PowerLossVfs::restore_durable_images`] was called while files opened
     /// through the shim were still open.
-    #[error(
-        "{open} files opened through the power-loss vfs are still open; close every connection first"
-    )]
+    #[error("{open} files opened through the power-loss vfs are still open")]
     FilesStillOpen {
         /// How many file handles are open.
         open: usize,
@@ -358,7 +356,10 @@ impl PowerLossVfs {
     /// # Errors
     /// [`VfsError::FilesStillOpen`] if a connection is still open;
     /// [`VfsError::Restore`] if a file cannot be written.
-    pub fn restore_durable_images_with(&self, mode: RestoreMode) -> Result<RestoreReport, VfsError> {
+    pub fn restore_durable_images_with(
+        &self,
+        mode: RestoreMode,
+    ) -> Result<RestoreReport, VfsError> {
         self.shared.lock().restore(mode)
     }
 
@@ -402,4 +403,24 @@ impl Drop for PowerLossVfs {
 pub fn disable_checkpoint_on_close(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
         .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shim_can_be_shared_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<PowerLossVfs>();
+    }
+
+    #[test]
+    fn each_registration_has_its_own_name() -> Result<(), VfsError> {
+        let a = PowerLossVfs::register()?;
+        let b = PowerLossVfs::register()?;
+        assert_ne!(a.name(), b.name());
+        assert!(a.name().starts_with("walguard-power-loss-"));
+        Ok(())
+    }
 }

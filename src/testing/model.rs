@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::ffi;
 
-use super::{CrashReport, VfsError, Fault, FileKind, RestoreMode, RestoreReport, VfsStats};
+use super::{CrashReport, Fault, FileKind, RestoreMode, RestoreReport, VfsError, VfsStats};
 
 /// The sector size a torn write is cut on: the smallest sector any disk has.
 pub(super) const SECTOR_SIZE_BYTES: u64 = 512;
