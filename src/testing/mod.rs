@@ -69,6 +69,9 @@
 //!   ([`VfsError::FilesStillOpen`]).
 //! - Only files opened through the shim are modelled. A file seen for the
 //!   first time is taken as durable as it is on disk.
+//! - Deletes are metadata, made durable by a directory sync or, as on a
+//!   journaling file system (ext4, XFS, APFS), by the next successful sync of
+//!   any modelled file. Temp files are not modelled.
 //! - Checkpoint detection needs the normal locking mode (with
 //!   `locking_mode=EXCLUSIVE` SQLite takes no WAL-index locks).
 //! - Dropping a [`PowerLossVfs`] unregisters its name and frees its images.
@@ -311,6 +314,41 @@ impl PowerLossVfs {
     /// Cuts the power when I/O operation number `op` starts: operations
     /// `1..op` take effect, operation `op` and all later ones fail. An `op`
     /// already past cuts the power at the next operation.
+    ///
+    /// ```
+    /// use rusqlite::{Connection, OpenFlags};
+    /// use walguard::testing::PowerLossVfs;
+    ///
+    /// fn workload(conn: &Connection) -> rusqlite::Result<()> {
+    ///     conn.execute_batch("CREATE TABLE IF NOT EXISTS t(x)")?;
+    ///     for i in 0..10 {
+    ///         conn.execute("INSERT INTO t VALUES (?1)", [i])?;
+    ///     }
+    ///     Ok(())
+    /// }
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// // Dry run: count the I/O operations.
+    /// let dry = PowerLossVfs::register()?;
+    /// workload(&dry.open(dir.path().join("dry.db"), OpenFlags::default())?)?;
+    /// let total = dry.io_ops();
+    ///
+    /// // Real run: cut the power halfway.
+    /// let vfs = PowerLossVfs::register()?;
+    /// vfs.crash_at(total / 2);
+    /// let path = dir.path().join("real.db");
+    /// let conn = vfs.open(&path, OpenFlags::default())?;
+    /// assert!(workload(&conn).is_err());
+    /// let report = vfs.crash_report().ok_or("no crash")?;
+    /// assert_eq!(report.ops_before_crash, total / 2 - 1);
+    /// drop(conn);
+    /// vfs.restore_durable_images()?;
+    ///
+    /// let check: String = Connection::open(&path)?
+    ///     .query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+    /// assert_eq!(check, "ok");
+    /// Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn crash_at(&self, op: u64) {
         self.shared.lock().crash_at(op);
     }
@@ -365,6 +403,24 @@ impl PowerLossVfs {
 
     /// Arms a fault. Several faults may be armed at once; the first armed one
     /// that matches an operation fires.
+    ///
+    /// ```
+    /// use rusqlite::OpenFlags;
+    /// use walguard::testing::{Fault, FileKind, PowerLossVfs};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let vfs = PowerLossVfs::register()?;
+    /// let conn = vfs.open(dir.path().join("app.db"), OpenFlags::default())?;
+    /// conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
+    /// conn.execute_batch("CREATE TABLE t(x)")?;
+    ///
+    /// vfs.inject(Fault::DiskFull { file: FileKind::Wal, count: 1 });
+    /// assert!(conn.execute("INSERT INTO t VALUES (1)", []).is_err()); // rolled back
+    /// conn.execute("INSERT INTO t VALUES (2)", [])?; // the connection still works
+    /// let rows: i64 = conn.query_row("SELECT count(*) FROM t", [], |row| row.get(0))?;
+    /// assert_eq!(rows, 1);
+    /// Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn inject(&self, fault: Fault) {
         self.shared.lock().inject(fault);
     }
