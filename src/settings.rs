@@ -58,6 +58,25 @@ pub const DEFAULT_WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
 /// 64 MiB. Without a limit a reset WAL keeps its largest size.
 pub const DEFAULT_JOURNAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Default for `database.group_commit`: on. Single writes waiting in
+/// `DbActor`'s mailbox are committed together, one transaction per batch.
+pub const DEFAULT_GROUP_COMMIT: bool = true;
+
+/// Default cap on the writes one group commit holds: 256 writes. Measured
+/// in `docs/benchmarks.md`: larger batches add latency to the first writes
+/// of a batch and gain little throughput (the per-commit cost is already
+/// spread over 256 writes).
+pub const DEFAULT_MAX_BATCH_WRITES: usize = 256;
+
+/// Default `DbActor` mailbox capacity: 1024 messages. Senders using `send`
+/// wait when it is full: backpressure instead of unbounded memory.
+pub const DEFAULT_MAILBOX_CAPACITY_MESSAGES: usize = 1024;
+
+/// Default WAL size, in frames (pages), at which the writer runs a PASSIVE
+/// checkpoint of its own after a commit: 1000, SQLite's own
+/// auto-checkpoint threshold.
+pub const DEFAULT_SIZE_THRESHOLD_FRAMES: u32 = 1000;
+
 /// Prefix of environment overrides: `WALGUARD__SECTION__KEY`.
 pub const ENV_PREFIX: &str = "WALGUARD";
 
@@ -96,8 +115,21 @@ pub struct DatabaseSettings {
     /// to. `None` (YAML `~`) keeps no limit.
     pub journal_size_limit: Option<u64>,
     /// `PRAGMA wal_autocheckpoint` in pages; `0` turns SQLite's own
-    /// auto-checkpoint off.
+    /// auto-checkpoint off. Ignored when `checkpoint.size_threshold_frames`
+    /// is above zero: walguard then sets it to 0 and runs (and measures) the
+    /// size-triggered checkpoints itself.
     pub wal_autocheckpoint: u32,
+    /// Group commit in `DbActor`: single writes waiting in its mailbox are
+    /// committed in one transaction, and each sender is answered once the
+    /// COMMIT holding its write returned. A write alone is committed at
+    /// once (no timer waits for company). `false` commits every write on
+    /// its own.
+    pub group_commit: bool,
+    /// Most writes one group commit holds (at least 1).
+    pub max_batch: usize,
+    /// `DbActor`'s mailbox capacity in messages (at least 1). Senders that
+    /// use `send` wait while it is full.
+    pub mailbox_capacity: usize,
 }
 
 /// The checkpoint schedule.
@@ -115,6 +147,13 @@ pub struct CheckpointSettings {
     /// Hard deadline of the TRUNCATE checkpoint at shutdown.
     #[serde(with = "duration_serde")]
     pub shutdown_timeout: Duration,
+    /// WAL size in frames (pages) at which the writer runs a PASSIVE
+    /// checkpoint (reason `size`) right after the commit that reached it,
+    /// and reports it like every other checkpoint. SQLite's own
+    /// auto-checkpoint is turned off on the writer while this is above
+    /// zero, so no checkpoint runs unmeasured inside a COMMIT. `0` leaves
+    /// size-triggered checkpoints to SQLite (`database.wal_autocheckpoint`).
+    pub size_threshold_frames: u32,
 }
 
 /// Checkpoint statistics.
@@ -205,7 +244,9 @@ impl FromStr for LogFormat {
         match s {
             "text" => Ok(Self::Text),
             "json" => Ok(Self::Json),
-            other => Err(format!("unknown log format {other:?}, expected text or json")),
+            other => Err(format!(
+                "unknown log format {other:?}, expected text or json"
+            )),
         }
     }
 }
@@ -218,6 +259,9 @@ impl Default for DatabaseSettings {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             journal_size_limit: Some(DEFAULT_JOURNAL_SIZE_LIMIT_BYTES),
             wal_autocheckpoint: DEFAULT_WAL_AUTOCHECKPOINT_PAGES,
+            group_commit: DEFAULT_GROUP_COMMIT,
+            max_batch: DEFAULT_MAX_BATCH_WRITES,
+            mailbox_capacity: DEFAULT_MAILBOX_CAPACITY_MESSAGES,
         }
     }
 }
@@ -239,6 +283,7 @@ impl Default for CheckpointSettings {
             enabled: false,
             interval: DEFAULT_CHECKPOINT_INTERVAL,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            size_threshold_frames: DEFAULT_SIZE_THRESHOLD_FRAMES,
         }
     }
 }
@@ -331,8 +376,7 @@ impl Settings {
                 .add_source(config::File::from(path).format(config::FileFormat::Yaml))
                 .build()
                 .map_err(|e| settings_error(path.display().to_string(), None, &e))?;
-            builder =
-                builder.add_source(config::File::from(path).format(config::FileFormat::Yaml));
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Yaml));
             origin = format!("{origin}, {}", path.display());
         }
         if !env.is_empty() {
@@ -431,6 +475,23 @@ impl Settings {
                 "must fit in a signed 32-bit integer",
             ));
         }
+        if self.database.max_batch == 0 {
+            return Err(invalid("database.max_batch", "0", "must be at least 1"));
+        }
+        if self.database.mailbox_capacity == 0 {
+            return Err(invalid(
+                "database.mailbox_capacity",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        if self.checkpoint.size_threshold_frames > i32::MAX as u32 {
+            return Err(invalid(
+                "checkpoint.size_threshold_frames",
+                &self.checkpoint.size_threshold_frames.to_string(),
+                "must fit in a signed 32-bit integer",
+            ));
+        }
         if self.metrics.window == 0 {
             return Err(invalid("metrics.window", "0", "must be at least 1"));
         }
@@ -505,26 +566,47 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 mod duration_serde {
-    use super::{Deserialize, Deserializer, Duration, Serializer, format_duration, parse_duration};
+    use std::fmt;
+
+    use super::{Deserializer, Duration, Serializer, format_duration, parse_duration};
 
     pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format_duration(*d))
     }
 
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Number(f64),
+    /// Accepts text with a unit; a bare number gets a hint to add one, and
+    /// any other type says what was expected (an untagged enum would only
+    /// say "data did not match any variant").
+    struct DurationVisitor;
+
+    impl serde::de::Visitor<'_> for DurationVisitor {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a duration with a unit, e.g. \"60s\" or \"250ms\"")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Duration, E> {
+            parse_duration(text).map_err(E::custom)
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
+            Err(E::custom(format!(
+                "invalid duration {n}: missing unit, write e.g. \"{n}s\" or \"{n}ms\""
+            )))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
+            self.visit_f64(n as f64)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
+            self.visit_f64(n as f64)
+        }
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        match Raw::deserialize(d)? {
-            Raw::Text(text) => parse_duration(&text).map_err(serde::de::Error::custom),
-            Raw::Number(n) => Err(serde::de::Error::custom(format!(
-                "invalid duration {n}: missing unit, write e.g. \"{n}s\" or \"{n}ms\""
-            ))),
-        }
+        d.deserialize_any(DurationVisitor)
     }
 }
 
@@ -540,7 +622,11 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("60").unwrap_err().contains("missing unit"));
-        assert!(parse_duration("5 fortnights").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration("5 fortnights")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("s").is_err());
     }
