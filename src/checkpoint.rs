@@ -373,13 +373,19 @@ pub fn run(conn: &Connection, mode: CheckpointMode, reason: CheckpointReason) ->
     }
 }
 
+/// Least time between the busy timeout running out and the hard stop of
+/// [`run_with_deadline`]: 250 ms.
+const MIN_DEADLINE_GRACE: Duration = Duration::from_millis(250);
+
 /// Runs a checkpoint under a hard deadline.
 ///
 /// The connection's busy timeout is lowered to `deadline` for the call (and
 /// restored afterwards to `restore_busy_timeout`), and a watchdog thread
-/// calls `sqlite3_interrupt` if the checkpoint still runs when the deadline
-/// passes. The call therefore returns within about `deadline`, whatever
-/// other connections hold. An interrupted checkpoint is reported as failed.
+/// calls `sqlite3_interrupt` if the checkpoint still runs a grace period
+/// after the deadline (a quarter of it, at least 250 ms, so that a busy
+/// handler giving up on time is reported as busy, not interrupted). The call
+/// therefore returns within about `deadline`, whatever other connections
+/// hold. An interrupted checkpoint is reported as failed.
 pub fn run_with_deadline(
     conn: &Connection,
     mode: CheckpointMode,
@@ -393,8 +399,11 @@ pub fn run_with_deadline(
     let interrupt = conn.get_interrupt_handle();
     let (done_tx, done_rx) = mpsc::channel::<()>();
     // A little after the busy timeout, so a busy handler that gives up on its
-    // own (a clean SQLITE_BUSY row) wins over the interrupt.
-    let hard_stop = deadline + deadline / 4;
+    // own (a clean SQLITE_BUSY row) wins over the interrupt. The busy handler
+    // counts its sleeps, not wall time, so under CPU load it overshoots by
+    // tens of milliseconds: a margin of only `deadline / 4` (50 ms for a
+    // 200 ms deadline) let the interrupt turn a clean busy into a failure.
+    let hard_stop = deadline + (deadline / 4).max(MIN_DEADLINE_GRACE);
     let watchdog = std::thread::Builder::new()
         .name("walguard-checkpoint-deadline".to_owned())
         .spawn(move || {

@@ -1,0 +1,17 @@
+//! The core crate's integration tests, in one binary (ripgrep's layout): each
+//! module below covers one part of `walguard` against real SQLite files.
+//!
+//! Random tests are seeded; set `WALGUARD_TEST_SEED` to replay a seed that a
+//! failure printed.
+
+#[path = "core/support.rs"]
+mod support;
+
+#[path = "core/checkpoint.rs"]
+mod checkpoint;
+#[path = "core/settings.rs"]
+mod settings;
+#[path = "core/store.rs"]
+mod store;
+#[path = "core/window.rs"]
+mod window;
