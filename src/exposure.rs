@@ -68,6 +68,7 @@ pub const STARVATION_THRESHOLD_INTERVALS: u32 = 2;
 pub struct Exposure {
     age: Duration,
     commits: u64,
+    writes: u64,
     durable_commits: u64,
     since_durable: Option<Duration>,
 }
@@ -84,6 +85,14 @@ impl Exposure {
     #[must_use]
     pub fn commits(&self) -> u64 {
         self.commits
+    }
+
+    /// Writes in the exposed commits: with group commit one commit carries
+    /// several writes. Equal to [`Exposure::commits`] when the tracker is fed
+    /// with [`ExposureTracker::observe_counts`].
+    #[must_use]
+    pub fn writes(&self) -> u64 {
+        self.writes
     }
 
     /// "Durable through": the first this many commits of the session survive
@@ -126,7 +135,7 @@ pub enum ExposureEvent {
 impl ExposureEvent {
     /// Emits the event on target `walguard::exposure`: `warn` for
     /// [`ExposureEvent::Starved`] (fields `exposure_s`, `exposed_commits`,
-    /// `durable_commits`, `threshold_s`), `info` for
+    /// `exposed_writes`, `durable_commits`, `threshold_s`), `info` for
     /// [`ExposureEvent::Recovered`] (`exposure_s`, `exposed_commits`,
     /// `lasted_s`).
     pub fn log(&self, threshold: Duration) {
@@ -135,6 +144,7 @@ impl ExposureEvent {
                 target: "walguard::exposure",
                 exposure_s = e.age.as_secs_f64(),
                 exposed_commits = e.commits,
+                exposed_writes = e.writes,
                 durable_commits = e.durable_commits,
                 threshold_s = threshold.as_secs_f64(),
                 "exposure passed two checkpoint intervals: no checkpoint has caught up, \
@@ -207,12 +217,21 @@ impl ExposureTracker {
 
     /// Observes a store's durability at `now`.
     pub fn observe(&mut self, now: Instant, durability: &Durability) -> Option<ExposureEvent> {
-        self.observe_counts(
+        let event = self.observe_counts(
             now,
             durability.commits(),
             durability.durable_commits(),
             durability.durable_at(),
-        )
+        );
+        self.current.writes = durability.exposed_writes();
+        match event {
+            Some(ExposureEvent::Starved(_)) => Some(ExposureEvent::Starved(self.current)),
+            Some(ExposureEvent::Recovered { lasted, .. }) => Some(ExposureEvent::Recovered {
+                exposure: self.current,
+                lasted,
+            }),
+            None => None,
+        }
     }
 
     /// Observes the parts of a [`Durability`]: `commits` so far, the first
@@ -240,6 +259,7 @@ impl ExposureTracker {
         self.current = Exposure {
             age: now.saturating_duration_since(self.clean_at),
             commits: exposed,
+            writes: exposed,
             durable_commits,
             since_durable: durable_at.map(|at| now.saturating_duration_since(at)),
         };
@@ -316,7 +336,10 @@ mod tests {
         tracker.observe_counts(t0 + s(100), 3, 3, Some(t0 + s(5)));
         assert_eq!(tracker.exposure().age(), Duration::ZERO);
         // One commit, seen one second later.
-        assert_eq!(tracker.observe_counts(t0 + s(101), 4, 3, Some(t0 + s(5))), None);
+        assert_eq!(
+            tracker.observe_counts(t0 + s(101), 4, 3, Some(t0 + s(5))),
+            None
+        );
         assert_eq!(tracker.exposure().age(), s(1));
         assert_eq!(tracker.exposure().commits(), 1);
         assert_eq!(tracker.exposure().durable_commits(), 3);
@@ -349,7 +372,9 @@ mod tests {
         // Past 1 s at tick 11; recovered at 31; starving again once 1 s has
         // passed since the new clean point (3.09 s), i.e. at tick 41.
         assert_eq!(ticks, vec![11, 31, 41]);
-        assert!(matches!(events[0].1, ExposureEvent::Starved(e) if e.commits() == 22 && e.age() == ms(1100)));
+        assert!(
+            matches!(events[0].1, ExposureEvent::Starved(e) if e.commits() == 22 && e.age() == ms(1100))
+        );
         assert!(matches!(events[1].1, ExposureEvent::Recovered { lasted, .. } if lasted == s(2)));
         assert!(matches!(events[2].1, ExposureEvent::Starved(_)));
         assert_eq!(tracker.episodes(), 2);
@@ -363,7 +388,11 @@ mod tests {
         let mut tracker = ExposureTracker::new(s(1), t0);
         assert_eq!(tracker.threshold(), s(2));
         assert_eq!(tracker.observe_counts(t0 + s(2), 1, 0, None), None);
-        assert!(tracker.observe_counts(t0 + s(2) + ms(1), 1, 0, None).is_some());
+        assert!(
+            tracker
+                .observe_counts(t0 + s(2) + ms(1), 1, 0, None)
+                .is_some()
+        );
     }
 
     /// Under `synchronous=FULL` every commit is durable at once.

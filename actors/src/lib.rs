@@ -49,6 +49,7 @@ pub mod error;
 pub mod messages;
 pub mod metrics;
 pub mod system;
+pub mod telemetry;
 
 pub use checkpoint::CheckpointActor;
 pub use db::DbActor;

@@ -1,0 +1,192 @@
+//! The synthetic engine: state traffic the way a real engine sends it.
+//!
+//! Each write is one transaction through [`DbHandle`]: an upsert of a keyed
+//! record (the live state, e.g. an order) and an appended event (its
+//! history). Keys repeat, so `records` stays small while `events` grows by
+//! exactly one row per acknowledged write.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::{Instant, MissedTickBehavior};
+use walguard::Statement;
+use walguard::settings::DatabaseSettings;
+use walguard_actors::DbHandle;
+
+/// The engine's schema, created before the subsystem starts (the way an
+/// engine migrates before it serves).
+pub(crate) const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS records (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+    )",
+];
+
+/// Distinct record keys the engine updates.
+const KEYS: u64 = 1000;
+
+/// How often the pacer wakes: writes due since the last wake go out then.
+const PACE_TICK: Duration = Duration::from_millis(10);
+
+/// Creates the schema on a short-lived connection.
+///
+/// # Errors
+///
+/// The core error naming what failed (open, statement, close).
+pub(crate) fn prepare(settings: &DatabaseSettings) -> Result<(), walguard::Error> {
+    let mut store = walguard::Store::open(settings)?;
+    for sql in SCHEMA {
+        store.execute(&Statement::new(*sql))?;
+    }
+    store.close().map_err(|(_, e)| e)
+}
+
+/// Counts shared between the engine task and the status display (both run
+/// on the system's thread).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) acknowledged: Cell<u64>,
+    pub(crate) failed: Cell<u64>,
+    stop: Cell<bool>,
+}
+
+impl Counters {
+    /// Asks the engine to stop after the write in flight.
+    pub(crate) fn stop(&self) {
+        self.stop.set(true);
+    }
+}
+
+/// Sends `rate` writes per second until [`Counters::stop`].
+pub(crate) async fn run(db: DbHandle, rate: u32, counters: Rc<Counters>) {
+    if rate == 0 {
+        return;
+    }
+    let start = Instant::now();
+    let mut pacer = tokio::time::interval(PACE_TICK);
+    pacer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut rng = SplitMix64::new(seed());
+    let mut sent: u64 = 0;
+    let mut last_error_logged: Option<Instant> = None;
+    while !counters.stop.get() {
+        pacer.tick().await;
+        let due = (start.elapsed().as_secs_f64() * f64::from(rate)) as u64;
+        while sent < due && !counters.stop.get() {
+            sent += 1;
+            match db.transaction(write(&mut rng, sent)).await {
+                Ok(_) => counters.acknowledged.set(counters.acknowledged.get() + 1),
+                Err(e) => {
+                    counters.failed.set(counters.failed.get() + 1);
+                    // One line per second at most: a full disk fails every
+                    // write, and the log should stay readable.
+                    if last_error_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        last_error_logged = Some(Instant::now());
+                        tracing::warn!(
+                            target: "walguard::engine",
+                            error = %walguard::checkpoint::error_chain(&e),
+                            failed = counters.failed.get(),
+                            "write failed; the engine goes on"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One write: upsert a record, append its event.
+fn write(rng: &mut SplitMix64, seq: u64) -> Vec<Statement> {
+    let key = format!("order-{:04}", rng.next() % KEYS);
+    let kind = ["placed", "filled", "amended", "cancelled"][(rng.next() % 4) as usize];
+    let qty = rng.next() % 1000 + 1;
+    let price = 10_000 + rng.next() % 5_000;
+    let value = format!(r#"{{"seq":{seq},"status":"{kind}","qty":{qty},"price_cents":{price}}}"#);
+    let now = now_ms();
+    vec![
+        Statement::new(
+            "INSERT INTO records (key, value, version, updated_at_ms) VALUES (?1, ?2, 1, ?3)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value,
+                 version = records.version + 1, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(key.as_str())
+        .bind(value.as_str())
+        .bind(now),
+        Statement::new("INSERT INTO events (key, kind, payload, at_ms) VALUES (?1, ?2, ?3, ?4)")
+            .bind(key)
+            .bind(kind)
+            .bind(value)
+            .bind(now),
+    ]
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0x5eed, |d| d.as_nanos() as u64)
+}
+
+/// `SplitMix64`: enough randomness for keys and quantities, no dependency.
+#[derive(Debug)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_write_is_an_upsert_and_an_event() {
+        let mut rng = SplitMix64::new(1);
+        let stmts = write(&mut rng, 7);
+        assert_eq!(stmts.len(), 2);
+        assert!(stmts[0].sql().contains("ON CONFLICT(key)"));
+        assert_eq!(stmts[1].params().len(), 4);
+    }
+
+    #[test]
+    fn the_schema_and_a_write_run_on_a_real_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = DatabaseSettings::at(dir.path().join("e.db"));
+        prepare(&settings).unwrap();
+        // Twice: the schema is idempotent.
+        prepare(&settings).unwrap();
+        let mut store = walguard::Store::open(&settings).unwrap();
+        let mut rng = SplitMix64::new(2);
+        for seq in 1..=3 {
+            store.transaction(&write(&mut rng, seq)).unwrap();
+        }
+        let rows = store
+            .query(&Statement::new("SELECT count(*) FROM events"))
+            .unwrap();
+        assert_eq!(rows.rows()[0][0], rusqlite::types::Value::Integer(3));
+    }
+}

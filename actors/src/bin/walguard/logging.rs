@@ -1,0 +1,108 @@
+//! The log subscriber: text or JSON lines on stderr, filtered by `log.level`
+//! or `RUST_LOG`.
+
+use std::io::IsTerminal as _;
+
+use tracing_subscriber::EnvFilter;
+use walguard::settings::LogFormat;
+
+use crate::error::CliError;
+use crate::status;
+
+/// Levels a bare `log.level` directive may name.
+const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+
+/// Builds the filter: `RUST_LOG` when set and not empty, else `level` (the
+/// `log.level` setting).
+///
+/// `log.level` is checked more strictly than `RUST_LOG`: a bare word must be
+/// a level. In `tracing`'s syntax a bare word is a target name, so a typo
+/// such as `inof` would otherwise silence every walguard event.
+pub(crate) fn filter(level: &str) -> Result<EnvFilter, CliError> {
+    if let Ok(env) = std::env::var(EnvFilter::DEFAULT_ENV)
+        && !env.trim().is_empty()
+    {
+        return EnvFilter::try_new(&env).map_err(|e| CliError::LogFilter {
+            key: "RUST_LOG",
+            value: env.clone(),
+            reason: e.to_string(),
+        });
+    }
+    let invalid = |reason: String| CliError::LogFilter {
+        key: "log.level",
+        value: level.to_owned(),
+        reason,
+    };
+    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if !directive.contains(['=', '['])
+            && !LEVELS.contains(&directive.to_ascii_lowercase().as_str())
+        {
+            return Err(invalid(format!(
+                "{directive:?} is not a level: use one of {} or target=level",
+                LEVELS.join(", ")
+            )));
+        }
+    }
+    EnvFilter::try_new(level).map_err(|e| invalid(e.to_string()))
+}
+
+/// Installs the global subscriber. Events go to stderr through
+/// [`status::LogWriter`], which clears the live status line first.
+///
+/// JSON lines are flat: the event's fields sit at the top level beside
+/// `timestamp`, `level`, `target` and `message`, with no span data, so that
+/// `jq 'select(.target == "walguard::checkpoint") | .elapsed_ms'` works.
+pub(crate) fn init(filter: EnvFilter, format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(status::LogWriter);
+    // `try_init` fails only when a subscriber is already installed, which
+    // the command never does twice; nothing to report then.
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+        _ => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RUST_LOG is not read in these tests' assertions: `filter` prefers it,
+    // so only run the `log.level` checks when it is unset.
+    fn rust_log_unset() -> bool {
+        std::env::var_os("RUST_LOG").is_none()
+    }
+
+    #[test]
+    fn levels_and_target_directives_pass() {
+        if !rust_log_unset() {
+            return;
+        }
+        for ok in [
+            "info",
+            "WARN",
+            "off",
+            "info,walguard=debug",
+            "walguard::checkpoint=trace",
+        ] {
+            assert!(filter(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn a_bare_word_that_is_not_a_level_is_refused_naming_the_key() {
+        if !rust_log_unset() {
+            return;
+        }
+        let err = filter("inof").unwrap_err().to_string();
+        assert!(err.contains("log.level") && err.contains("inof"), "{err}");
+    }
+}

@@ -1,0 +1,99 @@
+//! `walguard`: run the state subsystem with a synthetic engine, inspect a
+//! database, or checkpoint it once.
+//!
+//! `docs/operations.md` is the operator's guide: every setting, the log and
+//! metric names, exit codes.
+
+// Same rule as the library: a panic in an actor takes its arbiter down, and
+// here it would also print a backtrace at the operator.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod cli;
+mod dbfile;
+mod engine;
+mod error;
+mod inspect;
+mod logging;
+mod oneshot;
+mod run;
+mod status;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command};
+use crate::error::{CliError, EXIT_RUNTIME};
+
+fn main() -> ExitCode {
+    quiet_panics();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; usage errors to stderr
+            // with 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_RUNTIME));
+        }
+    };
+    let result = match &cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Inspect(args) => quiet_logs().and_then(|()| inspect::run(&args.path)),
+        Command::Checkpoint(args) => {
+            quiet_logs().and_then(|()| oneshot::run(&args.path, args.mode.into(), args.timeout))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e),
+    }
+}
+
+/// Prints the error and its causes on one line; the exit code for it.
+fn report(error: &CliError) -> ExitCode {
+    status::clear();
+    eprintln!(
+        "walguard: error: {}",
+        walguard::checkpoint::error_chain(error)
+    );
+    ExitCode::from(error.exit_code())
+}
+
+/// One-shot commands log warnings only (as text on stderr) unless
+/// `RUST_LOG` says otherwise.
+fn quiet_logs() -> Result<(), CliError> {
+    logging::init(
+        logging::filter("warn")?,
+        walguard::settings::LogFormat::Text,
+    );
+    Ok(())
+}
+
+/// A panic is a bug: print one line naming it, no backtrace (unless
+/// `RUST_BACKTRACE` asks for one), and exit 1 at once, whatever thread it
+/// happened on: an actor's arbiter that died would otherwise leave the
+/// session hanging. Nothing committed is lost by exiting (WAL mode).
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        status::clear();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "walguard: internal error (a bug, please report it): {}{location}",
+            message.replace('\n', " ")
+        );
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            eprintln!("{backtrace}");
+        }
+        std::process::exit(i32::from(EXIT_RUNTIME));
+    }));
+}

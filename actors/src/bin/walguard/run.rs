@@ -1,0 +1,390 @@
+//! `walguard run`: a live session.
+//!
+//! Settings, then the log subscriber, then (optionally) the Prometheus
+//! listener, then the engine's schema, then the actor system: the subsystem
+//! with its checkpoint loop and exposure watch, and the synthetic engine.
+//! It runs until `--duration` passes, Ctrl-C, SIGTERM (or a console close
+//! on Windows); then the clean shutdown, within [`SHUTDOWN_BUDGET`], and the
+//! summary on stdout.
+
+use std::fmt::{self, Write as _};
+use std::io::IsTerminal as _;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use walguard::settings::{LogFormat, format_duration};
+use walguard::{SessionReport, Settings};
+use walguard_actors::WalGuard;
+use walguard_actors::metrics::{DEFAULT_WATCH_PERIOD, Status};
+use walguard_actors::telemetry;
+
+use crate::cli::RunArgs;
+use crate::engine::{self, Counters};
+use crate::error::CliError;
+use crate::logging;
+use crate::status::{self, Progress};
+
+/// The whole clean shutdown must fit in 5 s: the budget Windows gives a
+/// console process between `CTRL_CLOSE_EVENT` and killing it.
+pub(crate) const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
+
+/// Redraw period of the status line on a terminal.
+const STATUS_REDRAW: Duration = Duration::from_millis(250);
+
+/// Period of the plain `status` log line when stderr is not a terminal.
+const STATUS_LOG_PERIOD: Duration = Duration::from_secs(10);
+
+/// Exit code after a second interrupt: 128 + SIGINT, as shells report it.
+const EXIT_SECOND_INTERRUPT: i32 = 130;
+
+/// Why the session stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Duration,
+    Interrupt,
+    Terminate,
+    #[cfg(windows)]
+    ConsoleClose,
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Duration => "duration",
+            Self::Interrupt => "interrupt",
+            Self::Terminate => "sigterm",
+            #[cfg(windows)]
+            Self::ConsoleClose => "console-close",
+        })
+    }
+}
+
+/// The end of a session, for the summary.
+#[derive(Debug)]
+struct Outcome {
+    report: SessionReport,
+    stopped_by: StopReason,
+    elapsed: Duration,
+    shutdown: Duration,
+}
+
+/// Loads the settings: embedded defaults, `--config`, environment, then the
+/// flags on top; validated.
+pub(crate) fn settings(args: &RunArgs) -> Result<Settings, CliError> {
+    let mut settings = Settings::load(args.config.as_deref()).map_err(CliError::Settings)?;
+    if let Some(db) = &args.db {
+        settings.database.path.clone_from(db);
+    }
+    if let Some(interval) = args.interval {
+        settings.checkpoint.interval = interval;
+    }
+    if let Some(format) = args.log_format {
+        settings.log.format = format.into();
+    }
+    settings.validate().map_err(CliError::Settings)?;
+    Ok(settings)
+}
+
+/// Runs `walguard run`.
+pub(crate) fn run(args: &RunArgs) -> Result<(), CliError> {
+    let settings = settings(args)?;
+    logging::init(logging::filter(&settings.log.level)?, settings.log.format);
+    if let Some(addr) = args.metrics_addr {
+        serve_metrics(addr)?;
+    }
+    engine::prepare(&settings.database)?;
+
+    let format = settings.log.format;
+    let outcome = actix::System::new().block_on(session(settings.clone(), args))?;
+    match format {
+        LogFormat::Json => println!("{}", summary_json(&settings, &outcome)),
+        _ => print!("{}", summary_text(&settings, &outcome)),
+    }
+    Ok(())
+}
+
+/// Installs the Prometheus recorder and its HTTP listener, on a thread of
+/// its own (it is installed outside the actor system's runtime).
+fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), CliError> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let err = |source| CliError::Metrics { addr, source };
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(
+            Matcher::Full(telemetry::CHECKPOINT_DURATION_SECONDS.to_owned()),
+            telemetry::CHECKPOINT_DURATION_BUCKETS_SECONDS,
+        )
+        .map_err(err)?
+        .install()
+        .map_err(err)?;
+    telemetry::describe();
+    tracing::info!(target: "walguard::run", addr = %addr, "serving metrics at http://{addr}/metrics");
+    Ok(())
+}
+
+async fn session(settings: Settings, args: &RunArgs) -> Result<Outcome, CliError> {
+    let started = Instant::now();
+    let mut stop = Signals::new()?;
+    let guard = WalGuard::start(settings.clone())?;
+    guard.start_checkpoint_loop();
+    guard.watch_exposure(DEFAULT_WATCH_PERIOD);
+
+    let counters = Rc::new(Counters::default());
+    let engine = actix::spawn(engine::run(guard.db().clone(), args.rate, counters.clone()));
+    tracing::info!(
+        target: "walguard::run",
+        database = %settings.database.path.display(),
+        interval = %format_duration(settings.checkpoint.interval),
+        synchronous = %settings.database.synchronous,
+        rate = args.rate,
+        duration = %args.duration.map_or_else(|| "until stopped".to_owned(), format_duration),
+        "session started"
+    );
+
+    let on_terminal = std::io::stderr().is_terminal();
+    let mut display = Display::new(on_terminal, started);
+    let mut redraw = tokio::time::interval(if on_terminal {
+        STATUS_REDRAW
+    } else {
+        STATUS_LOG_PERIOD
+    });
+    redraw.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The first tick fires at once; there is nothing to show yet.
+    redraw.tick().await;
+    let deadline = args.duration.map(|d| started + d);
+
+    let stopped_by = loop {
+        tokio::select! {
+            reason = stop.next(deadline) => break reason,
+            _ = redraw.tick() => {
+                if let Ok(status) = guard.status().await {
+                    display.show(&status, counters.acknowledged.get());
+                }
+            }
+        }
+    };
+    status::clear();
+    tracing::info!(target: "walguard::run", stopped_by = %stopped_by, "stopping: draining writes, then TRUNCATE and close");
+    let elapsed = started.elapsed();
+    stop.exit_on_second_signal();
+
+    let shutdown_started = Instant::now();
+    let shutdown = async {
+        counters.stop();
+        // The engine finishes the write it has in flight, then returns.
+        let _ = engine.await;
+        guard.shutdown().await
+    };
+    let report = tokio::time::timeout(SHUTDOWN_BUDGET, shutdown)
+        .await
+        .map_err(|_| CliError::ShutdownTimeout {
+            budget_s: SHUTDOWN_BUDGET.as_secs(),
+        })??;
+    Ok(Outcome {
+        report,
+        stopped_by,
+        elapsed,
+        shutdown: shutdown_started.elapsed(),
+    })
+}
+
+/// The stop signals: `--duration`, Ctrl-C, SIGTERM, console close.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    close: tokio::signal::windows::CtrlClose,
+}
+
+impl Signals {
+    /// Installs the handlers now, so a signal that comes while the system
+    /// starts is not lost (and does not kill the process with the default
+    /// action).
+    fn new() -> Result<Self, CliError> {
+        Ok(Self {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|source| CliError::Signal {
+                    signal: "SIGTERM",
+                    source,
+                })?,
+            #[cfg(windows)]
+            close: tokio::signal::windows::ctrl_close().map_err(|source| CliError::Signal {
+                signal: "console close",
+                source,
+            })?,
+        })
+    }
+
+    /// Waits for the first stop.
+    async fn next(&mut self, deadline: Option<Instant>) -> StopReason {
+        let duration = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(unix)]
+        let term = self.term.recv();
+        #[cfg(not(unix))]
+        let term = std::future::pending::<Option<()>>();
+        #[cfg(windows)]
+        let close = self.close.recv();
+        #[cfg(not(windows))]
+        let close = std::future::pending::<Option<()>>();
+        tokio::select! {
+            () = duration => StopReason::Duration,
+            _ = tokio::signal::ctrl_c() => StopReason::Interrupt,
+            _ = term => StopReason::Terminate,
+            _ = close => {
+                #[cfg(windows)]
+                { StopReason::ConsoleClose }
+                #[cfg(not(windows))]
+                { StopReason::Terminate }
+            }
+        }
+    }
+
+    /// From now on, a second Ctrl-C or SIGTERM exits at once. Nothing
+    /// committed is lost: in WAL mode a process exit loses no commit, and
+    /// the next open recovers the WAL.
+    fn exit_on_second_signal(mut self) {
+        actix::spawn(async move {
+            #[cfg(unix)]
+            let term = self.term.recv();
+            #[cfg(not(unix))]
+            let term = std::future::pending::<Option<()>>();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
+            }
+            status::clear();
+            eprintln!(
+                "walguard: second signal: exiting now, without the shutdown checkpoint \
+                 (no commit is lost; the next open recovers the WAL)"
+            );
+            std::process::exit(EXIT_SECOND_INTERRUPT);
+        });
+    }
+}
+
+/// The live display: the status line on a terminal, else a `status` log
+/// line every [`STATUS_LOG_PERIOD`].
+struct Display {
+    on_terminal: bool,
+    started: Instant,
+    last: (Instant, u64),
+}
+
+impl Display {
+    fn new(on_terminal: bool, started: Instant) -> Self {
+        Self {
+            on_terminal,
+            started,
+            last: (started, 0),
+        }
+    }
+
+    fn show(&mut self, status: &Status, acknowledged: u64) {
+        let now = Instant::now();
+        let dt = now.saturating_duration_since(self.last.0).as_secs_f64();
+        let writes_per_s = if dt > 0.0 {
+            acknowledged.saturating_sub(self.last.1) as f64 / dt
+        } else {
+            0.0
+        };
+        self.last = (now, acknowledged);
+        if self.on_terminal {
+            let progress = Progress {
+                elapsed: now.saturating_duration_since(self.started),
+                writes_per_s,
+            };
+            status::draw(&status::render(progress, status));
+        } else {
+            let exposure = status.exposure.unwrap_or_default();
+            tracing::info!(
+                target: "walguard::run",
+                writes = acknowledged,
+                writes_per_s = writes_per_s.round(),
+                wal_bytes = status.wal_bytes.unwrap_or(0),
+                wal_frames = status.wal_frames.unwrap_or(0),
+                checkpoints = status.report.counts.total,
+                p95_ms = status.report.window.p95().as_secs_f64() * 1000.0,
+                exposure_s = exposure.age().as_secs_f64(),
+                exposed_commits = exposure.commits(),
+                "status"
+            );
+        }
+    }
+}
+
+/// The human summary, on stdout.
+fn summary_text(settings: &Settings, outcome: &Outcome) -> String {
+    let report = &outcome.report;
+    let mut text = format!(
+        "walguard session on {}: {:.1}s, stopped by {}, shutdown took {:.0}ms\n{report}\n",
+        settings.database.path.display(),
+        outcome.elapsed.as_secs_f64(),
+        outcome.stopped_by,
+        outcome.shutdown.as_secs_f64() * 1000.0,
+    );
+    if let Some(d) = report.db.durability {
+        if d.exposed_commits() == 0 {
+            let _ = writeln!(
+                text,
+                "durable through: all {} commits ({} writes); nothing exposed to a power loss",
+                d.commits(),
+                d.writes()
+            );
+        } else {
+            let _ = writeln!(
+                text,
+                "durable through: commit {} of {}; {} commits ({} writes) exposed to a power loss under synchronous={}",
+                d.durable_commits(),
+                d.commits(),
+                d.exposed_commits(),
+                d.exposed_writes(),
+                settings.database.synchronous
+            );
+        }
+    }
+    if let Some(error) = &report.db.close_error {
+        let _ = writeln!(text, "close: {error}");
+    }
+    text
+}
+
+/// The summary as one JSON object, with the field names of the
+/// `walguard::session` event plus the durability figures.
+fn summary_json(settings: &Settings, outcome: &Outcome) -> serde_json::Value {
+    let report = &outcome.report;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let c = report.counts;
+    let d = report.db.durability;
+    serde_json::json!({
+        "summary": "walguard run",
+        "database": settings.database.path.display().to_string(),
+        "stopped_by": outcome.stopped_by.to_string(),
+        "elapsed_s": outcome.elapsed.as_secs_f64(),
+        "shutdown_ms": ms(outcome.shutdown),
+        "writes": report.db.writes_acknowledged,
+        "write_errors": report.db.writes_failed,
+        "n": report.window.n(),
+        "p50_ms": ms(report.window.p50()),
+        "p95_ms": ms(report.window.p95()),
+        "max_ms": ms(report.window.max()),
+        "total": c.total,
+        "completed": c.completed,
+        "partial": c.partial,
+        "busy": c.busy,
+        "failed": c.failed,
+        "skipped": c.skipped,
+        "restarts": c.restarts,
+        "shutdown_outcome": report.shutdown_checkpoint.as_ref().map_or("none", |r| r.outcome().as_str()),
+        "commits": d.map(|d| d.commits()),
+        "durable_commits": d.map(|d| d.durable_commits()),
+        "exposed_commits": d.map(|d| d.exposed_commits()),
+        "close_error": report.db.close_error,
+    })
+}

@@ -1,0 +1,129 @@
+//! Metrics through the [`metrics`] crate facade.
+//!
+//! walguard records; the application chooses the exporter. With no recorder
+//! installed every call here is a cheap no-op. To export, install any
+//! `metrics` recorder before starting the system, e.g.
+//! `metrics-exporter-prometheus` (what `walguard run --metrics-addr` does),
+//! and call [`describe`] once for help texts and units.
+//!
+//! The names are a stable interface, listed with their labels in
+//! `docs/operations.md`:
+//!
+//! | name | kind | labels | unit |
+//! |---|---|---|---|
+//! | [`CHECKPOINTS_TOTAL`] | counter | `mode`, `outcome` | checkpoints |
+//! | [`CHECKPOINT_DURATION_SECONDS`] | histogram | `mode` | seconds |
+//! | [`WRITES_TOTAL`] | counter | | writes |
+//! | [`WRITE_ERRORS_TOTAL`] | counter | | writes |
+//! | [`WAL_FRAMES`] | gauge | | frames |
+//! | [`WAL_BYTES`] | gauge | | bytes |
+//! | [`EXPOSURE_SECONDS`] | gauge | | seconds |
+//! | [`EXPOSED_COMMITS`] | gauge | | commits |
+//!
+//! `mode` is `passive`, `full`, `restart` or `truncate`; `outcome` is
+//! `completed`, `partial`, `busy` or `failed`.
+
+use walguard::CheckpointReport;
+use walguard::exposure::Exposure;
+
+/// Counter: checkpoints run, by `mode` and `outcome`.
+pub const CHECKPOINTS_TOTAL: &str = "walguard_checkpoints_total";
+/// Histogram: time spent in `PRAGMA wal_checkpoint`, by `mode`, in seconds.
+pub const CHECKPOINT_DURATION_SECONDS: &str = "walguard_checkpoint_duration_seconds";
+/// Counter: writes (statements, transactions, closures) acknowledged to
+/// their sender.
+pub const WRITES_TOTAL: &str = "walguard_writes_total";
+/// Counter: writes that returned an error to their sender.
+pub const WRITE_ERRORS_TOTAL: &str = "walguard_write_errors_total";
+/// Gauge: frames in the WAL (`wal_checkpoint` `log` column).
+pub const WAL_FRAMES: &str = "walguard_wal_frames";
+/// Gauge: size of the `-wal` file on disk, in bytes.
+pub const WAL_BYTES: &str = "walguard_wal_bytes";
+/// Gauge: exposure age in seconds: how long the oldest commit a power loss
+/// could take has waited (see [`walguard::exposure`]).
+pub const EXPOSURE_SECONDS: &str = "walguard_exposure_seconds";
+/// Gauge: commits since the last checkpoint that fully caught up.
+pub const EXPOSED_COMMITS: &str = "walguard_exposed_commits";
+
+/// Histogram buckets for [`CHECKPOINT_DURATION_SECONDS`], in seconds: from
+/// 100 µs (an empty PASSIVE) to 10 s (a TRUNCATE waiting on readers).
+pub const CHECKPOINT_DURATION_BUCKETS_SECONDS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Registers help texts and units with the installed recorder. Call once,
+/// after installing it.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        CHECKPOINTS_TOTAL,
+        Unit::Count,
+        "Checkpoints run, by mode and outcome"
+    );
+    describe_histogram!(
+        CHECKPOINT_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time spent in PRAGMA wal_checkpoint, by mode"
+    );
+    describe_counter!(
+        WRITES_TOTAL,
+        Unit::Count,
+        "Writes acknowledged to their sender"
+    );
+    describe_counter!(
+        WRITE_ERRORS_TOTAL,
+        Unit::Count,
+        "Writes that returned an error to their sender"
+    );
+    describe_gauge!(WAL_FRAMES, Unit::Count, "Frames in the WAL");
+    describe_gauge!(WAL_BYTES, Unit::Bytes, "Size of the -wal file on disk");
+    describe_gauge!(
+        EXPOSURE_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest commit a power loss under synchronous=NORMAL could take"
+    );
+    describe_gauge!(
+        EXPOSED_COMMITS,
+        Unit::Count,
+        "Commits since the last checkpoint that fully caught up"
+    );
+}
+
+/// Records one checkpoint: the counter, the histogram, and the WAL frames
+/// gauge when the row says how many there are.
+pub fn record_checkpoint(report: &CheckpointReport) {
+    let mode = report.mode().as_str();
+    metrics::counter!(CHECKPOINTS_TOTAL, "mode" => mode, "outcome" => report.outcome().as_str())
+        .increment(1);
+    metrics::histogram!(CHECKPOINT_DURATION_SECONDS, "mode" => mode)
+        .record(report.elapsed().as_secs_f64());
+    if report.log_frames() >= 0 {
+        record_wal_frames(report.log_frames());
+    }
+}
+
+/// Records the outcome of one write.
+pub fn record_write(ok: bool) {
+    if ok {
+        metrics::counter!(WRITES_TOTAL).increment(1);
+    } else {
+        metrics::counter!(WRITE_ERRORS_TOTAL).increment(1);
+    }
+}
+
+/// Records the frames in the WAL.
+pub fn record_wal_frames(frames: i64) {
+    metrics::gauge!(WAL_FRAMES).set(frames as f64);
+}
+
+/// Records the size of the `-wal` file (0 when absent).
+pub fn record_wal_bytes(bytes: u64) {
+    metrics::gauge!(WAL_BYTES).set(bytes as f64);
+}
+
+/// Records the exposure.
+pub fn record_exposure(exposure: &Exposure) {
+    metrics::gauge!(EXPOSURE_SECONDS).set(exposure.age().as_secs_f64());
+    metrics::gauge!(EXPOSED_COMMITS).set(exposure.commits() as f64);
+}
