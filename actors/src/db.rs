@@ -8,20 +8,83 @@
 //! The store's calls block, so `DbActor` runs on its own arbiter thread by
 //! default ([`Placement`](crate::Placement)); a blocking call would otherwise
 //! stall every other actor on the same thread.
+//!
+//! # Group commit
+//!
+//! With `database.group_commit` on (the default), single writes
+//! ([`Execute`]) are not committed one by one. The handler queues the
+//! statement with its sender's reply channel and, when no flush is pending,
+//! schedules one with `ctx.notify`. Actix handles every message already in
+//! the mailbox before it gets to the context's own items, so by the time the
+//! flush runs, every write that was waiting has joined the queue; the flush
+//! commits them in one transaction ([`Store::execute_group`]) and only then
+//! answers each sender with its own result. So:
+//!
+//! - **a lone writer does not wait for company**: its flush runs as soon as
+//!   the mailbox is empty, with no timer anywhere;
+//! - **the batch grows with the load**: while one group commits (and, under
+//!   `synchronous=FULL`, fsyncs), the next one gathers in the mailbox;
+//! - **the batch is capped** at `database.max_batch` writes: a full queue is
+//!   flushed before the next write joins it;
+//! - **writes keep their order**: the queue is in mailbox order, and every
+//!   other message ([`Transaction`], [`Query`], [`Call`], [`Checkpoint`],
+//!   [`GetDurability`], [`Shutdown`]...) flushes the queue before it is
+//!   handled, so it sees every earlier write committed;
+//! - **one failing write fails alone**: see [`Store::execute_group`] (a
+//!   rerun with a savepoint per write, paid only by groups that hold a
+//!   failure).
+//!
+//! # Every checkpoint measured
+//!
+//! With `checkpoint.size_threshold_frames` above zero (the default, 1000),
+//! SQLite's own auto-checkpoint is off on the writer
+//! ([`Store::set_size_threshold`]) and `DbActor` runs the PASSIVE
+//! checkpoint itself after a commit that leaves that many frames in the WAL,
+//! with reason `size`, and reports it to `MetricsActor` like every other
+//! checkpoint. A checkpoint inside a COMMIT would have been invisible.
+//!
+//! # Backpressure
+//!
+//! The mailbox holds `database.mailbox_capacity` messages; senders that use
+//! `send` (as [`DbHandle`](crate::DbHandle) does) wait while it is full.
+//! `do_send` ignores the capacity (actix's rule); do not flood with it.
 
-use actix::{Actor, Context, Handler, MessageResult, Recipient};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use actix::dev::{MessageResponse, OneshotSender};
+use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, Recipient};
 use rusqlite::Connection;
 use walguard::stats::DbSummary;
-use walguard::{CheckpointMode, CheckpointReason, CheckpointReport, Store};
+use walguard::store::{GroupStats, WalFrames};
+use walguard::{CheckpointMode, CheckpointReason, CheckpointReport, Statement, Store};
 
 use crate::messages::{
     Call, Checkpoint, CheckpointDone, Execute, GetDurability, Query, Shutdown, ShutdownOutcome,
     Transaction,
 };
 
-/// Default `DbActor` mailbox capacity, in messages. Senders using `send`
-/// wait when it is full: backpressure instead of unbounded memory.
-pub const DEFAULT_DB_MAILBOX_CAPACITY: usize = 1024;
+/// Default `DbActor` mailbox capacity, in messages: the
+/// `database.mailbox_capacity` default.
+pub const DEFAULT_DB_MAILBOX_CAPACITY: usize =
+    walguard::settings::DEFAULT_MAILBOX_CAPACITY_MESSAGES;
+
+/// What an [`Execute`] answers.
+type ExecuteResult = Result<usize, walguard::Error>;
+
+/// Writes waiting for the next group commit, each with its sender's reply
+/// channel (`None` for `do_send`). Shared with [`ExecuteReply`], which adds
+/// the reply channel right after the handler returns.
+#[derive(Debug, Default)]
+struct Queue {
+    stmts: Vec<Statement>,
+    replies: Vec<Option<OneshotSender<ExecuteResult>>>,
+}
+
+fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    // The lock is never held across anything that can panic; a poisoned
+    // queue is still a consistent queue.
+    queue.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The actor that owns the only write connection.
 #[derive(Debug)]
@@ -30,19 +93,40 @@ pub struct DbActor {
     path: std::path::PathBuf,
     reports: Option<Recipient<CheckpointDone>>,
     mailbox_capacity: usize,
+    group_commit: bool,
+    max_batch: usize,
+    queue: Arc<Mutex<Queue>>,
+    flush_scheduled: bool,
+    flushes: u64,
+    flushed_writes: u64,
+    largest_flush: usize,
     writes_acknowledged: u64,
     writes_failed: u64,
 }
 
 impl DbActor {
     /// Wraps an open store. Checkpoint reports go to `reports` when given.
+    ///
+    /// Group commit, its cap and the mailbox capacity come from the store's
+    /// settings (`database.group_commit`, `database.max_batch`,
+    /// `database.mailbox_capacity`); the builder methods below override
+    /// them. The size-triggered checkpoint is the store's
+    /// ([`Store::set_size_threshold`]).
     #[must_use]
     pub fn new(store: Store, reports: Option<Recipient<CheckpointDone>>) -> Self {
+        let settings = store.settings();
         Self {
             path: store.path().to_path_buf(),
+            mailbox_capacity: settings.mailbox_capacity.max(1),
+            group_commit: settings.group_commit,
+            max_batch: settings.max_batch.max(1),
             store: Some(store),
             reports,
-            mailbox_capacity: DEFAULT_DB_MAILBOX_CAPACITY,
+            queue: Arc::default(),
+            flush_scheduled: false,
+            flushes: 0,
+            flushed_writes: 0,
+            largest_flush: 0,
             writes_acknowledged: 0,
             writes_failed: 0,
         }
@@ -55,12 +139,27 @@ impl DbActor {
         self
     }
 
+    /// Turns group commit on or off.
+    #[must_use]
+    pub fn with_group_commit(mut self, on: bool) -> Self {
+        self.group_commit = on;
+        self
+    }
+
+    /// Sets the most writes one group commit holds (at least 1).
+    #[must_use]
+    pub fn with_max_batch(mut self, writes: usize) -> Self {
+        self.max_batch = writes.max(1);
+        self
+    }
+
     fn store(&mut self) -> Result<&mut Store, walguard::Error> {
         self.store.as_mut().ok_or_else(|| walguard::Error::Closed {
             path: self.path.clone(),
         })
     }
 
+    /// The one place writes are counted, whatever path they took.
     fn count<T>(&mut self, result: &Result<T, walguard::Error>) {
         if result.is_ok() {
             self.writes_acknowledged += 1;
@@ -75,12 +174,61 @@ impl DbActor {
         }
     }
 
+    /// After every commit: the size-triggered checkpoint, when due.
+    fn after_write(&mut self) {
+        if let Some(report) = self.store.as_mut().and_then(Store::checkpoint_if_due) {
+            self.publish(&report);
+        }
+    }
+
+    /// Commits every queued write as one group and answers each sender.
+    fn flush(&mut self) {
+        let Queue { stmts, replies } = std::mem::take(&mut *lock(&self.queue));
+        if stmts.is_empty() {
+            return;
+        }
+        self.flushes += 1;
+        self.flushed_writes += stmts.len() as u64;
+        self.largest_flush = self.largest_flush.max(stmts.len());
+        let results = match self.store() {
+            Ok(store) => store.execute_group(&stmts),
+            Err(_) => stmts
+                .iter()
+                .map(|_| {
+                    Err(walguard::Error::Closed {
+                        path: self.path.clone(),
+                    })
+                })
+                .collect(),
+        };
+        for (result, reply) in results.into_iter().zip(replies) {
+            self.count(&result);
+            if let Some(reply) = reply {
+                // The sender may have given up waiting; nothing to do then.
+                let _ = reply.send(result);
+            }
+        }
+        self.after_write();
+    }
+
     fn summary(&self) -> DbSummary {
         let mut summary = DbSummary::default();
         summary.writes_acknowledged = self.writes_acknowledged;
         summary.writes_failed = self.writes_failed;
         summary.durability = self.store.as_ref().map(Store::durability);
         summary
+    }
+
+    fn writer_stats(&self) -> WriterStats {
+        WriterStats {
+            group_commit: self.group_commit,
+            max_batch: self.max_batch,
+            flushes: self.flushes,
+            flushed_writes: self.flushed_writes,
+            largest_flush: self.largest_flush,
+            group: self.store.as_ref().map(Store::group_stats),
+            wal: self.store.as_ref().and_then(Store::wal_frames),
+        }
     }
 }
 
@@ -90,15 +238,83 @@ impl Actor for DbActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox_capacity);
     }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        // Writes queued when the actor stops without `Shutdown` (every
+        // address dropped) are committed and answered, not dropped.
+        self.flush();
+    }
+}
+
+/// The context's own message that commits the queued writes; scheduled with
+/// `ctx.notify`, so it runs once the mailbox is empty.
+struct Flush;
+
+impl Message for Flush {
+    type Result = ();
+}
+
+impl Handler<Flush> for DbActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) {
+        self.flush_scheduled = false;
+        self.flush();
+    }
+}
+
+/// How `DbActor` answers an [`Execute`]: at once (group commit off), or
+/// once the group commit that holds the write has returned.
+#[derive(Debug)]
+pub struct ExecuteReply(Reply);
+
+#[derive(Debug)]
+enum Reply {
+    Now(ExecuteResult),
+    Queued {
+        queue: Arc<Mutex<Queue>>,
+        stmt: Statement,
+    },
+}
+
+impl MessageResponse<DbActor, Execute> for ExecuteReply {
+    fn handle(self, _: &mut Context<DbActor>, tx: Option<OneshotSender<ExecuteResult>>) {
+        match self.0 {
+            Reply::Now(result) => {
+                if let Some(tx) = tx {
+                    let _ = tx.send(result);
+                }
+            }
+            Reply::Queued { queue, stmt } => {
+                let mut queue = lock(&queue);
+                queue.stmts.push(stmt);
+                queue.replies.push(tx);
+            }
+        }
+    }
 }
 
 impl Handler<Execute> for DbActor {
-    type Result = Result<usize, walguard::Error>;
+    type Result = ExecuteReply;
 
-    fn handle(&mut self, msg: Execute, _: &mut Self::Context) -> Self::Result {
-        let result = self.store().and_then(|s| s.execute(&msg.0));
-        self.count(&result);
-        result
+    fn handle(&mut self, msg: Execute, ctx: &mut Self::Context) -> Self::Result {
+        if !self.group_commit {
+            let result = self.store().and_then(|s| s.execute(&msg.0));
+            self.count(&result);
+            self.after_write();
+            return ExecuteReply(Reply::Now(result));
+        }
+        if lock(&self.queue).stmts.len() >= self.max_batch {
+            self.flush();
+        }
+        if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            ctx.notify(Flush);
+        }
+        ExecuteReply(Reply::Queued {
+            queue: Arc::clone(&self.queue),
+            stmt: msg.0,
+        })
     }
 }
 
@@ -106,8 +322,10 @@ impl Handler<Transaction> for DbActor {
     type Result = Result<Vec<usize>, walguard::Error>;
 
     fn handle(&mut self, msg: Transaction, _: &mut Self::Context) -> Self::Result {
+        self.flush();
         let result = self.store().and_then(|s| s.transaction(&msg.0));
         self.count(&result);
+        self.after_write();
         result
     }
 }
@@ -116,6 +334,7 @@ impl Handler<Query> for DbActor {
     type Result = Result<walguard::ResultSet, walguard::Error>;
 
     fn handle(&mut self, msg: Query, _: &mut Self::Context) -> Self::Result {
+        self.flush();
         self.store().and_then(|s| s.query(&msg.0))
     }
 }
@@ -128,8 +347,10 @@ where
     type Result = Result<R, walguard::Error>;
 
     fn handle(&mut self, msg: Call<F, R>, _: &mut Self::Context) -> Self::Result {
+        self.flush();
         let result = self.store().and_then(|s| s.call(msg.f));
         self.count(&result);
+        self.after_write();
         result
     }
 }
@@ -138,6 +359,7 @@ impl Handler<Checkpoint> for DbActor {
     type Result = MessageResult<Checkpoint>;
 
     fn handle(&mut self, msg: Checkpoint, _: &mut Self::Context) -> Self::Result {
+        self.flush();
         let report = match self.store() {
             Ok(store) => store.checkpoint(msg.mode, msg.reason),
             Err(e) => CheckpointReport::failed(msg.mode, msg.reason, std::time::Duration::ZERO, &e),
@@ -151,7 +373,49 @@ impl Handler<GetDurability> for DbActor {
     type Result = Option<walguard::Durability>;
 
     fn handle(&mut self, _: GetDurability, _: &mut Self::Context) -> Self::Result {
+        self.flush();
         self.store.as_ref().map(Store::durability)
+    }
+}
+
+/// `DbActor`: how group commit and the size-triggered checkpoint have been
+/// going. Flushes the queued writes first, like every message but
+/// [`Execute`].
+#[derive(Debug, Clone, Copy)]
+pub struct GetWriterStats;
+
+impl Message for GetWriterStats {
+    type Result = WriterStats;
+}
+
+/// The writer's batching and WAL figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriterStats {
+    /// Whether group commit is on.
+    pub group_commit: bool,
+    /// The cap on writes per group commit.
+    pub max_batch: usize,
+    /// Group commits flushed (each one or more transactions, see
+    /// [`GroupStats`]).
+    pub flushes: u64,
+    /// Writes those flushes held.
+    pub flushed_writes: u64,
+    /// The most writes one flush held (never above `max_batch`).
+    pub largest_flush: usize,
+    /// The store's own view of the groups (`None` once closed).
+    pub group: Option<GroupStats>,
+    /// The WAL as the hook saw it (`None` when the size threshold is off or
+    /// the store is closed).
+    pub wal: Option<WalFrames>,
+}
+
+impl Handler<GetWriterStats> for DbActor {
+    type Result = MessageResult<GetWriterStats>;
+
+    fn handle(&mut self, _: GetWriterStats, _: &mut Self::Context) -> Self::Result {
+        self.flush();
+        MessageResult(self.writer_stats())
     }
 }
 
@@ -161,6 +425,7 @@ impl Handler<Shutdown> for DbActor {
     fn handle(&mut self, msg: Shutdown, ctx: &mut Self::Context) -> Self::Result {
         use actix::ActorContext as _;
 
+        self.flush();
         let mut summary = self.summary();
         let Some(mut store) = self.store.take() else {
             summary.close_error = Some("the store was already closed".to_owned());

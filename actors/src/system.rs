@@ -161,7 +161,10 @@ impl WalGuardBuilder {
         if System::try_current().is_none() {
             return Err(Error::NoSystem);
         }
-        let store = Store::open(&settings.database)?;
+        let mut store = Store::open(&settings.database)?;
+        // Every size-triggered checkpoint runs in DbActor and is reported,
+        // none silently inside a COMMIT (0 leaves them to SQLite).
+        store.set_size_threshold(settings.checkpoint.size_threshold_frames)?;
 
         let metrics = MetricsActor::new(settings.metrics.window).start();
         let reports = metrics.clone().recipient();
