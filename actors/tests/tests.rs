@@ -26,3 +26,8 @@ mod writes;
 /// The tracing events other tools read.
 #[path = "actors/events.rs"]
 mod events;
+
+/// Group commit and the size-triggered checkpoint: batching, order, cap,
+/// backpressure, failing neighbours, and the WAL bounded by frames.
+#[path = "actors/group_commit.rs"]
+mod group_commit;

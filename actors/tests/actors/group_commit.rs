@@ -1,0 +1,400 @@
+//! Group commit and the size-triggered checkpoint, through `DbActor`.
+//!
+//! Most tests run `DbActor` on the test's own thread (`Placement::Current`):
+//! requests created with `Addr::send` enter the mailbox at once, in order,
+//! and the actor only runs when the test awaits, so which writes share a
+//! group is deterministic. The ordering and WAL tests also run with
+//! `DbActor` on its own thread, where only what must always hold is
+//! asserted.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use walguard::{CheckpointMode, CheckpointOutcome, CheckpointReason, Settings, Statement};
+use walguard_actors::db::{GetWriterStats, WriterStats};
+use walguard_actors::messages::{Call, Execute};
+use walguard_actors::{Placement, WalGuard};
+
+use crate::common::{create_table, insert, integrity_and_count, settings, start_here, wal_path};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+async fn stats(guard: &WalGuard) -> WriterStats {
+    guard.db().addr().send(GetWriterStats).await.unwrap()
+}
+
+async fn start_on(settings: Settings, placement: Placement) -> WalGuard {
+    let guard = WalGuard::builder(settings)
+        .db_placement(placement)
+        .start()
+        .unwrap();
+    create_table(&guard).await;
+    guard
+}
+
+/// A write alone is committed at once: on a paused clock, which jumps to
+/// the next timer whenever the runtime idles, no virtual time passes.
+#[actix_rt::test]
+async fn a_lone_write_commits_at_once_with_no_timer() {
+    tokio::time::pause();
+    let dir = tempfile::tempdir().unwrap();
+    let guard = start_here(settings(dir.path(), MINUTE)).await;
+    let t0 = tokio::time::Instant::now();
+    for id in 0..10 {
+        guard.db().execute(insert(id)).await.unwrap();
+        assert_eq!(
+            tokio::time::Instant::now(),
+            t0,
+            "write {id} waited for a timer"
+        );
+    }
+    let s = stats(&guard).await;
+    assert!(s.group_commit);
+    assert_eq!((s.flushes, s.largest_flush), (11, 1), "{s:?}"); // CREATE TABLE + 10
+    let durability = guard.db().durability().await.unwrap().unwrap();
+    assert_eq!((durability.commits(), durability.writes()), (11, 11));
+    guard.shutdown().await.unwrap();
+}
+
+/// Writes waiting together share one commit; each sender still gets its own
+/// answer, after that commit.
+#[actix_rt::test]
+async fn waiting_writes_share_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = start_here(settings(dir.path(), MINUTE)).await;
+    let addr = guard.db().addr();
+    let requests: Vec<_> = (0..100).map(|id| addr.send(Execute(insert(id)))).collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap().unwrap(), 1);
+    }
+    let s = stats(&guard).await;
+    assert_eq!(
+        (s.flushes, s.flushed_writes, s.largest_flush),
+        (2, 101, 100),
+        "{s:?}"
+    );
+    let durability = guard.db().durability().await.unwrap().unwrap();
+    assert_eq!((durability.commits(), durability.writes()), (2, 101));
+    let report = guard.shutdown().await.unwrap();
+    assert_eq!(report.db.writes_acknowledged, 101);
+    assert_eq!(
+        integrity_and_count(&dir.path().join("state.db")),
+        ("ok".to_owned(), 100)
+    );
+}
+
+/// Several senders pipelining writes at once: each sender's writes land in
+/// the order it sent them, whatever groups they were committed in.
+#[actix_rt::test]
+async fn writes_from_each_sender_keep_their_order() {
+    const SENDERS: i64 = 8;
+    const WRITES: i64 = 384; // 12 windows
+    const WINDOW: i64 = 32;
+    for placement in [Placement::Current, Placement::OwnArbiter] {
+        let dir = tempfile::tempdir().unwrap();
+        let guard = start_on(settings(dir.path(), MINUTE), placement.clone()).await;
+        guard
+            .db()
+            .execute(
+                "CREATE TABLE log (seq INTEGER PRIMARY KEY AUTOINCREMENT, sender INTEGER, n INTEGER)",
+            )
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for sender in 0..SENDERS {
+            let addr = guard.db().addr().clone();
+            tasks.push(actix_rt::spawn(async move {
+                for start in (0..WRITES).step_by(WINDOW as usize) {
+                    // A window of requests in the mailbox at once, awaited in
+                    // order.
+                    let window: Vec<_> = (start..start + WINDOW)
+                        .map(|n| {
+                            addr.send(Execute(
+                                Statement::new("INSERT INTO log (sender, n) VALUES (?1, ?2)")
+                                    .bind(sender)
+                                    .bind(n),
+                            ))
+                        })
+                        .collect();
+                    for request in window {
+                        assert_eq!(request.await.unwrap().unwrap(), 1);
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let rows = guard
+            .db()
+            .query("SELECT sender, n FROM log ORDER BY seq")
+            .await
+            .unwrap();
+        assert_eq!(rows.len() as i64, SENDERS * WRITES);
+        let mut next = vec![0i64; SENDERS as usize];
+        for row in rows.rows() {
+            let (rusqlite::types::Value::Integer(sender), rusqlite::types::Value::Integer(n)) =
+                (&row[0], &row[1])
+            else {
+                panic!("{row:?}");
+            };
+            assert_eq!(*n, next[*sender as usize], "sender {sender} out of order");
+            next[*sender as usize] += 1;
+        }
+        let s = stats(&guard).await;
+        assert!(s.largest_flush <= s.max_batch, "{s:?}");
+        if matches!(placement, Placement::Current) {
+            // All eight windows were in the mailbox together.
+            assert_eq!(s.largest_flush, (SENDERS * WINDOW) as usize, "{s:?}");
+        }
+        guard.shutdown().await.unwrap();
+    }
+}
+
+/// A failing write in a group fails alone: its neighbours commit and get
+/// their own success.
+#[actix_rt::test]
+async fn a_failing_neighbour_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = start_here(settings(dir.path(), MINUTE)).await;
+    guard.db().execute(insert(5)).await.unwrap();
+    let addr = guard.db().addr();
+    let mut requests: Vec<_> = (1..=10).map(|id| addr.send(Execute(insert(id)))).collect();
+    requests.insert(
+        3,
+        addr.send(Execute("INSERT INTO nowhere VALUES (1)".into())),
+    );
+    let results: Vec<_> = {
+        let mut out = Vec::new();
+        for request in requests {
+            out.push(request.await.unwrap());
+        }
+        out
+    };
+    for (i, result) in results.iter().enumerate() {
+        match i {
+            // The bad SQL, and id 5 (position 5 after the insert at 3).
+            3 | 5 => assert!(
+                matches!(result, Err(walguard::Error::Statement { .. })),
+                "{i}: {result:?}"
+            ),
+            _ => assert!(matches!(result, Ok(1)), "{i}: {result:?}"),
+        }
+    }
+    let s = stats(&guard).await;
+    assert_eq!(s.largest_flush, 11, "{s:?}");
+    let group = s.group.unwrap();
+    assert_eq!(
+        (group.savepoint_reruns, group.one_by_one_reruns),
+        (1, 0),
+        "{group:?}"
+    );
+    let report = guard.shutdown().await.unwrap();
+    assert_eq!(report.db.writes_failed, 2);
+    assert_eq!(report.db.writes_acknowledged, 2 + 9); // CREATE TABLE, id 5, 9 more
+    assert_eq!(
+        integrity_and_count(&dir.path().join("state.db")),
+        ("ok".to_owned(), 10)
+    );
+}
+
+/// No group holds more than `database.max_batch` writes: a full queue is
+/// committed before the next write joins it.
+#[actix_rt::test]
+async fn the_batch_cap_is_respected() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path(), MINUTE);
+    s.database.max_batch = 16;
+    let guard = start_here(s).await;
+    let addr = guard.db().addr();
+    let requests: Vec<_> = (0..100).map(|id| addr.send(Execute(insert(id)))).collect();
+    for request in requests {
+        request.await.unwrap().unwrap();
+    }
+    let s = stats(&guard).await;
+    assert_eq!(s.max_batch, 16);
+    // CREATE TABLE, then 6 full groups of 16 and one of 4.
+    assert_eq!(
+        (s.flushes, s.flushed_writes, s.largest_flush),
+        (8, 101, 16),
+        "{s:?}"
+    );
+    guard.shutdown().await.unwrap();
+}
+
+/// The mailbox is bounded: a sender meets backpressure at
+/// `database.mailbox_capacity` messages.
+#[actix_rt::test]
+async fn the_mailbox_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path(), MINUTE);
+    s.database.mailbox_capacity = 8;
+    let guard = start_here(s).await;
+    let addr = guard.db().addr();
+    let mut accepted = 0;
+    for id in 0..100 {
+        if addr.try_send(Execute(insert(id))).is_err() {
+            break;
+        }
+        accepted += 1;
+    }
+    assert_eq!(accepted, 8);
+    let count = guard.db().query("SELECT count(*) FROM kv").await.unwrap();
+    assert_eq!(count.rows()[0][0], rusqlite::types::Value::Integer(8));
+    guard.shutdown().await.unwrap();
+}
+
+/// Every other message sees the writes sent before it committed: queries,
+/// checkpoints, durability.
+#[actix_rt::test]
+async fn other_messages_see_every_earlier_write_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = start_here(settings(dir.path(), MINUTE)).await;
+    let addr = guard.db().addr();
+    let writes: Vec<_> = (0..50).map(|id| addr.send(Execute(insert(id)))).collect();
+    let count = guard.db().query("SELECT count(*) FROM kv").await.unwrap();
+    assert_eq!(count.rows()[0][0], rusqlite::types::Value::Integer(50));
+
+    let more: Vec<_> = (50..100).map(|id| addr.send(Execute(insert(id)))).collect();
+    let report = guard
+        .db()
+        .checkpoint(CheckpointMode::Passive)
+        .await
+        .unwrap();
+    assert_eq!(*report.outcome(), CheckpointOutcome::Completed);
+    assert!(report.log_frames() > 0, "{report:?}");
+    let durability = guard.db().durability().await.unwrap().unwrap();
+    assert_eq!(durability.writes(), 101);
+    assert_eq!(durability.exposed_writes(), 0, "{durability:?}");
+
+    for request in writes.into_iter().chain(more) {
+        request.await.unwrap().unwrap();
+    }
+    guard.shutdown().await.unwrap();
+}
+
+/// With `database.group_commit: false`, every write is its own commit.
+#[actix_rt::test]
+async fn group_commit_off_commits_each_write_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path(), MINUTE);
+    s.database.group_commit = false;
+    let guard = start_here(s).await;
+    let addr = guard.db().addr();
+    let requests: Vec<_> = (0..20).map(|id| addr.send(Execute(insert(id)))).collect();
+    for request in requests {
+        request.await.unwrap().unwrap();
+    }
+    let s = stats(&guard).await;
+    assert!(!s.group_commit);
+    assert_eq!(s.flushes, 0);
+    let durability = guard.db().durability().await.unwrap().unwrap();
+    assert_eq!((durability.commits(), durability.writes()), (21, 21));
+    guard.shutdown().await.unwrap();
+}
+
+/// Runs `writes` inserts with `in_flight` senders, each awaiting its reply
+/// before its next write (a closed loop).
+async fn sustained(guard: &WalGuard, writes: i64, in_flight: usize) {
+    let next = Rc::new(Cell::new(0i64));
+    let mut tasks = Vec::new();
+    for _ in 0..in_flight {
+        let (db, next) = (guard.db().clone(), Rc::clone(&next));
+        tasks.push(actix_rt::spawn(async move {
+            loop {
+                let id = next.get();
+                if id >= writes {
+                    break;
+                }
+                next.set(id + 1);
+                db.execute(insert(id)).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// Under sustained writes the WAL stays bounded by frames, not by time:
+/// DbActor runs a PASSIVE checkpoint (reason `size`) after each commit that
+/// reaches the threshold, reports every one, and the WAL never holds more
+/// than twice the threshold plus one group. Measured two ways: the peak the
+/// WAL hook saw, and the `-wal` file's size on disk (a WAL file never
+/// shrinks below its largest extent here: `journal_size_limit` is 64 MiB).
+#[actix_rt::test]
+async fn the_wal_stays_bounded_by_frames_under_sustained_writes() {
+    const PAGE_AND_FRAME_HEADER: u64 = 4096 + 24;
+    const WAL_HEADER: u64 = 32;
+    for (group_commit, writes) in [(true, 50_000), (false, 10_000)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path(), MINUTE);
+        s.database.group_commit = group_commit;
+        let threshold = s.checkpoint.size_threshold_frames;
+        assert_eq!(threshold, 1000, "the default, SQLite's own");
+        let guard = start_on(s, Placement::OwnArbiter).await;
+        let autocheckpoint: i64 = guard
+            .db()
+            .call(|c| c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(autocheckpoint, 0, "SQLite's own auto-checkpoint is off");
+
+        sustained(&guard, writes, 256).await;
+
+        let s = stats(&guard).await;
+        let wal = s.wal.unwrap();
+        // A group of max_batch 100-byte rows dirties far fewer pages than
+        // it has rows: max_batch frames is a safe bound on one group.
+        let bound = 2 * threshold + s.max_batch as u32;
+        assert!(
+            wal.peak <= bound,
+            "group commit {group_commit}: peak {} frames > {bound}",
+            wal.peak
+        );
+        assert!(wal.peak >= threshold, "the threshold was reached: {wal:?}");
+        assert!(wal.size_checkpoints >= 2, "{wal:?}");
+        let on_disk = std::fs::metadata(wal_path(&dir.path().join("state.db")))
+            .unwrap()
+            .len();
+        assert!(
+            on_disk <= WAL_HEADER + u64::from(bound) * PAGE_AND_FRAME_HEADER,
+            "group commit {group_commit}: -wal file {on_disk} bytes"
+        );
+
+        // Every size checkpoint reached MetricsActor.
+        let report = guard.report().await.unwrap();
+        assert_eq!(report.counts.total, wal.size_checkpoints, "{report:?}");
+        let last = report.last_checkpoint.unwrap();
+        assert_eq!(last.reason(), CheckpointReason::Size);
+        assert_eq!(last.mode(), CheckpointMode::Passive);
+        let report = guard.shutdown().await.unwrap();
+        // CREATE TABLE and the PRAGMA closure count too.
+        assert_eq!(report.db.writes_acknowledged, writes as u64 + 2);
+        let path = dir.path().join("state.db");
+        assert_eq!(integrity_and_count(&path), ("ok".to_owned(), writes));
+    }
+}
+
+/// `checkpoint.size_threshold_frames: 0` leaves size-triggered checkpoints
+/// to SQLite (`database.wal_autocheckpoint`).
+#[actix_rt::test]
+async fn threshold_zero_leaves_the_size_checkpoint_to_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path(), MINUTE);
+    s.checkpoint.size_threshold_frames = 0;
+    let guard = start_here(s).await;
+    let autocheckpoint: i64 = guard
+        .db()
+        .addr()
+        .send(Call::new(|c| {
+            c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(autocheckpoint, 1000);
+    assert!(stats(&guard).await.wal.is_none());
+    guard.shutdown().await.unwrap();
+}
