@@ -126,10 +126,11 @@ impl CliError {
     /// The process exit code for this error.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            Self::Settings(_) | Self::LogFilter { .. } => EXIT_USAGE,
             // An invalid setting can also surface when the system validates
             // on start.
-            Self::Actors(walguard_actors::Error::Db(
+            Self::Settings(_)
+            | Self::LogFilter { .. }
+            | Self::Actors(walguard_actors::Error::Db(
                 walguard::Error::InvalidSetting { .. } | walguard::Error::Settings { .. },
             ))
             | Self::Core(

@@ -15,10 +15,16 @@ const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
 /// Builds the filter: `RUST_LOG` when set and not empty, else `level` (the
 /// `log.level` setting).
 ///
+/// With `status_line` (a live status line on a terminal) and the default
+/// level `info`, the per-checkpoint `info` lines are left out: the status
+/// line shows them, and a screen scrolling twice a second hides it.
+/// Warnings (failed checkpoints, starvation) still print. `RUST_LOG=info`
+/// brings the lines back.
+///
 /// `log.level` is checked more strictly than `RUST_LOG`: a bare word must be
 /// a level. In `tracing`'s syntax a bare word is a target name, so a typo
 /// such as `inof` would otherwise silence every walguard event.
-pub(crate) fn filter(level: &str) -> Result<EnvFilter, CliError> {
+pub(crate) fn filter(level: &str, status_line: bool) -> Result<EnvFilter, CliError> {
     if let Ok(env) = std::env::var(EnvFilter::DEFAULT_ENV)
         && !env.trim().is_empty()
     {
@@ -43,8 +49,19 @@ pub(crate) fn filter(level: &str) -> Result<EnvFilter, CliError> {
             )));
         }
     }
-    EnvFilter::try_new(level).map_err(|e| invalid(e.to_string()))
+    let filter = EnvFilter::try_new(level).map_err(|e| invalid(e.to_string()))?;
+    if status_line && level.trim().eq_ignore_ascii_case("info") {
+        return Ok(filter.add_directive(
+            CHECKPOINT_WARN_ONLY
+                .parse()
+                .map_err(|e: tracing_subscriber::filter::ParseError| invalid(e.to_string()))?,
+        ));
+    }
+    Ok(filter)
 }
+
+/// The directive that leaves per-checkpoint lines to the status line.
+const CHECKPOINT_WARN_ONLY: &str = "walguard::checkpoint=warn";
 
 /// Installs the global subscriber. Events go to stderr through
 /// [`status::LogWriter`], which clears the live status line first.
@@ -93,7 +110,8 @@ mod tests {
             "info,walguard=debug",
             "walguard::checkpoint=trace",
         ] {
-            assert!(filter(ok).is_ok(), "{ok}");
+            assert!(filter(ok, false).is_ok(), "{ok}");
+            assert!(filter(ok, true).is_ok(), "{ok}");
         }
     }
 
@@ -102,7 +120,7 @@ mod tests {
         if !rust_log_unset() {
             return;
         }
-        let err = filter("inof").unwrap_err().to_string();
+        let err = filter("inof", false).unwrap_err().to_string();
         assert!(err.contains("log.level") && err.contains("inof"), "{err}");
     }
 }

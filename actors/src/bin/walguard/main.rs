@@ -63,7 +63,7 @@ fn report(error: &CliError) -> ExitCode {
 /// `RUST_LOG` says otherwise.
 fn quiet_logs() -> Result<(), CliError> {
     logging::init(
-        logging::filter("warn")?,
+        logging::filter("warn", false)?,
         walguard::settings::LogFormat::Text,
     );
     Ok(())

@@ -35,6 +35,10 @@ const STATUS_REDRAW: Duration = Duration::from_millis(250);
 /// Period of the plain `status` log line when stderr is not a terminal.
 const STATUS_LOG_PERIOD: Duration = Duration::from_secs(10);
 
+/// Shortest period of the exposure watch: 50 ms, so a very short interval
+/// does not turn the watch into a busy loop on `DbActor`.
+const MIN_WATCH_PERIOD: Duration = Duration::from_millis(50);
+
 /// Exit code after a second interrupt: 128 + SIGINT, as shells report it.
 const EXIT_SECOND_INTERRUPT: i32 = 130;
 
@@ -89,14 +93,18 @@ pub(crate) fn settings(args: &RunArgs) -> Result<Settings, CliError> {
 /// Runs `walguard run`.
 pub(crate) fn run(args: &RunArgs) -> Result<(), CliError> {
     let settings = settings(args)?;
-    logging::init(logging::filter(&settings.log.level)?, settings.log.format);
+    let on_terminal = std::io::stderr().is_terminal();
+    logging::init(
+        logging::filter(&settings.log.level, on_terminal)?,
+        settings.log.format,
+    );
     if let Some(addr) = args.metrics_addr {
         serve_metrics(addr)?;
     }
     engine::prepare(&settings.database)?;
 
     let format = settings.log.format;
-    let outcome = actix::System::new().block_on(session(settings.clone(), args))?;
+    let outcome = actix::System::new().block_on(session(settings.clone(), args, on_terminal))?;
     match format {
         LogFormat::Json => println!("{}", summary_json(&settings, &outcome)),
         _ => print!("{}", summary_text(&settings, &outcome)),
@@ -123,12 +131,20 @@ fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn session(settings: Settings, args: &RunArgs) -> Result<Outcome, CliError> {
+async fn session(
+    settings: Settings,
+    args: &RunArgs,
+    on_terminal: bool,
+) -> Result<Outcome, CliError> {
     let started = Instant::now();
     let mut stop = Signals::new()?;
     let guard = WalGuard::start(settings.clone())?;
     guard.start_checkpoint_loop();
-    guard.watch_exposure(DEFAULT_WATCH_PERIOD);
+    // Look at least twice per interval, so a starvation warning comes within
+    // about half an interval of the threshold.
+    guard.watch_exposure(
+        (settings.checkpoint.interval / 2).clamp(MIN_WATCH_PERIOD, DEFAULT_WATCH_PERIOD),
+    );
 
     let counters = Rc::new(Counters::default());
     let engine = actix::spawn(engine::run(guard.db().clone(), args.rate, counters.clone()));
@@ -142,7 +158,6 @@ async fn session(settings: Settings, args: &RunArgs) -> Result<Outcome, CliError
         "session started"
     );
 
-    let on_terminal = std::io::stderr().is_terminal();
     let mut display = Display::new(on_terminal, started);
     let mut redraw = tokio::time::interval(if on_terminal {
         STATUS_REDRAW
