@@ -166,6 +166,7 @@ impl DbActor {
         } else {
             self.writes_failed += 1;
         }
+        crate::telemetry::record_write(result.is_ok());
     }
 
     fn publish(&self, report: &CheckpointReport) {
