@@ -362,7 +362,7 @@ mod tests {
             commits += 2;
             // The reader lets go at tick 30: the next checkpoint catches up.
             if tick == 31 {
-                durable = (commits - 1, Some(now - ms(10)));
+                durable = (commits - 1, Some(t0 + ms(100 * tick - 10)));
             }
             if let Some(e) = tracker.observe_counts(now, commits, durable.0, durable.1) {
                 events.push((tick, e));

@@ -377,3 +377,66 @@ fn help_shows_examples() {
         assert!(text(&out.stdout).contains("Examples:"), "{sub}");
     }
 }
+
+/// `--metrics-addr` serves the documented metric names over HTTP while the
+/// session runs.
+#[test]
+fn metrics_addr_serves_the_documented_names() {
+    use std::io::{Read as _, Write as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    // A free port: bind to 0, read it back, let it go.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = walguard(dir.path())
+        .args([
+            "run",
+            "--duration",
+            "2s",
+            "--interval",
+            "200ms",
+            "--db",
+            "m.db",
+        ])
+        .args(["--metrics-addr", &addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    // Two interval checkpoints: the exposure watch has looked by then.
+    let mut checkpoints = 0;
+    while checkpoints < 2 {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "exited early:\n{seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("walguard::checkpoint") {
+            checkpoints += 1;
+        }
+    }
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    conn.read_to_string(&mut body).unwrap();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut seen);
+    assert!(child.wait().unwrap().success(), "{seen}");
+
+    for name in [
+        "walguard_checkpoints_total{mode=\"passive\",outcome=\"completed\"}",
+        "walguard_checkpoint_duration_seconds_bucket",
+        "walguard_writes_total",
+        "walguard_wal_frames",
+        "walguard_wal_bytes",
+        "walguard_exposure_seconds",
+        "walguard_exposed_commits",
+    ] {
+        assert!(body.contains(name), "{name} missing from:\n{body}");
+    }
+}

@@ -240,25 +240,31 @@ impl Signals {
                 None => std::future::pending().await,
             }
         };
-        #[cfg(unix)]
-        let term = self.term.recv();
-        #[cfg(not(unix))]
-        let term = std::future::pending::<Option<()>>();
-        #[cfg(windows)]
-        let close = self.close.recv();
-        #[cfg(not(windows))]
-        let close = std::future::pending::<Option<()>>();
         tokio::select! {
             () = duration => StopReason::Duration,
-            _ = tokio::signal::ctrl_c() => StopReason::Interrupt,
-            _ = term => StopReason::Terminate,
-            _ = close => {
-                #[cfg(windows)]
-                { StopReason::ConsoleClose }
-                #[cfg(not(windows))]
-                { StopReason::Terminate }
-            }
+            () = interrupted() => StopReason::Interrupt,
+            reason = self.platform() => reason,
         }
+    }
+
+    /// The platform's own stop signal: SIGTERM.
+    #[cfg(unix)]
+    async fn platform(&mut self) -> StopReason {
+        self.term.recv().await;
+        StopReason::Terminate
+    }
+
+    /// The platform's own stop signal: the console window closing.
+    #[cfg(windows)]
+    async fn platform(&mut self) -> StopReason {
+        self.close.recv().await;
+        StopReason::ConsoleClose
+    }
+
+    /// No platform signal beyond Ctrl-C.
+    #[cfg(not(any(unix, windows)))]
+    async fn platform(&mut self) -> StopReason {
+        std::future::pending().await
     }
 
     /// From now on, a second Ctrl-C or SIGTERM exits at once. Nothing
@@ -266,13 +272,9 @@ impl Signals {
     /// the next open recovers the WAL.
     fn exit_on_second_signal(mut self) {
         actix::spawn(async move {
-            #[cfg(unix)]
-            let term = self.term.recv();
-            #[cfg(not(unix))]
-            let term = std::future::pending::<Option<()>>();
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term => {}
+                () = interrupted() => {}
+                _ = self.platform() => {}
             }
             status::clear();
             eprintln!(
@@ -281,6 +283,15 @@ impl Signals {
             );
             std::process::exit(EXIT_SECOND_INTERRUPT);
         });
+    }
+}
+
+/// Resolves on Ctrl-C. When the handler cannot be installed it says so and
+/// never resolves, rather than stopping the session at once.
+async fn interrupted() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!(target: "walguard::run", error = %e, "cannot listen for Ctrl-C; stop with SIGTERM or --duration");
+        std::future::pending::<()>().await;
     }
 }
 
