@@ -38,6 +38,45 @@
 //! RESTART is never scheduled: like Litestream found, it blocks all writers
 //! behind long readers.
 //!
+//! # Failed fsync
+//!
+//! On Linux a failed `fsync` marks the dirty pages clean: the data it was
+//! meant to save may never reach the disk, though every read still shows
+//! it. A checkpoint whose database `fsync` fails may so lose pages that an
+//! earlier partial checkpoint copied, while SQLite's WAL index still counts
+//! those frames as copied: a retry copies only the rest, the WAL is then
+//! reset, and a later power loss leaves the database corrupt or short
+//! (Postgres' "fsyncgate"). A normal close is no better: it checkpoints
+//! from the same stale count, then deletes the WAL.
+//!
+//! So when a checkpoint fails on an I/O error
+//! ([`CheckpointReport::io_error`]: `SQLITE_IOERR_*` or `SQLITE_FULL`), the
+//! [`Store`](crate::Store) closes its connection with
+//! `SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE` (no checkpoint, and the WAL stays) and
+//! opens it again. With no other connection open, SQLite rebuilds the WAL
+//! index from the WAL, and the next checkpoint copies every frame again. The
+//! checkpoint is still reported as failed and does not move the "durable
+//! through" point.
+//!
+//! The rebuild needs every connection to the database closed at that
+//! moment, and the store can close only its own: a reader connection left
+//! open keeps the stale index alive. So after reopening, the store asks
+//! SQLite (`PRAGMA wal_checkpoint(NOOP)`) how many frames it counts as
+//! copied: none in a rebuilt index. Until that holds, no checkpoint runs,
+//! not even SQLite's auto-checkpoint on the writer: each checkpoint call
+//! tries the reopen again instead and fails with
+//! [`Error::StaleWalIndex`](crate::Error::StaleWalIndex). Writes go on
+//! meanwhile; the WAL grows and the "durable through" point stands still
+//! until the other connection closes. Frames in the WAL were fsynced before
+//! any of them was copied, so a power loss meanwhile loses nothing the
+//! durable point covers: recovery reads them from the WAL. Should the reopen
+//! itself fail, the store refuses every statement (`SQLITE_AUTH`) until a
+//! later checkpoint call reopens it.
+//!
+//! `tests/power_loss.rs` and `actors/tests/crash_lab.rs` show the loss
+//! without the reopen, and none with it, a reader left open included;
+//! `docs/reliability.md` has the figures.
+//!
 //! Checkpoints always run on the single write connection, between
 //! transactions: inside a transaction SQLite answers `SQLITE_LOCKED`, and a
 //! second connection checkpointing against a busy writer never lets the WAL
@@ -48,7 +87,7 @@ use std::str::FromStr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, ErrorCode};
 
 /// A `PRAGMA wal_checkpoint` mode.
 ///
@@ -223,6 +262,7 @@ pub struct CheckpointReport {
     checkpointed_frames: i64,
     elapsed: Duration,
     outcome: CheckpointOutcome,
+    io_error: bool,
 }
 
 impl CheckpointReport {
@@ -242,6 +282,7 @@ impl CheckpointReport {
             checkpointed_frames,
             elapsed,
             outcome: CheckpointOutcome::classify(busy, log_frames, checkpointed_frames),
+            io_error: false,
         }
     }
 
@@ -263,6 +304,7 @@ impl CheckpointReport {
             outcome: CheckpointOutcome::Failed {
                 error: error_chain(error),
             },
+            io_error: false,
         }
     }
 
@@ -308,6 +350,14 @@ impl CheckpointReport {
     pub fn outcome(&self) -> &CheckpointOutcome {
         &self.outcome
     }
+    /// Whether the checkpoint failed on an I/O error (`SQLITE_IOERR_*`,
+    /// e.g. a failed `fsync`, or `SQLITE_FULL`). The store then reopens its
+    /// connection: see "Failed fsync" in the
+    /// [checkpoint policy](crate::checkpoint).
+    #[must_use]
+    pub fn io_error(&self) -> bool {
+        self.io_error
+    }
 
     /// Emits the per-checkpoint `tracing` event (target
     /// `walguard::checkpoint`) with the stable fields `mode`, `busy`,
@@ -331,7 +381,11 @@ impl CheckpointReport {
             };
         }
         if let CheckpointOutcome::Failed { error } = &self.outcome {
-            event!(tracing::Level::WARN, error = error.as_str(), "checkpoint failed");
+            event!(
+                tracing::Level::WARN,
+                error = error.as_str(),
+                "checkpoint failed"
+            );
         } else {
             event!(tracing::Level::INFO, "checkpoint");
         }
@@ -364,12 +418,23 @@ pub fn run(conn: &Connection, mode: CheckpointMode, reason: CheckpointReason) ->
     let sql = format!("PRAGMA wal_checkpoint({})", mode.as_sql());
     let start = Instant::now();
     let row = conn.query_row(&sql, [], |r| {
-        Ok((r.get::<_, i64>(0)? != 0, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        Ok((
+            r.get::<_, i64>(0)? != 0,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
     });
     let elapsed = start.elapsed();
     match row {
         Ok(row) => CheckpointReport::from_row(mode, reason, row, elapsed),
-        Err(e) => CheckpointReport::failed(mode, reason, elapsed, &e),
+        Err(e) => {
+            let mut report = CheckpointReport::failed(mode, reason, elapsed, &e);
+            report.io_error = matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::SystemIoFailure | ErrorCode::DiskFull)
+            );
+            report
+        }
     }
 }
 

@@ -136,6 +136,57 @@ pub enum Error {
         #[source]
         source: SettingsError,
     },
+
+    /// After a checkpoint I/O error the store reopened its connection, but
+    /// another connection to the database stayed open, so SQLite kept the
+    /// WAL index and its stale count of copied frames. Checkpoints are
+    /// refused, writes go on, until that connection closes (see "Failed
+    /// fsync" in the [checkpoint policy](crate::checkpoint)).
+    #[error(
+        "cannot rebuild the wal index of {}: another connection keeps the database open; checkpoints wait until it closes",
+        path.display()
+    )]
+    StaleWalIndex {
+        /// The database path.
+        path: PathBuf,
+    },
+
+    /// The power-loss shim (feature `testing`) found no default SQLite VFS
+    /// to wrap.
+    #[cfg(feature = "testing")]
+    #[error("sqlite has no default vfs to wrap")]
+    VfsNoDefault,
+
+    /// `sqlite3_vfs_register` refused the power-loss shim (feature
+    /// `testing`).
+    #[cfg(feature = "testing")]
+    #[error("cannot register vfs {name} (sqlite code {code})")]
+    VfsRegister {
+        /// The name the shim tried to register.
+        name: String,
+        /// The SQLite result code.
+        code: i32,
+    },
+
+    /// `PowerLossVfs::restore_durable_images` (feature `testing`) was
+    /// called while files opened through the shim were still open.
+    #[cfg(feature = "testing")]
+    #[error("{open} files opened through the power-loss vfs are still open")]
+    VfsFilesOpen {
+        /// How many file handles are open.
+        open: usize,
+    },
+
+    /// Writing a durable image back to disk failed (feature `testing`).
+    #[cfg(feature = "testing")]
+    #[error("cannot restore {}", path.display())]
+    VfsRestore {
+        /// The file being restored.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The detail of a settings failure: carries the dotted key when known.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
 
@@ -309,6 +310,13 @@ pub struct Store {
     counts: Counts,
     group: GroupStats,
     wal: Option<WalWatch>,
+    /// The VFS the store opened through (`None`: SQLite's default), for
+    /// the reopen after a checkpoint I/O error.
+    vfs: Option<String>,
+    /// A checkpoint failed on an I/O error and the WAL index has not been
+    /// rebuilt yet: no checkpoint may run. `conn` is a stand-in that refuses
+    /// every statement if the reopen itself failed.
+    reopen_pending: bool,
 }
 
 /// The durability counters, see [`Durability`].
@@ -378,34 +386,33 @@ impl Store {
     /// file is something else, [`Error::NotWal`] when SQLite refuses WAL,
     /// [`Error::Pragma`] when a pragma fails (e.g. the database is locked).
     pub fn open(settings: &DatabaseSettings) -> Result<Self> {
-        let path = settings.path.clone();
-        if let Some(parent) = path.parent()
-            && !parent.as_os_str().is_empty()
-            && !parent.is_dir()
-        {
-            return Err(Error::Open {
-                source: rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                    Some(format!("directory {} does not exist", parent.display())),
-                ),
-                path,
-            });
-        }
-        create_private_file(&path);
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&path, flags).map_err(|source| Error::Open {
-            path: path.clone(),
-            source,
-        })?;
-        configure(&conn, settings)?;
+        Self::open_through(settings, None)
+    }
+
+    /// Like [`Store::open`], through the SQLite VFS registered under `vfs`
+    /// (a VFS of your own, or the power-loss shim of the `testing` feature,
+    /// `walguard::testing::PowerLossVfs`). The reopen after a checkpoint
+    /// I/O error (see the [checkpoint policy](crate::checkpoint)) goes
+    /// through the same VFS.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::open`]; [`Error::Open`] also when no VFS is registered
+    /// under that name.
+    pub fn open_with_vfs(settings: &DatabaseSettings, vfs: &str) -> Result<Self> {
+        Self::open_through(settings, Some(vfs))
+    }
+
+    fn open_through(settings: &DatabaseSettings, vfs: Option<&str>) -> Result<Self> {
+        let conn = open_connection(settings, vfs)?;
         Ok(Self {
             conn,
             settings: settings.clone(),
             counts: Counts::default(),
             group: GroupStats::default(),
             wal: None,
+            vfs: vfs.map(str::to_owned),
+            reopen_pending: false,
         })
     }
 
@@ -766,9 +773,13 @@ impl Store {
         mode: CheckpointMode,
         reason: CheckpointReason,
     ) -> CheckpointReport {
+        if let Err(e) = self.reopen_if_pending() {
+            return CheckpointReport::failed(mode, reason, Duration::ZERO, &e);
+        }
         let before = self.counts;
         let report = checkpoint::run(&self.conn, mode, reason);
         self.note_checkpoint(&report, before);
+        self.reopen_after_io_error(&report);
         report
     }
 
@@ -899,6 +910,9 @@ impl Store {
         reason: CheckpointReason,
         deadline: Duration,
     ) -> CheckpointReport {
+        if let Err(e) = self.reopen_if_pending() {
+            return CheckpointReport::failed(mode, reason, Duration::ZERO, &e);
+        }
         let before = self.counts;
         let busy_timeout = deadline.min(self.settings.busy_timeout);
         let report = checkpoint::run_with_deadline(
@@ -909,7 +923,95 @@ impl Store {
             self.settings.busy_timeout,
         );
         self.note_checkpoint(&report, before);
+        self.reopen_after_io_error(&report);
         report
+    }
+
+    /// The answer to a checkpoint that failed on an I/O error, as the
+    /// [checkpoint policy](crate::checkpoint) explains: close the connection
+    /// without its close-time checkpoint (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`)
+    /// and open it again, so the WAL index is rebuilt and the next
+    /// checkpoint copies every frame again. Logged, never fatal: until the
+    /// index is rebuilt, every later checkpoint call tries it again instead
+    /// of checkpointing.
+    fn reopen_after_io_error(&mut self, report: &CheckpointReport) {
+        if !report.io_error() {
+            return;
+        }
+        self.reopen_pending = true;
+        match self.reopen_if_pending() {
+            Ok(()) => tracing::warn!(
+                target: "walguard::db",
+                path = %self.settings.path.display(),
+                outcome = %report.outcome(),
+                "checkpoint failed on an I/O error; reopened the database without checkpointing on close"
+            ),
+            Err(e) => tracing::error!(
+                target: "walguard::db",
+                path = %self.settings.path.display(),
+                outcome = %report.outcome(),
+                error = %checkpoint::error_chain(&e),
+                "checkpoint failed on an I/O error and the WAL index is not rebuilt yet; no checkpoint runs until it is"
+            ),
+        }
+    }
+
+    /// Closes the connection without checkpointing and opens a new one, when
+    /// a reopen is pending.
+    fn reopen_if_pending(&mut self) -> Result<()> {
+        if !self.reopen_pending {
+            return Ok(());
+        }
+        let path = self.settings.path.clone();
+        // Never checkpoint from the stale backfill count on the way out.
+        self.conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .map_err(|source| Error::Pragma {
+                path: path.clone(),
+                pragma: "SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE",
+                source,
+            })?;
+        // The WAL index is rebuilt only if no connection of ours is open
+        // when the new one opens: close first, with a stand-in in place.
+        let stand_in = refusing_connection().map_err(|source| Error::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let old = std::mem::replace(&mut self.conn, stand_in);
+        if let Err((old, source)) = old.close() {
+            self.conn = old;
+            return Err(Error::Close { path, source });
+        }
+        self.conn = open_connection(&self.settings, self.vfs.as_deref())?;
+        let threshold = self.wal.as_ref().map_or(0, |w| w.threshold);
+        // Installs the size hook again, and turns SQLite's own
+        // auto-checkpoint off on the writer when the threshold is on.
+        self.set_size_threshold(threshold)?;
+        // A NOOP checkpoint copies nothing and reports the frames SQLite
+        // counts as copied. The rebuilt index counts none; a count above zero
+        // means another connection kept the old index alive.
+        let copied: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(NOOP)", [], |row| row.get(2))
+            .map_err(|source| Error::Pragma {
+                path: path.clone(),
+                pragma: "wal_checkpoint",
+                source,
+            })?;
+        if copied > 0 {
+            // No checkpoint from the stale count may run, not even SQLite's
+            // own inside a COMMIT: the WAL must not be reset.
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(|source| Error::Pragma {
+                    path: path.clone(),
+                    pragma: "wal_autocheckpoint",
+                    source,
+                })?;
+            return Err(Error::StaleWalIndex { path });
+        }
+        self.reopen_pending = false;
+        Ok(())
     }
 
     fn note_checkpoint(&mut self, report: &CheckpointReport, before: Counts) {
@@ -950,6 +1052,8 @@ impl Store {
             counts,
             group,
             wal,
+            vfs,
+            reopen_pending,
         } = self;
         conn.close().map_err(|(conn, source)| {
             let path = settings.path.clone();
@@ -960,6 +1064,8 @@ impl Store {
                     counts,
                     group,
                     wal,
+                    vfs,
+                    reopen_pending,
                 },
                 Error::Close { path, source },
             )
@@ -1024,6 +1130,38 @@ fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
+/// Opens and configures the write connection (see [`Store::open`]), through
+/// `vfs` when given.
+fn open_connection(settings: &DatabaseSettings, vfs: Option<&str>) -> Result<Connection> {
+    let path = settings.path.clone();
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.is_dir()
+    {
+        return Err(Error::Open {
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!("directory {} does not exist", parent.display())),
+            ),
+            path,
+        });
+    }
+    create_private_file(&path);
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let opened = match vfs {
+        Some(vfs) => Connection::open_with_flags_and_vfs(&path, flags, vfs),
+        None => Connection::open_with_flags(&path, flags),
+    };
+    let conn = opened.map_err(|source| Error::Open {
+        path: path.clone(),
+        source,
+    })?;
+    configure(&conn, settings)?;
+    Ok(conn)
+}
+
 /// Creates `path` with owner-only permissions when it does not exist yet, so
 /// SQLite (which copies the database file's mode to `-wal` and `-shm`) keeps
 /// the state private. Failure is not an error here: SQLite's own open then
@@ -1047,6 +1185,17 @@ fn create_private_file(path: &Path) {
     }
     #[cfg(not(unix))]
     let _ = path;
+}
+
+/// The stand-in connection while a reopen is pending: an in-memory database
+/// whose authorizer refuses every statement (`SQLITE_AUTH`), so nothing is
+/// ever read from or written to the wrong place.
+fn refusing_connection() -> rusqlite::Result<Connection> {
+    let mut conn = Connection::open_in_memory()?;
+    conn.authorizer(Some(|_: rusqlite::hooks::AuthContext<'_>| {
+        rusqlite::hooks::Authorization::Deny
+    }))?;
+    Ok(conn)
 }
 
 fn configure(conn: &Connection, settings: &DatabaseSettings) -> Result<()> {

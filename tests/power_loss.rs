@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rusqlite::{Connection, OpenFlags, params};
+use walguard::settings::DatabaseSettings;
 use walguard::testing::{
     Fault, FileKind, PowerLossVfs, RestoreMode, VfsOptions, disable_checkpoint_on_close,
 };
+use walguard::{CheckpointMode, CheckpointOutcome, CheckpointReason, Statement, Store};
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
@@ -774,5 +776,160 @@ fn dropping_the_vfs_under_an_open_connection_is_safe() -> TestResult {
     assert!(caught_up(checkpoint(&conn, "PASSIVE")?));
     drop(conn);
     assert_eq!(survivors(&path)?, 10);
+    Ok(())
+}
+
+// --- the store's own answer to a failed checkpoint fsync ----------------------
+
+/// Commits transaction `txn` through the store, as [`commit`] does on a raw
+/// connection.
+fn store_commit(store: &mut Store, txn: u64) -> walguard::Result<()> {
+    let first = rows_through(txn - 1) + 1;
+    let stmts: Vec<Statement> = (first..first + rows_in(txn))
+        .map(|id| {
+            Statement::new("INSERT INTO t (id, txn, body) VALUES (?1, ?2, ?3)")
+                .bind(id as i64)
+                .bind(txn as i64)
+                .bind(body(id))
+        })
+        .collect();
+    store.transaction(&stmts).map(drop)
+}
+
+/// A store under NORMAL through `vfs`, with the table made durable.
+fn store_through(vfs: &PowerLossVfs, path: &Path) -> TestResult<Store> {
+    let mut settings = DatabaseSettings::at(path);
+    settings.wal_autocheckpoint = 0;
+    let mut store = Store::open_with_vfs(&settings, vfs.name())?;
+    store.execute(&Statement::new(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, txn INTEGER NOT NULL, body TEXT NOT NULL)",
+    ))?;
+    let report = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+    assert_eq!(*report.outcome(), CheckpointOutcome::Completed);
+    Ok(store)
+}
+
+/// The failed-fsync scenario of [`failed_fsync_scenario`], answered by
+/// `Store::checkpoint` itself: it reopens its connection on the I/O error.
+/// With `reader_open`, a reader stays open across the failure: the store then
+/// refuses to checkpoint (the stale index lives on in the reader) until the
+/// reader closes. Exactly the commits through the checkpoint that caught up
+/// survive, on every seed.
+#[test]
+fn the_store_reopens_after_a_failed_checkpoint_fsync_and_loses_nothing() -> TestResult {
+    const SEEDS: u64 = 12;
+    let base = base_seed();
+    for i in 0..SEEDS * 2 {
+        let seed = base.wrapping_add(i / 2);
+        let reader_open = i % 2 == 1;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let first = rng.random_range(10..=30);
+        let second = first + rng.random_range(5..=20);
+        let third = second + rng.random_range(1..=20);
+        let (_dir, path) = temp_db()?;
+        let vfs = PowerLossVfs::register()?;
+        let mut store = store_through(&vfs, &path)?;
+        for txn in 1..=first {
+            store_commit(&mut store, txn)?;
+        }
+        let reader = open(&vfs, &path, "NORMAL")?;
+        reader.execute_batch("BEGIN")?;
+        reader.query_row("SELECT count(*) FROM t", [], |row| row.get::<_, i64>(0))?;
+        for txn in first + 1..=second {
+            store_commit(&mut store, txn)?;
+        }
+        let partial = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+        assert_eq!(
+            *partial.outcome(),
+            CheckpointOutcome::Partial,
+            "seed {seed}"
+        );
+        reader.execute_batch("COMMIT")?;
+        let mut reader = Some(reader);
+        if !reader_open {
+            reader = None;
+        }
+
+        vfs.inject(Fault::SyncFails {
+            file: FileKind::MainDb,
+            count: 1,
+        });
+        let failed = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+        assert!(failed.io_error(), "seed {seed}: {failed:?}");
+        if reader_open {
+            let refused = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+            assert!(
+                refused.outcome().to_string().contains("another connection"),
+                "seed {seed}: {refused:?}"
+            );
+            // Writes go on meanwhile.
+            store_commit(&mut store, second + 1)?;
+            reader = None;
+        }
+        let retried = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+        assert_eq!(
+            *retried.outcome(),
+            CheckpointOutcome::Completed,
+            "seed {seed}: {retried:?}"
+        );
+        let floor = if reader_open { second + 1 } else { second };
+        assert_eq!(
+            store.durability().durable_commits(),
+            floor + 1,
+            "seed {seed}"
+        );
+        for txn in floor + 1..=third.max(floor + 1) {
+            store_commit(&mut store, txn)?;
+        }
+        vfs.crash_now();
+        drop((reader, store));
+        vfs.restore_durable_images()?;
+        assert_eq!(
+            survivors(&path),
+            Ok(floor),
+            "seed {seed}, reader open: {reader_open}"
+        );
+    }
+    Ok(())
+}
+
+/// When the reopen itself fails (here the directory was moved away), the
+/// store keeps no connection to a wrong file: every statement is refused
+/// with `SQLITE_AUTH`, and the next checkpoint call reopens it once the
+/// directory is back.
+#[test]
+fn the_store_refuses_statements_while_it_cannot_reopen() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let home = dir.path().join("home");
+    let away = dir.path().join("away");
+    std::fs::create_dir(&home)?;
+    let path = home.join("state.db");
+    let vfs = PowerLossVfs::register()?;
+    let mut store = store_through(&vfs, &path)?;
+    store_commit(&mut store, 1)?;
+
+    std::fs::rename(&home, &away)?;
+    vfs.inject(Fault::CheckpointWriteIoErr { count: 1 });
+    let failed = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+    assert!(failed.io_error(), "{failed:?}");
+    let refused = store_commit(&mut store, 2).expect_err("no connection to write to");
+    let chain = walguard::checkpoint::error_chain(&refused);
+    assert!(chain.contains("not authorized"), "{chain}");
+    let again = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+    assert!(
+        again.outcome().to_string().contains("cannot open"),
+        "{again:?}"
+    );
+
+    std::fs::rename(&away, &home)?;
+    let reopened = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+    assert_eq!(
+        *reopened.outcome(),
+        CheckpointOutcome::Completed,
+        "{reopened:?}"
+    );
+    store_commit(&mut store, 2)?;
+    store.close().map_err(|(_, e)| e)?;
+    assert_eq!(survivors(&path), Ok(2));
     Ok(())
 }

@@ -135,12 +135,22 @@ impl DbHandle {
 pub struct WalGuardBuilder {
     settings: Settings,
     placement: Placement,
+    vfs: Option<String>,
 }
 
 impl WalGuardBuilder {
     /// Where `DbActor` runs (default: its own arbiter).
     pub fn db_placement(mut self, placement: Placement) -> Self {
         self.placement = placement;
+        self
+    }
+
+    /// Opens the database through the SQLite VFS registered under `name`
+    /// instead of the default one ([`Store::open_with_vfs`]): a VFS of your
+    /// own, or `walguard::testing::PowerLossVfs` (feature `testing`) to
+    /// simulate a power loss under the running actors.
+    pub fn vfs(mut self, name: impl Into<String>) -> Self {
+        self.vfs = Some(name.into());
         self
     }
 
@@ -156,12 +166,16 @@ impl WalGuardBuilder {
         let Self {
             settings,
             placement,
+            vfs,
         } = self;
         settings.validate()?;
         if System::try_current().is_none() {
             return Err(Error::NoSystem);
         }
-        let mut store = Store::open(&settings.database)?;
+        let mut store = match &vfs {
+            Some(vfs) => Store::open_with_vfs(&settings.database, vfs)?,
+            None => Store::open(&settings.database)?,
+        };
         // Every size-triggered checkpoint runs in DbActor and is reported,
         // none silently inside a COMMIT (0 leaves them to SQLite).
         store.set_size_threshold(settings.checkpoint.size_threshold_frames)?;
@@ -229,6 +243,7 @@ impl WalGuard {
         WalGuardBuilder {
             settings,
             placement: Placement::default(),
+            vfs: None,
         }
     }
 

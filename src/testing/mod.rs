@@ -62,11 +62,20 @@
 //! operation numbers belonged to checkpoints
 //! ([`PowerLossVfs::checkpoint_op_ranges`]), to aim crashes there.
 //!
+//! # Under the store and the actors
+//!
+//! [`Store::open_with_vfs`](crate::Store::open_with_vfs) opens the store
+//! through the shim ([`PowerLossVfs::name`]), and so does
+//! `WalGuardBuilder::vfs` in `walguard-actors`: a test can then cut the
+//! power under the running actors, shut them down (their close-time
+//! checkpoint just fails), restore, and check what its engine kept.
+//! `actors/tests/crash_lab.rs` does exactly that.
+//!
 //! # Rules
 //!
 //! - Close every connection opened through the shim before
 //!   [`PowerLossVfs::restore_durable_images`]; it refuses otherwise
-//!   ([`VfsError::FilesStillOpen`]).
+//!   ([`Error::VfsFilesOpen`]).
 //! - Only files opened through the shim are modelled. A file seen for the
 //!   first time is taken as durable as it is on disk.
 //! - Deletes are metadata, made durable by a directory sync or, as on a
@@ -85,45 +94,13 @@ mod shim;
 
 use std::fmt;
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use self::shim::{Registration, Shared};
-
-/// Errors of the power-loss shim.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum VfsError {
-    /// SQLite has no default VFS to wrap.
-    #[error("sqlite has no default vfs to wrap")]
-    NoDefaultVfs,
-    /// `sqlite3_vfs_register` refused the shim.
-    #[error("cannot register vfs {name} (sqlite code {code})")]
-    Register {
-        /// The name the shim tried to register.
-        name: String,
-        /// The SQLite result code.
-        code: i32,
-    },
-    /// [`PowerLossVfs::restore_durable_images`] was called while files opened
-    /// through the shim were still open.
-    #[error("{open} files opened through the power-loss vfs are still open")]
-    FilesStillOpen {
-        /// How many file handles are open.
-        open: usize,
-    },
-    /// Writing a durable image back to disk failed.
-    #[error("cannot restore {path}")]
-    Restore {
-        /// The file being restored.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-}
+use crate::Error;
 
 /// The kind of a modelled file, from the flags SQLite opens it with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -271,16 +248,16 @@ impl PowerLossVfs {
     /// Registers a new shim over SQLite's default VFS, with default options.
     ///
     /// # Errors
-    /// [`VfsError::NoDefaultVfs`] or [`VfsError::Register`] if SQLite refuses.
-    pub fn register() -> Result<Self, VfsError> {
+    /// [`Error::VfsNoDefault`] or [`Error::VfsRegister`] if SQLite refuses.
+    pub fn register() -> Result<Self, Error> {
         Self::register_with(VfsOptions::default())
     }
 
     /// Registers a new shim with `options`.
     ///
     /// # Errors
-    /// [`VfsError::NoDefaultVfs`] or [`VfsError::Register`] if SQLite refuses.
-    pub fn register_with(options: VfsOptions) -> Result<Self, VfsError> {
+    /// [`Error::VfsNoDefault`] or [`Error::VfsRegister`] if SQLite refuses.
+    pub fn register_with(options: VfsOptions) -> Result<Self, Error> {
         let (shared, registration) = shim::register(options)?;
         Ok(Self {
             shared,
@@ -383,21 +360,18 @@ impl PowerLossVfs {
     /// same shim can open the files again.
     ///
     /// # Errors
-    /// [`VfsError::FilesStillOpen`] if a connection is still open;
-    /// [`VfsError::Restore`] if a file cannot be written.
-    pub fn restore_durable_images(&self) -> Result<RestoreReport, VfsError> {
+    /// [`Error::VfsFilesOpen`] if a connection is still open;
+    /// [`Error::VfsRestore`] if a file cannot be written.
+    pub fn restore_durable_images(&self) -> Result<RestoreReport, Error> {
         self.restore_durable_images_with(RestoreMode::Exact)
     }
 
     /// Like [`Self::restore_durable_images`], with a choice of model.
     ///
     /// # Errors
-    /// [`VfsError::FilesStillOpen`] if a connection is still open;
-    /// [`VfsError::Restore`] if a file cannot be written.
-    pub fn restore_durable_images_with(
-        &self,
-        mode: RestoreMode,
-    ) -> Result<RestoreReport, VfsError> {
+    /// [`Error::VfsFilesOpen`] if a connection is still open;
+    /// [`Error::VfsRestore`] if a file cannot be written.
+    pub fn restore_durable_images_with(&self, mode: RestoreMode) -> Result<RestoreReport, Error> {
         self.shared.lock().restore(mode)
     }
 
@@ -449,7 +423,10 @@ impl Drop for PowerLossVfs {
 ///
 /// This is the tested answer to a failed checkpoint `fsync` on Linux, where
 /// the kernel drops the dirty pages: after a checkpoint I/O error, close
-/// every connection with this set and reopen. The WAL index is rebuilt, and
+/// every connection with this set and reopen. [`Store`](crate::Store) does it
+/// by itself for its own connection (see "Failed fsync" in the
+/// [checkpoint policy](crate::checkpoint)); this helper is for tests that
+/// drive raw connections. The WAL index is rebuilt, and
 /// the next checkpoint copies every frame again. A normal close would
 /// checkpoint from the stale backfill count and delete the WAL, losing the
 /// frames whose copy never reached the disk.
@@ -472,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn each_registration_has_its_own_name() -> Result<(), VfsError> {
+    fn each_registration_has_its_own_name() -> Result<(), Error> {
         let a = PowerLossVfs::register()?;
         let b = PowerLossVfs::register()?;
         assert_ne!(a.name(), b.name());

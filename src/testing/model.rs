@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::ffi;
 
-use super::{CrashReport, Fault, FileKind, RestoreMode, RestoreReport, VfsError, VfsStats};
+use super::{CrashReport, Fault, FileKind, RestoreMode, RestoreReport, VfsStats};
+use crate::Error;
 
 /// The sector size a torn write is cut on: the smallest sector any disk has.
 pub(super) const SECTOR_SIZE_BYTES: u64 = 512;
@@ -417,10 +418,10 @@ impl State {
     }
 
     /// Power comes back: replace each modelled file on disk by what survived.
-    pub(super) fn restore(&mut self, mode: RestoreMode) -> Result<RestoreReport, VfsError> {
+    pub(super) fn restore(&mut self, mode: RestoreMode) -> Result<RestoreReport, Error> {
         let open: usize = self.files.values().map(|f| f.open_handles).sum();
         if open > 0 {
-            return Err(VfsError::FilesStillOpen { open });
+            return Err(Error::VfsFilesOpen { open });
         }
         let mut rng = match mode {
             RestoreMode::Exact => None,
@@ -518,7 +519,7 @@ fn torn_prefix_len(offset: u64, len: usize, rng: &mut SplitMix64) -> usize {
     cuts.get(pick).copied().unwrap_or(0)
 }
 
-fn write_image(path: &Path, image: Option<&[u8]>) -> Result<(), VfsError> {
+fn write_image(path: &Path, image: Option<&[u8]>) -> Result<(), Error> {
     let result = match image {
         Some(bytes) => std::fs::write(path, bytes),
         None => match std::fs::remove_file(path) {
@@ -526,7 +527,7 @@ fn write_image(path: &Path, image: Option<&[u8]>) -> Result<(), VfsError> {
             other => other,
         },
     };
-    result.map_err(|source| VfsError::Restore {
+    result.map_err(|source| Error::VfsRestore {
         path: path.to_path_buf(),
         source,
     })

@@ -27,7 +27,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::ffi;
 
 use super::model::{Io, State, Verdict, WAL_CKPT_LOCK_SLOT};
-use super::{FileKind, VfsError, VfsOptions};
+use super::{FileKind, VfsOptions};
+use crate::Error;
 
 /// Everything a registration owns. Leaked: see the module docs.
 pub(super) struct Shared {
@@ -101,24 +102,24 @@ const _: () = assert!(align_of::<ShimFile>() >= align_of::<ffi::sqlite3_file>())
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// Registers a new shim over the default VFS under a unique name.
-pub(super) fn register(options: VfsOptions) -> Result<(&'static Shared, Registration), VfsError> {
+pub(super) fn register(options: VfsOptions) -> Result<(&'static Shared, Registration), Error> {
     // SAFETY: `sqlite3_vfs_find(NULL)` initializes SQLite if needed and
     // returns the default VFS or null; it has no other precondition.
     let real = unsafe { ffi::sqlite3_vfs_find(ptr::null()) };
     if real.is_null() {
-        return Err(VfsError::NoDefaultVfs);
+        return Err(Error::VfsNoDefault);
     }
     // SAFETY: `real` is non-null and points to a registered VFS record, which
     // SQLite never frees; we only read plain fields.
     let (real_version, real_size, max_path) =
         unsafe { ((*real).iVersion, (*real).szOsFile, (*real).mxPathname) };
-    let header = c_int::try_from(size_of::<ShimFile>()).map_err(|_| VfsError::NoDefaultVfs)?;
+    let header = c_int::try_from(size_of::<ShimFile>()).map_err(|_| Error::VfsNoDefault)?;
     let name = format!(
         "walguard-power-loss-{}-{}",
         std::process::id(),
         NEXT_ID.fetch_add(1, Ordering::Relaxed)
     );
-    let name = CString::new(name.clone()).map_err(|_| VfsError::Register { name, code: 0 })?;
+    let name = CString::new(name.clone()).map_err(|_| Error::VfsRegister { name, code: 0 })?;
     let shared: &'static Shared = Box::leak(Box::new(Shared {
         real: RealVfs(real),
         name,
@@ -155,7 +156,7 @@ pub(super) fn register(options: VfsOptions) -> Result<(&'static Shared, Registra
     // with a unique, NUL-terminated name that also lives forever.
     let rc = unsafe { ffi::sqlite3_vfs_register(vfs, 0) };
     if rc != ffi::SQLITE_OK {
-        return Err(VfsError::Register {
+        return Err(Error::VfsRegister {
             name: shared.name.to_string_lossy().into_owned(),
             code: rc,
         });

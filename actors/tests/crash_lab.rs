@@ -1,0 +1,214 @@
+//! The crash lab: what an abrupt stop can cost, measured through the real
+//! actors. Each module says which failure it models.
+//!
+//! - [`power`]: POWER LOSS / OS CRASH, through `walguard::testing`'s VFS
+//!   shim, under `WalGuard` on the paused clock.
+//! - [`kill`]: PROCESS KILL, SIGKILL of a child process running `WalGuard`
+//!   in real time.
+//! - [`faults`]: I/O faults injected through the shim, then a power loss.
+//!
+//! Every check ends with `PRAGMA integrity_check` and the exact set of rows
+//! that survived. Seeds come from `WALGUARD_CAMPAIGN_SEED` (default
+//! [`seeds::DEFAULT_SEED`]); a failure prints the command that replays it.
+//!
+//! In CI (`cargo test`, debug build): 300 power cuts, 200 kills, the
+//! negative control, the faults. On demand, the long run of
+//! `docs/reliability.md` (release build):
+//!
+//! ```text
+//! WALGUARD_CAMPAIGN_ITERATIONS=10000 WALGUARD_CAMPAIGN_KILLS=2000 \
+//!   cargo test --release -p walguard-actors --test crash_lab -- \
+//!   --ignored on_demand --nocapture --test-threads=1
+//! ```
+//!
+//! The kill campaign runs in real time: its seeds fix the child's choices and
+//! the kill delays, not the scheduler, so a kill seed replays the same
+//! intent, not the same instant.
+
+#[path = "crash_lab/faults.rs"]
+mod faults;
+#[cfg(target_os = "linux")]
+#[path = "crash_lab/kill.rs"]
+mod kill;
+#[path = "crash_lab/power.rs"]
+mod power;
+#[path = "crash_lab/rows.rs"]
+mod rows;
+#[path = "crash_lab/seeds.rs"]
+mod seeds;
+
+use walguard::settings::Synchronous;
+
+/// Power cuts per CI run.
+const CI_POWER_CUTS: u64 = 300;
+/// Kills per CI run.
+const CI_KILLS: u64 = 200;
+/// Most iterations the negative control may need to catch both a loss and a
+/// corruption.
+const NEGATIVE_CONTROL_MAX_ITERATIONS: u64 = 60;
+
+/// Power cuts at random I/O operations (a third inside checkpoints), NORMAL
+/// and FULL, exact and torn restores: no corruption, no acknowledged write
+/// lost before the durable point, none at all under FULL.
+#[test]
+fn power_loss_campaign() {
+    let summary = power::campaign(seeds::first(), CI_POWER_CUTS, None);
+    eprintln!("{summary}");
+    assert!(
+        summary.violations.is_empty(),
+        "{}",
+        summary.violations.join("\n")
+    );
+    // The campaign must reach the interesting cases, or it proves little.
+    assert!(summary.in_checkpoint > 0, "no cut inside a checkpoint");
+    assert!(summary.full > 0, "no iteration under FULL");
+    assert!(
+        summary.lost_acked_runs > 0,
+        "NORMAL never lost an acknowledged write past the durable point"
+    );
+    assert!(summary.torn_writes > 0, "no write was ever torn");
+}
+
+/// Negative control: under `synchronous=OFF` nothing is fsynced, yet the
+/// store still counts completed checkpoints as durability points. The same
+/// campaign must catch both a lost durable write and a corrupt database.
+/// If it could not fail, it would prove nothing.
+#[test]
+fn negative_control_synchronous_off_is_caught() {
+    let first = seeds::first();
+    let (mut lost, mut corrupt) = (None, None);
+    let mut done = 0;
+    for i in 0..NEGATIVE_CONTROL_MAX_ITERATIONS {
+        let seed = first.wrapping_add(i);
+        let it = power::iteration(seed, Synchronous::Off).expect("harness");
+        done += 1;
+        match it.violation() {
+            Some(v) if it.corrupt() => corrupt = corrupt.or(Some(format!("seed {seed}: {v}"))),
+            Some(v) => lost = lost.or(Some(format!("seed {seed}: {v}"))),
+            None => {}
+        }
+        if lost.is_some() && corrupt.is_some() {
+            break;
+        }
+    }
+    eprintln!("synchronous=OFF, {done} power cuts: lost: {lost:?}; corrupt: {corrupt:?}");
+    assert!(
+        lost.is_some(),
+        "OFF lost nothing durable in {done} power cuts: the harness cannot fail"
+    );
+    assert!(
+        corrupt.is_some(),
+        "OFF never corrupted in {done} power cuts: the harness is blind to corruption"
+    );
+}
+
+/// The long power-loss run: `WALGUARD_CAMPAIGN_ITERATIONS` cuts (default
+/// 10,000) from `WALGUARD_CAMPAIGN_SEED` on.
+#[test]
+#[ignore = "long: run on demand, see the module docs"]
+fn power_loss_on_demand() {
+    let n = seeds::count("WALGUARD_CAMPAIGN_ITERATIONS", 10_000);
+    let summary = power::campaign(seeds::first(), n, None);
+    eprintln!("{summary}");
+    assert!(
+        summary.violations.is_empty(),
+        "{}",
+        summary.violations.join("\n")
+    );
+}
+
+/// SIGKILL at random moments, inside checkpoints and shutdowns included:
+/// integrity holds and every acknowledged write is there, under NORMAL,
+/// FULL and OFF alike.
+#[cfg(target_os = "linux")]
+#[test]
+fn process_kill_campaign() {
+    let summary = kill::campaign(seeds::first(), CI_KILLS);
+    eprintln!("{summary}");
+    assert!(
+        summary.failures.is_empty(),
+        "{}",
+        summary.failures.join("\n")
+    );
+    assert!(
+        summary.in_checkpoint > 0,
+        "no kill landed inside a checkpoint"
+    );
+    assert!(summary.in_shutdown > 0, "no kill landed during a shutdown");
+}
+
+/// The long kill run: `WALGUARD_CAMPAIGN_KILLS` kills (default 2,000).
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "long: run on demand, see the module docs"]
+fn kill_campaign_on_demand() {
+    let n = seeds::count("WALGUARD_CAMPAIGN_KILLS", 2_000);
+    let summary = kill::campaign(seeds::first(), n);
+    eprintln!("{summary}");
+    assert!(
+        summary.failures.is_empty(),
+        "{}",
+        summary.failures.join("\n")
+    );
+}
+
+/// The child process of the kill campaign; does nothing unless the parent
+/// set its environment.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "the child process of the kill campaign"]
+fn kill_child() {
+    let Some(path) = std::env::var_os(kill::CHILD_DB_ENV) else {
+        return;
+    };
+    let seed = std::env::var(kill::CHILD_SEED_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    kill::child_main(std::path::Path::new(&path), seed);
+}
+
+/// The survivor check itself can fail: a gap, a request cut in two, a
+/// damaged body, a corrupt file are each reported.
+#[test]
+fn the_survivor_check_catches_gaps_cut_requests_and_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = |name: &str, rows: &[(u64, u64, u64)]| {
+        let path = dir.path().join(name);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(rows::TABLE_SQL).unwrap();
+        for &(id, req, n) in rows {
+            let stmt = rows::insert(id, req, n);
+            conn.execute(stmt.sql(), rusqlite::params_from_iter(stmt.params()))
+                .unwrap();
+        }
+        path
+    };
+    let whole = fresh("whole.db", &[(1, 1, 1), (2, 2, 2), (3, 2, 2)]);
+    assert_eq!(rows::survivors(&whole, false).unwrap().rows, 3);
+    let gap = fresh("gap.db", &[(1, 1, 1), (3, 3, 1)]);
+    assert!(
+        rows::survivors(&gap, false)
+            .unwrap_err()
+            .contains("missing")
+    );
+    let cut = fresh("cut.db", &[(1, 1, 1), (2, 2, 3), (3, 2, 3)]);
+    assert!(
+        rows::survivors(&cut, false)
+            .unwrap_err()
+            .contains("in part")
+    );
+    let damaged = fresh("damaged.db", &[(1, 1, 1), (2, 2, 1)]);
+    rusqlite::Connection::open(&damaged)
+        .unwrap()
+        .execute("UPDATE t SET body = x'00' WHERE id = 2", [])
+        .unwrap();
+    assert!(
+        rows::survivors(&damaged, false)
+            .unwrap_err()
+            .contains("damaged")
+    );
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![0xA5u8; 8192]).unwrap();
+    assert!(rows::survivors(&garbage, false).is_err());
+}

@@ -1,0 +1,620 @@
+//! POWER LOSS / OS CRASH under the running actors.
+//!
+//! The real `WalGuard` (`DbActor` on the current arbiter, the supervised
+//! interval loop on tokio's paused clock, size-triggered checkpoints) opens
+//! its file through `walguard::testing::PowerLossVfs`. A seeded plan drives
+//! it: single writes, bursts that become one group commit, transactions of
+//! several rows, virtual time for the interval checkpoints, a reader that
+//! pins the WAL, manual checkpoints, clean restarts. A dry run counts the
+//! I/O operations; the real run cuts the power at one of them, chosen
+//! uniformly, or inside a checkpoint one time in three. The shim then puts
+//! back only what reached stable storage (exactly, or with a torn and
+//! reordered tail of unsynced writes), and the check is:
+//!
+//! - `PRAGMA integrity_check` is ok, and the rows are exactly `1..=k`, each
+//!   intact, each request whole (a transaction boundary);
+//! - `k` covers every write acknowledged before the store's own "durable
+//!   through" point (`Durability::durable_writes`), as last seen before the
+//!   crash; under `synchronous=FULL`, every acknowledged write;
+//! - nothing survives that was never sent.
+//!
+//! The durable point is read with `GetDurability` after every step. It only
+//! grows, and the crash comes after the last reading, so the reading is a
+//! floor of what the store claimed at the instant of the crash: asserting it
+//! is safe, and a store that claimed too much would fail it.
+
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rusqlite::{Connection, OpenFlags};
+use walguard::settings::Synchronous;
+use walguard::testing::{CrashReport, PowerLossVfs, RestoreMode};
+use walguard::{CheckpointMode, CheckpointOutcome, Durability, Settings};
+use walguard_actors::messages::Execute;
+use walguard_actors::{Placement, WalGuard};
+
+use crate::rows::{Survivors, TABLE_SQL, insert, survivors};
+use crate::seeds;
+
+/// The interval of the checkpoint loop (virtual time).
+const INTERVAL: Duration = Duration::from_secs(1);
+
+/// WAL frames that trigger a size checkpoint: small, so they happen.
+const SIZE_THRESHOLD_FRAMES: u32 = 40;
+
+/// One step of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// One row in one `Execute`, awaited.
+    Write,
+    /// That many `Execute`s sent at once, then awaited: a group commit.
+    Burst(u64),
+    /// One `Transaction` of that many rows.
+    Txn(u64),
+    /// Virtual time passes; interval checkpoints fire.
+    Advance(Duration),
+    /// A reader connection, through the shim, takes a snapshot and holds it.
+    Pin,
+    /// The reader lets go and closes.
+    Unpin,
+    /// A manual checkpoint.
+    Checkpoint(CheckpointMode),
+    /// A clean shutdown, then a new system on the same file.
+    Restart,
+}
+
+/// The plan of seed `seed`: 20 to 40 steps.
+pub(crate) fn plan(seed: u64) -> Vec<Step> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let len = rng.random_range(20..=40);
+    let mut steps = Vec::with_capacity(len + 2);
+    let mut pinned = false;
+    for _ in 0..len {
+        let step = match rng.random_range(0..100) {
+            0..30 => Step::Write,
+            30..44 => Step::Burst(rng.random_range(2..=24)),
+            44..54 => Step::Txn(rng.random_range(2..=6)),
+            54..76 => Step::Advance(Duration::from_millis(rng.random_range(200..=2_500))),
+            76..86 if pinned => Step::Unpin,
+            76..86 => Step::Pin,
+            // TRUNCATE waits for readers: only when none pins the WAL.
+            86..93 if !pinned && rng.random_ratio(1, 4) => {
+                Step::Checkpoint(CheckpointMode::Truncate)
+            }
+            86..93 => Step::Checkpoint(CheckpointMode::Passive),
+            _ => Step::Restart,
+        };
+        if step == Step::Restart && pinned {
+            steps.push(Step::Unpin);
+        }
+        pinned = match step {
+            Step::Pin => true,
+            Step::Unpin | Step::Restart => false,
+            _ => pinned,
+        };
+        steps.push(step);
+    }
+    if pinned {
+        steps.push(Step::Unpin);
+    }
+    steps
+}
+
+/// `synchronous` for the campaign iteration of `seed`: FULL one time in
+/// four, NORMAL otherwise (so a seed alone replays an iteration).
+pub(crate) fn synchronous_of(seed: u64) -> Synchronous {
+    if seed % 4 == 3 {
+        Synchronous::Full
+    } else {
+        Synchronous::Normal
+    }
+}
+
+/// What was sent, acknowledged and claimed durable during one run.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ledger {
+    /// Rows sent (ids `1..=issued_rows`).
+    pub(crate) issued_rows: u64,
+    /// Requests sent.
+    requests: u64,
+    /// Highest row id acknowledged.
+    pub(crate) acked_rows: u64,
+    /// Rows that every outcome must keep: those of the writes acknowledged
+    /// before the last "durable through" reading.
+    pub(crate) required_rows: u64,
+    /// For the current store session, the last row id of each acknowledged
+    /// write, in commit order (0 for the `CREATE TABLE`).
+    session: Vec<u64>,
+    /// The harness's own consistency checks that failed.
+    pub(crate) harness: Vec<String>,
+}
+
+impl Ledger {
+    /// A new request of `rows` rows: its number and its first row id.
+    fn issue(&mut self, rows: u64) -> (u64, u64) {
+        self.requests += 1;
+        let first = self.issued_rows + 1;
+        self.issued_rows += rows;
+        (self.requests, first)
+    }
+
+    fn acked(&mut self, last_row: u64) {
+        self.session.push(last_row);
+        self.acked_rows = self.acked_rows.max(last_row);
+    }
+
+    /// A "durable through" reading of the current session.
+    fn observe(&mut self, durability: Option<Durability>) {
+        let Some(d) = durability else { return };
+        if d.writes() != self.session.len() as u64 {
+            self.harness.push(format!(
+                "the store counts {} writes, the harness saw {} acknowledged",
+                d.writes(),
+                self.session.len()
+            ));
+            return;
+        }
+        if let Some(last) = d
+            .durable_writes()
+            .checked_sub(1)
+            .and_then(|i| self.session.get(i as usize))
+        {
+            self.required_rows = self.required_rows.max(*last);
+        }
+    }
+
+    fn new_session(&mut self) {
+        self.session.clear();
+    }
+}
+
+/// One run of a plan.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub(crate) ledger: Ledger,
+    /// I/O operations of the setup (never crashed: the table must exist).
+    pub(crate) setup_ops: u64,
+    /// I/O operations of the whole run.
+    pub(crate) total_ops: u64,
+    /// Operation ranges of the checkpoints after the setup.
+    pub(crate) checkpoints: Vec<RangeInclusive<u64>>,
+    pub(crate) crash: Option<CrashReport>,
+}
+
+fn settings(path: &Path, synchronous: Synchronous) -> Settings {
+    let mut settings = Settings::for_database(path);
+    settings.database.synchronous = synchronous;
+    // Only checkpoints wait on locks, and they must not wait for real.
+    settings.database.busy_timeout = Duration::from_millis(10);
+    settings.checkpoint.enabled = true;
+    settings.checkpoint.interval = INTERVAL;
+    settings.checkpoint.shutdown_timeout = Duration::from_millis(200);
+    settings.checkpoint.size_threshold_frames = SIZE_THRESHOLD_FRAMES;
+    settings
+}
+
+fn start(
+    vfs: &PowerLossVfs,
+    path: &Path,
+    synchronous: Synchronous,
+) -> walguard_actors::Result<WalGuard> {
+    WalGuard::builder(settings(path, synchronous))
+        .db_placement(Placement::Current)
+        .vfs(vfs.name())
+        .start()
+}
+
+/// Runs `steps` on a fresh database at `path` through `vfs`, cutting the
+/// power at I/O operation `crash_at` if given. Each run has its own actix
+/// system on a paused clock.
+pub(crate) fn run(
+    vfs: &PowerLossVfs,
+    path: &Path,
+    steps: &[Step],
+    synchronous: Synchronous,
+    crash_at: Option<u64>,
+) -> Result<Run, String> {
+    if let Some(op) = crash_at {
+        vfs.crash_at(op);
+    }
+    let mut run = actix::System::new().block_on(async {
+        tokio::time::pause();
+        drive(vfs, path, steps, synchronous).await
+    })?;
+    run.total_ops = vfs.io_ops();
+    run.crash = vfs.crash_report();
+    run.checkpoints = vfs
+        .checkpoint_op_ranges()
+        .into_iter()
+        .filter(|r| *r.start() > run.setup_ops)
+        .collect();
+    Ok(run)
+}
+
+/// The setup: the table, made durable by a checkpoint, then a clean
+/// shutdown. The negative control sets it up under NORMAL, or nothing would
+/// ever be durable to lose.
+async fn setup(
+    vfs: &PowerLossVfs,
+    path: &Path,
+    synchronous: Synchronous,
+    ledger: &mut Ledger,
+) -> Result<(), String> {
+    let setup_sync = if synchronous == Synchronous::Off {
+        Synchronous::Normal
+    } else {
+        synchronous
+    };
+    let guard = start(vfs, path, setup_sync).map_err(|e| format!("setup start: {e}"))?;
+    guard
+        .db()
+        .execute(TABLE_SQL)
+        .await
+        .map_err(|e| format!("setup: {e}"))?;
+    ledger.acked(0);
+    let report = guard
+        .db()
+        .checkpoint(CheckpointMode::Passive)
+        .await
+        .map_err(|e| format!("setup checkpoint: {e}"))?;
+    if *report.outcome() != CheckpointOutcome::Completed {
+        return Err(format!("setup checkpoint: {report:?}"));
+    }
+    let report = guard
+        .shutdown()
+        .await
+        .map_err(|e| format!("setup shutdown: {e}"))?;
+    ledger.observe(report.db.durability);
+    if ledger.required_rows != 0 || !ledger.harness.is_empty() {
+        return Err(format!("setup: {ledger:?}"));
+    }
+    ledger.new_session();
+    Ok(())
+}
+
+/// The system and the reader connection a plan runs against.
+struct World<'a> {
+    vfs: &'a PowerLossVfs,
+    path: &'a Path,
+    synchronous: Synchronous,
+    guard: Option<WalGuard>,
+    reader: Option<Connection>,
+}
+
+impl World<'_> {
+    /// Runs one step; `Err` only for a failure of the harness itself.
+    async fn step(&mut self, step: Step, ledger: &mut Ledger) -> Result<(), String> {
+        let Some(g) = self.guard.as_ref() else {
+            return Ok(());
+        };
+        match step {
+            Step::Write => {
+                let (req, id) = ledger.issue(1);
+                if g.db().execute(insert(id, req, 1)).await.is_ok() {
+                    ledger.acked(id);
+                }
+            }
+            Step::Burst(n) => {
+                // `send` queues at once: the whole burst is in the mailbox
+                // before `DbActor` looks, so it becomes one group commit.
+                let sent: Vec<_> = (0..n)
+                    .map(|_| {
+                        let (req, id) = ledger.issue(1);
+                        (id, g.db().addr().send(Execute(insert(id, req, 1))))
+                    })
+                    .collect();
+                for (id, reply) in sent {
+                    if matches!(reply.await, Ok(Ok(_))) {
+                        ledger.acked(id);
+                    }
+                }
+            }
+            Step::Txn(n) => {
+                let (req, first) = ledger.issue(n);
+                let stmts = (first..first + n).map(|id| insert(id, req, n)).collect();
+                if g.db().transaction(stmts).await.is_ok() {
+                    ledger.acked(first + n - 1);
+                }
+            }
+            Step::Advance(d) => tokio::time::sleep(d).await,
+            Step::Pin => {
+                let conn = self
+                    .vfs
+                    .open(self.path, OpenFlags::default())
+                    .map_err(|e| format!("reader open: {e}"))?;
+                conn.execute_batch("BEGIN")
+                    .and_then(|()| {
+                        conn.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+                    })
+                    .map_err(|e| format!("reader snapshot: {e}"))?;
+                self.reader = Some(conn);
+            }
+            Step::Unpin => {
+                if let Some(conn) = self.reader.take() {
+                    // A read transaction ends without I/O.
+                    let _ = conn.execute_batch("COMMIT");
+                }
+            }
+            Step::Checkpoint(mode) => {
+                let _ = g.db().checkpoint(mode).await;
+            }
+            Step::Restart => {
+                if let Some(g) = self.guard.take() {
+                    let report = g.shutdown().await.map_err(|e| format!("shutdown: {e}"))?;
+                    ledger.observe(report.db.durability);
+                }
+                ledger.new_session();
+                if !self.vfs.is_crashed() {
+                    // A crash inside the shutdown's close leaves the power
+                    // off: opening may then fail, and the run ends here.
+                    self.guard = start(self.vfs, self.path, self.synchronous).ok();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn drive(
+    vfs: &PowerLossVfs,
+    path: &Path,
+    steps: &[Step],
+    synchronous: Synchronous,
+) -> Result<Run, String> {
+    let mut ledger = Ledger::default();
+    setup(vfs, path, synchronous, &mut ledger).await?;
+    let setup_ops = vfs.io_ops();
+    let mut world = World {
+        vfs,
+        path,
+        synchronous,
+        guard: Some(start(vfs, path, synchronous).map_err(|e| format!("start: {e}"))?),
+        reader: None,
+    };
+    for step in steps {
+        if vfs.is_crashed() || world.guard.is_none() {
+            break;
+        }
+        world.step(*step, &mut ledger).await?;
+        if let Some(g) = world.guard.as_ref()
+            && let Ok(durability) = g.db().durability().await
+        {
+            ledger.observe(durability);
+        }
+    }
+    drop(world.reader.take());
+    if let Some(g) = world.guard.take() {
+        let report = g
+            .shutdown()
+            .await
+            .map_err(|e| format!("final shutdown: {e}"))?;
+        ledger.observe(report.db.durability);
+    }
+    Ok(Run {
+        ledger,
+        setup_ops,
+        total_ops: 0,
+        checkpoints: Vec::new(),
+        crash: None,
+    })
+}
+
+/// One campaign iteration.
+#[derive(Debug)]
+pub(crate) struct Iteration {
+    pub(crate) synchronous: Synchronous,
+    pub(crate) crash_op: u64,
+    pub(crate) total_ops: u64,
+    pub(crate) in_checkpoint: bool,
+    pub(crate) mode: RestoreMode,
+    pub(crate) torn_writes: usize,
+    pub(crate) ledger: Ledger,
+    pub(crate) result: Result<Survivors, String>,
+}
+
+impl Iteration {
+    /// What this iteration broke, if anything.
+    pub(crate) fn violation(&self) -> Option<String> {
+        if let Some(e) = self.ledger.harness.first() {
+            return Some(format!("harness: {e}"));
+        }
+        let k = match &self.result {
+            Ok(s) => s.rows,
+            Err(e) => return Some(format!("corrupt: {e}")),
+        };
+        if k < self.ledger.required_rows {
+            return Some(format!(
+                "lost durable writes: rows 1..={k} survived, rows through {} were durable",
+                self.ledger.required_rows
+            ));
+        }
+        if matches!(self.synchronous, Synchronous::Full | Synchronous::Extra)
+            && k < self.ledger.acked_rows
+        {
+            return Some(format!(
+                "FULL lost acknowledged writes: rows 1..={k} survived, {} were acknowledged",
+                self.ledger.acked_rows
+            ));
+        }
+        if k > self.ledger.issued_rows {
+            return Some(format!(
+                "{k} rows survived, only {} were ever sent",
+                self.ledger.issued_rows
+            ));
+        }
+        None
+    }
+
+    /// Whether a corrupt database (not just a short one) came back.
+    pub(crate) fn corrupt(&self) -> bool {
+        self.result.is_err()
+    }
+
+    /// Acknowledged rows the power loss took (allowed above the durable
+    /// point under NORMAL).
+    pub(crate) fn lost_acked(&self) -> u64 {
+        match &self.result {
+            Ok(s) => self.ledger.acked_rows.saturating_sub(s.rows),
+            Err(_) => 0,
+        }
+    }
+}
+
+/// Runs the iteration of `seed` under `synchronous`: a dry run, then a run
+/// that crashes, a restore, the check.
+pub(crate) fn iteration(seed: u64, synchronous: Synchronous) -> Result<Iteration, String> {
+    let steps = plan(seed);
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dry = {
+        let vfs = PowerLossVfs::register().map_err(|e| e.to_string())?;
+        run(&vfs, &dir.path().join("dry.db"), &steps, synchronous, None)?
+    };
+    if dry.crash.is_some() || !dry.ledger.harness.is_empty() {
+        return Err(format!("dry run: {:?}", dry.ledger.harness));
+    }
+    if dry.ledger.acked_rows != dry.ledger.issued_rows {
+        return Err(format!(
+            "dry run: {} of {} rows acknowledged",
+            dry.ledger.acked_rows, dry.ledger.issued_rows
+        ));
+    }
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xC4A5_11AB_0000_0000);
+    let crash_op = if !dry.checkpoints.is_empty() && rng.random_ratio(1, 3) {
+        let range = &dry.checkpoints[rng.random_range(0..dry.checkpoints.len())];
+        rng.random_range(range.clone())
+    } else {
+        rng.random_range(dry.setup_ops + 1..=dry.total_ops)
+    };
+    let mode = if rng.random_bool(0.5) {
+        RestoreMode::Exact
+    } else {
+        RestoreMode::Torn { seed: rng.random() }
+    };
+
+    let path = dir.path().join("state.db");
+    let vfs = PowerLossVfs::register().map_err(|e| e.to_string())?;
+    let real = run(&vfs, &path, &steps, synchronous, Some(crash_op))?;
+    if real.setup_ops != dry.setup_ops {
+        return Err(format!(
+            "not deterministic: setup took {} ops, {} in the dry run",
+            real.setup_ops, dry.setup_ops
+        ));
+    }
+    let crash = real
+        .crash
+        .clone()
+        .ok_or_else(|| format!("the crash point {crash_op} was never reached"))?;
+    if crash.ops_before_crash + 1 != crash_op {
+        return Err(format!(
+            "crashed after {} ops, not {crash_op}",
+            crash.ops_before_crash
+        ));
+    }
+    let restored = vfs
+        .restore_durable_images_with(mode)
+        .map_err(|e| format!("restore: {e}"))?;
+    Ok(Iteration {
+        synchronous,
+        crash_op,
+        total_ops: dry.total_ops,
+        in_checkpoint: crash.in_checkpoint,
+        mode,
+        torn_writes: restored.torn_writes,
+        ledger: real.ledger,
+        result: survivors(&path, false),
+    })
+}
+
+/// What a campaign saw.
+#[derive(Debug, Default)]
+pub(crate) struct Summary {
+    pub(crate) iterations: u64,
+    pub(crate) first_seed: u64,
+    pub(crate) full: u64,
+    pub(crate) in_checkpoint: u64,
+    pub(crate) torn_restores: u64,
+    pub(crate) torn_writes: usize,
+    /// Runs that lost acknowledged writes (allowed above the durable point).
+    pub(crate) lost_acked_runs: u64,
+    pub(crate) lost_acked_rows: u64,
+    pub(crate) corrupt: u64,
+    pub(crate) violations: Vec<String>,
+    pub(crate) elapsed: Duration,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} power cuts (seeds {}..={}, {} under FULL) in {:.1?}: {} inside a checkpoint, \
+             {} torn restores ({} torn writes), {} runs lost {} acknowledged rows above the \
+             durable point, {} corrupt, {} violations",
+            self.iterations,
+            self.first_seed,
+            self.first_seed + self.iterations.saturating_sub(1),
+            self.full,
+            self.elapsed,
+            self.in_checkpoint,
+            self.torn_restores,
+            self.torn_writes,
+            self.lost_acked_runs,
+            self.lost_acked_rows,
+            self.corrupt,
+            self.violations.len(),
+        )
+    }
+}
+
+/// Runs `iterations` iterations from seed `first_seed` on, each under
+/// [`synchronous_of`] its seed, unless `synchronous` forces one.
+pub(crate) fn campaign(
+    first_seed: u64,
+    iterations: u64,
+    synchronous: Option<Synchronous>,
+) -> Summary {
+    let start = Instant::now();
+    let mut summary = Summary {
+        first_seed,
+        ..Summary::default()
+    };
+    for i in 0..iterations {
+        let seed = first_seed.wrapping_add(i);
+        let sync = synchronous.unwrap_or_else(|| synchronous_of(seed));
+        summary.iterations += 1;
+        match iteration(seed, sync) {
+            Ok(it) => {
+                summary.full += u64::from(sync == Synchronous::Full);
+                summary.in_checkpoint += u64::from(it.in_checkpoint);
+                summary.torn_restores += u64::from(matches!(it.mode, RestoreMode::Torn { .. }));
+                summary.torn_writes += it.torn_writes;
+                summary.corrupt += u64::from(it.corrupt());
+                let lost = it.lost_acked();
+                summary.lost_acked_runs += u64::from(lost > 0);
+                summary.lost_acked_rows += lost;
+                if let Some(v) = it.violation() {
+                    summary.violations.push(format!(
+                        "{}: {sync:?}, crash at op {} of {} (in checkpoint: {}), {:?}, \
+                         sent {} rows, acknowledged {}, durable {}: {v}",
+                        seeds::replay(seed, "power_loss_on_demand"),
+                        it.crash_op,
+                        it.total_ops,
+                        it.in_checkpoint,
+                        it.mode,
+                        it.ledger.issued_rows,
+                        it.ledger.acked_rows,
+                        it.ledger.required_rows,
+                    ));
+                }
+            }
+            Err(e) => summary.violations.push(format!(
+                "{}: {sync:?}: harness: {e}",
+                seeds::replay(seed, "power_loss_on_demand")
+            )),
+        }
+    }
+    summary.elapsed = start.elapsed();
+    summary
+}
