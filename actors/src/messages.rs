@@ -14,8 +14,10 @@ use walguard::{
     Statement,
 };
 
-/// `DbActor`: run one statement as its own transaction; answers the rows
-/// changed.
+/// `DbActor`: run one statement; answers the rows changed, once the commit
+/// that holds it has returned. With group commit on, it shares that commit
+/// with the single writes waiting beside it, and still gets its own result
+/// (see [`DbActor`](crate::DbActor)).
 #[derive(Debug, Clone)]
 pub struct Execute(pub Statement);
 

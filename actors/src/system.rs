@@ -53,7 +53,8 @@ impl DbHandle {
         &self.addr
     }
 
-    /// Runs one statement as its own transaction; the rows changed.
+    /// Runs one statement; the rows changed, once it is committed (with
+    /// group commit, together with the writes waiting beside it).
     ///
     /// # Errors
     ///

@@ -1,0 +1,848 @@
+//! walguard's side of the benchmark (`bench/run.sh` runs it beside the
+//! peers and prints one table; `docs/benchmarks.md` has a real run).
+//!
+//! ```sh
+//! cargo run --release -p walguard-actors --example bench_walguard -- \
+//!     [--writes N] [--runs N] [--synchronous normal|full|both] [--only SYSTEM]
+//! ```
+//!
+//! The workload is the peers' (`bench/README.md`): a fresh file in a temp
+//! dir, WAL, `busy_timeout` 5 s, table `kv(id INTEGER PRIMARY KEY, v BLOB)`,
+//! N single-row inserts of a 100-byte blob, setup and close untimed, and the
+//! row count checked after the run. Every insert is one
+//! `DbHandle::execute` from one of `in_flight` tasks on the actix system's
+//! thread, each awaiting its reply before its next insert (a closed loop);
+//! `DbActor` runs on its own arbiter thread, as it does by default. Latency
+//! is submit to reply. Systems: `walguard` (group commit off: one commit
+//! per insert) and `walguard-group-commit`, at 1 and 256 in flight. Each
+//! configuration runs `--runs` times and the run with the median throughput
+//! is reported, one JSON line per configuration on stdout (the format
+//! `bench/table.py` reads). Progress goes to stderr.
+//!
+//! `--extra NAME` runs one of the measurements that are not table rows
+//! instead (repeatable; `all` runs every one). Run them directly, not
+//! through `bench/run.sh` (the peers do not know the flag):
+//!
+//! - `max-batch`: group commit with `database.max_batch` 16, 64, 128 and
+//!   256 at 256 in flight, and 256, 512 and 1024 at 1024 in flight (table
+//!   rows, system `walguard-group-commit-maxN`);
+//! - `checkpoint-loop`: writer throughput and latency over `--seconds` of
+//!   sustained writes, with the 1 s PASSIVE checkpoint loop and without it
+//!   (table rows, workload `sustained` and `sustained+loop-1s`);
+//! - `wal-peak`: the WAL's peak over `--seconds` of sustained writes at full
+//!   speed, in frames (from the WAL hook) and bytes (the `-wal` file);
+//! - `shutdown-truncate`: the shutdown TRUNCATE of a WAL of about 1000
+//!   frames;
+//! - `memory`: peak RSS (`VmHWM`) of a child process after 100k and after
+//!   1M writes at full speed;
+//! - `savepoint-cost`: what a savepoint around every write of a group would
+//!   cost, against walguard's choice (no savepoints; a rerun with them only
+//!   for a group that holds a failing write).
+
+use std::cell::{Cell, RefCell};
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use rusqlite::params;
+use walguard::settings::Synchronous;
+use walguard::{Settings, Statement, Store};
+use walguard_actors::db::GetWriterStats;
+use walguard_actors::{DbHandle, WalGuard};
+
+type BoxError = Box<dyn Error>;
+
+const USAGE: &str = "\
+usage: bench_walguard [--writes N] [--runs N] [--synchronous normal|full|both] [--only SYSTEM]
+                      [--extra NAME]... [--seconds N]
+
+  --writes N        inserts per run (default 200000; underscores allowed)
+  --runs N          runs per configuration; the median-throughput run is reported (default 3)
+  --synchronous S   normal, full or both (default both)
+  --only SYSTEM     walguard or walguard-group-commit (default: both)
+  --extra NAME      max-batch, checkpoint-loop, wal-peak, shutdown-truncate, memory,
+                    savepoint-cost or all, instead of the table rows
+  --seconds N       length of the sustained runs of checkpoint-loop and wal-peak (default 10)
+  -h, --help        this text";
+
+/// The peers' payload: 100 bytes.
+const BLOB: [u8; 100] = [0xA5; 100];
+const INSERT_SQL: &str = "INSERT INTO kv(id, v) VALUES (?1, ?2)";
+const IN_FLIGHT_LEVELS: [usize; 2] = [1, 256];
+const DB_FILE: &str = "bench.db";
+
+/// The two walguard systems of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum System {
+    /// Group commit off: one commit per insert.
+    Plain,
+    /// Group commit on (the default setting).
+    GroupCommit,
+}
+
+impl System {
+    const ALL: [Self; 2] = [Self::Plain, Self::GroupCommit];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "walguard",
+            Self::GroupCommit => "walguard-group-commit",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extra {
+    MaxBatch,
+    CheckpointLoop,
+    WalPeak,
+    ShutdownTruncate,
+    Memory,
+    /// The child process of `memory`.
+    MemoryChild,
+    SavepointCost,
+}
+
+impl Extra {
+    const ALL: [Self; 6] = [
+        Self::MaxBatch,
+        Self::CheckpointLoop,
+        Self::WalPeak,
+        Self::ShutdownTruncate,
+        Self::Memory,
+        Self::SavepointCost,
+    ];
+
+    fn parse(name: &str) -> Option<Vec<Self>> {
+        Some(match name {
+            "max-batch" => vec![Self::MaxBatch],
+            "checkpoint-loop" => vec![Self::CheckpointLoop],
+            "wal-peak" => vec![Self::WalPeak],
+            "shutdown-truncate" => vec![Self::ShutdownTruncate],
+            "memory" => vec![Self::Memory],
+            "memory-child" => vec![Self::MemoryChild],
+            "savepoint-cost" => vec![Self::SavepointCost],
+            "all" => Self::ALL.to_vec(),
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Args {
+    writes: u64,
+    runs: u32,
+    synchronous: Vec<Synchronous>,
+    systems: Vec<System>,
+    extras: Vec<Extra>,
+    seconds: u64,
+}
+
+fn parse_count(flag: &str, value: &str) -> Result<u64, String> {
+    let digits: String = value.chars().filter(|c| *c != '_').collect();
+    match digits.parse::<u64>() {
+        Ok(0) => Err(format!("{flag} must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{flag} wants a positive integer, got {value:?}")),
+    }
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut parsed = Args {
+        writes: 200_000,
+        runs: 3,
+        synchronous: vec![Synchronous::Normal, Synchronous::Full],
+        systems: System::ALL.to_vec(),
+        extras: Vec::new(),
+        seconds: 10,
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            return Ok(None);
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--writes" => parsed.writes = parse_count(&flag, &value()?)?,
+            "--runs" => {
+                let v = value()?;
+                parsed.runs = u32::try_from(parse_count(&flag, &v)?)
+                    .map_err(|_| format!("--runs too large: {v}"))?;
+            }
+            "--seconds" => parsed.seconds = parse_count(&flag, &value()?)?,
+            "--synchronous" => {
+                let v = value()?;
+                parsed.synchronous = match v.to_ascii_lowercase().as_str() {
+                    "normal" => vec![Synchronous::Normal],
+                    "full" => vec![Synchronous::Full],
+                    "both" => vec![Synchronous::Normal, Synchronous::Full],
+                    _ => {
+                        return Err(format!(
+                            "--synchronous wants normal, full or both, got {v:?}"
+                        ));
+                    }
+                };
+            }
+            "--only" => {
+                let v = value()?;
+                let system = System::ALL
+                    .into_iter()
+                    .find(|s| s.name() == v)
+                    .ok_or_else(|| {
+                        format!("--only wants walguard or walguard-group-commit, got {v:?}")
+                    })?;
+                parsed.systems = vec![system];
+            }
+            "--extra" => {
+                let v = value()?;
+                let extras = Extra::parse(&v).ok_or_else(|| format!("unknown --extra {v:?}"))?;
+                parsed.extras.extend(extras);
+            }
+            _ => return Err(format!("unknown argument {arg:?}")),
+        }
+    }
+    Ok(Some(parsed))
+}
+
+/// Latencies in fixed memory (so the memory measurement measures walguard,
+/// not the benchmark): 100 ns buckets up to 10 ms, exact samples above.
+#[derive(Debug)]
+struct Histogram {
+    buckets: Vec<u64>,
+    slow_ns: Vec<u64>,
+    count: u64,
+    max_ns: u64,
+}
+
+const BUCKET_NS: u64 = 100;
+const BUCKETS: usize = 100_000; // 10 ms
+
+impl Histogram {
+    fn new() -> Self {
+        Self {
+            buckets: vec![0; BUCKETS],
+            slow_ns: Vec::new(),
+            count: 0,
+            max_ns: 0,
+        }
+    }
+
+    fn record(&mut self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.count += 1;
+        self.max_ns = self.max_ns.max(ns);
+        match usize::try_from(ns / BUCKET_NS) {
+            Ok(i) if i < BUCKETS => self.buckets[i] += 1,
+            _ => self.slow_ns.push(ns),
+        }
+    }
+
+    /// Nearest rank, as `bench/peers`: the sample at rank ceil(p/100 * n);
+    /// a bucket answers with its upper edge (never flatters).
+    fn percentile_us(&mut self, p: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let rank = ((p / 100.0 * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                let upper = (i as u64 + 1) * BUCKET_NS;
+                return upper.min(self.max_ns) as f64 / 1000.0;
+            }
+        }
+        self.slow_ns.sort_unstable();
+        let i = usize::try_from(rank - seen - 1).unwrap_or(0);
+        self.slow_ns[i.min(self.slow_ns.len() - 1)] as f64 / 1000.0
+    }
+
+    fn max_us(&self) -> f64 {
+        self.max_ns as f64 / 1000.0
+    }
+}
+
+/// One timed run.
+#[derive(Debug)]
+struct Run {
+    writes: u64,
+    elapsed: Duration,
+    latency: Histogram,
+}
+
+impl Run {
+    fn throughput(&self) -> f64 {
+        self.writes as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn median(mut runs: Vec<Run>) -> Option<Run> {
+    if runs.is_empty() {
+        return None;
+    }
+    runs.sort_by(|a, b| a.throughput().total_cmp(&b.throughput()));
+    let mid = (runs.len() - 1) / 2;
+    Some(runs.swap_remove(mid))
+}
+
+/// When a closed loop stops.
+#[derive(Debug, Clone, Copy)]
+enum Until {
+    Writes(u64),
+    Deadline(Duration),
+}
+
+/// `in_flight` tasks, each inserting and awaiting its reply until the work
+/// or the time runs out.
+async fn closed_loop(db: &DbHandle, in_flight: usize, until: Until) -> Result<Run, BoxError> {
+    let next = Rc::new(Cell::new(0u64));
+    let latency = Rc::new(RefCell::new(Histogram::new()));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(in_flight);
+    for _ in 0..in_flight {
+        let (db, next, latency) = (db.clone(), Rc::clone(&next), Rc::clone(&latency));
+        tasks.push(actix_rt::spawn(async move {
+            loop {
+                let id = next.get();
+                let more = match until {
+                    Until::Writes(n) => id < n,
+                    Until::Deadline(d) => start.elapsed() < d,
+                };
+                if !more {
+                    return Ok::<(), walguard_actors::Error>(());
+                }
+                next.set(id + 1);
+                let stmt = Statement::new(INSERT_SQL)
+                    .bind(i64::try_from(id).unwrap_or(i64::MAX))
+                    .bind(BLOB.to_vec());
+                let t = Instant::now();
+                db.execute(stmt).await?;
+                latency.borrow_mut().record(t.elapsed());
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let elapsed = start.elapsed();
+    let latency = Rc::try_unwrap(latency)
+        .map_err(|_| "a task still holds the histogram")?
+        .into_inner();
+    Ok(Run {
+        writes: next.get(),
+        elapsed,
+        latency,
+    })
+}
+
+/// What a run is asked to do beyond the default settings.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
+    sync: Synchronous,
+    group_commit: bool,
+    in_flight: usize,
+    max_batch: Option<usize>,
+    checkpoint_loop: Option<Duration>,
+    until: Until,
+}
+
+/// What a run saw besides its latencies.
+#[derive(Debug)]
+struct Seen {
+    mean_batch: f64,
+    wal_peak_frames: u32,
+    wal_file_bytes: u64,
+    size_checkpoints: u64,
+    checkpoints: walguard::SessionReport,
+}
+
+fn temp_dir() -> Result<tempfile::TempDir, BoxError> {
+    Ok(tempfile::Builder::new()
+        .prefix("walguard-bench-")
+        .tempdir()?)
+}
+
+fn wal_file(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
+}
+
+fn settings_for(path: &Path, setup: &Setup) -> Settings {
+    let mut settings = Settings::for_database(path);
+    settings.database.synchronous = setup.sync;
+    settings.database.group_commit = setup.group_commit;
+    if let Some(n) = setup.max_batch {
+        settings.database.max_batch = n;
+    }
+    if let Some(interval) = setup.checkpoint_loop {
+        settings.checkpoint.enabled = true;
+        settings.checkpoint.interval = interval;
+    }
+    settings
+}
+
+async fn one_run(setup: Setup) -> Result<(Run, Seen), BoxError> {
+    let dir = temp_dir()?;
+    let path = dir.path().join(DB_FILE);
+    let guard = WalGuard::start(settings_for(&path, &setup))?;
+    guard
+        .db()
+        .execute("CREATE TABLE kv(id INTEGER PRIMARY KEY, v BLOB)")
+        .await?;
+    let run = closed_loop(guard.db(), setup.in_flight, setup.until).await?;
+    let rows = guard.db().query("SELECT count(*) FROM kv").await?;
+    let counted = match rows.rows().first().and_then(|r| r.first()) {
+        Some(rusqlite::types::Value::Integer(n)) => u64::try_from(*n).unwrap_or(0),
+        _ => 0,
+    };
+    if counted != run.writes {
+        return Err(format!(
+            "expected {} rows after the run, found {counted}",
+            run.writes
+        )
+        .into());
+    }
+    let stats = guard.db().addr().send(GetWriterStats).await?;
+    let wal = stats.wal.ok_or("the size threshold is off")?;
+    let wal_file_bytes = std::fs::metadata(wal_file(&path)).map_or(0, |m| m.len());
+    guard.stop_checkpoint_loop();
+    let checkpoints = guard.report().await?;
+    guard.shutdown().await?;
+    dir.close()?;
+    Ok((
+        run,
+        Seen {
+            mean_batch: stats.flushed_writes as f64 / stats.flushes.max(1) as f64,
+            wal_peak_frames: wal.peak,
+            wal_file_bytes,
+            size_checkpoints: wal.size_checkpoints,
+            checkpoints,
+        },
+    ))
+}
+
+fn sync_name(sync: Synchronous) -> &'static str {
+    match sync {
+        Synchronous::Full => "full",
+        _ => "normal",
+    }
+}
+
+fn print_row(system: &str, workload: &str, setup: &Setup, runs: u32, mut run: Run) {
+    println!(
+        "{{\"system\":\"{system}\",\"workload\":\"{workload}\",\"synchronous\":\"{}\",\
+         \"in_flight\":{},\"writes\":{},\"seconds\":{:.6},\"throughput\":{:.1},\
+         \"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"runs\":{runs}}}",
+        sync_name(setup.sync),
+        setup.in_flight,
+        run.writes,
+        run.elapsed.as_secs_f64(),
+        run.throughput(),
+        run.latency.percentile_us(50.0),
+        run.latency.percentile_us(99.0),
+        run.latency.max_us(),
+    );
+}
+
+/// Runs a setup `runs` times and prints the median run as a table row.
+async fn measure(system: &str, workload: &str, setup: Setup, runs: u32) -> Result<(), BoxError> {
+    let mut done = Vec::new();
+    for i in 0..runs {
+        let (run, seen) = one_run(setup).await?;
+        eprintln!(
+            "bench_walguard: {system} {workload} {} in_flight={} run {}/{runs}: {:.0} writes/s, \
+             mean group {:.1} writes, WAL peak {} frames, {} size checkpoints",
+            sync_name(setup.sync),
+            setup.in_flight,
+            i + 1,
+            run.throughput(),
+            seen.mean_batch,
+            seen.wal_peak_frames,
+            seen.size_checkpoints,
+        );
+        done.push(run);
+    }
+    if let Some(run) = median(done) {
+        print_row(system, workload, &setup, runs, run);
+    }
+    Ok(())
+}
+
+async fn table(args: &Args) -> Result<(), BoxError> {
+    for &sync in &args.synchronous {
+        for &system in &args.systems {
+            for in_flight in IN_FLIGHT_LEVELS {
+                let setup = Setup {
+                    sync,
+                    group_commit: system == System::GroupCommit,
+                    in_flight,
+                    max_batch: None,
+                    checkpoint_loop: None,
+                    until: Until::Writes(args.writes),
+                };
+                measure(system.name(), "single-insert", setup, args.runs).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn max_batch(args: &Args) -> Result<(), BoxError> {
+    for &sync in &args.synchronous {
+        for (cap, in_flight) in [
+            (16, 256),
+            (64, 256),
+            (128, 256),
+            (256, 256),
+            (256, 1024),
+            (512, 1024),
+            (1024, 1024),
+        ] {
+            let setup = Setup {
+                sync,
+                group_commit: true,
+                in_flight,
+                max_batch: Some(cap),
+                checkpoint_loop: None,
+                until: Until::Writes(args.writes),
+            };
+            let name = format!("walguard-group-commit-max{cap}");
+            measure(&name, "single-insert", setup, args.runs).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn checkpoint_loop(args: &Args) -> Result<(), BoxError> {
+    let seconds = Duration::from_secs(args.seconds);
+    for &sync in &args.synchronous {
+        for in_flight in IN_FLIGHT_LEVELS {
+            for (workload, interval) in [
+                ("sustained", None),
+                ("sustained+loop-1s", Some(Duration::from_secs(1))),
+            ] {
+                let setup = Setup {
+                    sync,
+                    group_commit: true,
+                    in_flight,
+                    max_batch: None,
+                    checkpoint_loop: interval,
+                    until: Until::Deadline(seconds),
+                };
+                measure("walguard-group-commit", workload, setup, args.runs).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn wal_peak(args: &Args) -> Result<(), BoxError> {
+    let seconds = Duration::from_secs(args.seconds);
+    for &sync in &args.synchronous {
+        let setup = Setup {
+            sync,
+            group_commit: true,
+            in_flight: 256,
+            max_batch: None,
+            checkpoint_loop: None,
+            until: Until::Deadline(seconds),
+        };
+        let (run, seen) = one_run(setup).await?;
+        let window = seen.checkpoints.window;
+        println!(
+            "{{\"measure\":\"wal-peak\",\"synchronous\":\"{}\",\"in_flight\":256,\"seconds\":{:.1},\
+             \"writes\":{},\"threshold_frames\":{},\"peak_frames\":{},\"wal_file_bytes\":{},\
+             \"size_checkpoints\":{},\"checkpoint_p50_ms\":{:.3},\"checkpoint_p95_ms\":{:.3},\
+             \"checkpoint_max_ms\":{:.3}}}",
+            sync_name(sync),
+            run.elapsed.as_secs_f64(),
+            run.writes,
+            walguard::settings::DEFAULT_SIZE_THRESHOLD_FRAMES,
+            seen.wal_peak_frames,
+            seen.wal_file_bytes,
+            seen.size_checkpoints,
+            window.p50().as_secs_f64() * 1000.0,
+            window.p95().as_secs_f64() * 1000.0,
+            window.max().as_secs_f64() * 1000.0,
+        );
+    }
+    Ok(())
+}
+
+/// Fills a WAL to at least 1000 frames with SQLite's and walguard's
+/// size-triggered checkpoints off, then times the shutdown.
+async fn shutdown_truncate(args: &Args) -> Result<(), BoxError> {
+    const FRAMES: u64 = 1000;
+    const FRAME_BYTES: u64 = 4096 + 24;
+    for &sync in &args.synchronous {
+        let mut samples = Vec::new();
+        for _ in 0..args.runs.max(3) {
+            let dir = temp_dir()?;
+            let path = dir.path().join(DB_FILE);
+            let mut settings = Settings::for_database(&path);
+            settings.database.synchronous = sync;
+            settings.database.wal_autocheckpoint = 0;
+            settings.checkpoint.size_threshold_frames = 0;
+            let guard = WalGuard::start(settings)?;
+            let db = guard.db();
+            db.execute("CREATE TABLE kv(id INTEGER PRIMARY KEY, v BLOB)")
+                .await?;
+            let mut id = 0i64;
+            while std::fs::metadata(wal_file(&path)).map_or(0, |m| m.len())
+                < 32 + FRAMES * FRAME_BYTES
+            {
+                let batch = (0..100)
+                    .map(|_| {
+                        id += 1;
+                        Statement::new(INSERT_SQL).bind(id).bind(BLOB.to_vec())
+                    })
+                    .collect();
+                db.transaction(batch).await?;
+            }
+            let frames = (std::fs::metadata(wal_file(&path))?.len() - 32) / FRAME_BYTES;
+            let start = Instant::now();
+            let report = guard.shutdown().await?;
+            let wall = start.elapsed();
+            let truncate = report
+                .shutdown_checkpoint
+                .ok_or("no shutdown checkpoint in the report")?;
+            if truncate.outcome().as_str() != "completed" {
+                return Err(format!("the shutdown TRUNCATE ended {}", truncate.outcome()).into());
+            }
+            samples.push((truncate.elapsed(), wall, frames));
+            dir.close()?;
+        }
+        samples.sort();
+        let (truncate, wall, frames) = samples[(samples.len() - 1) / 2];
+        let slowest = samples.iter().map(|s| s.0).max().unwrap_or_default();
+        println!(
+            "{{\"measure\":\"shutdown-truncate\",\"synchronous\":\"{}\",\"wal_frames\":{frames},\
+             \"truncate_ms\":{:.3},\"truncate_max_ms\":{:.3},\"shutdown_ms\":{:.3},\"runs\":{}}}",
+            sync_name(sync),
+            truncate.as_secs_f64() * 1000.0,
+            slowest.as_secs_f64() * 1000.0,
+            wall.as_secs_f64() * 1000.0,
+            samples.len(),
+        );
+    }
+    Ok(())
+}
+
+/// `VmHWM` of this process, in KiB.
+fn vm_hwm_kib() -> Result<u64, BoxError> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .ok_or("no VmHWM in /proc/self/status")?;
+    let kib = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kib)
+}
+
+async fn memory_child(args: &Args) -> Result<(), BoxError> {
+    let setup = Setup {
+        sync: Synchronous::Normal,
+        group_commit: true,
+        in_flight: 256,
+        max_batch: None,
+        checkpoint_loop: None,
+        until: Until::Writes(args.writes),
+    };
+    let (run, _) = one_run(setup).await?;
+    println!(
+        "{{\"measure\":\"memory\",\"writes\":{},\"vm_hwm_kib\":{}}}",
+        run.writes,
+        vm_hwm_kib()?
+    );
+    Ok(())
+}
+
+/// Runs `memory-child` in fresh processes (peak RSS only grows) for 100k and
+/// 1M writes.
+fn memory() -> Result<(), BoxError> {
+    let exe = std::env::current_exe()?;
+    let mut peaks = Vec::new();
+    for writes in [100_000u64, 1_000_000] {
+        let out = std::process::Command::new(&exe)
+            .args(["--extra", "memory-child", "--writes", &writes.to_string()])
+            .stderr(std::process::Stdio::inherit())
+            .output()?;
+        if !out.status.success() {
+            return Err(format!("the memory child for {writes} writes failed").into());
+        }
+        let line = String::from_utf8(out.stdout)?;
+        print!("{line}");
+        let kib: u64 = line
+            .split("\"vm_hwm_kib\":")
+            .nth(1)
+            .and_then(|rest| rest.trim().trim_end_matches('}').parse().ok())
+            .ok_or("cannot read the child's VmHWM")?;
+        peaks.push(kib);
+    }
+    println!(
+        "{{\"measure\":\"memory-ratio\",\"vm_hwm_1m_over_100k\":{:.3}}}",
+        peaks[1] as f64 / peaks[0] as f64
+    );
+    Ok(())
+}
+
+/// Per-write cost of groups of 256 inserts on one connection: plain, with a
+/// savepoint around each insert, through `Store::execute_group` without and
+/// with one failing insert per group (which makes the group run again with
+/// savepoints).
+fn savepoint_cost(args: &Args) -> Result<(), BoxError> {
+    const GROUP: u64 = 256;
+    for &sync in &args.synchronous {
+        let groups = args.writes.div_ceil(GROUP);
+        let writes = groups * GROUP;
+        let mut medians = Vec::new();
+        for variant in 0..4 {
+            let mut per_write = Vec::new();
+            for _ in 0..args.runs {
+                let dir = temp_dir()?;
+                let mut settings = Settings::for_database(dir.path().join(DB_FILE));
+                settings.database.synchronous = sync;
+                let mut store = Store::open(&settings.database)?;
+                store.set_size_threshold(settings.checkpoint.size_threshold_frames)?;
+                store.execute(&Statement::new(
+                    "CREATE TABLE kv(id INTEGER PRIMARY KEY, v BLOB)",
+                ))?;
+                let start = Instant::now();
+                for g in 0..groups {
+                    let ids = (g * GROUP)..((g + 1) * GROUP);
+                    match variant {
+                        0 | 1 => {
+                            let savepoints = variant == 1;
+                            store.call(|c| {
+                                let tx = c.transaction()?;
+                                {
+                                    let mut insert = tx.prepare_cached(INSERT_SQL)?;
+                                    for id in ids {
+                                        if savepoints {
+                                            tx.prepare_cached("SAVEPOINT w")?.execute([])?;
+                                        }
+                                        insert.execute(params![id as i64, &BLOB[..]])?;
+                                        if savepoints {
+                                            tx.prepare_cached("RELEASE w")?.execute([])?;
+                                        }
+                                    }
+                                }
+                                tx.commit()
+                            })?;
+                        }
+                        _ => {
+                            let mut stmts: Vec<Statement> = ids
+                                .map(|id| {
+                                    Statement::new(INSERT_SQL)
+                                        .bind(id as i64)
+                                        .bind(BLOB.to_vec())
+                                })
+                                .collect();
+                            if variant == 3 {
+                                // A duplicate of the group's first id.
+                                let first = (g * GROUP) as i64;
+                                stmts[GROUP as usize / 2] =
+                                    Statement::new(INSERT_SQL).bind(first).bind(BLOB.to_vec());
+                            }
+                            let failed = store
+                                .execute_group(&stmts)
+                                .iter()
+                                .filter(|r| r.is_err())
+                                .count();
+                            if failed != usize::from(variant == 3) {
+                                return Err(format!("{failed} writes failed in a group").into());
+                            }
+                        }
+                    }
+                    let _ = store.checkpoint_if_due();
+                }
+                per_write.push(start.elapsed().as_secs_f64() * 1e6 / writes as f64);
+                store.close().map_err(|(_, e)| e)?;
+                dir.close()?;
+            }
+            per_write.sort_by(f64::total_cmp);
+            medians.push(per_write[(per_write.len() - 1) / 2]);
+        }
+        println!(
+            "{{\"measure\":\"savepoint-cost\",\"synchronous\":\"{}\",\"group\":{GROUP},\
+             \"writes\":{writes},\"runs\":{},\"plain_us_per_write\":{:.3},\
+             \"savepoint_each_us_per_write\":{:.3},\"execute_group_us_per_write\":{:.3},\
+             \"execute_group_one_failure_us_per_write\":{:.3}}}",
+            sync_name(sync),
+            args.runs,
+            medians[0],
+            medians[1],
+            medians[2],
+            medians[3],
+        );
+    }
+    Ok(())
+}
+
+async fn run(args: Args) -> Result<(), BoxError> {
+    eprintln!(
+        "bench_walguard: SQLite {}; {} writes x {} run(s) per configuration; temp dirs under {}",
+        rusqlite::version(),
+        args.writes,
+        args.runs,
+        std::env::temp_dir().display()
+    );
+    if args.extras.is_empty() {
+        return table(&args).await;
+    }
+    for extra in args.extras.clone() {
+        match extra {
+            Extra::MaxBatch => max_batch(&args).await?,
+            Extra::CheckpointLoop => checkpoint_loop(&args).await?,
+            Extra::WalPeak => wal_peak(&args).await?,
+            Extra::ShutdownTruncate => shutdown_truncate(&args).await?,
+            Extra::Memory => memory()?,
+            Extra::MemoryChild => memory_child(&args).await?,
+            Extra::SavepointCost => savepoint_cost(&args)?,
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("bench_walguard: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match actix::System::new().block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench_walguard: error: {e}");
+            let mut source = e.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
