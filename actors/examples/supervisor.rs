@@ -12,8 +12,8 @@
 use std::time::Duration;
 
 use walguard::Settings;
-use walguard_actors::messages::{GetLoopState, InjectFault};
 use walguard_actors::WalGuard;
+use walguard_actors::messages::{GetLoopState, InjectFault};
 
 #[actix::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
