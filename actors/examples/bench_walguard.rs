@@ -27,8 +27,9 @@
 //!   256 at 256 in flight, and 256, 512 and 1024 at 1024 in flight (table
 //!   rows, system `walguard-group-commit-maxN`);
 //! - `checkpoint-loop`: writer throughput and latency over `--seconds` of
-//!   sustained writes, with the 1 s PASSIVE checkpoint loop and without it
-//!   (table rows, workload `sustained` and `sustained+loop-1s`);
+//!   sustained writes, with the 1 s PASSIVE checkpoint loop and without it,
+//!   the runs of the two taking turns (table rows, workload `sustained` and
+//!   `sustained+loop-1s`);
 //! - `wal-peak`: the WAL's peak over `--seconds` of sustained writes at full
 //!   speed, in frames (from the WAL hook) and bytes (the `-wal` file);
 //! - `shutdown-truncate`: the shutdown TRUNCATE of a WAL of about 1000
@@ -458,24 +459,40 @@ fn print_row(system: &str, workload: &str, setup: &Setup, runs: u32, mut run: Ru
 
 /// Runs a setup `runs` times and prints the median run as a table row.
 async fn measure(system: &str, workload: &str, setup: Setup, runs: u32) -> Result<(), BoxError> {
-    let mut done = Vec::new();
+    measure_interleaved(system, &[(workload, setup)], runs).await
+}
+
+/// Runs several setups `runs` times each, taking turns (run 1 of each, then
+/// run 2 of each...) so that a drift in the machine's load hits all of them
+/// alike, and prints each one's median run as a table row.
+async fn measure_interleaved(
+    system: &str,
+    setups: &[(&str, Setup)],
+    runs: u32,
+) -> Result<(), BoxError> {
+    let mut done: Vec<Vec<Run>> = setups.iter().map(|_| Vec::new()).collect();
     for i in 0..runs {
-        let (run, seen) = one_run(setup).await?;
-        eprintln!(
-            "bench_walguard: {system} {workload} {} in_flight={} run {}/{runs}: {:.0} writes/s, \
-             mean group {:.1} writes, WAL peak {} frames, {} size checkpoints",
-            sync_name(setup.sync),
-            setup.in_flight,
-            i + 1,
-            run.throughput(),
-            seen.mean_batch,
-            seen.wal_peak_frames,
-            seen.size_checkpoints,
-        );
-        done.push(run);
+        for ((workload, setup), done) in setups.iter().zip(&mut done) {
+            let (run, seen) = one_run(*setup).await?;
+            eprintln!(
+                "bench_walguard: {system} {workload} {} in_flight={} run {}/{runs}: \
+                 {:.0} writes/s, mean group {:.1} writes, WAL peak {} frames, \
+                 {} size checkpoints",
+                sync_name(setup.sync),
+                setup.in_flight,
+                i + 1,
+                run.throughput(),
+                seen.mean_batch,
+                seen.wal_peak_frames,
+                seen.size_checkpoints,
+            );
+            done.push(run);
+        }
     }
-    if let Some(run) = median(done) {
-        print_row(system, workload, &setup, runs, run);
+    for ((workload, setup), done) in setups.iter().zip(done) {
+        if let Some(run) = median(done) {
+            print_row(system, workload, setup, runs, run);
+        }
     }
     Ok(())
 }
@@ -529,20 +546,19 @@ async fn checkpoint_loop(args: &Args) -> Result<(), BoxError> {
     let seconds = Duration::from_secs(args.seconds);
     for &sync in &args.synchronous {
         for in_flight in IN_FLIGHT_LEVELS {
-            for (workload, interval) in [
-                ("sustained", None),
-                ("sustained+loop-1s", Some(Duration::from_secs(1))),
-            ] {
-                let setup = Setup {
-                    sync,
-                    group_commit: true,
-                    in_flight,
-                    max_batch: None,
-                    checkpoint_loop: interval,
-                    until: Until::Deadline(seconds),
-                };
-                measure("walguard-group-commit", workload, setup, args.runs).await?;
-            }
+            let setup = |checkpoint_loop| Setup {
+                sync,
+                group_commit: true,
+                in_flight,
+                max_batch: None,
+                checkpoint_loop,
+                until: Until::Deadline(seconds),
+            };
+            let setups = [
+                ("sustained", setup(None)),
+                ("sustained+loop-1s", setup(Some(Duration::from_secs(1)))),
+            ];
+            measure_interleaved("walguard-group-commit", &setups, args.runs).await?;
         }
     }
     Ok(())
