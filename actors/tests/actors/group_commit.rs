@@ -318,7 +318,7 @@ async fn sustained(guard: &WalGuard, writes: i64, in_flight: usize) {
 }
 
 /// Under sustained writes the WAL stays bounded by frames, not by time:
-/// DbActor runs a PASSIVE checkpoint (reason `size`) after each commit that
+/// `DbActor` runs a PASSIVE checkpoint (reason `size`) after each commit that
 /// reaches the threshold, reports every one, and the WAL never holds more
 /// than twice the threshold plus one group. Measured two ways: the peak the
 /// WAL hook saw, and the `-wal` file's size on disk (a WAL file never
