@@ -34,6 +34,13 @@
 //!   percentiles over it, and the session counts.
 //! - [`Settings`] loads `config/default.yaml` (embedded), an optional file,
 //!   and `WALGUARD__SECTION__KEY` environment overrides.
+//! - [`exposure`] turns [`Durability`] into what an operator watches: how
+//!   long ago the last fully caught-up checkpoint was, how many commits a
+//!   power loss under `synchronous=normal` could take, and a warning once per
+//!   checkpoint-starvation episode.
+//! - Group commit ([`Store::execute_group`]) and the size-triggered
+//!   checkpoint ([`Store::set_size_threshold`]) are plain store methods too;
+//!   `walguard-actors` drives them.
 //!
 //! The actix actors that put all this behind messages live in the
 //! `walguard-actors` crate.
@@ -57,4 +64,4 @@ pub use checkpoint::{CheckpointMode, CheckpointOutcome, CheckpointReason, Checkp
 pub use error::{Error, Result};
 pub use settings::Settings;
 pub use stats::{Aggregate, SessionCounts, SessionReport, SessionStats, Window};
-pub use store::{Durability, IntoValue, ResultSet, Statement, Store};
+pub use store::{Durability, GroupStats, IntoValue, ResultSet, Statement, Store, WalFrames};

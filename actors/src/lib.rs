@@ -33,6 +33,9 @@
 //!   rolling window and emits the end-of-session aggregate.
 //! - [`WalGuard::shutdown`] stops them in order and returns the
 //!   [`walguard::SessionReport`].
+//! - [`telemetry`] names every metric walguard records through the `metrics`
+//!   facade (plug in any exporter); [`WalGuard::watch_exposure`] keeps the
+//!   exposure gauges and the checkpoint-starvation warning current.
 //!
 //! # Testing your engine on a simulated clock
 //!
