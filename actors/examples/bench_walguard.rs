@@ -6,18 +6,19 @@
 //!     [--writes N] [--runs N] [--synchronous normal|full|both] [--only SYSTEM]
 //! ```
 //!
-//! The workload is the peers' (`bench/README.md`): a fresh file in a temp
-//! dir, WAL, `busy_timeout` 5 s, table `kv(id INTEGER PRIMARY KEY, v BLOB)`,
-//! N single-row inserts of a 100-byte blob, setup and close untimed, and the
-//! row count checked after the run. Every insert is one
-//! `DbHandle::execute` from one of `in_flight` tasks on the actix system's
-//! thread, each awaiting its reply before its next insert (a closed loop);
-//! `DbActor` runs on its own arbiter thread, as it does by default. Latency
-//! is submit to reply. Systems: `walguard` (group commit off: one commit
-//! per insert) and `walguard-group-commit`, at 1 and 256 in flight. Each
-//! configuration runs `--runs` times and the run with the median throughput
-//! is reported, one JSON line per configuration on stdout (the format
-//! `bench/table.py` reads). Progress goes to stderr.
+//! The workload is the peers' (`bench/README.md`), and lives in
+//! `walguard_actors::bench` (feature `bench`), which `walguard bench` runs
+//! too: a fresh file in a temp dir, WAL, `busy_timeout` 5 s, table
+//! `kv(id INTEGER PRIMARY KEY, v BLOB)`, N single-row inserts of a 100-byte
+//! blob, setup and close untimed, and the row count checked after the run.
+//! Every insert is one `DbHandle::execute` from one of `in_flight` tasks on
+//! the actix system's thread, each awaiting its reply before its next
+//! insert (a closed loop); `DbActor` runs on its own arbiter thread, as it
+//! does by default. Latency is submit to reply. Systems: `walguard` (group
+//! commit off: one commit per insert) and `walguard-group-commit`, at 1 and
+//! 256 in flight. Each configuration runs `--runs` times and the run with
+//! the median throughput is reported, one JSON line per configuration on
+//! stdout (the format `bench/table.py` reads). Progress goes to stderr.
 //!
 //! `--extra NAME` runs one of the measurements that are not table rows
 //! instead (repeatable; `all` runs every one). Run them directly, not
@@ -40,18 +41,19 @@
 //!   cost, against walguard's choice (no savepoints; a rerun with them only
 //!   for a group that holds a failing write).
 
-use std::cell::{Cell, RefCell};
 use std::error::Error;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use rusqlite::params;
 use walguard::settings::Synchronous;
 use walguard::{Settings, Statement, Store};
-use walguard_actors::db::GetWriterStats;
-use walguard_actors::{DbHandle, WalGuard};
+use walguard_actors::WalGuard;
+use walguard_actors::bench::{
+    self, IN_FLIGHT_LEVELS, INSERT_SQL, Measured, PAYLOAD as BLOB, Progress, Until, Workload,
+    wal_file,
+};
 
 type BoxError = Box<dyn Error>;
 
@@ -68,10 +70,6 @@ usage: bench_walguard [--writes N] [--runs N] [--synchronous normal|full|both] [
   --seconds N       length of the sustained runs of checkpoint-loop and wal-peak (default 10)
   -h, --help        this text";
 
-/// The peers' payload: 100 bytes.
-const BLOB: [u8; 100] = [0xA5; 100];
-const INSERT_SQL: &str = "INSERT INTO kv(id, v) VALUES (?1, ?2)";
-const IN_FLIGHT_LEVELS: [usize; 2] = [1, 256];
 const DB_FILE: &str = "bench.db";
 
 /// The two walguard systems of the table.
@@ -216,137 +214,6 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     Ok(Some(parsed))
 }
 
-/// Latencies in fixed memory (so the memory measurement measures walguard,
-/// not the benchmark): 100 ns buckets up to 10 ms, exact samples above.
-#[derive(Debug)]
-struct Histogram {
-    buckets: Vec<u64>,
-    slow_ns: Vec<u64>,
-    count: u64,
-    max_ns: u64,
-}
-
-const BUCKET_NS: u64 = 100;
-const BUCKETS: usize = 100_000; // 10 ms
-
-impl Histogram {
-    fn new() -> Self {
-        Self {
-            buckets: vec![0; BUCKETS],
-            slow_ns: Vec::new(),
-            count: 0,
-            max_ns: 0,
-        }
-    }
-
-    fn record(&mut self, d: Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.count += 1;
-        self.max_ns = self.max_ns.max(ns);
-        match usize::try_from(ns / BUCKET_NS) {
-            Ok(i) if i < BUCKETS => self.buckets[i] += 1,
-            _ => self.slow_ns.push(ns),
-        }
-    }
-
-    /// Nearest rank, as `bench/peers`: the sample at rank ceil(p/100 * n);
-    /// a bucket answers with its upper edge (never flatters).
-    fn percentile_us(&mut self, p: f64) -> f64 {
-        if self.count == 0 {
-            return 0.0;
-        }
-        let rank = ((p / 100.0 * self.count as f64).ceil() as u64).clamp(1, self.count);
-        let mut seen = 0;
-        for (i, n) in self.buckets.iter().enumerate() {
-            seen += n;
-            if seen >= rank {
-                let upper = (i as u64 + 1) * BUCKET_NS;
-                return upper.min(self.max_ns) as f64 / 1000.0;
-            }
-        }
-        self.slow_ns.sort_unstable();
-        let i = usize::try_from(rank - seen - 1).unwrap_or(0);
-        self.slow_ns[i.min(self.slow_ns.len() - 1)] as f64 / 1000.0
-    }
-
-    fn max_us(&self) -> f64 {
-        self.max_ns as f64 / 1000.0
-    }
-}
-
-/// One timed run.
-#[derive(Debug)]
-struct Run {
-    writes: u64,
-    elapsed: Duration,
-    latency: Histogram,
-}
-
-impl Run {
-    fn throughput(&self) -> f64 {
-        self.writes as f64 / self.elapsed.as_secs_f64()
-    }
-}
-
-fn median(mut runs: Vec<Run>) -> Option<Run> {
-    if runs.is_empty() {
-        return None;
-    }
-    runs.sort_by(|a, b| a.throughput().total_cmp(&b.throughput()));
-    let mid = (runs.len() - 1) / 2;
-    Some(runs.swap_remove(mid))
-}
-
-/// When a closed loop stops.
-#[derive(Debug, Clone, Copy)]
-enum Until {
-    Writes(u64),
-    Deadline(Duration),
-}
-
-/// `in_flight` tasks, each inserting and awaiting its reply until the work
-/// or the time runs out.
-async fn closed_loop(db: &DbHandle, in_flight: usize, until: Until) -> Result<Run, BoxError> {
-    let next = Rc::new(Cell::new(0u64));
-    let latency = Rc::new(RefCell::new(Histogram::new()));
-    let start = Instant::now();
-    let mut tasks = Vec::with_capacity(in_flight);
-    for _ in 0..in_flight {
-        let (db, next, latency) = (db.clone(), Rc::clone(&next), Rc::clone(&latency));
-        tasks.push(actix_rt::spawn(async move {
-            loop {
-                let id = next.get();
-                let more = match until {
-                    Until::Writes(n) => id < n,
-                    Until::Deadline(d) => start.elapsed() < d,
-                };
-                if !more {
-                    return Ok::<(), walguard_actors::Error>(());
-                }
-                next.set(id + 1);
-                let stmt = Statement::new(INSERT_SQL)
-                    .bind(i64::try_from(id).unwrap_or(i64::MAX))
-                    .bind(BLOB.to_vec());
-                let t = Instant::now();
-                db.execute(stmt).await?;
-                latency.borrow_mut().record(t.elapsed());
-            }
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    let elapsed = start.elapsed();
-    let latency = Rc::try_unwrap(latency)
-        .map_err(|_| "a task still holds the histogram")?
-        .into_inner();
-    Ok(Run {
-        writes: next.get(),
-        elapsed,
-        latency,
-    })
-}
-
 /// What a run is asked to do beyond the default settings.
 #[derive(Debug, Clone, Copy)]
 struct Setup {
@@ -358,26 +225,10 @@ struct Setup {
     until: Until,
 }
 
-/// What a run saw besides its latencies.
-#[derive(Debug)]
-struct Seen {
-    mean_batch: f64,
-    wal_peak_frames: u32,
-    wal_file_bytes: u64,
-    size_checkpoints: u64,
-    checkpoints: walguard::SessionReport,
-}
-
 fn temp_dir() -> Result<tempfile::TempDir, BoxError> {
     Ok(tempfile::Builder::new()
         .prefix("walguard-bench-")
         .tempdir()?)
-}
-
-fn wal_file(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
-    name.into()
 }
 
 fn settings_for(path: &Path, setup: &Setup) -> Settings {
@@ -394,44 +245,15 @@ fn settings_for(path: &Path, setup: &Setup) -> Settings {
     settings
 }
 
-async fn one_run(setup: Setup) -> Result<(Run, Seen), BoxError> {
+/// One run of the shared workload (`walguard_actors::bench`) in a fresh
+/// temp dir.
+async fn one_run(setup: Setup) -> Result<Measured, BoxError> {
     let dir = temp_dir()?;
-    let path = dir.path().join(DB_FILE);
-    let guard = WalGuard::start(settings_for(&path, &setup))?;
-    guard
-        .db()
-        .execute("CREATE TABLE kv(id INTEGER PRIMARY KEY, v BLOB)")
-        .await?;
-    let run = closed_loop(guard.db(), setup.in_flight, setup.until).await?;
-    let rows = guard.db().query("SELECT count(*) FROM kv").await?;
-    let counted = match rows.rows().first().and_then(|r| r.first()) {
-        Some(rusqlite::types::Value::Integer(n)) => u64::try_from(*n).unwrap_or(0),
-        _ => 0,
-    };
-    if counted != run.writes {
-        return Err(format!(
-            "expected {} rows after the run, found {counted}",
-            run.writes
-        )
-        .into());
-    }
-    let stats = guard.db().addr().send(GetWriterStats).await?;
-    let wal = stats.wal.ok_or("the size threshold is off")?;
-    let wal_file_bytes = std::fs::metadata(wal_file(&path)).map_or(0, |m| m.len());
-    guard.stop_checkpoint_loop();
-    let checkpoints = guard.report().await?;
-    guard.shutdown().await?;
+    let settings = settings_for(&dir.path().join(DB_FILE), &setup);
+    let workload = Workload::new(setup.in_flight, setup.until);
+    let measured = bench::run_once(settings, &workload, &Progress::default()).await?;
     dir.close()?;
-    Ok((
-        run,
-        Seen {
-            mean_batch: stats.flushed_writes as f64 / stats.flushes.max(1) as f64,
-            wal_peak_frames: wal.peak,
-            wal_file_bytes,
-            size_checkpoints: wal.size_checkpoints,
-            checkpoints,
-        },
-    ))
+    Ok(measured)
 }
 
 fn sync_name(sync: Synchronous) -> &'static str {
@@ -441,7 +263,7 @@ fn sync_name(sync: Synchronous) -> &'static str {
     }
 }
 
-fn print_row(system: &str, workload: &str, setup: &Setup, runs: u32, mut run: Run) {
+fn print_row(system: &str, workload: &str, setup: &Setup, runs: u32, mut run: Measured) {
     println!(
         "{{\"system\":\"{system}\",\"workload\":\"{workload}\",\"synchronous\":\"{}\",\
          \"in_flight\":{},\"writes\":{},\"seconds\":{:.6},\"throughput\":{:.1},\
@@ -470,10 +292,10 @@ async fn measure_interleaved(
     setups: &[(&str, Setup)],
     runs: u32,
 ) -> Result<(), BoxError> {
-    let mut done: Vec<Vec<Run>> = setups.iter().map(|_| Vec::new()).collect();
+    let mut done: Vec<Vec<Measured>> = setups.iter().map(|_| Vec::new()).collect();
     for i in 0..runs {
         for ((workload, setup), done) in setups.iter().zip(&mut done) {
-            let (run, seen) = one_run(*setup).await?;
+            let run = one_run(*setup).await?;
             eprintln!(
                 "bench_walguard: {system} {workload} {} in_flight={} run {}/{runs}: \
                  {:.0} writes/s, mean group {:.1} writes, WAL peak {} frames, \
@@ -482,15 +304,15 @@ async fn measure_interleaved(
                 setup.in_flight,
                 i + 1,
                 run.throughput(),
-                seen.mean_batch,
-                seen.wal_peak_frames,
-                seen.size_checkpoints,
+                run.mean_group,
+                run.wal_peak_frames.unwrap_or(0),
+                run.size_checkpoints,
             );
             done.push(run);
         }
     }
     for ((workload, setup), done) in setups.iter().zip(done) {
-        if let Some(run) = median(done) {
+        if let Some(run) = bench::median(done) {
             print_row(system, workload, setup, runs, run);
         }
     }
@@ -575,8 +397,9 @@ async fn wal_peak(args: &Args) -> Result<(), BoxError> {
             checkpoint_loop: None,
             until: Until::Deadline(seconds),
         };
-        let (run, seen) = one_run(setup).await?;
-        let window = seen.checkpoints.window;
+        let run = one_run(setup).await?;
+        let window = run.checkpoints.window;
+        let peak_frames = run.wal_peak_frames.ok_or("the size threshold is off")?;
         println!(
             "{{\"measure\":\"wal-peak\",\"synchronous\":\"{}\",\"in_flight\":256,\"seconds\":{:.1},\
              \"writes\":{},\"threshold_frames\":{},\"peak_frames\":{},\"wal_file_bytes\":{},\
@@ -586,9 +409,9 @@ async fn wal_peak(args: &Args) -> Result<(), BoxError> {
             run.elapsed.as_secs_f64(),
             run.writes,
             walguard::settings::DEFAULT_SIZE_THRESHOLD_FRAMES,
-            seen.wal_peak_frames,
-            seen.wal_file_bytes,
-            seen.size_checkpoints,
+            peak_frames,
+            run.wal_file_bytes,
+            run.size_checkpoints,
             window.p50().as_secs_f64() * 1000.0,
             window.p95().as_secs_f64() * 1000.0,
             window.max().as_secs_f64() * 1000.0,
@@ -613,8 +436,7 @@ async fn shutdown_truncate(args: &Args) -> Result<(), BoxError> {
             settings.checkpoint.size_threshold_frames = 0;
             let guard = WalGuard::start(settings)?;
             let db = guard.db();
-            db.execute("CREATE TABLE kv(id INTEGER PRIMARY KEY, v BLOB)")
-                .await?;
+            db.execute(bench::CREATE_TABLE_SQL).await?;
             let mut id = 0i64;
             while std::fs::metadata(wal_file(&path)).map_or(0, |m| m.len())
                 < 32 + FRAMES * FRAME_BYTES
@@ -681,7 +503,7 @@ async fn memory_child(args: &Args) -> Result<(), BoxError> {
         checkpoint_loop: None,
         until: Until::Writes(args.writes),
     };
-    let (run, _) = one_run(setup).await?;
+    let run = one_run(setup).await?;
     println!(
         "{{\"measure\":\"memory\",\"writes\":{},\"vm_hwm_kib\":{}}}",
         run.writes,
@@ -737,9 +559,7 @@ fn savepoint_cost(args: &Args) -> Result<(), BoxError> {
                 settings.database.synchronous = sync;
                 let mut store = Store::open(&settings.database)?;
                 store.set_size_threshold(settings.checkpoint.size_threshold_frames)?;
-                store.execute(&Statement::new(
-                    "CREATE TABLE kv(id INTEGER PRIMARY KEY, v BLOB)",
-                ))?;
+                store.execute(&Statement::new(bench::CREATE_TABLE_SQL))?;
                 let start = Instant::now();
                 for g in 0..groups {
                     let ids = (g * GROUP)..((g + 1) * GROUP);

@@ -46,6 +46,8 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod checkpoint;
 pub mod db;
 pub mod error;
