@@ -502,9 +502,27 @@ impl Store {
     /// [`Error::Statement`] naming the SQL: bad SQL, a wrong parameter
     /// count, a constraint violation, a full disk. Nothing was written and
     /// the store keeps serving.
+    /// A statement that opens a transaction and leaves it open (`BEGIN`,
+    /// `SAVEPOINT`) is rolled back and refused: checkpoints run between
+    /// transactions, and an atomic batch is what
+    /// [`Store::transaction`] is for.
     pub fn execute(&mut self, stmt: &Statement) -> Result<usize> {
         let (changed, readonly) = self.run_statement(stmt)?;
-        if !readonly && self.conn.is_autocommit() {
+        if !self.conn.is_autocommit() {
+            self.rollback_quietly();
+            return Err(Error::Statement {
+                sql: sql_for_error(&stmt.sql),
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISUSE),
+                    Some(
+                        "the statement left a transaction open; it was rolled back \
+                         (send the statements together as one transaction instead)"
+                            .to_owned(),
+                    ),
+                ),
+            });
+        }
+        if !readonly {
             self.record_commit(1);
         }
         Ok(changed)

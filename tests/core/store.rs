@@ -269,6 +269,23 @@ fn failed_writes_name_the_sql_and_the_store_keeps_writing() {
     }
 }
 
+/// A `BEGIN` sent as a single statement used to leave a transaction open,
+/// and every later checkpoint then failed with `SQLITE_LOCKED`.
+#[test]
+fn a_single_statement_may_not_leave_a_transaction_open() {
+    let (_dir, path) = temp_db();
+    let mut store = store_with_kv(&path);
+    for sql in ["BEGIN", "BEGIN IMMEDIATE", "SAVEPOINT s1"] {
+        let err = store.execute(&Statement::new(sql)).unwrap_err();
+        assert!(matches!(err, Error::Statement { .. }), "{err:?}");
+        assert!(chain(&err).contains("left a transaction open"), "{}", chain(&err));
+    }
+    put(&mut store, "after", 1);
+    let report = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+    assert_eq!(*report.outcome(), CheckpointOutcome::Completed, "{report:?}");
+    assert_eq!(count(&store, "kv"), 1);
+}
+
 #[test]
 fn transaction_commits_every_statement_at_once() {
     let (_dir, path) = temp_db();
