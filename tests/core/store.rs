@@ -278,11 +278,19 @@ fn a_single_statement_may_not_leave_a_transaction_open() {
     for sql in ["BEGIN", "BEGIN IMMEDIATE", "SAVEPOINT s1"] {
         let err = store.execute(&Statement::new(sql)).unwrap_err();
         assert!(matches!(err, Error::Statement { .. }), "{err:?}");
-        assert!(chain(&err).contains("left a transaction open"), "{}", chain(&err));
+        assert!(
+            chain(&err).contains("left a transaction open"),
+            "{}",
+            chain(&err)
+        );
     }
     put(&mut store, "after", 1);
     let report = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
-    assert_eq!(*report.outcome(), CheckpointOutcome::Completed, "{report:?}");
+    assert_eq!(
+        *report.outcome(),
+        CheckpointOutcome::Completed,
+        "{report:?}"
+    );
     assert_eq!(count(&store, "kv"), 1);
 }
 
