@@ -440,6 +440,15 @@ impl Settings {
                 "an in-memory database has no WAL; use a file",
             ));
         }
+        if let Some(text) = self.database.path.to_str()
+            && text.starts_with("file:")
+        {
+            return Err(invalid(
+                "database.path",
+                text,
+                "URI filenames are not supported; give a plain file path",
+            ));
+        }
         if self.checkpoint.interval.is_zero() {
             return Err(invalid(
                 "checkpoint.interval",

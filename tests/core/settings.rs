@@ -256,6 +256,11 @@ fn missing_file_and_bad_yaml_name_the_file() {
 fn memory_path_is_rejected() {
     let err = load_yaml("database:\n  path: \":memory:\"\n").unwrap_err();
     assert_invalid(&err, "database.path", ":memory:");
+    // SQLite would read these as URIs: `file::memory:` is in memory too.
+    for uri in ["file::memory:", "file:state.db?mode=memory"] {
+        let err = load_yaml(&format!("database:\n  path: \"{uri}\"\n")).unwrap_err();
+        assert_invalid(&err, "database.path", uri);
+    }
 }
 
 #[test]
