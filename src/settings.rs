@@ -181,7 +181,7 @@ pub struct LogSettings {
 }
 
 /// `PRAGMA synchronous` values that make sense in WAL mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Synchronous {
@@ -218,6 +218,30 @@ impl Synchronous {
             Self::Full => 2,
             Self::Extra => 3,
         }
+    }
+}
+
+impl FromStr for Synchronous {
+    type Err = String;
+
+    /// Case-insensitive: `normal`, `NORMAL` and `Normal` are the same value.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "off" => Ok(Self::Off),
+            "normal" => Ok(Self::Normal),
+            "full" => Ok(Self::Full),
+            "extra" => Ok(Self::Extra),
+            _ => Err(format!(
+                "unknown synchronous value {s:?}, expected off, normal, full or extra"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Synchronous {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -523,9 +547,13 @@ fn invalid(key: &str, value: &str, reason: &str) -> Error {
 
 fn settings_error(origin: String, key: Option<String>, err: &dyn fmt::Display) -> Error {
     let key = key.filter(|k| !k.is_empty() && k != ".");
+    let text = err.to_string();
     let message = match &key {
-        Some(k) => format!("key {k}: {err}"),
-        None => err.to_string(),
+        // The `config` crate appends "for key `...` in FILE" to its own
+        // messages; the key is already in front and the origin names the
+        // file, so keep the message once.
+        Some(k) => format!("key {k}: {}", text.split(" for key `").next().unwrap_or(&text)),
+        None => text,
     };
     Error::Settings {
         origin,
