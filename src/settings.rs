@@ -552,7 +552,10 @@ fn settings_error(origin: String, key: Option<String>, err: &dyn fmt::Display) -
         // The `config` crate appends "for key `...` in FILE" to its own
         // messages; the key is already in front and the origin names the
         // file, so keep the message once.
-        Some(k) => format!("key {k}: {}", text.split(" for key `").next().unwrap_or(&text)),
+        Some(k) => format!(
+            "key {k}: {}",
+            text.split(" for key `").next().unwrap_or(&text)
+        ),
         None => text,
     };
     Error::Settings {
