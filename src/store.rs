@@ -791,11 +791,23 @@ impl Store {
         mode: CheckpointMode,
         reason: CheckpointReason,
     ) -> CheckpointReport {
+        self.checkpoint_by(mode, reason, |conn| checkpoint::run(conn, mode, reason))
+    }
+
+    /// The bookkeeping around every checkpoint: a reopen still pending
+    /// after an I/O error comes first, the durable point moves on a
+    /// completed one, and an I/O failure leads to a reopen.
+    fn checkpoint_by(
+        &mut self,
+        mode: CheckpointMode,
+        reason: CheckpointReason,
+        run: impl FnOnce(&Connection) -> CheckpointReport,
+    ) -> CheckpointReport {
         if let Err(e) = self.reopen_if_pending() {
             return CheckpointReport::failed(mode, reason, Duration::ZERO, &e);
         }
         let before = self.counts;
-        let report = checkpoint::run(&self.conn, mode, reason);
+        let report = run(&self.conn);
         self.note_checkpoint(&report, before);
         self.reopen_after_io_error(&report);
         report
@@ -928,21 +940,11 @@ impl Store {
         reason: CheckpointReason,
         deadline: Duration,
     ) -> CheckpointReport {
-        if let Err(e) = self.reopen_if_pending() {
-            return CheckpointReport::failed(mode, reason, Duration::ZERO, &e);
-        }
-        let before = self.counts;
         let busy_timeout = deadline.min(self.settings.busy_timeout);
-        let report = checkpoint::run_with_deadline(
-            &self.conn,
-            mode,
-            reason,
-            busy_timeout,
-            self.settings.busy_timeout,
-        );
-        self.note_checkpoint(&report, before);
-        self.reopen_after_io_error(&report);
-        report
+        let restore = self.settings.busy_timeout;
+        self.checkpoint_by(mode, reason, |conn| {
+            checkpoint::run_with_deadline(conn, mode, reason, busy_timeout, restore)
+        })
     }
 
     /// The answer to a checkpoint that failed on an I/O error, as the
