@@ -1,1 +1,126 @@
-//! Process tests of `walguard bench` (placeholder).
+//! Process tests of `walguard bench`: a tiny run on a real file in a temp
+//! dir, and the refusal of a path that exists. Each takes well under a
+//! second of benchmark time (`--writes 200`).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The binary with a clean environment (no `RUST_LOG`, no `WALGUARD__*`),
+/// working directory `dir`.
+fn walguard(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_walguard"));
+    cmd.current_dir(dir).env_remove("RUST_LOG");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("WALGUARD__") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn bench(dir: &Path, args: &[&str]) -> Output {
+    walguard(dir)
+        .args(["bench", "--writes", "200", "--in-flight", "1,8"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The default: a fresh file beside `database.path`, the table on stdout,
+/// and nothing left behind; the chart when asked for.
+#[test]
+fn a_tiny_run_prints_the_table_and_removes_its_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("latency.svg");
+    let out = bench(dir.path(), &["--chart", chart.to_str().unwrap()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "exit {:?}\n{stderr}", out.status);
+    assert!(
+        stdout.contains("writes/s") && stdout.contains("WAL peak"),
+        "{stdout}"
+    );
+    // group commit on at 1 and 8, off at 8.
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("on ") || l.starts_with("off "))
+        .collect();
+    assert_eq!(rows.len(), 3, "{stdout}");
+    assert!(rows.iter().all(|r| r.contains("200")), "{stdout}");
+    // Not a terminal: plain progress lines, no escape sequences.
+    assert!(
+        stderr.contains("running") && !stderr.contains('\x1b'),
+        "{stderr}"
+    );
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("p99 per bucket"));
+    assert_eq!(files_in(dir.path()), ["latency.svg"], "left behind");
+}
+
+/// `--log-format json`: one object per configuration, in the fields
+/// `bench/table.py` reads plus the checkpoint and WAL figures.
+#[test]
+fn json_output_has_one_object_per_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bench.db");
+    let out = bench(
+        dir.path(),
+        &[
+            "--group-commit",
+            "on",
+            "--log-format",
+            "json",
+            "--db",
+            db.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row["writes"], 200);
+        assert_eq!(row["system"], "walguard-group-commit");
+        assert!(row["throughput"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["wal_peak_frames"].as_u64().unwrap() > 0, "{row}");
+    }
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
+}
+
+/// An existing path is refused with exit 2 and left exactly as it was.
+#[test]
+fn an_existing_db_is_refused_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    std::fs::write(&db, b"not yours to touch").unwrap();
+    let before = std::fs::metadata(&db).unwrap().modified().unwrap();
+    let out = bench(dir.path(), &["--db", db.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("exists") && stderr.contains("state.db"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(std::fs::read(&db).unwrap(), b"not yours to touch");
+    assert_eq!(std::fs::metadata(&db).unwrap().modified().unwrap(), before);
+    assert_eq!(files_in(dir.path()), ["state.db"]);
+}

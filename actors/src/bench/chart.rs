@@ -17,7 +17,9 @@ use plotters::prelude::*;
 use super::{BenchError, CheckpointMark, Timeline, TimelinePoint};
 
 /// Width and height of the SVG, in pixels.
-const SIZE_PX: (u32, u32) = (1200, 600);
+const SIZE_PX: (u32, u32) = (1400, 600);
+/// The legend's column, right of the plot, in pixels.
+const LEGEND_PX: u32 = 300;
 /// Size-triggered checkpoints get a label only when there are at most this
 /// many (beyond, the labels would hide the lines).
 const MAX_SIZE_LABELS: usize = 12;
@@ -86,15 +88,19 @@ pub fn write_svg(
         .map(|p| micros(p.p50))
         .fold(f64::MAX, f64::min);
     let highest = points.iter().map(|p| micros(p.max)).fold(0.0, f64::max);
-    // Whole decades around the data, at least 1 µs to 10 µs.
+    // Whole decades around the data, plus an empty one on top for the
+    // checkpoint labels.
     let y_min = 10f64.powf(lowest.max(1.0).log10().floor());
-    let y_max = 10f64.powf(highest.max(y_min * 10.0).log10().ceil());
+    let y_max = 10f64.powf(highest.max(y_min * 10.0).log10().ceil() + 1.0);
 
     let root = SVGBackend::new(path, SIZE_PX).into_drawing_area();
     let draw = |e: &dyn std::fmt::Display| fail(e.to_string());
     root.fill(&WHITE).map_err(|e| draw(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
+    let below_title = root
+        .titled(title, ("sans-serif", 18))
+        .map_err(|e| draw(&e))?;
+    let (plot, legend) = below_title.split_horizontally(SIZE_PX.0 - LEGEND_PX);
+    let mut chart = ChartBuilder::on(&plot)
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(72)
@@ -117,17 +123,46 @@ pub fn write_svg(
         .map_err(|e| draw(&e))?;
 
     // The checkpoints first, so the latency lines are drawn over them.
-    draw_marks(&mut chart, marks, (y_min, y_max)).map_err(|e| draw(&e))?;
-    draw_lines(&mut chart, timeline, y_min).map_err(|e| draw(&e))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(|e| draw(&e))?;
+    let mut entries = draw_marks(&mut chart, marks, (y_min, y_max)).map_err(|e| draw(&e))?;
+    entries.extend(draw_lines(&mut chart, timeline, y_min).map_err(|e| draw(&e))?);
+    draw_legend(&legend, &entries).map_err(|e| draw(&e))?;
     root.present().map_err(|e| draw(&e))?;
+    Ok(())
+}
+
+/// One legend entry: its text, its style, and whether it stands for a
+/// vertical line (a checkpoint) or a horizontal one (a latency line).
+struct Entry {
+    text: String,
+    style: ShapeStyle,
+    vertical: bool,
+}
+
+/// The legend, in its own column right of the plot.
+fn draw_legend(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    entries: &[Entry],
+) -> Result<(), DrawError> {
+    const LINE_PX: i32 = 22;
+    const TOP_PX: i32 = 20;
+    for (i, entry) in (0i32..).zip(entries) {
+        let y = TOP_PX + i * LINE_PX;
+        let symbol = if entry.vertical {
+            vec![(16, y - 8), (16, y + 8)]
+        } else {
+            vec![(6, y), (26, y)]
+        };
+        let bold = ShapeStyle {
+            stroke_width: 3,
+            ..entry.style
+        };
+        area.draw(&PathElement::new(symbol, bold))?;
+        area.draw(&Text::new(
+            entry.text.clone(),
+            (34, y - 7),
+            ("sans-serif", 13).into_font().color(&BLACK),
+        ))?;
+    }
     Ok(())
 }
 
@@ -151,7 +186,8 @@ fn draw_marks(
     chart: &mut Chart<'_, '_>,
     marks: &[CheckpointMark],
     (y_min, y_max): (f64, f64),
-) -> Result<(), DrawError> {
+) -> Result<Vec<Entry>, DrawError> {
+    let mut entries = Vec::new();
     let size_count = marks.iter().filter(|m| m.reason == "size").count();
     let mut reasons: Vec<&str> = marks.iter().map(|m| m.reason.as_str()).collect();
     reasons.sort_unstable();
@@ -165,17 +201,19 @@ fn draw_marks(
             colour.stroke_width(2)
         };
         let longest = ours.iter().map(|m| m.elapsed).max().unwrap_or_default();
-        chart
-            .draw_series(ours.iter().map(|m| {
-                let x = m.at.as_secs_f64();
-                PathElement::new(vec![(x, y_min), (x, y_max)], style)
-            }))?
-            .label(format!(
-                "{reason} checkpoint ({}, longest {:.2} ms)",
+        chart.draw_series(ours.iter().map(|m| {
+            let x = m.at.as_secs_f64();
+            PathElement::new(vec![(x, y_min), (x, y_max)], style)
+        }))?;
+        entries.push(Entry {
+            text: format!(
+                "{reason} checkpoint: {}, longest {:.2} ms",
                 ours.len(),
                 micros(longest) / 1000.0
-            ))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y - 6), (x, y + 6)], style));
+            ),
+            style,
+            vertical: true,
+        });
         if reason != "size" || size_count <= MAX_SIZE_LABELS {
             chart.draw_series(ours.iter().map(|m| {
                 Text::new(
@@ -189,14 +227,19 @@ fn draw_marks(
             }))?;
         }
     }
-    Ok(())
+    Ok(entries)
 }
 
 /// A line: its legend, colour, width, and what it reads of a point.
 type Line = (&'static str, RGBColor, u32, fn(&TimelinePoint) -> Duration);
 
 /// The p50, p99 and max lines, one point per bucket at its middle.
-fn draw_lines(chart: &mut Chart<'_, '_>, timeline: &Timeline, y_min: f64) -> Result<(), DrawError> {
+fn draw_lines(
+    chart: &mut Chart<'_, '_>,
+    timeline: &Timeline,
+    y_min: f64,
+) -> Result<Vec<Entry>, DrawError> {
+    let mut entries = Vec::new();
     let points = timeline.points();
     let bucket = timeline.bucket();
     let lines: [Line; 3] = [
@@ -206,20 +249,22 @@ fn draw_lines(chart: &mut Chart<'_, '_>, timeline: &Timeline, y_min: f64) -> Res
     ];
     for (label, colour, width, value) in lines {
         let style = colour.stroke_width(width);
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().map(|p| {
-                    (
-                        (p.at + bucket / 2).as_secs_f64(),
-                        micros(value(p)).max(y_min),
-                    )
-                }),
-                style,
-            ))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+        chart.draw_series(LineSeries::new(
+            points.iter().map(|p| {
+                (
+                    (p.at + bucket / 2).as_secs_f64(),
+                    micros(value(p)).max(y_min),
+                )
+            }),
+            style,
+        ))?;
+        entries.push(Entry {
+            text: label.to_owned(),
+            style,
+            vertical: false,
+        });
     }
-    Ok(())
+    Ok(entries)
 }
 
 #[cfg(test)]

@@ -114,6 +114,24 @@ pub(crate) enum CliError {
         budget_s: u64,
     },
 
+    /// `bench --db` names a path that exists: it is never touched.
+    #[error("{} exists: walguard bench writes only to a new file (remove it, or pick another --db)", path.display())]
+    BenchPathExists {
+        /// The path as given (or its `-wal`/`-shm` file).
+        path: PathBuf,
+    },
+
+    /// The benchmark failed (a write, the chart...).
+    #[error(transparent)]
+    Bench(#[from] walguard_actors::bench::BenchError),
+
+    /// `bench` was interrupted; its database was removed.
+    #[error("interrupted; the benchmark database {} was removed", path.display())]
+    BenchInterrupted {
+        /// The benchmark database.
+        path: PathBuf,
+    },
+
     /// A one-shot checkpoint ran but did not complete.
     #[error("checkpoint did not complete: {outcome}")]
     CheckpointIncomplete {
@@ -130,6 +148,7 @@ impl CliError {
             // on start.
             Self::Settings(_)
             | Self::LogFilter { .. }
+            | Self::BenchPathExists { .. }
             | Self::Actors(walguard_actors::Error::Db(
                 walguard::Error::InvalidSetting { .. } | walguard::Error::Settings { .. },
             ))

@@ -3,7 +3,9 @@
 
 use std::io::IsTerminal as _;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::{Identity, SubscriberExt as _};
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 use walguard::settings::LogFormat;
 
 use crate::error::CliError;
@@ -70,20 +72,37 @@ const CHECKPOINT_WARN_ONLY: &str = "walguard::checkpoint=warn";
 /// `timestamp`, `level`, `target` and `message`, with no span data, so that
 /// `jq 'select(.target == "walguard::checkpoint") | .elapsed_ms'` works.
 pub(crate) fn init(filter: EnvFilter, format: LogFormat) {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(status::LogWriter);
+    init_with(filter, format, Identity::new());
+}
+
+/// [`init`], with one more layer beside the log lines (`walguard bench`
+/// keeps the checkpoint events with it). `filter` applies to the log lines
+/// only, so the extra layer sees what its own filter lets through.
+pub(crate) fn init_with<L>(filter: EnvFilter, format: LogFormat, extra: L)
+where
+    L: Layer<Registry> + Send + Sync,
+{
+    let lines = tracing_subscriber::fmt::layer().with_writer(status::LogWriter);
+    let registry = tracing_subscriber::registry().with(extra);
     // `try_init` fails only when a subscriber is already installed, which
     // the command never does twice; nothing to report then.
     let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
+        LogFormat::Json => registry
+            .with(
+                lines
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false)
+                    .with_filter(filter),
+            )
             .try_init(),
-        _ => builder
-            .with_ansi(std::io::stderr().is_terminal())
+        _ => registry
+            .with(
+                lines
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_filter(filter),
+            )
             .try_init(),
     };
 }

@@ -1,5 +1,5 @@
 //! `walguard`: run the state subsystem with a synthetic engine, inspect a
-//! database, or checkpoint it once.
+//! database, checkpoint it once, or measure what writes cost here.
 //!
 //! `docs/operations.md` is the operator's guide: every setting, the log and
 //! metric names, exit codes.
@@ -8,6 +8,7 @@
 // here it would also print a backtrace at the operator.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod bench;
 mod cli;
 mod dbfile;
 mod engine;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         Command::Checkpoint(args) => {
             quiet_logs().and_then(|()| oneshot::run(&args.path, args.mode.into(), args.timeout))
         }
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,529 @@
+//! `walguard bench`: the benchmark workload ([`walguard_actors::bench`]) on
+//! the user's disk and settings, with a progress bar and a final table.
+//!
+//! The database is always a new file: `--db PATH` (refused when it exists)
+//! or `walguard-bench-<pid>.db` beside `database.path`. It is removed, with
+//! its `-wal` and `-shm` files, after every run, on an error and on Ctrl-C.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use walguard::Settings;
+use walguard::settings::{LogFormat, format_duration};
+use walguard_actors::bench::{
+    self, CheckpointLog, CheckpointMark, DEFAULT_TIMELINE_BUCKET, Measured, Progress, Until,
+    Workload,
+};
+
+use crate::cli::{BenchArgs, GroupCommitArg};
+use crate::error::CliError;
+use crate::logging;
+use crate::status;
+
+/// Redraw period of the progress bar on a terminal.
+const BAR_REDRAW: Duration = Duration::from_millis(100);
+/// Width of the bar itself, in characters.
+const BAR_WIDTH: usize = 24;
+
+/// One configuration: group commit on or off, at one in-flight level.
+#[derive(Debug, Clone, Copy)]
+struct Config {
+    group_commit: bool,
+    in_flight: usize,
+    chart: bool,
+}
+
+impl Config {
+    fn label(self) -> String {
+        format!(
+            "group commit {}, {} in flight",
+            if self.group_commit { "on" } else { "off" },
+            self.in_flight
+        )
+    }
+}
+
+/// The reported run of one configuration, with its checkpoint marks.
+struct Row {
+    config: Config,
+    run: Measured,
+    marks: Vec<CheckpointMark>,
+}
+
+/// Runs `walguard bench`.
+pub(crate) fn run(args: &BenchArgs) -> Result<(), CliError> {
+    let settings = settings(args)?;
+    let path = bench_path(args.db.as_deref(), &settings.database.path)?;
+    let checkpoints = CheckpointLog::default();
+    logging::init_with(
+        logging::filter("warn", false)?,
+        settings.log.format,
+        checkpoints.layer(),
+    );
+    let configs = configs(args);
+    let scratch = Scratch(path);
+    let on_terminal = std::io::stderr().is_terminal();
+    let rows = actix::System::new().block_on(async {
+        tokio::select! {
+            rows = run_all(&settings, &scratch.0, args, &configs, &checkpoints, on_terminal) => rows,
+            _ = tokio::signal::ctrl_c() => Err(CliError::BenchInterrupted { path: scratch.0.clone() }),
+        }
+    });
+    status::clear();
+    drop(scratch);
+    let rows = rows?;
+    if let Some(chart) = &args.chart {
+        draw_chart(chart, &settings, &rows)?;
+    }
+    match settings.log.format {
+        LogFormat::Json => {
+            for row in rows {
+                println!("{}", row_json(&settings, row, args.runs));
+            }
+        }
+        _ => print!(
+            "{}",
+            table(&settings, &scratch_name(args, &settings), rows, args)
+        ),
+    }
+    Ok(())
+}
+
+/// The settings: embedded defaults, `--config`, environment, then the
+/// flags; the checkpoint loop on unless `--no-checkpoint-loop`.
+fn settings(args: &BenchArgs) -> Result<Settings, CliError> {
+    let mut settings = Settings::load(args.config.as_deref()).map_err(CliError::Settings)?;
+    if let Some(sync) = args.synchronous {
+        settings.database.synchronous = sync.into();
+    }
+    if let Some(interval) = args.interval {
+        settings.checkpoint.interval = interval;
+    }
+    settings.checkpoint.enabled = !args.no_checkpoint_loop;
+    if let Some(format) = args.log_format {
+        settings.log.format = format.into();
+    }
+    settings.validate().map_err(CliError::Settings)?;
+    Ok(settings)
+}
+
+/// The benchmark database: `--db` when it names no existing file (nor a
+/// `-wal`/`-shm` beside it), else a new `walguard-bench-<pid>[-n].db`
+/// beside `database.path`.
+fn bench_path(db: Option<&Path>, database: &Path) -> Result<PathBuf, CliError> {
+    let taken = |p: &Path| {
+        [p.to_path_buf(), sibling(p, "-wal"), sibling(p, "-shm")]
+            .into_iter()
+            .find(|f| f.symlink_metadata().is_ok())
+    };
+    if let Some(db) = db {
+        return match taken(db) {
+            Some(path) => Err(CliError::BenchPathExists { path }),
+            None => Ok(db.to_path_buf()),
+        };
+    }
+    let dir = match database.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let pid = std::process::id();
+    let mut path = dir.join(format!("walguard-bench-{pid}.db"));
+    let mut n = 0u64;
+    while taken(&path).is_some() {
+        n += 1;
+        path = dir.join(format!("walguard-bench-{pid}-{n}.db"));
+    }
+    Ok(path)
+}
+
+/// `path` with `suffix` appended to its file name.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+/// The benchmark database and its companions, removed on drop (and between
+/// runs). Removal is best effort: a file that is already gone is fine.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn remove(path: &Path) {
+        for file in [
+            path.to_path_buf(),
+            sibling(path, "-wal"),
+            sibling(path, "-shm"),
+            sibling(path, "-journal"),
+        ] {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        Self::remove(&self.0);
+    }
+}
+
+/// The configurations in order: per in-flight level, group commit on then
+/// off (off only above 1 in flight when both are asked for). The chart is
+/// drawn for the last group-commit run, or the last run when there is none.
+fn configs(args: &BenchArgs) -> Vec<Config> {
+    let mut configs = Vec::new();
+    for &level in &args.in_flight {
+        let in_flight = level as usize;
+        let (on, off) = match args.group_commit {
+            GroupCommitArg::On => (true, false),
+            GroupCommitArg::Off => (false, true),
+            GroupCommitArg::Both => (true, in_flight > 1),
+        };
+        for group_commit in [true, false] {
+            if (group_commit && on) || (!group_commit && off) {
+                configs.push(Config {
+                    group_commit,
+                    in_flight,
+                    chart: false,
+                });
+            }
+        }
+    }
+    if args.chart.is_some() {
+        let charted = configs
+            .iter()
+            .rposition(|c| c.group_commit)
+            .or(configs.len().checked_sub(1));
+        if let Some(i) = charted {
+            configs[i].chart = true;
+        }
+    }
+    configs
+}
+
+async fn run_all(
+    settings: &Settings,
+    path: &Path,
+    args: &BenchArgs,
+    configs: &[Config],
+    checkpoints: &CheckpointLog,
+    on_terminal: bool,
+) -> Result<Vec<Row>, CliError> {
+    let until = args
+        .duration
+        .map_or(Until::Writes(args.writes), Until::Deadline);
+    let mut rows = Vec::with_capacity(configs.len());
+    for &config in configs {
+        let mut runs = Vec::new();
+        for i in 1..=args.runs {
+            let mut settings = settings.clone();
+            settings.database.path = path.to_path_buf();
+            settings.database.group_commit = config.group_commit;
+            let mut workload = Workload::new(config.in_flight, until);
+            if config.chart {
+                workload = workload.timeline(DEFAULT_TIMELINE_BUCKET);
+            }
+            let label = format!("{} (run {i}/{})", config.label(), args.runs);
+            let progress = Progress::default();
+            let bar = Bar::start(label.clone(), until, progress.clone(), on_terminal);
+            checkpoints.clear();
+            let result = bench::run_once(settings, &workload, &progress).await;
+            bar.stop();
+            Scratch::remove(path);
+            let run = result?;
+            let marks = checkpoints.since(run.started);
+            if !on_terminal {
+                eprintln!(
+                    "walguard bench: {label}: {} writes/s, p99 {}",
+                    thousands(run.throughput().round() as u64),
+                    latency(run.latency.clone().percentile_us(99.0))
+                );
+            }
+            runs.push((run, marks));
+        }
+        // The median run by throughput (the lower middle one).
+        runs.sort_by(|a, b| a.0.throughput().total_cmp(&b.0.throughput()));
+        let (run, marks) = runs.swap_remove((runs.len() - 1) / 2);
+        rows.push(Row { config, run, marks });
+    }
+    Ok(rows)
+}
+
+/// The progress display of one run: a bar redrawn in place on a terminal,
+/// else one line when the run starts.
+struct Bar {
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Bar {
+    fn start(label: String, until: Until, progress: Progress, on_terminal: bool) -> Self {
+        if !on_terminal {
+            eprintln!("walguard bench: {label}: running");
+            return Self { task: None };
+        }
+        let started = Instant::now();
+        let task = actix::spawn(async move {
+            let mut tick = tokio::time::interval(BAR_REDRAW);
+            loop {
+                tick.tick().await;
+                status::draw(&bar_line(
+                    &label,
+                    until,
+                    progress.writes(),
+                    started.elapsed(),
+                ));
+            }
+        });
+        Self { task: Some(task) }
+    }
+
+    fn stop(self) {
+        if let Some(task) = self.task {
+            task.abort();
+            status::clear();
+        }
+    }
+}
+
+/// `label  [#####.....]  45%  45,000/100,000 writes  62,300 writes/s`.
+fn bar_line(label: &str, until: Until, writes: u64, elapsed: Duration) -> String {
+    let (done, of) = match until {
+        Until::Writes(n) => (
+            writes as f64 / n as f64,
+            format!("{}/{} writes", thousands(writes), thousands(n)),
+        ),
+        Until::Deadline(d) => (
+            elapsed.as_secs_f64() / d.as_secs_f64(),
+            format!(
+                "{:.1}/{:.1} s, {} writes",
+                elapsed.as_secs_f64(),
+                d.as_secs_f64(),
+                thousands(writes)
+            ),
+        ),
+    };
+    let done = done.clamp(0.0, 1.0);
+    let filled = (done * BAR_WIDTH as f64).round() as usize;
+    let rate = writes as f64 / elapsed.as_secs_f64().max(1e-3);
+    format!(
+        "{label}  [{}{}] {:>3.0}%  {of}  {} writes/s",
+        "#".repeat(filled),
+        ".".repeat(BAR_WIDTH - filled),
+        done * 100.0,
+        thousands(rate.round() as u64)
+    )
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A latency in µs as µs below 1 ms, else ms.
+fn latency(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{us:.1} µs")
+    } else {
+        format!("{:.2} ms", us / 1000.0)
+    }
+}
+
+/// What the benchmark database is called in the table.
+fn scratch_name(args: &BenchArgs, settings: &Settings) -> String {
+    if let Some(db) = &args.db {
+        return db.display().to_string();
+    }
+    let dir = settings
+        .database
+        .path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    format!("a new file in {}", dir.display())
+}
+
+fn sync_name(settings: &Settings) -> String {
+    settings.database.synchronous.as_str().to_ascii_lowercase()
+}
+
+/// The checkpoint loop, as the header says it.
+fn loop_name(settings: &Settings) -> String {
+    if settings.checkpoint.enabled {
+        format!("every {}", format_duration(settings.checkpoint.interval))
+    } else {
+        "off".to_owned()
+    }
+}
+
+/// The final table, on stdout.
+fn table(settings: &Settings, db: &str, rows: Vec<Row>, args: &BenchArgs) -> String {
+    let work = match args.duration {
+        Some(d) => format!("{} of", format_duration(d)),
+        None => thousands(args.writes),
+    };
+    let mut text = format!(
+        "walguard bench on {db} (removed after): SQLite {}, synchronous={}, checkpoint loop {}, \
+         size checkpoint at {} frames, max_batch {}\n\
+         {work} single-row inserts of {} bytes per configuration, median of {} run(s)\n\n",
+        rusqlite::version(),
+        sync_name(settings),
+        loop_name(settings),
+        settings.checkpoint.size_threshold_frames,
+        settings.database.max_batch,
+        bench::PAYLOAD_BYTES,
+        args.runs,
+    );
+    let _ = writeln!(
+        text,
+        "{:<12} {:>9} {:>10} {:>12} {:>10} {:>10} {:>10} {:>11} {:>9}  WAL peak",
+        "group commit",
+        "in flight",
+        "writes",
+        "writes/s",
+        "p50",
+        "p99",
+        "max",
+        "checkpoints",
+        "ckpt p95",
+    );
+    for Row {
+        config, mut run, ..
+    } in rows
+    {
+        let report = &run.checkpoints;
+        let count = report.counts.total;
+        let p95 = if report.window.n() > 0 {
+            format!("{:.2} ms", report.window.p95().as_secs_f64() * 1000.0)
+        } else {
+            "-".to_owned()
+        };
+        let peak = run.wal_peak_frames.map_or_else(
+            || "-".to_owned(),
+            |f| format!("{f} frames ({})", status::bytes(run.wal_file_bytes)),
+        );
+        let _ = writeln!(
+            text,
+            "{:<12} {:>9} {:>10} {:>12} {:>10} {:>10} {:>10} {:>11} {:>9}  {}",
+            if config.group_commit { "on" } else { "off" },
+            config.in_flight,
+            thousands(run.writes),
+            thousands(run.throughput().round() as u64),
+            latency(run.latency.percentile_us(50.0)),
+            latency(run.latency.percentile_us(99.0)),
+            latency(run.latency.max_us()),
+            count,
+            p95,
+            peak,
+        );
+    }
+    text.push_str(
+        "\nLatency is submit to reply, per write. Checkpoints: those of the timed phase \
+         (interval and size-triggered), with the p95 of their durations. WAL peak: frames \
+         from the WAL hook, bytes of the -wal file.\n",
+    );
+    text
+}
+
+/// One configuration as a JSON object: `bench/README.md`'s row fields plus
+/// the checkpoint and WAL figures.
+fn row_json(settings: &Settings, row: Row, runs: u32) -> serde_json::Value {
+    let Row {
+        config, mut run, ..
+    } = row;
+    let report = &run.checkpoints;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    serde_json::json!({
+        "system": if config.group_commit { "walguard-group-commit" } else { "walguard" },
+        "workload": "single-insert",
+        "synchronous": sync_name(settings),
+        "group_commit": config.group_commit,
+        "in_flight": config.in_flight,
+        "writes": run.writes,
+        "seconds": run.elapsed.as_secs_f64(),
+        "throughput": run.throughput(),
+        "p50_us": run.latency.percentile_us(50.0),
+        "p99_us": run.latency.percentile_us(99.0),
+        "max_us": run.latency.max_us(),
+        "runs": runs,
+        "checkpoints": report.counts.total,
+        "size_checkpoints": run.size_checkpoints,
+        "checkpoint_p95_ms": (report.window.n() > 0).then(|| ms(report.window.p95())),
+        "checkpoint_max_ms": (report.window.n() > 0).then(|| ms(report.window.max())),
+        "wal_peak_frames": run.wal_peak_frames,
+        "wal_file_bytes": run.wal_file_bytes,
+        "mean_group": run.mean_group,
+    })
+}
+
+/// The chart of the charted configuration.
+fn draw_chart(path: &Path, settings: &Settings, rows: &[Row]) -> Result<(), CliError> {
+    let Some(row) = rows.iter().find(|r| r.config.chart) else {
+        return Ok(());
+    };
+    let Some(timeline) = &row.run.timeline else {
+        return Ok(());
+    };
+    let title = format!(
+        "walguard bench: write latency, {}, synchronous={}, checkpoint loop {}, {} writes/s",
+        row.config.label(),
+        sync_name(settings),
+        loop_name(settings),
+        thousands(row.run.throughput().round() as u64),
+    );
+    bench::chart::write_svg(path, &title, timeline, &row.marks)?;
+    eprintln!("walguard bench: chart written to {}", path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(latency(59.64), "59.6 µs");
+        assert_eq!(latency(5031.1), "5.03 ms");
+    }
+
+    #[test]
+    fn the_bar_fills_with_the_work() {
+        let line = bar_line("x", Until::Writes(100), 50, Duration::from_secs(1));
+        assert!(
+            line.contains(" 50%") && line.contains("50/100 writes"),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("[{}{}]", "#".repeat(12), ".".repeat(12))),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn an_existing_path_is_refused_and_a_default_name_is_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        std::fs::write(&db, b"keep").unwrap();
+        assert!(matches!(
+            bench_path(Some(&db), &db),
+            Err(CliError::BenchPathExists { .. })
+        ));
+        let fresh = bench_path(None, &db).unwrap();
+        assert_eq!(fresh.parent(), Some(dir.path()));
+        assert!(!fresh.exists());
+        std::fs::write(&fresh, b"").unwrap();
+        let next = bench_path(None, &db).unwrap();
+        assert_ne!(next, fresh);
+    }
+}
