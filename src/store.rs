@@ -1066,29 +1066,10 @@ impl Store {
     // failure; the Err is large, but closing happens once per session.
     #[allow(clippy::result_large_err)]
     pub fn close(self) -> std::result::Result<(), (Self, Error)> {
-        let Self {
-            conn,
-            settings,
-            counts,
-            group,
-            wal,
-            vfs,
-            reopen_pending,
-        } = self;
-        conn.close().map_err(|(conn, source)| {
-            let path = settings.path.clone();
-            (
-                Self {
-                    conn,
-                    settings,
-                    counts,
-                    group,
-                    wal,
-                    vfs,
-                    reopen_pending,
-                },
-                Error::Close { path, source },
-            )
+        let path = self.settings.path.clone();
+        self.conn.close().map_err(|(conn, source)| {
+            // Everything but the connection is still in `self`.
+            (Self { conn, ..self }, Error::Close { path, source })
         })
     }
 }

@@ -10,22 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The binary, with a clean environment: no `RUST_LOG`, no `WALGUARD__*`
-/// overrides from the developer's shell, working directory `dir`.
-fn walguard(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_walguard"));
-    cmd.current_dir(dir).env_remove("RUST_LOG");
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("WALGUARD__") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+#[path = "support/cli.rs"]
+mod support;
+use support::{text, walguard};
 
 fn wal_of(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();

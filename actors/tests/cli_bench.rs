@@ -3,24 +3,11 @@
 //! second of benchmark time (`--writes 200`).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// The binary with a clean environment (no `RUST_LOG`, no `WALGUARD__*`),
-/// working directory `dir`.
-fn walguard(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_walguard"));
-    cmd.current_dir(dir).env_remove("RUST_LOG");
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("WALGUARD__") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+#[path = "support/cli.rs"]
+mod support;
+use support::{text, walguard};
 
 fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
