@@ -3,6 +3,9 @@
 
 use std::time::Instant;
 
+#[cfg(doc)]
+use super::Store;
+
 /// What is known to survive a power loss, and what is exposed.
 ///
 /// Kept in two units, because a group commit puts many writes in one

@@ -62,7 +62,7 @@ impl Store {
     /// see two calls.
     ///
     /// Durability counts the group as one commit holding one write per
-    /// statement that succeeded and is not read-only ([`Durability`]).
+    /// statement that succeeded and is not read-only ([`Durability`](super::Durability)).
     ///
     /// ```
     /// use walguard::{settings::DatabaseSettings, Statement, Store};
