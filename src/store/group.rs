@@ -1,6 +1,8 @@
 //! Group commit: independent writes in one transaction, each with its own
 //! result ([`Store::execute_group`]).
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 
 use super::{Statement, Store};
@@ -124,16 +126,17 @@ impl Store {
     /// One pass over a group in one `BEGIN IMMEDIATE` transaction, with or
     /// without a savepoint around each statement.
     fn group_pass(&mut self, group: &[Statement], savepoints: bool) -> Pass {
-        if let Err(e) = self.control("BEGIN IMMEDIATE") {
+        if let Err(e) = self.control("BEGIN IMMEDIATE").map_err(Arc::new) {
             // Nothing ran (typically another process holds the write lock
             // past busy_timeout): every write gets that error.
             return Pass::Done(
                 group
                     .iter()
                     .map(|_| {
-                        Err(Error::TransactionControl {
+                        Err(Error::GroupControl {
                             step: "begin",
-                            source: copy_error(&e),
+                            writes: group.len(),
+                            source: Arc::clone(&e),
                         })
                     })
                     .collect(),
@@ -178,7 +181,7 @@ impl Store {
                 }
             }
         }
-        if let Err(e) = self.control("COMMIT") {
+        if let Err(e) = self.control("COMMIT").map_err(Arc::new) {
             self.rollback_quietly();
             // Nothing of the group was written.
             return Pass::Done(
@@ -186,9 +189,10 @@ impl Store {
                     .into_iter()
                     .map(|r| {
                         r.and_then(|_| {
-                            Err(Error::TransactionControl {
+                            Err(Error::GroupControl {
                                 step: "commit",
-                                source: copy_error(&e),
+                                writes: group.len(),
+                                source: Arc::clone(&e),
                             })
                         })
                     })
@@ -243,20 +247,6 @@ fn first_keyword(sql: &str) -> &str {
         .find(|c: char| !c.is_ascii_alphabetic())
         .unwrap_or(rest.len());
     &rest[..end]
-}
-
-/// A copy of an SQLite error, for the several writes of a group that share
-/// one failed BEGIN or COMMIT (`rusqlite::Error` is not `Clone`).
-fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
-    match e {
-        rusqlite::Error::SqliteFailure(code, message) => {
-            rusqlite::Error::SqliteFailure(*code, message.clone())
-        }
-        other => rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-            Some(other.to_string()),
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -190,6 +190,16 @@ impl Store {
         }
     }
 
+    /// Rolls back a transaction that `what` (a statement or a closure) left
+    /// open, and says so: [`Error::LeftTransactionOpen`], or
+    /// [`Error::RollbackFailed`] when the rollback itself failed.
+    fn roll_back_left_open(&self, what: String) -> Error {
+        match self.conn.execute_batch("ROLLBACK") {
+            Ok(()) => Error::LeftTransactionOpen { what },
+            Err(source) => Error::RollbackFailed { what, source },
+        }
+    }
+
     /// Runs one statement with its parameters, as its own transaction.
     /// Returns the number of rows changed.
     ///
@@ -198,25 +208,17 @@ impl Store {
     /// [`Error::Statement`] naming the SQL: bad SQL, a wrong parameter
     /// count, a constraint violation, a full disk. Nothing was written and
     /// the store keeps serving.
-    /// A statement that opens a transaction and leaves it open (`BEGIN`,
-    /// `SAVEPOINT`) is rolled back and refused: checkpoints run between
-    /// transactions, and an atomic batch is what
-    /// [`Store::transaction`] is for.
+    ///
+    /// [`Error::LeftTransactionOpen`] for a statement that opens a
+    /// transaction and leaves it open (`BEGIN`, `SAVEPOINT`): it is rolled
+    /// back and refused, because checkpoints run between transactions and
+    /// an atomic batch is what [`Store::transaction`] is for.
     pub fn execute(&mut self, stmt: &Statement) -> Result<usize> {
         let (changed, readonly) = self.run_statement(stmt)?;
         if !self.conn.is_autocommit() {
-            self.rollback_quietly();
-            return Err(Error::Statement {
-                sql: sql_for_error(stmt.sql()),
-                source: rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISUSE),
-                    Some(
-                        "the statement left a transaction open; it was rolled back \
-                         (send the statements together as one transaction instead)"
-                            .to_owned(),
-                    ),
-                ),
-            });
+            return Err(
+                self.roll_back_left_open(format!("statement {}", sql_for_error(stmt.sql())))
+            );
         }
         if !readonly {
             self.record_commit(1);
@@ -296,21 +298,14 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Call`] with what the closure returned, or when it left a
-    /// transaction open.
+    /// [`Error::Call`] with what the closure returned;
+    /// [`Error::LeftTransactionOpen`] when it left a transaction open (it
+    /// was rolled back).
     pub fn call<R>(&mut self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>) -> Result<R> {
         let before = self.conn.total_changes();
         let result = f(&mut self.conn);
         if !self.conn.is_autocommit() {
-            let rollback = self.conn.execute_batch("ROLLBACK");
-            return Err(Error::Call {
-                source: rollback.err().unwrap_or_else(|| {
-                    rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISUSE),
-                        Some("the closure left a transaction open; it was rolled back".to_owned()),
-                    )
-                }),
-            });
+            return Err(self.roll_back_left_open("closure".to_owned()));
         }
         if self.conn.total_changes() != before {
             self.record_commit(1);

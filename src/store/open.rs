@@ -22,11 +22,8 @@ pub(super) fn open_connection(
         && !parent.as_os_str().is_empty()
         && !parent.is_dir()
     {
-        return Err(Error::Open {
-            source: rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                Some(format!("directory {} does not exist", parent.display())),
-            ),
+        return Err(Error::MissingDirectory {
+            directory: parent.to_owned(),
             path,
         });
     }
@@ -116,16 +113,10 @@ fn configure(conn: &Connection, settings: &DatabaseSettings) -> Result<()> {
         .pragma_query_value(None, "synchronous", |row| row.get(0))
         .map_err(pragma_err("synchronous"))?;
     if synchronous != settings.synchronous.level() {
-        return Err(Error::Pragma {
+        return Err(Error::SynchronousMismatch {
             path: path.clone(),
-            pragma: "synchronous",
-            source: rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-                Some(format!(
-                    "asked for {}, SQLite reports level {synchronous}",
-                    settings.synchronous
-                )),
-            ),
+            asked: settings.synchronous,
+            reported: synchronous,
         });
     }
     Ok(())
