@@ -360,8 +360,7 @@ impl CheckpointReport {
     }
 
     /// Emits the per-checkpoint `tracing` event (target
-    /// `walguard::checkpoint`) with the stable fields `mode`, `busy`,
-    /// `log_frames`, `checkpointed`, `elapsed_ms`, `reason`, `outcome`.
+    /// `walguard::checkpoint`) with the stable fields of [`LOG_FIELDS`].
     /// Busy and partial are `info` (expected under load), failed is `warn`.
     pub fn log(&self) {
         macro_rules! event {
@@ -391,6 +390,19 @@ impl CheckpointReport {
         }
     }
 }
+
+/// The stable fields of the per-checkpoint event ([`CheckpointReport::log`]),
+/// in the order they are emitted; a failed checkpoint adds `error`. Log
+/// pipelines and dashboards may rely on these names.
+pub const LOG_FIELDS: [&str; 7] = [
+    "mode",
+    "busy",
+    "log_frames",
+    "checkpointed",
+    "elapsed_ms",
+    "reason",
+    "outcome",
+];
 
 /// Renders an error and all its causes on one line: `a: b: c`.
 #[must_use]
