@@ -55,13 +55,16 @@ use actix::dev::{MessageResponse, OneshotSender};
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, Recipient};
 use rusqlite::Connection;
 use walguard::stats::DbSummary;
-use walguard::store::{GroupStats, WalFrames};
 use walguard::{CheckpointMode, CheckpointReason, CheckpointReport, Statement, Store};
 
 use crate::messages::{
     Call, Checkpoint, CheckpointDone, Execute, GetDurability, Query, Shutdown, ShutdownOutcome,
     Transaction,
 };
+
+// `GetWriterStats` and `WriterStats` had their home here; this keeps the
+// old paths working.
+pub use crate::messages::{GetWriterStats, WriterStats};
 
 /// Default `DbActor` mailbox capacity, in messages: the
 /// `database.mailbox_capacity` default.
@@ -248,7 +251,9 @@ impl Actor for DbActor {
 }
 
 /// The context's own message that commits the queued writes; scheduled with
-/// `ctx.notify`, so it runs once the mailbox is empty.
+/// `ctx.notify`, so it runs once the mailbox is empty. Private, and so kept
+/// here rather than in [`crate::messages`]: only `DbActor` sends it, to
+/// itself, and no one else may.
 struct Flush;
 
 impl Message for Flush {
@@ -377,38 +382,6 @@ impl Handler<GetDurability> for DbActor {
         self.flush();
         self.store.as_ref().map(Store::durability)
     }
-}
-
-/// `DbActor`: how group commit and the size-triggered checkpoint have been
-/// going. Flushes the queued writes first, like every message but
-/// [`Execute`].
-#[derive(Debug, Clone, Copy)]
-pub struct GetWriterStats;
-
-impl Message for GetWriterStats {
-    type Result = WriterStats;
-}
-
-/// The writer's batching and WAL figures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WriterStats {
-    /// Whether group commit is on.
-    pub group_commit: bool,
-    /// The cap on writes per group commit.
-    pub max_batch: usize,
-    /// Group commits flushed (each one or more transactions, see
-    /// [`GroupStats`]).
-    pub flushes: u64,
-    /// Writes those flushes held.
-    pub flushed_writes: u64,
-    /// The most writes one flush held (never above `max_batch`).
-    pub largest_flush: usize,
-    /// The store's own view of the groups (`None` once closed).
-    pub group: Option<GroupStats>,
-    /// The WAL as the hook saw it (`None` when the size threshold is off or
-    /// the store is closed).
-    pub wal: Option<WalFrames>,
 }
 
 impl Handler<GetWriterStats> for DbActor {
