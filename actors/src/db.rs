@@ -100,8 +100,13 @@ pub struct DbActor {
     max_batch: usize,
     queue: Arc<Mutex<Queue>>,
     flush_scheduled: bool,
+    // The writes flushed are the store's (`GroupStats::writes`: every write
+    // of a flush lands in exactly one group). These two are not: a flush is
+    // one `execute_group` call, which the store splits into several groups
+    // around statements that need their own transaction (a `PRAGMA`, a
+    // `BEGIN`...), so the store cannot tell flushes apart from groups, and
+    // `max_batch` caps flushes, not groups.
     flushes: u64,
-    flushed_writes: u64,
     largest_flush: usize,
     writes_acknowledged: u64,
     writes_failed: u64,
@@ -128,7 +133,6 @@ impl DbActor {
             queue: Arc::default(),
             flush_scheduled: false,
             flushes: 0,
-            flushed_writes: 0,
             largest_flush: 0,
             writes_acknowledged: 0,
             writes_failed: 0,
@@ -192,7 +196,6 @@ impl DbActor {
             return;
         }
         self.flushes += 1;
-        self.flushed_writes += stmts.len() as u64;
         self.largest_flush = self.largest_flush.max(stmts.len());
         let results = match self.store() {
             Ok(store) => store.execute_group(&stmts),
@@ -224,13 +227,16 @@ impl DbActor {
     }
 
     fn writer_stats(&self) -> WriterStats {
+        let group = self.store.as_ref().map(Store::group_stats);
         WriterStats {
             group_commit: self.group_commit,
             max_batch: self.max_batch,
             flushes: self.flushes,
-            flushed_writes: self.flushed_writes,
+            // Only asked while the store is open: after `Shutdown` closes
+            // it, the actor stops and answers nothing more.
+            flushed_writes: group.map_or(0, |g| g.writes),
             largest_flush: self.largest_flush,
-            group: self.store.as_ref().map(Store::group_stats),
+            group,
             wal: self.store.as_ref().and_then(Store::wal_frames),
         }
     }
