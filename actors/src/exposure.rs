@@ -29,6 +29,10 @@ use crate::db::DbActor;
 use crate::messages::{EndWatch, ExposureSeen, ExposureView, GetDurability, Query, WatchExposure};
 use crate::telemetry;
 
+/// The `-wal` file SQLite keeps beside a database; its one home is the core
+/// ([`walguard::files`]), re-exported here where it used to live.
+pub use walguard::files::wal_path;
+
 /// Default period of the exposure watch: 1 s. The exposure age is an upper
 /// bound that may be off by up to one period.
 pub const DEFAULT_WATCH_PERIOD: Duration = Duration::from_secs(1);
@@ -141,14 +145,6 @@ fn wal_frames(rows: &walguard::ResultSet) -> Option<i64> {
 /// The size of a file, 0 when it does not exist (a WAL deleted on close).
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
-}
-
-/// The `-wal` file SQLite keeps beside `database`.
-#[must_use]
-pub fn wal_path(database: &Path) -> PathBuf {
-    let mut name = database.as_os_str().to_owned();
-    name.push("-wal");
-    name.into()
 }
 
 impl Actor for ExposureWatch {
