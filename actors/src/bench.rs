@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use walguard::{SessionReport, Settings, Statement};
 
-use crate::db::GetWriterStats;
+use crate::messages::GetWriterStats;
 use crate::system::{DbHandle, WalGuard};
 
 pub use capture::{CheckpointLog, CheckpointMark};
