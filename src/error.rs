@@ -78,6 +78,17 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// A statement of an atomic batch would end or split the transaction
+    /// walguard opened for it (`COMMIT`, `END`, `ROLLBACK`, `SAVEPOINT`,
+    /// `RELEASE`, `ROLLBACK TO`, `BEGIN`), as SQLite says when it compiles
+    /// it. The batch was refused before anything ran.
+    #[error("statement {index} would end or split the transaction, so nothing ran: {sql}")]
+    SplitsTransaction {
+        /// Zero-based position of the statement in the batch.
+        index: usize,
+        /// The statement (shortened when long).
+        sql: String,
+    },
     /// Beginning or committing a transaction failed; nothing was written.
     #[error("cannot {step} transaction")]
     TransactionControl {
@@ -97,6 +108,14 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// A closure passed to [`Store::call`](crate::Store::call) panicked.
+    /// The panic was caught at the closure's boundary, a transaction it
+    /// left open was rolled back, and the store keeps serving.
+    #[error("closure on the write connection panicked: {message}")]
+    Panic {
+        /// The panic's message.
+        message: String,
+    },
     /// Closing the connection failed. [`Store::close`](crate::Store::close)
     /// hands the store back alongside this error.
     #[error("cannot close database {}", path.display())]
@@ -161,6 +180,37 @@ pub enum Error {
         asked: crate::settings::Synchronous,
         /// The level SQLite reports (`PRAGMA synchronous`).
         reported: i64,
+    },
+    /// The database file was deleted, renamed or replaced while the store
+    /// had it open ([`Store::check_file`](crate::Store::check_file)). SQLite
+    /// would go on writing to a file nobody can open again, so writes and
+    /// checkpoints are refused, and nothing more counts as durable.
+    #[error("database file {} was {how} while walguard had it open; nothing written now could be read again", path.display())]
+    DatabaseGone {
+        /// The database path.
+        path: PathBuf,
+        /// `deleted or renamed`, or `replaced by another file`.
+        how: &'static str,
+    },
+    /// Another engine serves this database: it holds the engine lock
+    /// ([`EngineLock`](crate::EngineLock)).
+    #[error("database {} is already served by another walguard engine ({}); lock file {}", path.display(), holder(*pid), lock.display())]
+    AlreadyServed {
+        /// The database path.
+        path: PathBuf,
+        /// The process that holds the lock, when the lock file says.
+        pid: Option<u32>,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// The engine lock file could not be created or locked.
+    #[error("cannot take the engine lock {}", path.display())]
+    EngineLock {
+        /// The lock file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
     },
     /// The store was already closed (for example after shutdown).
     #[error("database {} is closed", path.display())]
@@ -257,6 +307,15 @@ impl SettingsError {
     #[must_use]
     pub fn key(&self) -> Option<&str> {
         self.key.as_deref()
+    }
+}
+
+/// Who holds an engine lock, for [`Error::AlreadyServed`].
+fn holder(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) if pid == std::process::id() => format!("pid {pid}, this process"),
+        Some(pid) => format!("pid {pid}"),
+        None => "pid unknown".to_owned(),
     }
 }
 

@@ -5,7 +5,8 @@
 //! (shared memory). In rollback-journal mode a transaction keeps
 //! `state.db-journal` instead. SQLite forms each name by appending the
 //! suffix to the database path as given (`sqlite3WalOpen`, `pager.c`); this
-//! module is the one place walguard does the same.
+//! module is the one place walguard does the same, and names walguard's
+//! own companion, the engine lock file.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,10 @@ pub const WAL_SUFFIX: &str = "-wal";
 pub const SHM_SUFFIX: &str = "-shm";
 /// Suffix of the rollback journal: `state.db-journal`.
 pub const JOURNAL_SUFFIX: &str = "-journal";
+
+/// Suffix of walguard's engine lock file: `state.db-walguard.lock`
+/// ([`EngineLock`](crate::EngineLock)).
+pub const ENGINE_LOCK_SUFFIX: &str = "-walguard.lock";
 
 /// The path of `database` with `suffix` appended to its file name
 /// (`state.db` + `-wal` = `state.db-wal`).
@@ -41,6 +46,12 @@ pub fn shm_path(database: &Path) -> PathBuf {
 #[must_use]
 pub fn journal_path(database: &Path) -> PathBuf {
     sibling(database, JOURNAL_SUFFIX)
+}
+
+/// The engine lock file beside `database`.
+#[must_use]
+pub fn engine_lock_path(database: &Path) -> PathBuf {
+    sibling(database, ENGINE_LOCK_SUFFIX)
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@
 //!   checkpoint-starvation episode.
 //! - [`files`] names the files SQLite keeps beside a database (`-wal`,
 //!   `-shm`, `-journal`).
+//! - [`EngineLock`] makes sure one engine serves a database file.
 //! - Group commit ([`Store::execute_group`]) and the size-triggered
 //!   checkpoint ([`Store::set_size_threshold`]) are plain store methods too;
 //!   `walguard-actors` drives them.
@@ -56,6 +57,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod exposure;
 pub mod files;
+pub mod lock;
 pub mod settings;
 pub mod stats;
 pub mod store;
@@ -65,6 +67,7 @@ pub mod testing;
 
 pub use checkpoint::{CheckpointMode, CheckpointOutcome, CheckpointReason, CheckpointReport};
 pub use error::{Error, Result};
+pub use lock::EngineLock;
 pub use settings::Settings;
 pub use stats::{Aggregate, SessionCounts, SessionReport, SessionStats, Window};
 pub use store::{Durability, GroupStats, IntoValue, ResultSet, Statement, Store, WalFrames};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
-use super::{Statement, Store};
+use super::{Effect, Statement, Store};
 
 /// How [`Store::execute_group`] has been going: batch sizes, and how often
 /// a failing write made a batch run again.
@@ -55,8 +55,9 @@ impl Store {
     /// `RAISE(ROLLBACK)`, a full disk, an I/O error), the group runs once
     /// more, one statement per transaction. Statements that cannot run
     /// inside a transaction or that control one (`BEGIN`, `COMMIT`,
-    /// `SAVEPOINT`, `VACUUM`, `ATTACH`, `PRAGMA`...) run alone, in their
-    /// place in the order. A group of one is a plain [`Store::execute`].
+    /// `SAVEPOINT`, `VACUUM`, `ATTACH`, `PRAGMA`...), as SQLite itself
+    /// says when it compiles them (not their first keyword), run alone, in
+    /// their place in the order. A group of one is a plain [`Store::execute`].
     ///
     /// A statement of a group that runs again runs twice; its first run was
     /// rolled back, so the database sees it once, but a statement with a
@@ -83,10 +84,17 @@ impl Store {
     /// Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn execute_group(&mut self, stmts: &[Statement]) -> Vec<Result<usize>> {
+        if self.refuse_if_gone().is_err() {
+            // Every write gets its own copy of the refusal.
+            return stmts
+                .iter()
+                .map(|_| self.refuse_if_gone().map(|()| 0))
+                .collect();
+        }
         let mut results = Vec::with_capacity(stmts.len());
         let mut start = 0;
         for (i, stmt) in stmts.iter().enumerate() {
-            if needs_own_transaction(stmt.sql()) {
+            if self.effect_of(stmt.sql()) != Effect::Plain {
                 self.run_group(&stmts[start..i], &mut results);
                 self.run_group(std::slice::from_ref(stmt), &mut results);
                 start = i + 1;
@@ -206,70 +214,12 @@ impl Store {
     }
 }
 
-/// Whether a statement must run alone rather than inside a group commit:
-/// it controls transactions (`BEGIN`, `COMMIT`, `END`, `ROLLBACK`,
-/// `SAVEPOINT`, `RELEASE`), cannot run inside one (`VACUUM`, `ATTACH`,
-/// `DETACH`), or is a `PRAGMA` (several refuse to run in a transaction, e.g.
-/// a `journal_mode` change). Judged by the first keyword, after whitespace
-/// and comments.
-fn needs_own_transaction(sql: &str) -> bool {
-    const ALONE: [&str; 10] = [
-        "BEGIN",
-        "COMMIT",
-        "END",
-        "ROLLBACK",
-        "SAVEPOINT",
-        "RELEASE",
-        "VACUUM",
-        "ATTACH",
-        "DETACH",
-        "PRAGMA",
-    ];
-    let keyword = first_keyword(sql);
-    ALONE.iter().any(|k| keyword.eq_ignore_ascii_case(k))
-}
-
-/// The first keyword of `sql`, skipping whitespace, `--` and `/* */`
-/// comments.
-fn first_keyword(sql: &str) -> &str {
-    let mut rest = sql;
-    loop {
-        rest = rest.trim_start();
-        if let Some(after) = rest.strip_prefix("--") {
-            rest = after.find('\n').map_or("", |i| &after[i + 1..]);
-        } else if let Some(after) = rest.strip_prefix("/*") {
-            rest = after.find("*/").map_or("", |i| &after[i + 2..]);
-        } else {
-            break;
-        }
-    }
-    let end = rest
-        .find(|c: char| !c.is_ascii_alphabetic())
-        .unwrap_or(rest.len());
-    &rest[..end]
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{first_keyword, needs_own_transaction};
     use crate::Error;
     use crate::Statement;
     use crate::store::test_support::{ids, insert, store_in};
     use rusqlite::ErrorCode;
-
-    #[test]
-    fn first_keyword_skips_space_and_comments() {
-        assert_eq!(first_keyword("  begin immediate"), "begin");
-        assert_eq!(
-            first_keyword("-- note\n  /* x */ PRAGMA user_version"),
-            "PRAGMA"
-        );
-        assert_eq!(first_keyword("/* unterminated"), "");
-        assert!(needs_own_transaction("vacuum"));
-        assert!(needs_own_transaction("\n\tCommit"));
-        assert!(!needs_own_transaction("INSERT INTO t VALUES (1)"));
-        assert!(!needs_own_transaction("BEGINNING")); // a word, not BEGIN
-    }
 
     #[test]
     fn a_group_is_one_commit_with_one_write_per_statement_in_order() {

@@ -9,9 +9,11 @@
 //! - `statement`: [`Statement`], [`IntoValue`] and [`ResultSet`], the values
 //!   that travel in a message;
 //! - `durability`: [`Durability`], the durable point of the commits;
+//! - `effect`: what a statement does to a transaction, as SQLite says;
 //! - `group`: group commit ([`Store::execute_group`], [`GroupStats`]);
 //! - `wal_watch`: the WAL hook and the size-triggered checkpoint
 //!   ([`Store::set_size_threshold`], [`WalFrames`]);
+//! - `identity`: the database file is still the one the store opened;
 //! - `open`: opening the file and configuring the connection;
 //! - `reopen`: the reopen after a checkpoint I/O error.
 //!
@@ -19,7 +21,9 @@
 //! transactions, reads, closures, checkpoints and close.
 
 mod durability;
+mod effect;
 mod group;
+mod identity;
 mod open;
 mod reopen;
 mod statement;
@@ -38,12 +42,15 @@ use crate::error::{Error, Result, sql_for_error};
 use crate::settings::{DatabaseSettings, Synchronous};
 
 pub use durability::Durability;
+pub use effect::EFFECT_CACHE_ENTRIES;
 pub use group::GroupStats;
 #[cfg(unix)]
 pub use open::NEW_FILE_MODE;
 pub use statement::{IntoValue, ResultSet, Statement};
 pub use wal_watch::WalFrames;
 
+use effect::{Effect, EffectCache};
+use identity::{FileIdentity, Gone};
 use wal_watch::WalWatch;
 
 /// The single write connection, in WAL mode.
@@ -66,7 +73,13 @@ pub struct Store {
     settings: DatabaseSettings,
     durability: Durability,
     group: GroupStats,
-    wal: Option<WalWatch>,
+    wal: WalWatch,
+    /// What SQLite said each statement does to a transaction.
+    effects: EffectCache,
+    /// The database file as opened (`None`: it could not be read).
+    identity: Option<FileIdentity>,
+    /// The database file was found deleted or replaced: writes refused.
+    gone: Option<Gone>,
     /// The VFS the store opened through (`None`: SQLite's default), for
     /// the reopen after a checkpoint I/O error.
     vfs: Option<String>,
@@ -111,15 +124,20 @@ impl Store {
 
     fn open_through(settings: &DatabaseSettings, vfs: Option<&str>) -> Result<Self> {
         let conn = open::open_connection(settings, vfs)?;
-        Ok(Self {
+        let mut store = Self {
             conn,
             settings: settings.clone(),
             durability: Durability::default(),
             group: GroupStats::default(),
-            wal: None,
+            wal: WalWatch::new(),
+            effects: EffectCache::default(),
+            identity: FileIdentity::of(&settings.path).ok(),
+            gone: None,
             vfs: vfs.map(str::to_owned),
             reopen_pending: false,
-        })
+        };
+        store.install_wal_hook()?;
+        Ok(store)
     }
 
     /// The database path.
@@ -155,8 +173,14 @@ impl Store {
         )
     }
 
-    /// One commit, holding `writes` acknowledged writes.
+    /// One commit, holding `writes` acknowledged writes. A WAL restart the
+    /// hook saw in it first makes every earlier commit durable (see the
+    /// [WAL watch](wal_watch)).
     fn record_commit(&mut self, writes: u64) {
+        if self.take_wal_restart() {
+            let before = self.durability;
+            self.durability.durable_through(before);
+        }
         let synced = self.every_commit_is_synced();
         self.durability.record_commit(writes, synced);
     }
@@ -214,6 +238,7 @@ impl Store {
     /// back and refused, because checkpoints run between transactions and
     /// an atomic batch is what [`Store::transaction`] is for.
     pub fn execute(&mut self, stmt: &Statement) -> Result<usize> {
+        self.refuse_if_gone()?;
         let (changed, readonly) = self.run_statement(stmt)?;
         if !self.conn.is_autocommit() {
             return Err(
@@ -232,10 +257,22 @@ impl Store {
     ///
     /// # Errors
     ///
+    /// [`Error::SplitsTransaction`], before anything runs, when a statement
+    /// would end or split the transaction (`COMMIT`, `ROLLBACK`,
+    /// `SAVEPOINT`, `RELEASE`...), as SQLite says when it compiles it.
     /// [`Error::Transaction`] naming the failing statement and its position;
     /// the transaction was rolled back. [`Error::TransactionControl`] when
     /// `BEGIN` or `COMMIT` itself failed.
     pub fn transaction(&mut self, stmts: &[Statement]) -> Result<Vec<usize>> {
+        self.refuse_if_gone()?;
+        for (index, stmt) in stmts.iter().enumerate() {
+            if self.effect_of(stmt.sql()) == Effect::TransactionControl {
+                return Err(Error::SplitsTransaction {
+                    index,
+                    sql: sql_for_error(stmt.sql()),
+                });
+            }
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -298,12 +335,38 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Call`] with what the closure returned;
+    /// [`Error::Panic`] when the closure panicked: the panic is caught, a
+    /// transaction it left open is rolled back, and the store keeps
+    /// serving. [`Error::Call`] with what the closure returned;
     /// [`Error::LeftTransactionOpen`] when it left a transaction open (it
     /// was rolled back).
     pub fn call<R>(&mut self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>) -> Result<R> {
+        self.refuse_if_gone()?;
         let before = self.conn.total_changes();
-        let result = f(&mut self.conn);
+        // The closure is the caller's code: a panic in it must not take the
+        // writer down. The connection it held is still sound (SQLite's
+        // state is only changed by SQLite calls, which do not unwind), and
+        // a transaction it left open is rolled back below.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut self.conn)));
+        let result = match result {
+            Ok(result) => result,
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                if !self.conn.is_autocommit()
+                    && let Err(e) = self.conn.execute_batch("ROLLBACK")
+                {
+                    return Err(Error::RollbackFailed {
+                        what: format!("closure that panicked ({message})"),
+                        source: e,
+                    });
+                }
+                if self.conn.total_changes() != before {
+                    // It committed before it panicked.
+                    self.record_commit(1);
+                }
+                return Err(Error::Panic { message });
+            }
+        };
         if !self.conn.is_autocommit() {
             return Err(self.roll_back_left_open("closure".to_owned()));
         }
@@ -323,15 +386,19 @@ impl Store {
         self.checkpoint_by(mode, reason, |conn| checkpoint::run(conn, mode, reason))
     }
 
-    /// The bookkeeping around every checkpoint: a reopen still pending
-    /// after an I/O error comes first, the durable point moves on a
-    /// completed one, and an I/O failure leads to a reopen.
+    /// The bookkeeping around every checkpoint: the file must still be the
+    /// one opened ([`Store::check_file`]), a reopen still pending after an
+    /// I/O error comes next, the durable point moves on a completed one,
+    /// and an I/O failure leads to a reopen.
     fn checkpoint_by(
         &mut self,
         mode: CheckpointMode,
         reason: CheckpointReason,
         run: impl FnOnce(&Connection) -> CheckpointReport,
     ) -> CheckpointReport {
+        if let Err(e) = self.check_file() {
+            return CheckpointReport::failed(mode, reason, Duration::ZERO, &e);
+        }
         if let Err(e) = self.reopen_if_pending() {
             return CheckpointReport::failed(mode, reason, Duration::ZERO, &e);
         }
@@ -383,6 +450,18 @@ impl Store {
             // Everything but the connection is still in `self`.
             (Self { conn, ..self }, Error::Close { path, source })
         })
+    }
+}
+
+/// The message a panic carried (`panic!("...")` gives a `&str` or a
+/// `String`), or a placeholder for any other payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic payload that is not text".to_owned()
     }
 }
 

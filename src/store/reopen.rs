@@ -67,10 +67,8 @@ impl Store {
             return Err(Error::Close { path, source });
         }
         self.conn = open_connection(&self.settings, self.vfs.as_deref())?;
-        let threshold = self.size_threshold();
-        // Installs the size hook again, and turns SQLite's own
-        // auto-checkpoint off on the writer when the threshold is on.
-        self.set_size_threshold(threshold)?;
+        // The WAL hook again, on the new connection.
+        self.install_wal_hook()?;
         // A NOOP checkpoint copies nothing and reports the frames SQLite
         // counts as copied. The rebuilt index counts none; a count above zero
         // means another connection kept the old index alive.
@@ -83,15 +81,9 @@ impl Store {
                 source,
             })?;
         if copied > 0 {
-            // No checkpoint from the stale count may run, not even SQLite's
-            // own inside a COMMIT: the WAL must not be reset.
-            self.conn
-                .pragma_update(None, "wal_autocheckpoint", 0)
-                .map_err(|source| Error::Pragma {
-                    path: path.clone(),
-                    pragma: "wal_autocheckpoint",
-                    source,
-                })?;
+            // No checkpoint from the stale count may run, not even the
+            // auto-checkpoint inside a COMMIT: the WAL must not be reset.
+            self.stop_auto_checkpoint();
             return Err(Error::StaleWalIndex { path });
         }
         self.reopen_pending = false;

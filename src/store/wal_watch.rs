@@ -1,5 +1,23 @@
-//! The WAL watch: a WAL hook that sees the frames after each commit, and
-//! the size-triggered checkpoint it drives ([`Store::set_size_threshold`]).
+//! The WAL watch: the write connection's WAL hook, which sees the frames
+//! after each commit. It drives two things:
+//!
+//! - the size-triggered checkpoint ([`Store::set_size_threshold`]);
+//! - the durable point moved by a checkpoint that **someone else** ran
+//!   (SQLite's own auto-checkpoint, Litestream, a backup tool, the `sqlite3`
+//!   shell): SQLite restarts the WAL from its start only after a
+//!   checkpoint has copied all of it back and fsynced the database file
+//!   (`walRestartLog` in `wal.c`, FACTS.md "A WAL restart is visible in the
+//!   WAL hook"). So when the hook's frame count drops, every commit before
+//!   the one that restarted the WAL is durable, whoever checkpointed. A
+//!   commit larger than the whole WAL before it hides a restart (its count
+//!   does not drop): the durable point then moves at the next one seen, or
+//!   at the next checkpoint of ours, never ahead of the truth.
+//!
+//! The hook is installed when the store opens and stays: SQLite's own
+//! auto-checkpoint uses the same hook slot, so with the size threshold off
+//! the hook runs that checkpoint itself, exactly as SQLite's default hook
+//! does (`sqlite3WalDefaultHook`: a PASSIVE checkpoint inside the COMMIT
+//! that left `database.wal_autocheckpoint` frames or more).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -30,12 +48,20 @@ struct HookState {
     frames: AtomicU32,
     /// A commit reported since the store last looked.
     fresh: AtomicBool,
+    /// A commit started the WAL over from its start since the store last
+    /// looked: every commit before it is durable.
+    restarted: AtomicBool,
+    /// With the size threshold off: the frames at which the hook runs
+    /// SQLite's auto-checkpoint inside the COMMIT (`0`: never).
+    auto_checkpoint: AtomicU32,
 }
 
-/// The size-triggered checkpoint: the threshold and what the hook saw.
+/// What the hook saw, and the size-triggered checkpoint's state.
 #[derive(Debug)]
 pub(super) struct WalWatch {
     hook: Arc<HookState>,
+    /// The size threshold in frames; `0`: off, SQLite-style
+    /// auto-checkpoint in the hook instead.
     threshold: u32,
     /// Frames at which the next size checkpoint is due: the threshold, or
     /// a threshold past the last checkpoint when a reader kept the WAL from
@@ -47,64 +73,71 @@ pub(super) struct WalWatch {
     size_checkpoints: u64,
 }
 
+impl WalWatch {
+    /// A watch with the size threshold off.
+    pub(super) fn new() -> Self {
+        Self {
+            hook: Arc::new(HookState::default()),
+            threshold: 0,
+            next_due: 0,
+            last: 0,
+            peak: 0,
+            size_checkpoints: 0,
+        }
+    }
+}
+
 impl Store {
-    /// The size threshold in force (`0`: off, SQLite's own auto-checkpoint).
-    pub(super) fn size_threshold(&self) -> u32 {
-        self.wal.as_ref().map_or(0, |w| w.threshold)
+    /// Whether a commit restarted the WAL since the last call (and forgets
+    /// it): every commit recorded before that one is durable.
+    pub(super) fn take_wal_restart(&self) -> bool {
+        self.wal.hook.restarted.swap(false, Ordering::Acquire)
     }
 
-    /// Takes the size-triggered checkpoint over from SQLite: with `frames`
-    /// above zero, sets `wal_autocheckpoint=0` on this connection and
-    /// installs a WAL hook (`sqlite3_wal_hook`, which SQLite's own
-    /// auto-checkpoint also uses: they cannot both be on) that records the
-    /// frames in the WAL after each commit. [`Store::checkpoint_if_due`]
-    /// then runs a PASSIVE checkpoint, reason
-    /// [`CheckpointReason::Size`], after a commit that leaves `frames` or
-    /// more in the WAL, and returns its report, so no checkpoint runs
-    /// unmeasured inside a COMMIT. `0` gives the job back to SQLite with the
-    /// `wal_autocheckpoint` of the settings.
-    ///
-    /// With no reader holding the WAL, a completed checkpoint lets the next
-    /// commit restart the WAL from its start, so it stays within `frames`
-    /// plus the frames of one commit. A reader that holds it makes the
-    /// checkpoint partial; the next one is then due `frames` later, not at
-    /// every commit.
-    ///
-    /// A closure ([`Store::call`]) that sets `PRAGMA wal_autocheckpoint`
-    /// replaces the hook; call this again afterwards.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Pragma`] when `wal_autocheckpoint` or the hook cannot be set.
-    pub fn set_size_threshold(&mut self, frames: u32) -> Result<()> {
-        let pragma_err = |source| Error::Pragma {
-            path: self.settings.path.clone(),
-            pragma: "wal_autocheckpoint",
-            source,
-        };
-        if frames == 0 {
-            // Setting the pragma installs SQLite's own hook again.
-            self.conn
-                .pragma_update(None, "wal_autocheckpoint", self.settings.wal_autocheckpoint)
-                .map_err(pragma_err)?;
-            self.wal = None;
-            return Ok(());
-        }
-        // The pragma first: it replaces whatever WAL hook is installed.
+    /// Stops the auto-checkpoint the hook runs with the threshold off, until
+    /// the hook is installed again.
+    pub(super) fn stop_auto_checkpoint(&self) {
+        self.wal.hook.auto_checkpoint.store(0, Ordering::Relaxed);
+    }
+
+    /// Installs the WAL hook on the current connection, with the size
+    /// threshold in force. `wal_autocheckpoint` is set to 0 first: setting
+    /// it installs (or removes) SQLite's own hook, which shares the slot.
+    pub(super) fn install_wal_hook(&mut self) -> Result<()> {
         self.conn
             .pragma_update(None, "wal_autocheckpoint", 0)
-            .map_err(pragma_err)?;
+            .map_err(|source| Error::Pragma {
+                path: self.settings.path.clone(),
+                pragma: "wal_autocheckpoint",
+                source,
+            })?;
+        // A fresh state: the frame count of a new connection starts at 0.
         let hook = Arc::new(HookState::default());
+        let auto = if self.wal.threshold == 0 {
+            self.settings.wal_autocheckpoint
+        } else {
+            0
+        };
+        hook.auto_checkpoint.store(auto, Ordering::Relaxed);
         let state = Arc::clone(&hook);
         self.conn
             .wal_hook(Some(
                 move |wal: &mut rusqlite::hooks::Wal, frames: std::ffi::c_int| {
                     // Only the main database: an attached one has its own WAL.
-                    if wal.name() == c"main" {
-                        state
-                            .frames
-                            .store(u32::try_from(frames).unwrap_or(0), Ordering::Relaxed);
-                        state.fresh.store(true, Ordering::Release);
+                    if wal.name() != c"main" {
+                        return Ok(());
+                    }
+                    let frames = u32::try_from(frames).unwrap_or(0);
+                    let before = state.frames.swap(frames, Ordering::Relaxed);
+                    if frames < before {
+                        state.restarted.store(true, Ordering::Release);
+                    }
+                    state.fresh.store(true, Ordering::Release);
+                    let auto = state.auto_checkpoint.load(Ordering::Relaxed);
+                    if auto > 0 && frames >= auto {
+                        // SQLite's own auto-checkpoint, as its default hook
+                        // runs it: PASSIVE, result ignored.
+                        let _ = wal.checkpoint();
                     }
                     Ok(())
                 },
@@ -114,25 +147,46 @@ impl Store {
                 pragma: "wal_hook",
                 source,
             })?;
-        let (last, peak, size_checkpoints) = self
-            .wal
-            .as_ref()
-            .map_or((0, 0, 0), |w| (w.last, w.peak, w.size_checkpoints));
-        self.wal = Some(WalWatch {
-            hook,
-            threshold: frames,
-            next_due: frames,
-            last,
-            peak,
-            size_checkpoints,
-        });
+        self.wal.hook = hook;
+        self.wal.last = 0;
         Ok(())
+    }
+
+    /// Takes the size-triggered checkpoint over from SQLite: with `frames`
+    /// above zero, the store's WAL hook (`sqlite3_wal_hook`) records the
+    /// frames in the WAL after each commit, and [`Store::checkpoint_if_due`]
+    /// then runs a PASSIVE checkpoint, reason [`CheckpointReason::Size`],
+    /// after a commit that leaves `frames` or more in the WAL, and returns
+    /// its report, so no checkpoint runs unmeasured inside a COMMIT. `0`
+    /// gives the job back to SQLite's rule: a PASSIVE checkpoint inside the
+    /// COMMIT that leaves `database.wal_autocheckpoint` frames or more (see
+    /// the [module docs](self) for why the hook, not SQLite, runs it).
+    ///
+    /// With no reader holding the WAL, a completed checkpoint lets the next
+    /// commit restart the WAL from its start, so it stays within `frames`
+    /// plus the frames of one commit. A reader that holds it makes the
+    /// checkpoint partial; the next one is then due `frames` later, not at
+    /// every commit.
+    ///
+    /// `PRAGMA wal_autocheckpoint` reads 0 while the store is open: the
+    /// slot holds the store's hook. A closure ([`Store::call`]) that sets
+    /// `PRAGMA wal_autocheckpoint` replaces the hook; call this again
+    /// afterwards.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Pragma`] when `wal_autocheckpoint` or the hook cannot be set.
+    pub fn set_size_threshold(&mut self, frames: u32) -> Result<()> {
+        self.wal.threshold = frames;
+        self.wal.next_due = frames;
+        self.install_wal_hook()
     }
 
     /// The WAL frames the hook saw, when [`Store::set_size_threshold`] is on.
     #[must_use]
     pub fn wal_frames(&self) -> Option<WalFrames> {
-        self.wal.as_ref().map(|w| {
+        let w = &self.wal;
+        (w.threshold > 0).then(|| {
             let current = w.hook.frames.load(Ordering::Relaxed);
             WalFrames {
                 current,
@@ -148,8 +202,8 @@ impl Store {
     /// `None` when none was due (or the threshold is off). Call it after
     /// each write; it costs two atomic loads when nothing is due.
     pub fn checkpoint_if_due(&mut self) -> Option<CheckpointReport> {
-        let watch = self.wal.as_mut()?;
-        if !watch.hook.fresh.swap(false, Ordering::Acquire) {
+        let watch = &mut self.wal;
+        if watch.threshold == 0 || !watch.hook.fresh.swap(false, Ordering::Acquire) {
             return None;
         }
         let frames = watch.hook.frames.load(Ordering::Relaxed);
@@ -163,11 +217,10 @@ impl Store {
             return None;
         }
         let report = self.checkpoint(CheckpointMode::Passive, CheckpointReason::Size);
-        if let Some(watch) = self.wal.as_mut() {
-            watch.size_checkpoints += 1;
-            let log = u32::try_from(report.log_frames()).unwrap_or(frames);
-            watch.next_due = frames.max(log).saturating_add(watch.threshold);
-        }
+        let watch = &mut self.wal;
+        watch.size_checkpoints += 1;
+        let log = u32::try_from(report.log_frames()).unwrap_or(frames);
+        watch.next_due = frames.max(log).saturating_add(watch.threshold);
         Some(report)
     }
 }
@@ -176,8 +229,9 @@ impl Store {
 mod tests {
     use rusqlite::Connection;
 
+    use crate::settings::DatabaseSettings;
     use crate::store::test_support::{insert, store_in};
-    use crate::{CheckpointMode, CheckpointOutcome, CheckpointReason, Statement};
+    use crate::{CheckpointMode, CheckpointOutcome, CheckpointReason, Statement, Store};
 
     #[test]
     fn the_size_threshold_bounds_the_wal_by_frames() {
@@ -266,19 +320,51 @@ mod tests {
         reader.execute_batch("COMMIT").unwrap();
     }
 
+    /// With the threshold off, the hook runs SQLite's own rule: a PASSIVE
+    /// checkpoint inside the COMMIT that reaches `wal_autocheckpoint`
+    /// frames, so the WAL stays bounded with no size checkpoint reported.
     #[test]
-    fn threshold_zero_gives_the_job_back_to_sqlite() {
+    fn threshold_zero_gives_the_job_back_to_sqlites_rule() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = store_in(&dir);
+        let mut settings = DatabaseSettings::at(dir.path().join("state.db"));
+        settings.wal_autocheckpoint = 20;
+        let mut store = Store::open(&settings).unwrap();
+        store
+            .execute(&Statement::new(
+                "CREATE TABLE kv (id INTEGER PRIMARY KEY, v BLOB NOT NULL)",
+            ))
+            .unwrap();
         store.set_size_threshold(10).unwrap();
         store.set_size_threshold(0).unwrap();
         assert!(store.wal_frames().is_none());
-        let autocheckpoint: i64 = store
-            .conn
-            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+        for id in 0..300 {
+            store.execute(&insert(id)).unwrap();
+            assert!(store.checkpoint_if_due().is_none());
+        }
+        let report = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+        assert!(
+            report.log_frames() < 2 * 20,
+            "the WAL restarted every 20 frames or so: {report:?}"
+        );
+    }
+
+    /// The negative control of the test above: with SQLite's auto-checkpoint
+    /// off too, the same writes leave every frame in the WAL.
+    #[test]
+    fn without_any_auto_checkpoint_the_wal_keeps_every_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = DatabaseSettings::at(dir.path().join("state.db"));
+        settings.wal_autocheckpoint = 0;
+        let mut store = Store::open(&settings).unwrap();
+        store
+            .execute(&Statement::new(
+                "CREATE TABLE kv (id INTEGER PRIMARY KEY, v BLOB NOT NULL)",
+            ))
             .unwrap();
-        assert_eq!(autocheckpoint, 1000);
-        store.execute(&insert(1)).unwrap();
-        assert!(store.checkpoint_if_due().is_none());
+        for id in 0..300 {
+            store.execute(&insert(id)).unwrap();
+        }
+        let report = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+        assert!(report.log_frames() >= 300, "{report:?}");
     }
 }

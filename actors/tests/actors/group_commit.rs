@@ -378,23 +378,30 @@ async fn the_wal_stays_bounded_by_frames_under_sustained_writes() {
 }
 
 /// `checkpoint.size_threshold_frames: 0` leaves size-triggered checkpoints
-/// to SQLite (`database.wal_autocheckpoint`).
+/// to SQLite's rule (`database.wal_autocheckpoint`), run inside the commit:
+/// none is reported, and the WAL still restarts.
 #[actix_rt::test]
 async fn threshold_zero_leaves_the_size_checkpoint_to_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(dir.path(), MINUTE);
     s.checkpoint.size_threshold_frames = 0;
+    s.database.wal_autocheckpoint = 20;
     let guard = start_here(s).await;
-    let autocheckpoint: i64 = guard
+    assert!(stats(&guard).await.wal.is_none());
+    sustained(&guard, 2_000, 16).await;
+    let log: i64 = guard
         .db()
         .addr()
         .send(Call::new(|c| {
-            c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
         }))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(autocheckpoint, 1000);
-    assert!(stats(&guard).await.wal.is_none());
-    guard.shutdown().await.unwrap();
+    assert!(log < 2 * 20 + 16, "the WAL restarted near 20 frames: {log}");
+    let report = guard.shutdown().await.unwrap();
+    assert_eq!(
+        report.counts.total, 1,
+        "only the shutdown TRUNCATE: {report:?}"
+    );
 }

@@ -1,0 +1,116 @@
+//! The database file is still the one the store opened.
+//!
+//! In WAL mode SQLite keeps writing to a database file that was deleted,
+//! renamed or replaced under it, without any error (FACTS.md, "A moved or
+//! deleted file"): every commit then goes to a file nobody can open again.
+//! SQLite's unix VFS answers `SQLITE_FCNTL_HAS_MOVED` by comparing the
+//! inode behind the path with the one it opened; the store does the same
+//! from Rust, with no `unsafe`: it notes the file's identity right after
+//! opening and compares it at every checkpoint ([`Store::check_file`]).
+//!
+//! The identity is the device and inode on Unix. Elsewhere it is the
+//! file's creation time, which a replacement file does not share; a
+//! deletion shows on every platform as a missing path.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::error::{Error, Result};
+
+use super::Store;
+
+/// What identifies the file behind a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FileIdentity {
+    #[cfg(unix)]
+    device: u64,
+    #[cfg(unix)]
+    inode: u64,
+    created: Option<SystemTime>,
+}
+
+impl FileIdentity {
+    /// The identity of the file at `path` now.
+    pub(super) fn of(path: &Path) -> std::io::Result<Self> {
+        let meta = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Ok(Self {
+                device: meta.dev(),
+                inode: meta.ino(),
+                created: None,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {
+            created: meta.created().ok(),
+        })
+    }
+}
+
+/// How the database file went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Gone {
+    /// Nothing is at the path any more.
+    Deleted,
+    /// Another file is at the path (renamed away, replaced, restored).
+    Replaced,
+}
+
+impl Gone {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::Deleted => "deleted or renamed",
+            Self::Replaced => "replaced by another file",
+        }
+    }
+}
+
+impl Store {
+    /// Checks that the database file is still the one the store opened:
+    /// not deleted, renamed or replaced. Every checkpoint runs it first.
+    /// Once the file has gone, the store refuses every write and every
+    /// checkpoint with [`Error::DatabaseGone`], the durable point never
+    /// moves again, and the condition is logged once at `ERROR` (target
+    /// `walguard::db`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DatabaseGone`] naming the path and what happened.
+    pub fn check_file(&mut self) -> Result<()> {
+        if self.gone.is_none()
+            && let Some(opened) = self.identity
+        {
+            self.gone = match FileIdentity::of(&self.settings.path) {
+                Ok(now) if now == opened => None,
+                Ok(_) => Some(Gone::Replaced),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Gone::Deleted),
+                // Cannot look (permissions on the directory...): not proof.
+                Err(_) => None,
+            };
+            if let Some(gone) = self.gone {
+                tracing::error!(
+                    target: "walguard::db",
+                    path = %self.settings.path.display(),
+                    how = gone.as_str(),
+                    "the database file was {} while walguard had it open; writes and checkpoints are refused from now on",
+                    gone.as_str()
+                );
+            }
+        }
+        self.refuse_if_gone()
+    }
+
+    /// [`Error::DatabaseGone`] once [`Store::check_file`] has found the file
+    /// gone.
+    pub(super) fn refuse_if_gone(&self) -> Result<()> {
+        match self.gone {
+            None => Ok(()),
+            Some(gone) => Err(Error::DatabaseGone {
+                path: self.settings.path.clone(),
+                how: gone.as_str(),
+            }),
+        }
+    }
+}
