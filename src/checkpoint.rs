@@ -226,19 +226,37 @@ impl CheckpointOutcome {
         matches!(self, Self::Failed { .. })
     }
 
-    /// Classifies a `(busy, log, checkpointed)` row.
+    /// Classifies a `(busy, log, checkpointed)` row of `PRAGMA
+    /// wal_checkpoint`, for every row SQLite can return (`OP_Checkpoint`
+    /// and `sqlite3Checkpoint` in the amalgamation), `busy` first:
+    ///
+    /// | row | when | outcome |
+    /// |---|---|---|
+    /// | `(1, -1, -1)` | another connection holds the checkpointer lock (someone else's checkpoint is running): SQLite gave up before reading the WAL | [`Busy`](Self::Busy) |
+    /// | `(1, log, ckpt)` | a waiting mode gave up on its busy handler and fell back to a partial copy | [`Busy`](Self::Busy) |
+    /// | `(0, -1, -1)` | the database is not in WAL mode | [`Failed`](Self::Failed) |
+    /// | `(0, log, log)` | every frame is in the database file (`log` may be 0) | [`Completed`](Self::Completed) |
+    /// | `(0, log, ckpt)`, `ckpt < log` | readers kept frames from being copied | [`Partial`](Self::Partial) |
+    /// | anything else | not a row SQLite produces | [`Failed`](Self::Failed) |
+    ///
+    /// An SQLite error (`SQLITE_LOCKED` inside a transaction, an I/O error,
+    /// an interrupt) is not a row: [`run`] reports it as failed.
     #[must_use]
     pub fn classify(busy: bool, log_frames: i64, checkpointed_frames: i64) -> Self {
-        if log_frames < 0 || checkpointed_frames < 0 {
-            Self::Failed {
+        match (busy, log_frames, checkpointed_frames) {
+            (true, -1, -1) => Self::Busy,
+            (true, log, ckpt) if log >= 0 && (0..=log).contains(&ckpt) => Self::Busy,
+            (false, -1, -1) => Self::Failed {
                 error: "database is not in WAL mode (wal_checkpoint returned -1)".to_owned(),
-            }
-        } else if busy {
-            Self::Busy
-        } else if checkpointed_frames < log_frames {
-            Self::Partial
-        } else {
-            Self::Completed
+            },
+            (false, log, ckpt) if log >= 0 && ckpt == log => Self::Completed,
+            (false, log, ckpt) if log >= 0 && (0..log).contains(&ckpt) => Self::Partial,
+            (busy, log, ckpt) => Self::Failed {
+                error: format!(
+                    "wal_checkpoint returned a row sqlite does not produce: ({}, {log}, {ckpt})",
+                    i32::from(busy)
+                ),
+            },
         }
     }
 }
@@ -360,8 +378,7 @@ impl CheckpointReport {
     }
 
     /// Emits the per-checkpoint `tracing` event (target
-    /// `walguard::checkpoint`) with the stable fields `mode`, `busy`,
-    /// `log_frames`, `checkpointed`, `elapsed_ms`, `reason`, `outcome`.
+    /// `walguard::checkpoint`) with the stable fields of [`LOG_FIELDS`].
     /// Busy and partial are `info` (expected under load), failed is `warn`.
     pub fn log(&self) {
         macro_rules! event {
@@ -391,6 +408,19 @@ impl CheckpointReport {
         }
     }
 }
+
+/// The stable fields of the per-checkpoint event ([`CheckpointReport::log`]),
+/// in the order they are emitted; a failed checkpoint adds `error`. Log
+/// pipelines and dashboards may rely on these names.
+pub const LOG_FIELDS: [&str; 7] = [
+    "mode",
+    "busy",
+    "log_frames",
+    "checkpointed",
+    "elapsed_ms",
+    "reason",
+    "outcome",
+];
 
 /// Renders an error and all its causes on one line: `a: b: c`.
 #[must_use]
@@ -497,25 +527,42 @@ pub fn run_with_deadline(
 mod tests {
     use super::*;
 
+    /// Every row shape SQLite's `OP_Checkpoint` can produce, and a few it
+    /// cannot, with the outcome walguard gives it.
     #[test]
-    fn classify_covers_every_row_shape() {
-        assert_eq!(
-            CheckpointOutcome::classify(false, 10, 10),
-            CheckpointOutcome::Completed
+    fn classify_covers_every_row_sqlite_can_return() {
+        use CheckpointOutcome::{Busy, Completed, Partial};
+        let failed = |o: &CheckpointOutcome| o.is_failure();
+        let table: [((bool, i64, i64), Option<CheckpointOutcome>); 12] = [
+            // Someone else's checkpoint holds the checkpointer lock.
+            ((true, -1, -1), Some(Busy)),
+            // A waiting mode gave up: partial copy, or nothing copied.
+            ((true, 10, 4), Some(Busy)),
+            ((true, 10, 0), Some(Busy)),
+            ((true, 10, 10), Some(Busy)),
+            ((true, 0, 0), Some(Busy)),
+            ((false, 10, 10), Some(Completed)),
+            ((false, 0, 0), Some(Completed)),
+            ((false, 10, 4), Some(Partial)),
+            ((false, 10, 0), Some(Partial)),
+            // Not in WAL mode.
+            ((false, -1, -1), None),
+            // Rows SQLite never produces.
+            ((false, 4, 10), None),
+            ((true, -1, 3), None),
+        ];
+        for ((busy, log, ckpt), expected) in table {
+            let got = CheckpointOutcome::classify(busy, log, ckpt);
+            match expected {
+                Some(outcome) => assert_eq!(got, outcome, "row ({busy}, {log}, {ckpt})"),
+                None => assert!(failed(&got), "row ({busy}, {log}, {ckpt}): {got:?}"),
+            }
+        }
+        assert!(
+            CheckpointOutcome::classify(false, -1, -1)
+                .to_string()
+                .contains("not in WAL mode")
         );
-        assert_eq!(
-            CheckpointOutcome::classify(false, 0, 0),
-            CheckpointOutcome::Completed
-        );
-        assert_eq!(
-            CheckpointOutcome::classify(false, 10, 4),
-            CheckpointOutcome::Partial
-        );
-        assert_eq!(
-            CheckpointOutcome::classify(true, 10, 4),
-            CheckpointOutcome::Busy
-        );
-        assert!(CheckpointOutcome::classify(false, -1, -1).is_failure());
     }
 
     #[test]

@@ -108,6 +108,60 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// One failed `BEGIN IMMEDIATE` or `COMMIT` of a group commit
+    /// ([`Store::execute_group`](crate::Store::execute_group)): every write
+    /// of the group gets this error, sharing the one cause. Nothing of the
+    /// group was written.
+    #[error("cannot {step} the group commit this write was part of ({writes} writes)")]
+    GroupControl {
+        /// `begin` or `commit`.
+        step: &'static str,
+        /// Writes in the group.
+        writes: usize,
+        /// What SQLite said, shared by every write of the group.
+        #[source]
+        source: std::sync::Arc<rusqlite::Error>,
+    },
+    /// A statement or a closure left a transaction open. walguard rolled it
+    /// back (checkpoints run between transactions): nothing it did was
+    /// written. Send statements that belong together as one
+    /// [`Store::transaction`](crate::Store::transaction).
+    #[error(
+        "{what} left a transaction open, so it was rolled back; send statements that belong together as one transaction"
+    )]
+    LeftTransactionOpen {
+        /// `statement BEGIN` (shortened when long) or `closure`.
+        what: String,
+    },
+    /// The rollback of a transaction left open by a statement or a closure
+    /// failed; the transaction may still be open.
+    #[error("{what} left a transaction open and rolling it back failed")]
+    RollbackFailed {
+        /// `statement BEGIN` (shortened when long) or `closure`.
+        what: String,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The directory the database should live in does not exist; walguard
+    /// creates the file, never its directories.
+    #[error("cannot open database {}: directory {} does not exist", path.display(), directory.display())]
+    MissingDirectory {
+        /// The database path as configured.
+        path: PathBuf,
+        /// Its parent directory.
+        directory: PathBuf,
+    },
+    /// SQLite reports another `synchronous` level than the one set.
+    #[error("cannot set synchronous on {}: asked for {asked}, sqlite reports level {reported}", path.display())]
+    SynchronousMismatch {
+        /// The database path.
+        path: PathBuf,
+        /// The level asked for.
+        asked: crate::settings::Synchronous,
+        /// The level SQLite reports (`PRAGMA synchronous`).
+        reported: i64,
+    },
     /// The store was already closed (for example after shutdown).
     #[error("database {} is closed", path.display())]
     Closed {

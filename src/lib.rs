@@ -38,6 +38,8 @@
 //!   long ago the last fully caught-up checkpoint was, how many commits a
 //!   power loss under `synchronous=normal` could take, and a warning once per
 //!   checkpoint-starvation episode.
+//! - [`files`] names the files SQLite keeps beside a database (`-wal`,
+//!   `-shm`, `-journal`).
 //! - Group commit ([`Store::execute_group`]) and the size-triggered
 //!   checkpoint ([`Store::set_size_threshold`]) are plain store methods too;
 //!   `walguard-actors` drives them.
@@ -53,6 +55,7 @@
 pub mod checkpoint;
 pub mod error;
 pub mod exposure;
+pub mod files;
 pub mod settings;
 pub mod stats;
 pub mod store;

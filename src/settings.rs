@@ -198,26 +198,44 @@ pub enum Synchronous {
 }
 
 impl Synchronous {
+    /// Every level with its name, as SQLite spells it, and the number
+    /// `PRAGMA synchronous` reports (`sqlite3_pragma`, `PAGER_SYNCHRONOUS_*`
+    /// less one): the one table the methods below read.
+    const LEVELS: [(Self, &'static str, i64); 4] = [
+        (Self::Off, "OFF", 0),
+        (Self::Normal, "NORMAL", 1),
+        (Self::Full, "FULL", 2),
+        (Self::Extra, "EXTRA", 3),
+    ];
+
+    fn entry(self) -> (Self, &'static str, i64) {
+        // Every variant has its row, so the fallback is never taken.
+        Self::LEVELS
+            .into_iter()
+            .find(|(level, _, _)| *level == self)
+            .unwrap_or(Self::LEVELS[1])
+    }
+
     /// The pragma value, as SQLite spells it.
     #[must_use]
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Off => "OFF",
-            Self::Normal => "NORMAL",
-            Self::Full => "FULL",
-            Self::Extra => "EXTRA",
-        }
+        self.entry().1
     }
 
     /// The numeric value `PRAGMA synchronous` reports back.
     #[must_use]
     pub fn level(self) -> i64 {
-        match self {
-            Self::Off => 0,
-            Self::Normal => 1,
-            Self::Full => 2,
-            Self::Extra => 3,
-        }
+        self.entry().2
+    }
+
+    /// The level `PRAGMA synchronous` reported as a number; `None` for a
+    /// number SQLite does not define.
+    #[must_use]
+    pub fn from_level(level: i64) -> Option<Self> {
+        Self::LEVELS
+            .into_iter()
+            .find(|(_, _, n)| *n == level)
+            .map(|(s, _, _)| s)
     }
 }
 
@@ -226,15 +244,13 @@ impl FromStr for Synchronous {
 
     /// Case-insensitive: `normal`, `NORMAL` and `Normal` are the same value.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "off" => Ok(Self::Off),
-            "normal" => Ok(Self::Normal),
-            "full" => Ok(Self::Full),
-            "extra" => Ok(Self::Extra),
-            _ => Err(format!(
-                "unknown synchronous value {s:?}, expected off, normal, full or extra"
-            )),
-        }
+        Self::LEVELS
+            .into_iter()
+            .find(|(_, name, _)| name.eq_ignore_ascii_case(s))
+            .map(|(level, _, _)| level)
+            .ok_or_else(|| {
+                format!("unknown synchronous value {s:?}, expected off, normal, full or extra")
+            })
     }
 }
 

@@ -95,12 +95,22 @@ impl Window {
 /// samples; `None` when empty.
 #[must_use]
 pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
-    if sorted.is_empty() {
+    nearest_rank(sorted.len(), p).map(|rank| sorted[rank - 1])
+}
+
+/// The nearest-rank definition of the `p`-th percentile (0 < p <= 100) of
+/// `n` ascending samples: the 1-based rank ⌈p/100 · n⌉, clamped to
+/// `1..=n`; `None` when `n` is 0. It always answers with a sample that was
+/// seen (never an interpolation), so a percentile never flatters. Every
+/// percentile walguard reports (the window, the benchmark's histogram and
+/// timeline) takes its rank from here.
+#[must_use]
+pub fn nearest_rank(n: usize, p: f64) -> Option<usize> {
+    if n == 0 {
         return None;
     }
-    let n = sorted.len();
     let rank = (p / 100.0 * n as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, n) - 1])
+    Some(rank.clamp(1, n))
 }
 
 /// The aggregate of a window: zero durations when `n` is 0.

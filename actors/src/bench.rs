@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use walguard::{SessionReport, Settings, Statement};
 
-use crate::db::GetWriterStats;
+use crate::messages::GetWriterStats;
 use crate::system::{DbHandle, WalGuard};
 
 pub use capture::{CheckpointLog, CheckpointMark};
@@ -240,10 +240,10 @@ impl Histogram {
     /// computes it: the sample at rank ⌈p/100 · n⌉. A bucket answers with
     /// its upper edge (never flatters). 0 when empty.
     pub fn percentile_us(&mut self, p: f64) -> f64 {
-        if self.count == 0 {
+        let Some(rank) = walguard::stats::nearest_rank(self.count as usize, p) else {
             return 0.0;
-        }
-        let rank = ((p / 100.0 * self.count as f64).ceil() as u64).clamp(1, self.count);
+        };
+        let rank = rank as u64;
         let mut seen = 0;
         for (i, n) in self.buckets.iter().enumerate() {
             seen += n;
@@ -335,7 +335,7 @@ impl Timeline {
         }
         self.samples.sort_unstable();
         let n = self.samples.len();
-        let rank = |p: f64| ((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1;
+        let rank = |p: f64| walguard::stats::nearest_rank(n, p).unwrap_or(n) - 1;
         self.points.push(TimelinePoint {
             at: self.bucket * u32::try_from(index).unwrap_or(u32::MAX),
             writes: u32::try_from(n).unwrap_or(u32::MAX),
@@ -418,12 +418,10 @@ pub fn median(mut runs: Vec<Measured>) -> Option<Measured> {
     Some(runs.swap_remove(mid))
 }
 
-/// The `-wal` file beside a database.
+/// The `-wal` file beside a database ([`walguard::files::wal_path`]).
 #[must_use]
 pub fn wal_file(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
-    name.into()
+    walguard::files::wal_path(db)
 }
 
 /// Runs the workload once on `settings.database.path`, which should not

@@ -55,13 +55,16 @@ use actix::dev::{MessageResponse, OneshotSender};
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, Recipient};
 use rusqlite::Connection;
 use walguard::stats::DbSummary;
-use walguard::store::{GroupStats, WalFrames};
 use walguard::{CheckpointMode, CheckpointReason, CheckpointReport, Statement, Store};
 
 use crate::messages::{
     Call, Checkpoint, CheckpointDone, Execute, GetDurability, Query, Shutdown, ShutdownOutcome,
     Transaction,
 };
+
+// `GetWriterStats` and `WriterStats` had their home here; this keeps the
+// old paths working.
+pub use crate::messages::{GetWriterStats, WriterStats};
 
 /// Default `DbActor` mailbox capacity, in messages: the
 /// `database.mailbox_capacity` default.
@@ -97,8 +100,13 @@ pub struct DbActor {
     max_batch: usize,
     queue: Arc<Mutex<Queue>>,
     flush_scheduled: bool,
+    // The writes flushed are the store's (`GroupStats::writes`: every write
+    // of a flush lands in exactly one group). These two are not: a flush is
+    // one `execute_group` call, which the store splits into several groups
+    // around statements that need their own transaction (a `PRAGMA`, a
+    // `BEGIN`...), so the store cannot tell flushes apart from groups, and
+    // `max_batch` caps flushes, not groups.
     flushes: u64,
-    flushed_writes: u64,
     largest_flush: usize,
     writes_acknowledged: u64,
     writes_failed: u64,
@@ -125,7 +133,6 @@ impl DbActor {
             queue: Arc::default(),
             flush_scheduled: false,
             flushes: 0,
-            flushed_writes: 0,
             largest_flush: 0,
             writes_acknowledged: 0,
             writes_failed: 0,
@@ -189,7 +196,6 @@ impl DbActor {
             return;
         }
         self.flushes += 1;
-        self.flushed_writes += stmts.len() as u64;
         self.largest_flush = self.largest_flush.max(stmts.len());
         let results = match self.store() {
             Ok(store) => store.execute_group(&stmts),
@@ -221,13 +227,16 @@ impl DbActor {
     }
 
     fn writer_stats(&self) -> WriterStats {
+        let group = self.store.as_ref().map(Store::group_stats);
         WriterStats {
             group_commit: self.group_commit,
             max_batch: self.max_batch,
             flushes: self.flushes,
-            flushed_writes: self.flushed_writes,
+            // Only asked while the store is open: after `Shutdown` closes
+            // it, the actor stops and answers nothing more.
+            flushed_writes: group.map_or(0, |g| g.writes),
             largest_flush: self.largest_flush,
-            group: self.store.as_ref().map(Store::group_stats),
+            group,
             wal: self.store.as_ref().and_then(Store::wal_frames),
         }
     }
@@ -248,7 +257,9 @@ impl Actor for DbActor {
 }
 
 /// The context's own message that commits the queued writes; scheduled with
-/// `ctx.notify`, so it runs once the mailbox is empty.
+/// `ctx.notify`, so it runs once the mailbox is empty. Private, and so kept
+/// here rather than in [`crate::messages`]: only `DbActor` sends it, to
+/// itself, and no one else may.
 struct Flush;
 
 impl Message for Flush {
@@ -377,38 +388,6 @@ impl Handler<GetDurability> for DbActor {
         self.flush();
         self.store.as_ref().map(Store::durability)
     }
-}
-
-/// `DbActor`: how group commit and the size-triggered checkpoint have been
-/// going. Flushes the queued writes first, like every message but
-/// [`Execute`].
-#[derive(Debug, Clone, Copy)]
-pub struct GetWriterStats;
-
-impl Message for GetWriterStats {
-    type Result = WriterStats;
-}
-
-/// The writer's batching and WAL figures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WriterStats {
-    /// Whether group commit is on.
-    pub group_commit: bool,
-    /// The cap on writes per group commit.
-    pub max_batch: usize,
-    /// Group commits flushed (each one or more transactions, see
-    /// [`GroupStats`]).
-    pub flushes: u64,
-    /// Writes those flushes held.
-    pub flushed_writes: u64,
-    /// The most writes one flush held (never above `max_batch`).
-    pub largest_flush: usize,
-    /// The store's own view of the groups (`None` once closed).
-    pub group: Option<GroupStats>,
-    /// The WAL as the hook saw it (`None` when the size threshold is off or
-    /// the store is closed).
-    pub wal: Option<WalFrames>,
 }
 
 impl Handler<GetWriterStats> for DbActor {

@@ -1,5 +1,6 @@
-//! The actix shell of walguard: `DbActor`, `CheckpointActor` and
-//! `MetricsActor`, and [`WalGuard`], the system that wires and stops them.
+//! The actix shell of walguard: `DbActor`, `CheckpointActor`,
+//! `MetricsActor` and `ExposureWatch`, and [`WalGuard`], the system that
+//! wires and stops them.
 //!
 //! ```
 //! use walguard::{Settings, Statement};
@@ -30,12 +31,22 @@
 //!   (opt-in), never two in flight, and runs under a `Supervisor` that
 //!   restarts it after a fault. Its module doc states the whole policy.
 //! - [`MetricsActor`] receives every checkpoint result, logs it, keeps the
-//!   rolling window and emits the end-of-session aggregate.
+//!   rolling window, emits the end-of-session aggregate, and answers the
+//!   live status ([`WalGuard::status`]).
+//! - [`ExposureWatch`] ([`WalGuard::watch_exposure`]) keeps the exposure
+//!   gauges and the checkpoint-starvation warning current.
 //! - [`WalGuard::shutdown`] stops them in order and returns the
 //!   [`walguard::SessionReport`].
 //! - [`telemetry`] names every metric walguard records through the `metrics`
-//!   facade (plug in any exporter); [`WalGuard::watch_exposure`] keeps the
-//!   exposure gauges and the checkpoint-starvation warning current.
+//!   facade (plug in any exporter).
+//!
+//! # Layout
+//!
+//! One file per actor, and its messages in the file of the same name under
+//! [`messages`]: `db.rs`, `checkpoint.rs`, `metrics.rs`, `exposure.rs`. The
+//! modules depend one way: `messages` on none of them; the actors on
+//! `messages` (and on the addresses of the actors they send to);
+//! [`system`] on all of them, and none of them on `system`.
 //!
 //! # Testing your engine on a simulated clock
 //!
@@ -51,6 +62,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod db;
 pub mod error;
+pub mod exposure;
 pub mod messages;
 pub mod metrics;
 pub mod system;
@@ -59,5 +71,6 @@ pub mod telemetry;
 pub use checkpoint::CheckpointActor;
 pub use db::DbActor;
 pub use error::{Error, Result};
+pub use exposure::ExposureWatch;
 pub use metrics::MetricsActor;
 pub use system::{DbHandle, Placement, WalGuard, WalGuardBuilder};

@@ -56,7 +56,7 @@ async fn unusable_paths_fail_start_and_name_the_path() {
     let missing = dir.path().join("no-such-dir").join("state.db");
     let err = WalGuard::start(settings_at(&missing)).unwrap_err();
     assert!(
-        matches!(&err, Error::Db(walguard::Error::Open { path, .. }) if *path == missing),
+        matches!(&err, Error::Db(walguard::Error::MissingDirectory { path, .. }) if *path == missing),
         "{err:?}"
     );
     assert!(

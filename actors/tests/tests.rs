@@ -31,3 +31,7 @@ mod events;
 /// backpressure, failing neighbours, and the WAL bounded by frames.
 #[path = "actors/group_commit.rs"]
 mod group_commit;
+
+/// The exposure watch and the live status, on the paused clock.
+#[path = "actors/exposure.rs"]
+mod exposure;

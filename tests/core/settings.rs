@@ -273,3 +273,22 @@ fn from_yaml_layers_on_the_defaults_without_the_environment() {
     let err = Settings::from_yaml("metrics:\n  windw: 3\n").unwrap_err();
     assert_settings_error(&err, "metrics.windw", &[]);
 }
+
+#[test]
+fn synchronous_names_levels_and_parsing_agree() {
+    use walguard::settings::Synchronous;
+    for (sync, name, level) in [
+        (Synchronous::Off, "off", 0),
+        (Synchronous::Normal, "normal", 1),
+        (Synchronous::Full, "full", 2),
+        (Synchronous::Extra, "extra", 3),
+    ] {
+        assert_eq!(sync.level(), level);
+        assert_eq!(Synchronous::from_level(level), Some(sync));
+        assert_eq!(sync.to_string(), name);
+        assert_eq!(name.parse::<Synchronous>(), Ok(sync));
+        assert_eq!(sync.as_str().parse::<Synchronous>(), Ok(sync));
+    }
+    assert_eq!(Synchronous::from_level(4), None);
+    assert!("fast".parse::<Synchronous>().is_err());
+}

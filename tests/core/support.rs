@@ -7,6 +7,9 @@ use tempfile::TempDir;
 use walguard::settings::DatabaseSettings;
 use walguard::{Statement, Store};
 
+/// The `-wal` file beside a database (its one home is the core).
+pub(crate) use walguard::files::wal_path;
+
 /// The seed used when `WALGUARD_TEST_SEED` is not set.
 const DEFAULT_SEED: u64 = 0x5EED_2024_0601;
 
@@ -25,13 +28,6 @@ pub(crate) fn temp_db() -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("create temp dir");
     let path = dir.path().join("state.db");
     (dir, path)
-}
-
-/// The `-wal` file beside `db`.
-pub(crate) fn wal_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
-    PathBuf::from(name)
 }
 
 /// Opens a store at `path` with default settings and a `kv` table.

@@ -84,20 +84,7 @@ async fn checkpoint_and_session_events_carry_the_stable_fields() {
     let checkpoints: Vec<_> = events
         .iter()
         .filter(|(target, _)| target == "walguard::checkpoint")
-        .filter(|(_, names)| {
-            has_fields(
-                names,
-                &[
-                    "mode",
-                    "busy",
-                    "log_frames",
-                    "checkpointed",
-                    "elapsed_ms",
-                    "reason",
-                    "outcome",
-                ],
-            )
-        })
+        .filter(|(_, names)| has_fields(names, &walguard::checkpoint::LOG_FIELDS))
         .collect();
     // Three interval checkpoints and the shutdown TRUNCATE.
     assert_eq!(checkpoints.len(), 4, "{events:?}");

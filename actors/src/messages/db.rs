@@ -1,7 +1,5 @@
-//! Every message the three actors accept, in one place.
-//!
-//! Engines mostly use [`DbHandle`](crate::DbHandle), which sends these and
-//! flattens the two error layers (mailbox, database) into one.
+//! What [`DbActor`](crate::DbActor) accepts: writes, reads, checkpoints,
+//! its figures, and the shutdown step.
 
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -9,9 +7,9 @@ use std::time::Duration;
 use actix::Message;
 use rusqlite::Connection;
 use walguard::stats::DbSummary;
+use walguard::store::{GroupStats, WalFrames};
 use walguard::{
-    CheckpointMode, CheckpointReason, CheckpointReport, Durability, ResultSet, SessionReport,
-    Statement,
+    CheckpointMode, CheckpointReason, CheckpointReport, Durability, ResultSet, Statement,
 };
 
 /// `DbActor`: run one statement; answers the rows changed, once the commit
@@ -122,92 +120,34 @@ impl Message for Shutdown {
     type Result = ShutdownOutcome;
 }
 
-/// `CheckpointActor`: start the periodic loop (idempotent: a running loop is
-/// left as it is, never doubled).
+/// `DbActor`: how group commit and the size-triggered checkpoint have been
+/// going. Flushes the queued writes first, like every message but
+/// [`Execute`].
 #[derive(Debug, Clone, Copy)]
-pub struct StartLoop;
+pub struct GetWriterStats;
 
-impl Message for StartLoop {
-    type Result = ();
+impl Message for GetWriterStats {
+    type Result = WriterStats;
 }
 
-/// `CheckpointActor`: stop the periodic loop. A checkpoint already sent to
-/// `DbActor` still completes.
-#[derive(Debug, Clone, Copy)]
-pub struct StopLoop;
-
-impl Message for StopLoop {
-    type Result = ();
-}
-
-/// `CheckpointActor`: stop as if a fault happened, so the supervisor restarts
-/// it. For tests and chaos drills.
-#[derive(Debug, Clone)]
-pub struct InjectFault(pub String);
-
-impl Message for InjectFault {
-    type Result = ();
-}
-
-/// `CheckpointActor`: its schedule state.
-#[derive(Debug, Clone, Copy)]
-pub struct GetLoopState;
-
-/// The schedule state of `CheckpointActor`.
+/// The writer's batching and WAL figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoopState {
-    /// Whether the loop is on.
-    pub enabled: bool,
-    /// Whether a timer is registered (at most one ever is).
-    pub armed: bool,
-    /// Whether a checkpoint is in flight.
-    pub in_flight: bool,
-    /// The interval.
-    pub interval: Duration,
-}
-
-impl Message for GetLoopState {
-    type Result = LoopState;
-}
-
-/// `MetricsActor`: one checkpoint result. Sent by `DbActor` for every
-/// checkpoint it runs, whatever asked for it.
-#[derive(Debug, Clone)]
-pub struct CheckpointDone(pub CheckpointReport);
-
-impl Message for CheckpointDone {
-    type Result = ();
-}
-
-/// `MetricsActor`: an interval tick was skipped.
-#[derive(Debug, Clone, Copy)]
-pub struct TickSkipped;
-
-impl Message for TickSkipped {
-    type Result = ();
-}
-
-/// `MetricsActor`: the checkpoint actor was restarted.
-#[derive(Debug, Clone, Copy)]
-pub struct Restarted;
-
-impl Message for Restarted {
-    type Result = ();
-}
-
-/// `MetricsActor`: the report so far, without ending the session.
-#[derive(Debug, Clone, Copy)]
-pub struct GetReport;
-
-impl Message for GetReport {
-    type Result = SessionReport;
-}
-
-/// `MetricsActor`: end the session: emit the end-of-session event once and
-/// answer the final report.
-#[derive(Debug, Clone)]
-pub struct Finish(pub DbSummary);
-
-impl Message for Finish {
-    type Result = SessionReport;
+#[non_exhaustive]
+pub struct WriterStats {
+    /// Whether group commit is on.
+    pub group_commit: bool,
+    /// The cap on writes per group commit.
+    pub max_batch: usize,
+    /// Group commits flushed (each one or more transactions, see
+    /// [`GroupStats`]).
+    pub flushes: u64,
+    /// Writes those flushes held.
+    pub flushed_writes: u64,
+    /// The most writes one flush held (never above `max_batch`).
+    pub largest_flush: usize,
+    /// The store's own view of the groups (`None` once closed).
+    pub group: Option<GroupStats>,
+    /// The WAL as the hook saw it (`None` when the size threshold is off or
+    /// the store is closed).
+    pub wal: Option<WalFrames>,
 }

@@ -1,21 +1,26 @@
-//! The system: wires the three actors and stops them in order.
+//! The system: wires the actors, and stops them in order.
+//!
+//! - `system/mod.rs`: [`WalGuard`], its builder and [`Placement`];
+//! - `system/handle.rs`: [`DbHandle`], the typed client of `DbActor`.
+
+mod handle;
+
+use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, Supervisor, System};
-use rusqlite::Connection;
 use walguard::stats::DbSummary;
-use walguard::{
-    CheckpointMode, CheckpointReason, CheckpointReport, Durability, ResultSet, SessionReport,
-    Settings, Statement, Store,
-};
+use walguard::{SessionReport, Settings, Store};
 
 use crate::checkpoint::CheckpointActor;
 use crate::db::DbActor;
 use crate::error::{Error, Result};
+use crate::exposure::ExposureWatch;
 use crate::messages::{
-    Call, Checkpoint, Execute, Finish, GetDurability, GetReport, Query, Shutdown, StartLoop,
-    StopLoop, Transaction,
+    EndWatch, Finish, GetReport, GetStatus, Shutdown, StartLoop, Status, StopLoop, WatchExposure,
 };
 use crate::metrics::MetricsActor;
+
+pub use handle::DbHandle;
 
 /// Where `DbActor` runs.
 #[derive(Debug, Clone, Default)]
@@ -31,103 +36,6 @@ pub enum Placement {
     Current,
     /// An arbiter of the caller's choice.
     Arbiter(ArbiterHandle),
-}
-
-/// A cheap, cloneable handle for sending requests to `DbActor`; flattens
-/// mailbox and database errors into one [`Error`].
-#[derive(Debug, Clone)]
-pub struct DbHandle {
-    addr: Addr<DbActor>,
-}
-
-impl DbHandle {
-    /// Wraps an address.
-    #[must_use]
-    pub fn new(addr: Addr<DbActor>) -> Self {
-        Self { addr }
-    }
-
-    /// The actor's address, to send messages directly.
-    #[must_use]
-    pub fn addr(&self) -> &Addr<DbActor> {
-        &self.addr
-    }
-
-    /// Runs one statement; the rows changed, once it is committed (with
-    /// group commit, together with the writes waiting beside it).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Db`] naming the statement, or [`Error::Mailbox`] when the
-    /// actor is gone.
-    pub async fn execute(&self, stmt: impl Into<Statement>) -> Result<usize> {
-        let reply = self.addr.send(Execute(stmt.into())).await;
-        Ok(reply.map_err(Error::mailbox("DbActor"))??)
-    }
-
-    /// Runs statements as one atomic transaction; the rows changed by each.
-    ///
-    /// # Errors
-    ///
-    /// As [`DbHandle::execute`]; nothing of the batch is written on error.
-    pub async fn transaction(&self, stmts: Vec<Statement>) -> Result<Vec<usize>> {
-        let reply = self.addr.send(Transaction(stmts)).await;
-        Ok(reply.map_err(Error::mailbox("DbActor"))??)
-    }
-
-    /// Runs a read query.
-    ///
-    /// # Errors
-    ///
-    /// As [`DbHandle::execute`].
-    pub async fn query(&self, stmt: impl Into<Statement>) -> Result<ResultSet> {
-        let reply = self.addr.send(Query(stmt.into())).await;
-        Ok(reply.map_err(Error::mailbox("DbActor"))??)
-    }
-
-    /// Runs a closure against the write connection.
-    ///
-    /// # Errors
-    ///
-    /// As [`DbHandle::execute`], with what the closure returned.
-    pub async fn call<F, R>(&self, f: F) -> Result<R>
-    where
-        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        let reply = self.addr.send(Call::new(f)).await;
-        Ok(reply.map_err(Error::mailbox("DbActor"))??)
-    }
-
-    /// Runs a checkpoint now (reason `manual`); the report also goes to
-    /// `MetricsActor`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Mailbox`] when the actor is gone. A failed checkpoint is a
-    /// report, not an error.
-    pub async fn checkpoint(&self, mode: CheckpointMode) -> Result<CheckpointReport> {
-        self.addr
-            .send(Checkpoint {
-                mode,
-                reason: CheckpointReason::Manual,
-            })
-            .await
-            .map_err(Error::mailbox("DbActor"))
-    }
-
-    /// What is durable and what a power loss could take now; `None` after
-    /// shutdown.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Mailbox`] when the actor is gone.
-    pub async fn durability(&self) -> Result<Option<Durability>> {
-        self.addr
-            .send(GetDurability)
-            .await
-            .map_err(Error::mailbox("DbActor"))
-    }
 }
 
 /// Builds a [`WalGuard`].
@@ -155,7 +63,7 @@ impl WalGuardBuilder {
         self
     }
 
-    /// Opens the database and starts the three actors. Must run inside an
+    /// Opens the database and starts the four actors. Must run inside an
     /// actix `System`. Starts the checkpoint loop only when
     /// `checkpoint.enabled` is set.
     ///
@@ -200,19 +108,27 @@ impl WalGuardBuilder {
         let checkpoint = Supervisor::start(move |_| {
             CheckpointActor::new(db_for_ckpt, metrics_for_ckpt, interval).enabled(enabled)
         });
+        let exposure = ExposureWatch::new(
+            db.clone(),
+            &settings.database.path,
+            interval,
+            Some(metrics.clone().recipient()),
+        )
+        .start();
 
         Ok(WalGuard {
             db: DbHandle::new(db),
             checkpoint,
             metrics,
+            exposure,
             arbiter,
             settings,
         })
     }
 }
 
-/// The running subsystem: `DbActor`, a supervised `CheckpointActor` and
-/// `MetricsActor`.
+/// The running subsystem: `DbActor`, a supervised `CheckpointActor`,
+/// `MetricsActor` and `ExposureWatch`.
 ///
 /// ```no_run
 /// use walguard::{Settings, Statement};
@@ -234,6 +150,7 @@ pub struct WalGuard {
     db: DbHandle,
     checkpoint: Addr<CheckpointActor>,
     metrics: Addr<MetricsActor>,
+    exposure: Addr<ExposureWatch>,
     arbiter: Option<Arbiter>,
     settings: Settings,
 }
@@ -275,6 +192,12 @@ impl WalGuard {
         &self.metrics
     }
 
+    /// The exposure watch.
+    #[must_use]
+    pub fn exposure_watch(&self) -> &Addr<ExposureWatch> {
+        &self.exposure
+    }
+
     /// The settings it runs with.
     #[must_use]
     pub fn settings(&self) -> &Settings {
@@ -303,6 +226,30 @@ impl WalGuard {
             .map_err(Error::mailbox("MetricsActor"))
     }
 
+    /// Starts the exposure watch: every `every` (e.g.
+    /// [`DEFAULT_WATCH_PERIOD`](crate::exposure::DEFAULT_WATCH_PERIOD)),
+    /// `ExposureWatch` asks `DbActor` what is durable and how many frames the
+    /// WAL holds, updates the gauges of [`crate::telemetry`], and warns once
+    /// per episode when the exposure passes two checkpoint intervals
+    /// (checkpoint starvation). Calling it again replaces the running watch.
+    /// The watch ends with the session.
+    pub fn watch_exposure(&self, every: Duration) {
+        self.exposure.do_send(WatchExposure { every });
+    }
+
+    /// The live status: checkpoint counts and timings so far, and what the
+    /// exposure watch last saw.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mailbox`] when `MetricsActor` is gone.
+    pub async fn status(&self) -> Result<Status> {
+        self.metrics
+            .send(GetStatus)
+            .await
+            .map_err(Error::mailbox("MetricsActor"))
+    }
+
     /// The clean shutdown, in order:
     ///
     /// 1. stop the checkpoint loop;
@@ -312,7 +259,8 @@ impl WalGuard {
     ///    (busy timeout lowered to it, `sqlite3_interrupt` as the hard stop);
     ///    busy or failed is logged and shutdown goes on;
     /// 4. close the connection;
-    /// 5. emit the end-of-session event and return the report.
+    /// 5. end the exposure watch;
+    /// 6. emit the end-of-session event and return the report.
     ///
     /// # Errors
     ///
@@ -323,7 +271,7 @@ impl WalGuard {
             tracing::warn!(target: "walguard::system", error = %e, "checkpoint actor did not answer StopLoop; going on");
         }
         let deadline = self.settings.checkpoint.shutdown_timeout;
-        let summary = match self.db.addr.send(Shutdown { deadline }).await {
+        let summary = match self.db.addr().send(Shutdown { deadline }).await {
             Ok(outcome) => outcome.summary,
             Err(e) => {
                 tracing::warn!(target: "walguard::system", error = %e, "DbActor did not answer Shutdown; going on");
@@ -332,6 +280,10 @@ impl WalGuard {
                 summary
             }
         };
+        let durability = summary.durability;
+        if let Err(e) = self.exposure.send(EndWatch { durability }).await {
+            tracing::warn!(target: "walguard::system", error = %e, "exposure watch did not answer EndWatch; going on");
+        }
         let report = self
             .metrics
             .send(Finish(summary))

@@ -1,0 +1,425 @@
+//! The write connection: one SQLite connection in WAL mode that owns every
+//! write, and the checkpoints that run on it.
+//!
+//! [`Store`] is a plain struct with blocking methods; it knows nothing about
+//! actors. `walguard-actors` puts it on its own thread behind `DbActor`.
+//!
+//! One concern per file:
+//!
+//! - `statement`: [`Statement`], [`IntoValue`] and [`ResultSet`], the values
+//!   that travel in a message;
+//! - `durability`: [`Durability`], the durable point of the commits;
+//! - `group`: group commit ([`Store::execute_group`], [`GroupStats`]);
+//! - `wal_watch`: the WAL hook and the size-triggered checkpoint
+//!   ([`Store::set_size_threshold`], [`WalFrames`]);
+//! - `open`: opening the file and configuring the connection;
+//! - `reopen`: the reopen after a checkpoint I/O error.
+//!
+//! This file holds [`Store`] itself: single statements, atomic
+//! transactions, reads, closures, checkpoints and close.
+
+mod durability;
+mod group;
+mod open;
+mod reopen;
+mod statement;
+mod wal_watch;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, TransactionBehavior, params_from_iter};
+
+use crate::checkpoint::{
+    self, CheckpointMode, CheckpointOutcome, CheckpointReason, CheckpointReport,
+};
+use crate::error::{Error, Result, sql_for_error};
+use crate::settings::{DatabaseSettings, Synchronous};
+
+pub use durability::Durability;
+pub use group::GroupStats;
+#[cfg(unix)]
+pub use open::NEW_FILE_MODE;
+pub use statement::{IntoValue, ResultSet, Statement};
+pub use wal_watch::WalFrames;
+
+use wal_watch::WalWatch;
+
+/// The single write connection, in WAL mode.
+///
+/// ```
+/// use walguard::{settings::DatabaseSettings, CheckpointMode, CheckpointReason, Statement, Store};
+///
+/// let dir = tempfile::tempdir()?;
+/// let mut store = Store::open(&DatabaseSettings::at(dir.path().join("state.db")))?;
+/// store.execute(&Statement::new("CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER)"))?;
+/// store.execute(&Statement::new("INSERT INTO kv VALUES (?1, ?2)").bind("a").bind(1))?;
+/// let report = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+/// assert_eq!(report.outcome().as_str(), "completed");
+/// store.close().map_err(|(_, e)| e)?;
+/// Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    settings: DatabaseSettings,
+    durability: Durability,
+    group: GroupStats,
+    wal: Option<WalWatch>,
+    /// The VFS the store opened through (`None`: SQLite's default), for
+    /// the reopen after a checkpoint I/O error.
+    vfs: Option<String>,
+    /// A checkpoint failed on an I/O error and the WAL index has not been
+    /// rebuilt yet: no checkpoint may run. `conn` is a stand-in that refuses
+    /// every statement if the reopen itself failed.
+    reopen_pending: bool,
+}
+
+impl Store {
+    /// Opens (creating if missing) the database and configures it.
+    ///
+    /// In order: `busy_timeout` (the switch to WAL takes a lock), then
+    /// `journal_mode=WAL`, checked against what SQLite reports back, then
+    /// `synchronous`, `journal_size_limit` and `wal_autocheckpoint`, all
+    /// from typed settings. A new file is created with mode 0600 on Unix
+    /// (SQLite gives the `-wal` and `-shm` files the same mode).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Open`] when the file cannot be opened or created (the
+    /// directory is missing, permissions), [`Error::NotADatabase`] when the
+    /// file is something else, [`Error::NotWal`] when SQLite refuses WAL,
+    /// [`Error::Pragma`] when a pragma fails (e.g. the database is locked).
+    pub fn open(settings: &DatabaseSettings) -> Result<Self> {
+        Self::open_through(settings, None)
+    }
+
+    /// Like [`Store::open`], through the SQLite VFS registered under `vfs`
+    /// (a VFS of your own, or the power-loss shim of the `testing` feature,
+    /// `walguard::testing::PowerLossVfs`). The reopen after a checkpoint
+    /// I/O error (see the [checkpoint policy](crate::checkpoint)) goes
+    /// through the same VFS.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::open`]; [`Error::Open`] also when no VFS is registered
+    /// under that name.
+    pub fn open_with_vfs(settings: &DatabaseSettings, vfs: &str) -> Result<Self> {
+        Self::open_through(settings, Some(vfs))
+    }
+
+    fn open_through(settings: &DatabaseSettings, vfs: Option<&str>) -> Result<Self> {
+        let conn = open::open_connection(settings, vfs)?;
+        Ok(Self {
+            conn,
+            settings: settings.clone(),
+            durability: Durability::default(),
+            group: GroupStats::default(),
+            wal: None,
+            vfs: vfs.map(str::to_owned),
+            reopen_pending: false,
+        })
+    }
+
+    /// The database path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.settings.path
+    }
+
+    /// The settings the store was opened with.
+    #[must_use]
+    pub fn settings(&self) -> &DatabaseSettings {
+        &self.settings
+    }
+
+    /// Commits so far and how many of them are durable.
+    #[must_use]
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Batch sizes and reruns of [`Store::execute_group`] so far.
+    #[must_use]
+    pub fn group_stats(&self) -> GroupStats {
+        self.group
+    }
+
+    /// Whether every commit fsyncs the WAL (`synchronous=FULL`/`EXTRA`), so
+    /// it is durable as soon as it returns.
+    fn every_commit_is_synced(&self) -> bool {
+        matches!(
+            self.settings.synchronous,
+            Synchronous::Full | Synchronous::Extra
+        )
+    }
+
+    /// One commit, holding `writes` acknowledged writes.
+    fn record_commit(&mut self, writes: u64) {
+        let synced = self.every_commit_is_synced();
+        self.durability.record_commit(writes, synced);
+    }
+
+    /// Prepares (cached) and runs one statement; the rows changed and
+    /// whether it is read-only. Commits nothing by itself.
+    fn run_statement(&self, stmt: &Statement) -> Result<(usize, bool)> {
+        let err = |source| Error::Statement {
+            sql: sql_for_error(stmt.sql()),
+            source,
+        };
+        let mut prepared = self.conn.prepare_cached(stmt.sql()).map_err(err)?;
+        let readonly = prepared.readonly();
+        let changed = prepared
+            .execute(params_from_iter(stmt.params()))
+            .map_err(err)?;
+        Ok((changed, readonly))
+    }
+
+    /// Runs a transaction-control statement (cached: it runs per group).
+    fn control(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.execute([]).map(drop)
+    }
+
+    /// Rolls back the open transaction, if SQLite has not already done so.
+    fn rollback_quietly(&self) {
+        if !self.conn.is_autocommit()
+            && let Err(e) = self.control("ROLLBACK")
+        {
+            tracing::warn!(target: "walguard::db", error = %e, "rolling back a group commit failed");
+        }
+    }
+
+    /// Rolls back a transaction that `what` (a statement or a closure) left
+    /// open, and says so: [`Error::LeftTransactionOpen`], or
+    /// [`Error::RollbackFailed`] when the rollback itself failed.
+    fn roll_back_left_open(&self, what: String) -> Error {
+        match self.conn.execute_batch("ROLLBACK") {
+            Ok(()) => Error::LeftTransactionOpen { what },
+            Err(source) => Error::RollbackFailed { what, source },
+        }
+    }
+
+    /// Runs one statement with its parameters, as its own transaction.
+    /// Returns the number of rows changed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Statement`] naming the SQL: bad SQL, a wrong parameter
+    /// count, a constraint violation, a full disk. Nothing was written and
+    /// the store keeps serving.
+    ///
+    /// [`Error::LeftTransactionOpen`] for a statement that opens a
+    /// transaction and leaves it open (`BEGIN`, `SAVEPOINT`): it is rolled
+    /// back and refused, because checkpoints run between transactions and
+    /// an atomic batch is what [`Store::transaction`] is for.
+    pub fn execute(&mut self, stmt: &Statement) -> Result<usize> {
+        let (changed, readonly) = self.run_statement(stmt)?;
+        if !self.conn.is_autocommit() {
+            return Err(
+                self.roll_back_left_open(format!("statement {}", sql_for_error(stmt.sql())))
+            );
+        }
+        if !readonly {
+            self.record_commit(1);
+        }
+        Ok(changed)
+    }
+
+    /// Runs several statements as one atomic transaction (`BEGIN
+    /// IMMEDIATE`). Either all are committed or none. Returns the rows
+    /// changed by each.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Transaction`] naming the failing statement and its position;
+    /// the transaction was rolled back. [`Error::TransactionControl`] when
+    /// `BEGIN` or `COMMIT` itself failed.
+    pub fn transaction(&mut self, stmts: &[Statement]) -> Result<Vec<usize>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|source| Error::TransactionControl {
+                step: "begin",
+                source,
+            })?;
+        let mut changed = Vec::with_capacity(stmts.len());
+        for (index, stmt) in stmts.iter().enumerate() {
+            let n = tx
+                .prepare_cached(stmt.sql())
+                .and_then(|mut p| p.execute(params_from_iter(stmt.params())))
+                .map_err(|source| Error::Transaction {
+                    index,
+                    sql: sql_for_error(stmt.sql()),
+                    source,
+                })?;
+            changed.push(n);
+        }
+        tx.commit().map_err(|source| Error::TransactionControl {
+            step: "commit",
+            source,
+        })?;
+        self.record_commit(1);
+        Ok(changed)
+    }
+
+    /// Runs a read query and collects its rows.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Statement`] naming the SQL.
+    pub fn query(&self, stmt: &Statement) -> Result<ResultSet> {
+        let err = |source| Error::Statement {
+            sql: sql_for_error(stmt.sql()),
+            source,
+        };
+        let mut prepared = self.conn.prepare_cached(stmt.sql()).map_err(err)?;
+        let columns: Vec<String> = prepared.column_names().map(str::to_owned).collect();
+        let width = columns.len();
+        let rows = prepared
+            .query_map(params_from_iter(stmt.params()), |row| {
+                (0..width)
+                    .map(|i| row.get::<_, Value>(i))
+                    .collect::<rusqlite::Result<Vec<Value>>>()
+            })
+            .map_err(err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(err)?;
+        Ok(ResultSet { columns, rows })
+    }
+
+    /// Runs a closure against the connection, for whatever the typed
+    /// messages do not cover.
+    ///
+    /// The closure must leave no transaction open: checkpoints run between
+    /// transactions. One left open is rolled back and reported as an error.
+    /// A closure that changed rows counts as one commit for
+    /// [`Store::durability`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Call`] with what the closure returned;
+    /// [`Error::LeftTransactionOpen`] when it left a transaction open (it
+    /// was rolled back).
+    pub fn call<R>(&mut self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>) -> Result<R> {
+        let before = self.conn.total_changes();
+        let result = f(&mut self.conn);
+        if !self.conn.is_autocommit() {
+            return Err(self.roll_back_left_open("closure".to_owned()));
+        }
+        if self.conn.total_changes() != before {
+            self.record_commit(1);
+        }
+        result.map_err(|source| Error::Call { source })
+    }
+
+    /// Runs a checkpoint now, on this connection, between transactions.
+    /// Never fails: a failure is [`CheckpointOutcome::Failed`] in the report.
+    pub fn checkpoint(
+        &mut self,
+        mode: CheckpointMode,
+        reason: CheckpointReason,
+    ) -> CheckpointReport {
+        self.checkpoint_by(mode, reason, |conn| checkpoint::run(conn, mode, reason))
+    }
+
+    /// The bookkeeping around every checkpoint: a reopen still pending
+    /// after an I/O error comes first, the durable point moves on a
+    /// completed one, and an I/O failure leads to a reopen.
+    fn checkpoint_by(
+        &mut self,
+        mode: CheckpointMode,
+        reason: CheckpointReason,
+        run: impl FnOnce(&Connection) -> CheckpointReport,
+    ) -> CheckpointReport {
+        if let Err(e) = self.reopen_if_pending() {
+            return CheckpointReport::failed(mode, reason, Duration::ZERO, &e);
+        }
+        let before = self.durability;
+        let report = run(&self.conn);
+        if *report.outcome() == CheckpointOutcome::Completed {
+            self.durability.durable_through(before);
+        }
+        self.reopen_after_io_error(&report);
+        report
+    }
+
+    /// Runs a checkpoint that returns within about `deadline` whatever other
+    /// connections hold: the busy timeout is lowered to `deadline` and
+    /// `sqlite3_interrupt` is the hard stop. Used for the shutdown TRUNCATE.
+    pub fn checkpoint_with_deadline(
+        &mut self,
+        mode: CheckpointMode,
+        reason: CheckpointReason,
+        deadline: Duration,
+    ) -> CheckpointReport {
+        let busy_timeout = deadline.min(self.settings.busy_timeout);
+        let restore = self.settings.busy_timeout;
+        self.checkpoint_by(mode, reason, |conn| {
+            checkpoint::run_with_deadline(conn, mode, reason, busy_timeout, restore)
+        })
+    }
+
+    /// A handle that can interrupt whatever the connection runs, from any
+    /// thread.
+    #[must_use]
+    pub fn interrupt_handle(&self) -> rusqlite::InterruptHandle {
+        self.conn.get_interrupt_handle()
+    }
+
+    /// Closes the connection. With no other connection open, SQLite
+    /// checkpoints and deletes the WAL on close.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Close`]; the store comes back with it so nothing is lost and
+    /// the caller can retry.
+    // Like rusqlite's `Connection::close`, the store comes back by value on
+    // failure; the Err is large, but closing happens once per session.
+    #[allow(clippy::result_large_err)]
+    pub fn close(self) -> std::result::Result<(), (Self, Error)> {
+        let path = self.settings.path.clone();
+        self.conn.close().map_err(|(conn, source)| {
+            // Everything but the connection is still in `self`.
+            (Self { conn, ..self }, Error::Close { path, source })
+        })
+    }
+}
+
+/// Helpers shared by the unit tests of the store's files.
+#[cfg(test)]
+mod test_support {
+    use rusqlite::types::Value;
+
+    use super::{Statement, Store};
+    use crate::settings::DatabaseSettings;
+
+    pub(super) fn store_in(dir: &tempfile::TempDir) -> Store {
+        let mut store = Store::open(&DatabaseSettings::at(dir.path().join("state.db"))).unwrap();
+        store
+            .execute(&Statement::new(
+                "CREATE TABLE kv (id INTEGER PRIMARY KEY, v BLOB NOT NULL)",
+            ))
+            .unwrap();
+        store
+    }
+
+    pub(super) fn insert(id: i64) -> Statement {
+        Statement::new("INSERT INTO kv (id, v) VALUES (?1, ?2)")
+            .bind(id)
+            .bind(vec![7u8; 100])
+    }
+
+    pub(super) fn ids(store: &Store) -> Vec<i64> {
+        store
+            .query(&Statement::new("SELECT id FROM kv ORDER BY id"))
+            .unwrap()
+            .into_rows()
+            .into_iter()
+            .map(|row| match row[0] {
+                Value::Integer(i) => i,
+                ref other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+}
