@@ -12,13 +12,30 @@ use serde_json::Value;
 
 #[path = "support/cli.rs"]
 mod support;
-use support::{text, walguard};
+use support::{left_with_a_full_wal, sibling, text, walguard};
 
 fn wal_of(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
-    name.into()
+    sibling(db, "-wal")
 }
+
+/// The stable fields of the `walguard::session` event, which the summary
+/// object repeats with the same values.
+const SESSION_FIELDS: [&str; 14] = [
+    "n",
+    "p50_ms",
+    "p95_ms",
+    "max_ms",
+    "total",
+    "completed",
+    "partial",
+    "busy",
+    "failed",
+    "skipped",
+    "restarts",
+    "writes",
+    "write_errors",
+    "shutdown_outcome",
+];
 
 /// The `-wal` file is absent or empty.
 fn wal_is_empty(db: &Path) -> bool {
@@ -109,23 +126,7 @@ fn run_with_json_logs_checkpoints_and_leaves_a_clean_database() {
         .collect();
     assert_eq!(sessions.len(), 1, "{stderr}");
     let session = sessions[0];
-    assert!(
-        has_fields(
-            session,
-            &[
-                "n",
-                "p50_ms",
-                "p95_ms",
-                "max_ms",
-                "completed",
-                "partial",
-                "busy",
-                "failed",
-                "writes"
-            ]
-        ),
-        "{session}"
-    );
+    assert!(has_fields(session, &SESSION_FIELDS), "{session}");
 
     // stdout: the summary, one JSON object, agreeing with the event.
     let summary: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
@@ -298,25 +299,12 @@ fn inspect_refuses_missing_and_foreign_files_without_creating_any() {
 fn checkpoint_truncate_empties_the_wal() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("left.db");
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        conn.execute_batch("CREATE TABLE events (id INTEGER PRIMARY KEY, body TEXT)")
-            .unwrap();
-        for i in 0..200 {
-            conn.execute(
-                "INSERT INTO events (body) VALUES (?1)",
-                [format!("event {i}")],
-            )
-            .unwrap();
-        }
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )
-        .unwrap();
-    }
+    left_with_a_full_wal(
+        &db,
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, body TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 199)
+         INSERT INTO events (body) SELECT 'event ' || i FROM n;",
+    );
     let wal_before = std::fs::metadata(wal_of(&db)).unwrap().len();
     assert!(wal_before > 0);
 
@@ -580,22 +568,7 @@ fn the_summary_object_and_the_session_event_agree() {
         .unwrap_or_else(|| panic!("no session event: {stderr}"));
     let summary: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
     assert!(session["n"].as_u64().unwrap() > 0, "{session}");
-    for field in [
-        "n",
-        "p50_ms",
-        "p95_ms",
-        "max_ms",
-        "total",
-        "completed",
-        "partial",
-        "busy",
-        "failed",
-        "skipped",
-        "restarts",
-        "writes",
-        "write_errors",
-        "shutdown_outcome",
-    ] {
+    for field in SESSION_FIELDS {
         assert_eq!(
             summary[field], session[field],
             "{field}: {summary} vs {session}"
@@ -614,18 +587,10 @@ fn the_summary_object_and_the_session_event_agree() {
 fn inspect_and_checkpoint_print_json() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("j.db");
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2), (3);")
-            .unwrap();
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )
-        .unwrap();
-    }
+    left_with_a_full_wal(
+        &db,
+        "CREATE TABLE t (x); INSERT INTO t VALUES (1), (2), (3);",
+    );
     let out = walguard(dir.path())
         .args(["inspect", "--json"])
         .arg(&db)

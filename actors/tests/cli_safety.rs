@@ -5,29 +5,21 @@
 //! holders are connections of this test process: POSIX locks belong to a
 //! process, so the `walguard` child sees them as another process's.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 #[path = "support/cli.rs"]
 mod support;
-use support::{bytes_of, files_in, sibling, text, walguard};
+use support::{bytes_of, files_in, left_with_a_full_wal, sibling, text, walguard};
 
-/// A database that is not walguard's: WAL mode, an `events` table of its
-/// own (the name the demo used to write into), 100 rows.
-fn real_database(path: &Path) -> Connection {
-    let conn = Connection::open(path).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.execute_batch(
-        "CREATE TABLE events (id INTEGER PRIMARY KEY, key TEXT, kind TEXT, payload TEXT, at_ms INTEGER);
-         CREATE INDEX events_by_key ON events (key);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
-         INSERT INTO events (key, kind, payload, at_ms) SELECT 'k' || i, 'placed', '{}', i FROM n;",
-    )
-    .unwrap();
-    conn
-}
+/// A database that is not walguard's: an `events` table of its own (the
+/// name the demo used to write into), an index, 100 rows.
+const REAL_SCHEMA: &str = "
+    CREATE TABLE events (id INTEGER PRIMARY KEY, key TEXT, kind TEXT, payload TEXT, at_ms INTEGER);
+    CREATE INDEX events_by_key ON events (key);
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
+    INSERT INTO events (key, kind, payload, at_ms) SELECT 'k' || i, 'placed', '{}', i FROM n;";
 
 /// Bug: `walguard run --db prod.db` added its demo rows to an existing
 /// `events` table (5,982 rows became 6,180). Now any database holding
@@ -38,17 +30,14 @@ fn run_refuses_a_real_database_and_leaves_it_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     // Closed cleanly: everything in the database file.
     let clean = dir.path().join("prod.db");
-    drop(real_database(&clean));
+    {
+        let conn = Connection::open(&clean).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(REAL_SCHEMA).unwrap();
+    }
     // Left with a live WAL: its writer closed without the close checkpoint.
     let live = dir.path().join("live.db");
-    {
-        let conn = real_database(&live);
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )
-        .unwrap();
-    }
+    left_with_a_full_wal(&live, REAL_SCHEMA);
     assert!(sibling(&live, "-wal").exists());
 
     // The database and its WAL hold the data: byte-for-byte. The `-shm` is

@@ -54,3 +54,18 @@ pub(crate) fn files_in(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A WAL database at `path`, after `sql`, whose writer closed without the
+/// close-time checkpoint: everything it wrote is still in the `-wal`.
+#[allow(dead_code)] // Not every test binary that includes this module uses it.
+pub(crate) fn left_with_a_full_wal(path: &Path, sql: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    conn.execute_batch(sql).unwrap();
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .unwrap();
+}
