@@ -21,8 +21,8 @@ const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
 /// With `status_line` (a live status line on a terminal) and the default
 /// level `info`, the per-checkpoint `info` lines are left out: the status
 /// line shows them, and a screen scrolling twice a second hides it.
-/// Warnings (failed checkpoints, starvation) still print. `RUST_LOG=info`
-/// brings the lines back.
+/// Warnings (failed checkpoints, starvation) still print. `--log-level info`
+/// or `RUST_LOG=info` brings the lines back.
 ///
 /// `log.level` is checked more strictly than `RUST_LOG`: a bare word must be
 /// a level. In `tracing`'s syntax a bare word is a target name, so a typo
@@ -54,7 +54,7 @@ pub(crate) fn filter(level: &str, flag: bool, status_line: bool) -> Result<EnvFi
         }
     }
     let filter = EnvFilter::try_new(level).map_err(|e| invalid(e.to_string()))?;
-    if status_line && level.trim().eq_ignore_ascii_case("info") {
+    if status_line && !flag && level.trim().eq_ignore_ascii_case("info") {
         return Ok(filter.add_directive(
             CHECKPOINT_WARN_ONLY
                 .parse()
