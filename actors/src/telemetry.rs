@@ -11,8 +11,8 @@
 //!
 //! | name | kind | labels | unit |
 //! |---|---|---|---|
-//! | [`CHECKPOINTS_TOTAL`] | counter | `mode`, `outcome` | checkpoints |
-//! | [`CHECKPOINT_DURATION_SECONDS`] | histogram | `mode` | seconds |
+//! | [`CHECKPOINTS_TOTAL`] | counter | `mode`, `outcome`, `reason` | checkpoints |
+//! | [`CHECKPOINT_DURATION_SECONDS`] | histogram | `mode`, `reason` | seconds |
 //! | [`WRITES_TOTAL`] | counter | | writes |
 //! | [`WRITE_ERRORS_TOTAL`] | counter | | writes |
 //! | [`WAL_FRAMES`] | gauge | | frames |
@@ -21,14 +21,18 @@
 //! | [`EXPOSED_COMMITS`] | gauge | | commits |
 //!
 //! `mode` is `passive`, `full`, `restart` or `truncate`; `outcome` is
-//! `completed`, `partial`, `busy` or `failed`.
+//! `completed`, `partial`, `busy` or `failed`; `reason` is why the
+//! checkpoint ran ([`walguard::CheckpointReason`]): `interval`, `size`,
+//! `manual` or `shutdown`, so a dashboard can tell the scheduled ones from
+//! the size-triggered ones.
 
 use walguard::CheckpointReport;
 use walguard::exposure::Exposure;
 
-/// Counter: checkpoints run, by `mode` and `outcome`.
+/// Counter: checkpoints run, by `mode`, `outcome` and `reason`.
 pub const CHECKPOINTS_TOTAL: &str = "walguard_checkpoints_total";
-/// Histogram: time spent in `PRAGMA wal_checkpoint`, by `mode`, in seconds.
+/// Histogram: time spent in `PRAGMA wal_checkpoint`, by `mode` and
+/// `reason`, in seconds.
 pub const CHECKPOINT_DURATION_SECONDS: &str = "walguard_checkpoint_duration_seconds";
 /// Counter: writes (statements, transactions, closures) acknowledged to
 /// their sender.
@@ -59,12 +63,12 @@ pub fn describe() {
     describe_counter!(
         CHECKPOINTS_TOTAL,
         Unit::Count,
-        "Checkpoints run, by mode and outcome"
+        "Checkpoints run, by mode, outcome and reason"
     );
     describe_histogram!(
         CHECKPOINT_DURATION_SECONDS,
         Unit::Seconds,
-        "Time spent in PRAGMA wal_checkpoint, by mode"
+        "Time spent in PRAGMA wal_checkpoint, by mode and reason"
     );
     describe_counter!(
         WRITES_TOTAL,
@@ -94,9 +98,15 @@ pub fn describe() {
 /// gauge when the row says how many there are.
 pub fn record_checkpoint(report: &CheckpointReport) {
     let mode = report.mode().as_str();
-    metrics::counter!(CHECKPOINTS_TOTAL, "mode" => mode, "outcome" => report.outcome().as_str())
-        .increment(1);
-    metrics::histogram!(CHECKPOINT_DURATION_SECONDS, "mode" => mode)
+    let reason = report.reason().as_str();
+    metrics::counter!(
+        CHECKPOINTS_TOTAL,
+        "mode" => mode,
+        "outcome" => report.outcome().as_str(),
+        "reason" => reason
+    )
+    .increment(1);
+    metrics::histogram!(CHECKPOINT_DURATION_SECONDS, "mode" => mode, "reason" => reason)
         .record(report.elapsed().as_secs_f64());
     if report.log_frames() >= 0 {
         record_wal_frames(report.log_frames());

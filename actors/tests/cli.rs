@@ -1,7 +1,7 @@
 //! Process tests of the built `walguard` binary: real runs, real files in
 //! temp dirs, real signals. Each test waits on the process or on a line it
-//! prints, never on a sleep; the two `run` tests take about 4 s of wall
-//! time between them.
+//! prints, never on a sleep. `tests/cli_safety.rs` holds the tests of what
+//! the command may do to a database it is pointed at.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,13 +12,30 @@ use serde_json::Value;
 
 #[path = "support/cli.rs"]
 mod support;
-use support::{text, walguard};
+use support::{left_with_a_full_wal, sibling, text, walguard};
 
 fn wal_of(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
-    name.into()
+    sibling(db, "-wal")
 }
+
+/// The stable fields of the `walguard::session` event, which the summary
+/// object repeats with the same values.
+const SESSION_FIELDS: [&str; 14] = [
+    "n",
+    "p50_ms",
+    "p95_ms",
+    "max_ms",
+    "total",
+    "completed",
+    "partial",
+    "busy",
+    "failed",
+    "skipped",
+    "restarts",
+    "writes",
+    "write_errors",
+    "shutdown_outcome",
+];
 
 /// The `-wal` file is absent or empty.
 fn wal_is_empty(db: &Path) -> bool {
@@ -31,7 +48,9 @@ fn integrity_and_events(db: &Path) -> (String, i64) {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     let events: i64 = conn
-        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM walguard_demo_events", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     (integrity, events)
 }
@@ -107,23 +126,7 @@ fn run_with_json_logs_checkpoints_and_leaves_a_clean_database() {
         .collect();
     assert_eq!(sessions.len(), 1, "{stderr}");
     let session = sessions[0];
-    assert!(
-        has_fields(
-            session,
-            &[
-                "n",
-                "p50_ms",
-                "p95_ms",
-                "max_ms",
-                "completed",
-                "partial",
-                "busy",
-                "failed",
-                "writes"
-            ]
-        ),
-        "{session}"
-    );
+    assert!(has_fields(session, &SESSION_FIELDS), "{session}");
 
     // stdout: the summary, one JSON object, agreeing with the event.
     let summary: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
@@ -296,25 +299,12 @@ fn inspect_refuses_missing_and_foreign_files_without_creating_any() {
 fn checkpoint_truncate_empties_the_wal() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("left.db");
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        conn.execute_batch("CREATE TABLE events (id INTEGER PRIMARY KEY, body TEXT)")
-            .unwrap();
-        for i in 0..200 {
-            conn.execute(
-                "INSERT INTO events (body) VALUES (?1)",
-                [format!("event {i}")],
-            )
-            .unwrap();
-        }
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )
-        .unwrap();
-    }
+    left_with_a_full_wal(
+        &db,
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, body TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 199)
+         INSERT INTO events (body) SELECT 'event ' || i FROM n;",
+    );
     let wal_before = std::fs::metadata(wal_of(&db)).unwrap().len();
     assert!(wal_before > 0);
 
@@ -416,8 +406,10 @@ fn metrics_addr_serves_the_documented_names() {
     assert!(child.wait().unwrap().success(), "{seen}");
 
     for name in [
-        "walguard_checkpoints_total{mode=\"passive\",outcome=\"completed\"}",
-        "walguard_checkpoint_duration_seconds_bucket",
+        // The reason label tells scheduled checkpoints from size-triggered
+        // ones (they had no reason label before).
+        "walguard_checkpoints_total{mode=\"passive\",outcome=\"completed\",reason=\"interval\"}",
+        "walguard_checkpoint_duration_seconds_bucket{mode=\"passive\",reason=\"interval\",",
         "walguard_writes_total",
         "walguard_wal_frames",
         "walguard_wal_bytes",
@@ -425,5 +417,307 @@ fn metrics_addr_serves_the_documented_names() {
         "walguard_exposed_commits",
     ] {
         assert!(body.contains(name), "{name} missing from:\n{body}");
+    }
+}
+
+/// JSON lines of a process's stderr.
+fn json_lines(stderr: &str) -> Vec<Value> {
+    stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+/// Whether `text` holds an ANSI SGR sequence (a colour or a style), as
+/// opposed to the cursor controls of the status line.
+fn has_sgr(text: &str) -> bool {
+    text.split("\x1b[").skip(1).any(|rest| {
+        let code: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ';')
+            .collect();
+        rest[code.len()..].starts_with('m')
+    })
+}
+
+/// Bug: every SQLite error printed its cause twice: `file is not a
+/// database: Error code 26: file is not a database`. One renderer walks the
+/// chain and says each thing once.
+#[test]
+fn errors_say_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("garbled.db");
+    let mut bytes = b"SQLite format 3\0".to_vec();
+    bytes.extend((0..4080u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    bytes[18] = 2;
+    bytes[19] = 2;
+    std::fs::write(&db, bytes).unwrap();
+    let out = walguard(dir.path())
+        .arg("inspect")
+        .arg(&db)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("file is not a database").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Error code"), "{stderr}");
+}
+
+/// Bug: ANSI escapes were forced on whenever stderr was a terminal, and
+/// `NO_COLOR` was ignored. `--color auto|always|never` decides, and under
+/// `auto` a set `NO_COLOR` means none.
+#[test]
+fn color_follows_the_flag_and_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let out = walguard(dir.path())
+            .args(["run", "--duration", "200ms", "--rate", "0", "--db", "c.db"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{extra:?}: {stderr}");
+        stderr
+    };
+    assert!(has_sgr(&run(&["--color", "always"])));
+    assert!(!has_sgr(&run(&["--color", "never"])));
+    assert!(!has_sgr(&run(&[])), "piped stderr is not a terminal");
+    let out = walguard(dir.path())
+        .args(["inspect", "c.db", "--color", "sometimes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// On a terminal (a pseudo-terminal from `script`, when installed): the
+/// status line says `exposed N commits (oldest X s)`, a count and an age
+/// (it read like a rate: `230 commits/1.1s`), and `NO_COLOR` turns the
+/// colours off while the status line still draws.
+#[cfg(unix)]
+#[test]
+fn on_a_terminal_no_color_is_honoured_and_the_exposure_is_a_count_and_an_age() {
+    let script = Path::new("/usr/bin/script");
+    if !script.exists() {
+        eprintln!("skipped: no /usr/bin/script to give the command a terminal");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = std::env::var("WALGUARD_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_walguard").to_owned());
+    let session = |no_color: bool| {
+        // `script -e` runs the command on a new pseudo-terminal, copies
+        // what it prints to stdout, and exits with its code.
+        let mut cmd_line = std::process::Command::new(script);
+        cmd_line
+            .current_dir(dir.path())
+            .args(["-qec"])
+            .arg(format!(
+                "'{bin}' run --duration 2500ms --interval 10s --db t.db"
+            ))
+            .arg("/dev/null")
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR");
+        if no_color {
+            cmd_line.env("NO_COLOR", "1");
+        }
+        let out = cmd_line.output().unwrap();
+        let screen = text(&out.stdout);
+        assert!(out.status.success(), "{screen}{}", text(&out.stderr));
+        screen
+    };
+    let plain = session(true);
+    assert!(!has_sgr(&plain), "{plain:?}");
+    assert!(plain.contains("writes/s"), "no status line: {plain:?}");
+    assert!(plain.contains(" commits (oldest "), "{plain:?}");
+    assert!(!plain.contains("commits/"), "{plain:?}");
+    let coloured = session(false);
+    assert!(has_sgr(&coloured), "{coloured:?}");
+}
+
+/// Bug: the summary object printed `"p50_ms":6.1318589999999995` where the
+/// `walguard::session` line printed `6.131`. One rule (milliseconds to the
+/// microsecond), so every field they share is equal.
+#[test]
+fn the_summary_object_and_the_session_event_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = walguard(dir.path())
+        .args([
+            "run",
+            "--duration",
+            "1500ms",
+            "--interval",
+            "200ms",
+            "--log-format",
+            "json",
+            "--db",
+            "j.db",
+        ])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let events = json_lines(&stderr);
+    let session = events
+        .iter()
+        .find(|e| e["target"] == "walguard::session")
+        .unwrap_or_else(|| panic!("no session event: {stderr}"));
+    let summary: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert!(session["n"].as_u64().unwrap() > 0, "{session}");
+    for field in SESSION_FIELDS {
+        assert_eq!(
+            summary[field], session[field],
+            "{field}: {summary} vs {session}"
+        );
+    }
+    for field in ["p50_ms", "p95_ms", "max_ms", "shutdown_ms", "elapsed_s"] {
+        let value = summary[field].to_string();
+        let decimals = value.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(decimals <= 3, "{field} has more than 3 decimals: {value}");
+    }
+}
+
+/// `inspect --json` and `checkpoint --json`: one JSON object each, with the
+/// facts of the text report.
+#[test]
+fn inspect_and_checkpoint_print_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("j.db");
+    left_with_a_full_wal(
+        &db,
+        "CREATE TABLE t (x); INSERT INTO t VALUES (1), (2), (3);",
+    );
+    let out = walguard(dir.path())
+        .args(["inspect", "--json"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(report["journal_mode"], "wal");
+    assert_eq!(report["quick_check"], "ok");
+    assert_eq!(report["page_size"], 4096);
+    assert_eq!(report["tables"][0]["name"], "t");
+    assert_eq!(report["tables"][0]["rows"], 3);
+    assert!(report["wal"]["frames"].as_i64().unwrap() > 0, "{report}");
+
+    let out = walguard(dir.path())
+        .args(["checkpoint", "--json", "--mode", "truncate"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let result: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(result["mode"], "truncate");
+    assert_eq!(result["outcome"], "completed");
+    assert_eq!(result["busy"], false);
+    assert_eq!(result["log_frames"], 0);
+    assert!(result["wal_bytes_before"].as_u64().unwrap() > 0, "{result}");
+    assert!(result["elapsed_ms"].is_number(), "{result}");
+}
+
+/// `--log-level` filters the log lines of every subcommand, wins over
+/// `RUST_LOG`, and is checked like `log.level`.
+#[test]
+fn log_level_filters_and_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = walguard(dir.path())
+        .args(["run", "--duration", "200ms", "--rate", "0", "--db", "l.db"])
+        .args(["--log-level", "warn"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("INFO"), "{stderr}");
+    assert!(text(&out.stdout).contains("writes acknowledged"));
+
+    let out = walguard(dir.path())
+        .args(["run", "--duration", "200ms", "--rate", "0", "--db", "l.db"])
+        .args(["--log-level", "info"])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(text(&out.stderr).contains("INFO"), "{}", text(&out.stderr));
+
+    let out = walguard(dir.path())
+        .args(["inspect", "l.db", "--log-level", "inof"])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--log-level") && stderr.contains("inof"),
+        "{stderr}"
+    );
+}
+
+/// Bug (issue 9, item 8): a full disk gave exit 0 after 49,722 failed
+/// writes. The rule: `run` exits 1 when any write failed (every demo write
+/// is valid, so a failure means the database or the disk refused it), after
+/// the summary, and every count the summary, the session event and the
+/// error line give agrees. The failure here is a trigger on the demo's own
+/// table that refuses every insert, as a full disk would.
+#[test]
+fn run_exits_1_when_writes_fail_and_every_count_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("full.db");
+    {
+        // The demo's events table, as `walguard run` creates it, with a
+        // trigger of the demo's own (the `walguard_demo_` prefix) that
+        // refuses every insert.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(
+            "CREATE TABLE walguard_demo_events (
+                 id INTEGER PRIMARY KEY, key TEXT NOT NULL, kind TEXT NOT NULL,
+                 payload TEXT NOT NULL, at_ms INTEGER NOT NULL);
+             CREATE TRIGGER walguard_demo_disk_full BEFORE INSERT ON walguard_demo_events
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full (simulated)'); END;",
+        )
+        .unwrap();
+    }
+
+    let out = walguard(dir.path())
+        .args(["run", "--duration", "1s", "--log-format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let error_line = stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(error_line.starts_with("walguard: error: "), "{stderr}");
+    let summary: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    let failed = summary["write_errors"].as_u64().unwrap();
+    assert!(failed > 0, "{summary}");
+    assert_eq!(summary["writes"], 0, "{summary}");
+    assert!(
+        error_line.contains(&format!("{failed} of {failed} writes failed")),
+        "{error_line}"
+    );
+    let events: Vec<Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let session = events
+        .iter()
+        .find(|e| e["target"] == "walguard::session")
+        .unwrap();
+    assert_eq!(session["write_errors"], failed, "{session}");
+    let warnings: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["target"] == "walguard::engine")
+        .collect();
+    assert!(!warnings.is_empty(), "{stderr}");
+    for w in warnings {
+        assert!(w["failed"].as_u64().unwrap() <= failed, "{w}");
+        let error = w["error"].as_str().unwrap();
+        assert_eq!(error.matches("(simulated)").count(), 1, "{error}");
     }
 }

@@ -7,16 +7,7 @@ use std::process::Output;
 
 #[path = "support/cli.rs"]
 mod support;
-use support::{text, walguard};
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use support::{files_in, text, walguard};
 
 fn bench(dir: &Path, args: &[&str]) -> Output {
     walguard(dir)

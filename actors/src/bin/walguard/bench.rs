@@ -17,7 +17,7 @@ use walguard_actors::bench::{
     Workload,
 };
 
-use crate::cli::{BenchArgs, GroupCommitArg};
+use crate::cli::{BenchArgs, Global, GroupCommitArg};
 use crate::error::CliError;
 use crate::logging;
 use crate::status;
@@ -53,13 +53,14 @@ struct Row {
 }
 
 /// Runs `walguard bench`.
-pub(crate) fn run(args: &BenchArgs) -> Result<(), CliError> {
+pub(crate) fn run(args: &BenchArgs, global: &Global) -> Result<(), CliError> {
     let settings = settings(args)?;
     let path = bench_path(args.db.as_deref(), &settings.database.path)?;
     let checkpoints = CheckpointLog::default();
     logging::init_with(
-        logging::filter("warn", false)?,
+        logging::quiet_filter(global)?,
         settings.log.format,
+        global.color,
         checkpoints.layer(),
     );
     let configs = configs(args);

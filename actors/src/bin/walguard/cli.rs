@@ -15,6 +15,11 @@ use walguard::settings::{LogFormat, parse_duration};
 #[command(after_help = "\
 Exit codes: 0 ok, 1 runtime failure, 2 usage or settings error.
 
+No command converts a rollback-journal database to WAL; `run` writes its
+demo data only to a new database or one holding nothing but its own
+walguard_demo_* tables. To keep a real engine's state in walguard, embed
+the library (walguard_actors::WalGuard; see actors/examples/engine.rs).
+
 Examples:
   walguard run                                  run until Ctrl-C on ./walguard.db
   walguard run --duration 30s --interval 1s     a short session with frequent checkpoints
@@ -24,15 +29,73 @@ Examples:
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+
+    #[command(flatten)]
+    pub(crate) global: Global,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// When to colour the log lines: auto (on a terminal, unless `NO_COLOR`
+    /// is set), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorArg::Auto, global = true)]
+    pub(crate) color: ColorArg,
+
+    /// The log filter: a level (error, warn, info, debug, trace, off) or
+    /// tracing directives, e.g. `info,walguard::db=debug`. Wins over
+    /// `RUST_LOG` and `log.level` [default: `log.level` for run, warn for
+    /// the others].
+    #[arg(long, value_name = "FILTER", global = true)]
+    pub(crate) log_level: Option<String>,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ColorArg {
+    /// Colour when stderr is a terminal and `NO_COLOR` is unset or empty.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+impl ColorArg {
+    /// Whether log lines on stderr get ANSI colours.
+    pub(crate) fn enabled(self) -> bool {
+        use std::io::IsTerminal as _;
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            // https://no-color.org: any non-empty value disables colour.
+            Self::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::stderr().is_terminal()
+            }
+        }
+    }
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run a live session: the subsystem plus a synthetic engine writing to
-    /// it, until --duration, Ctrl-C or SIGTERM; then the clean shutdown and
-    /// the session summary.
+    /// Run a live session: the subsystem plus a synthetic engine writing
+    /// demo data to it, until --duration, Ctrl-C or SIGTERM; then the clean
+    /// shutdown and the session summary.
     #[command(after_help = "\
+The database must be new, or hold nothing but the demo's own tables
+(walguard_demo_records, walguard_demo_events) from an earlier run, and be
+in WAL mode: any other database is refused before a single write and left
+byte-for-byte untouched, and a rollback-journal database is never converted
+to WAL. A database write-locked by another connection is refused at start.
+`run` is a demonstration and a smoke test, not a way to serve your data: to
+keep a real engine's state in walguard, embed the library
+(walguard_actors::WalGuard; actors/examples/engine.rs shows how).
+
+Exits 1 after the summary when any write failed: every demo write is valid,
+so a failure means the database or the disk refused it.
+
 On a terminal, one status line is redrawn in place on stderr; otherwise
 (piped, CI) only log lines are written. The summary goes to stdout.
 Ctrl-C or SIGTERM runs the clean shutdown (drain writes, TRUNCATE, close)
@@ -45,19 +108,24 @@ Examples:
   walguard run
   walguard run --duration 3s --interval 500ms --log-format json
   walguard run --config config/dev.yaml --rate 2000
-  walguard run --db /var/lib/engine/state.db --metrics-addr 127.0.0.1:9187
-  RUST_LOG=walguard=debug walguard run --duration 10s")]
+  walguard run --db /tmp/walguard-demo.db --metrics-addr 127.0.0.1:9187
+  walguard run --duration 10s --log-level walguard=debug")]
     Run(RunArgs),
 
     /// Report on a database without changing it: journal mode, page size,
     /// file sizes, WAL frames, synchronous, a quick integrity check. Opens
     /// read-only and never creates a file.
     #[command(after_help = "\
-Exits 1 when the path is missing or not an SQLite database.
+A WAL database with neither -wal nor -journal beside it (closed cleanly,
+nobody has it open) is read immutable, which leaves no side file; any other
+is read under SQLite's shared lock, and a writer holding it is reported
+(exit 1), never read around.
+
+Exits 1 when the path is missing, not an SQLite database, or locked.
 
 Examples:
   walguard inspect walguard.db
-  walguard inspect /var/lib/engine/state.db")]
+  walguard inspect /var/lib/engine/state.db --json")]
     Inspect(InspectArgs),
 
     /// Run one checkpoint on a database that is not being served, and print
@@ -65,12 +133,13 @@ Examples:
     #[command(after_help = "\
 Exits 0 when the checkpoint completed, 1 when it was busy, partial or failed
 (another process holds the WAL), or the path is missing, not an SQLite
-database, or not in WAL mode. Never creates a database.
+database, or not in WAL mode. Never creates a database, and never converts
+a rollback-journal database to WAL.
 
 Examples:
   walguard checkpoint walguard.db
   walguard checkpoint walguard.db --mode passive
-  walguard checkpoint walguard.db --mode truncate --timeout 10s")]
+  walguard checkpoint walguard.db --mode truncate --timeout 10s --json")]
     Checkpoint(CheckpointArgs),
 
     /// Measure what writes cost on this machine, this disk and these
@@ -113,7 +182,8 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
-    /// The database file (overrides `database.path`); created when missing.
+    /// The demo database (overrides `database.path`): created when missing;
+    /// an existing one must hold only the demo's own tables.
     #[arg(long, value_name = "PATH")]
     pub(crate) db: Option<PathBuf>,
 
@@ -273,6 +343,10 @@ impl From<SynchronousArg> for walguard::settings::Synchronous {
 pub(crate) struct InspectArgs {
     /// The database file.
     pub(crate) path: PathBuf,
+
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// `walguard checkpoint`.
@@ -289,6 +363,10 @@ pub(crate) struct CheckpointArgs {
     /// before giving up (busy timeout, with a hard stop shortly after).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
     pub(crate) timeout: Duration,
+
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// `--mode`.

@@ -1,12 +1,23 @@
-//! Checks on a database path made before SQLite touches it: that it exists,
-//! is a regular file and starts with the SQLite header. `inspect` and
-//! `checkpoint` must never create or convert a file.
+//! Checks on a database path made before SQLite touches it (that it exists,
+//! is a regular file and starts with the SQLite header), the read-only open
+//! that `inspect` and the checks before `run` share, and the probe for a
+//! write lock held elsewhere. No command may create or convert a file it
+//! was only asked to look at.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::CliError;
+
+/// How long a read or the write-lock probe waits for a lock held by another
+/// connection before saying so: long enough to ride over someone's commit,
+/// short enough that a lock held for good is reported at once.
+pub(crate) const LOCK_WAIT: Duration = Duration::from_millis(500);
 
 /// The first 16 bytes of every SQLite database file.
 const MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -73,7 +84,179 @@ pub(crate) fn check(path: &Path) -> Result<Header, CliError> {
     })
 }
 
-/// A file beside the database: `-wal` or `-shm`.
+/// How [`open_read_only`] opened the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadMode {
+    /// `immutable=1`: no lock and no side file. Only for a WAL database
+    /// with neither `-wal` nor `-journal` beside it.
+    Immutable,
+    /// `SQLITE_OPEN_READ_ONLY`: SQLite's shared lock while reading.
+    Shared,
+}
+
+/// Opens `path` read-only, for a report that changes nothing.
+///
+/// A read-only connection to a WAL database creates the `-wal` and `-shm`
+/// files when they are missing, and leaves them behind. A WAL database with
+/// no `-wal` beside it was closed cleanly and nobody has it open (a WAL
+/// connection creates the `-wal` on its first read, and a writer writes the
+/// `-wal` before the database file), so it is opened `immutable=1`: no
+/// lock, no side file. [`still_immutable`] checks after the read that no
+/// `-wal` appeared meanwhile. Everything else (a rollback-journal database,
+/// a `-journal` beside it, a live `-wal`) gets a normal read-only open,
+/// which takes SQLite's shared lock while it reads and waits at most
+/// [`LOCK_WAIT`] for it: a writer holding the database is reported, never
+/// read around.
+pub(crate) fn open_read_only(
+    path: &Path,
+    header: Header,
+) -> Result<(Connection, ReadMode), CliError> {
+    let err = |source| CliError::Sqlite {
+        what: "open read-only",
+        path: path.to_path_buf(),
+        source,
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if still_immutable(path, header)
+        && let Some(uri) = immutable_uri(path)
+    {
+        let conn =
+            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI).map_err(err)?;
+        return Ok((conn, ReadMode::Immutable));
+    }
+    let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+    conn.busy_timeout(LOCK_WAIT).map_err(err)?;
+    Ok((conn, ReadMode::Shared))
+}
+
+/// Whether an `immutable=1` open of `path` is safe: a WAL database with no
+/// `-wal` and no `-journal` beside it.
+pub(crate) fn still_immutable(path: &Path, header: Header) -> bool {
+    header.wal && !sibling(path, "-wal").exists() && !sibling(path, "-journal").exists()
+}
+
+/// `file:PATH?mode=ro&immutable=1`, with the path percent-encoded; `None`
+/// for a path that is not UTF-8.
+fn immutable_uri(path: &Path) -> Option<String> {
+    let text = path.to_str()?;
+    let mut uri = String::from("file:");
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            let _ = write!(uri, "%{byte:02X}");
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    Some(uri)
+}
+
+/// The error for a failed SQLite call on `path`: [`CliError::Locked`] when
+/// another connection holds the lock it needed, [`CliError::HotJournal`]
+/// when a read-only open met a hot journal, else [`CliError::Sqlite`].
+pub(crate) fn sqlite_error(
+    path: &Path,
+    what: &'static str,
+    consequence: &'static str,
+) -> impl Fn(rusqlite::Error) -> CliError {
+    move |source| match source.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => CliError::Locked {
+            path: path.to_path_buf(),
+            holder: holder(path),
+            consequence,
+        },
+        _ if source.sqlite_extended_error_code()
+            == Some(rusqlite::ffi::SQLITE_READONLY_ROLLBACK) =>
+        {
+            CliError::HotJournal {
+                path: path.to_path_buf(),
+            }
+        }
+        _ => CliError::Sqlite {
+            what,
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// Fails with [`CliError::Locked`] when another connection holds the write
+/// lock of the WAL database at `path`: `BEGIN IMMEDIATE` on a connection of
+/// its own, waiting at most [`LOCK_WAIT`], then `ROLLBACK`. Writes nothing
+/// and changes no mode; the file must exist and be in WAL mode.
+pub(crate) fn probe_write_lock(path: &Path, consequence: &'static str) -> Result<(), CliError> {
+    let err = sqlite_error(path, "probe the write lock", consequence);
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(&err)?;
+    conn.busy_timeout(LOCK_WAIT).map_err(&err)?;
+    conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+        .map_err(&err)?;
+    conn.close().map_err(|(_, e)| err(e))
+}
+
+/// Who holds a lock on `path`: `another process (pid N)` when
+/// `/proc/locks` names one, else `another connection`.
+fn holder(path: &Path) -> String {
+    match lock_holders(path).as_slice() {
+        [] => "another connection".to_owned(),
+        [pid] => format!("another process (pid {pid})"),
+        pids => format!(
+            "other processes (pids {})",
+            pids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Byte of the `-shm` file that carries the WAL write lock:
+/// `WALINDEX_LOCK_OFFSET` (120) plus slot 0 (`WAL_WRITE_LOCK`), as the unix
+/// VFS maps it (`UNIX_SHM_BASE` in `os_unix.c`).
+#[cfg(target_os = "linux")]
+const SHM_WRITE_LOCK_BYTE: u64 = 120;
+
+/// Pids of other processes that hold a write lock on `path` (a rollback
+/// journal's RESERVED, PENDING or EXCLUSIVE lock) or the WAL write lock in
+/// its `-shm`, from `/proc/locks`. Matched by inode; best effort: empty when
+/// the file cannot be read or on other systems.
+#[cfg(target_os = "linux")]
+fn lock_holders(path: &Path) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let inode = |p: &Path| std::fs::metadata(p).ok().map(|m| m.ino());
+    let (db, shm) = (inode(path), inode(&sibling(path, "-shm")));
+    let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let mut pids: Vec<u32> = locks
+        .lines()
+        .filter_map(|line| {
+            // `1: POSIX  ADVISORY  WRITE 4711 08:01:1234 120 120`; a waiter
+            // has `->` after the id and holds nothing.
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.get(1) == Some(&"->") || fields.get(3) != Some(&"WRITE") {
+                return None;
+            }
+            let pid: u32 = fields.get(4)?.parse().ok()?;
+            let ino: u64 = fields.get(5)?.rsplit(':').next()?.parse().ok()?;
+            let start: u64 = fields.get(6)?.parse().ok()?;
+            let on_db = Some(ino) == db;
+            let on_write_lock = Some(ino) == shm && start == SHM_WRITE_LOCK_BYTE;
+            (pid != me && (on_db || on_write_lock)).then_some(pid)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lock_holders(_path: &Path) -> Vec<u32> {
+    Vec::new()
+}
+
+/// A file beside the database: `-wal`, `-shm` or `-journal`.
 pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);

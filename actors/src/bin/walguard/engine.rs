@@ -2,28 +2,42 @@
 //!
 //! Each write is one transaction through [`DbHandle`]: an upsert of a keyed
 //! record (the live state, e.g. an order) and an appended event (its
-//! history). Keys repeat, so `records` stays small while `events` grows by
-//! exactly one row per acknowledged write.
+//! history). Keys repeat, so `walguard_demo_records` stays small while
+//! `walguard_demo_events` grows by exactly one row per acknowledged write.
+//!
+//! The engine writes only into a database that is new or holds nothing but
+//! its own `walguard_demo_*` objects ([`check_target`]), so pointing
+//! `walguard run` at a real database by mistake changes nothing.
 
 use std::cell::Cell;
+use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rusqlite::Connection;
 use tokio::time::{Instant, MissedTickBehavior};
 use walguard::Statement;
 use walguard::settings::DatabaseSettings;
 use walguard_actors::DbHandle;
 
+use crate::dbfile;
+use crate::error::{self, CliError};
+
+/// Prefix of every table the synthetic engine creates, so that nobody
+/// mistakes its demo data for theirs, and so that `run` can tell a database
+/// of its own from anyone else's.
+pub(crate) const DEMO_PREFIX: &str = "walguard_demo_";
+
 /// The engine's schema, created before the subsystem starts (the way an
 /// engine migrates before it serves).
 pub(crate) const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS records (
+    "CREATE TABLE IF NOT EXISTS walguard_demo_records (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL,
         version INTEGER NOT NULL,
         updated_at_ms INTEGER NOT NULL
     )",
-    "CREATE TABLE IF NOT EXISTS events (
+    "CREATE TABLE IF NOT EXISTS walguard_demo_events (
         id INTEGER PRIMARY KEY,
         key TEXT NOT NULL,
         kind TEXT NOT NULL,
@@ -37,6 +51,81 @@ const KEYS: u64 = 1000;
 
 /// How often the pacer wakes: writes due since the last wake go out then.
 const PACE_TICK: Duration = Duration::from_millis(10);
+
+/// What `run` says about a write lock held elsewhere.
+const LOCKED: &str = "walguard run would wait on it for every write; stop that writer first";
+
+/// Checks, before a single write, that the engine may write to `path`:
+///
+/// - a path that does not exist is new (unless a `-wal` or `-journal` of
+///   that name is left from another database);
+/// - an existing file must be an SQLite database in WAL mode (the command
+///   never converts a rollback-journal database), hold nothing but
+///   `walguard_demo_*` tables and their indexes and triggers (read through
+///   [`dbfile::open_read_only`], which changes nothing), and not be
+///   write-locked by another connection ([`dbfile::probe_write_lock`]).
+///
+/// # Errors
+///
+/// [`CliError::Remains`], [`CliError::NotWal`], [`CliError::NotDemo`],
+/// [`CliError::Locked`], or whatever [`dbfile::check`] refuses.
+pub(crate) fn check_target(path: &Path) -> Result<(), CliError> {
+    if path.symlink_metadata().is_err() {
+        for suffix in ["-wal", "-journal"] {
+            let sibling = dbfile::sibling(path, suffix);
+            if sibling.symlink_metadata().is_ok() {
+                return Err(CliError::Remains {
+                    path: path.to_path_buf(),
+                    sibling,
+                });
+            }
+        }
+        return Ok(());
+    }
+    let header = dbfile::check(path)?;
+    if !header.wal {
+        return Err(CliError::NotWal {
+            path: path.to_path_buf(),
+        });
+    }
+    let (conn, _) = dbfile::open_read_only(path, header)?;
+    let found =
+        foreign_objects(&conn).map_err(dbfile::sqlite_error(path, "read the schema", LOCKED))?;
+    drop(conn);
+    if !found.is_empty() {
+        return Err(CliError::NotDemo {
+            path: path.to_path_buf(),
+            found: describe(&found),
+        });
+    }
+    dbfile::probe_write_lock(path, LOCKED)
+}
+
+/// Schema objects that are not the engine's: `(type, name)`, in order.
+fn foreign_objects(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT type, name FROM sqlite_schema
+         WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+           AND (substr(name, 1, length(?1)) <> ?1 OR substr(tbl_name, 1, length(?1)) <> ?1)
+         ORDER BY type, name",
+    )?;
+    let rows = stmt.query_map([DEMO_PREFIX], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// `table events, index events_by_key` (the first few, then a count).
+fn describe(found: &[(String, String)]) -> String {
+    const SHOWN: usize = 5;
+    let mut text: Vec<String> = found
+        .iter()
+        .take(SHOWN)
+        .map(|(kind, name)| format!("{kind} {name}"))
+        .collect();
+    if found.len() > SHOWN {
+        text.push(format!("and {} more", found.len() - SHOWN));
+    }
+    text.join(", ")
+}
 
 /// Creates the schema on a short-lived connection.
 ///
@@ -93,7 +182,7 @@ pub(crate) async fn run(db: DbHandle, rate: u32, counters: Rc<Counters>) {
                         last_error_logged = Some(Instant::now());
                         tracing::warn!(
                             target: "walguard::engine",
-                            error = %walguard::checkpoint::error_chain(&e),
+                            error = %error::render(&e),
                             failed = counters.failed.get(),
                             "write failed; the engine goes on"
                         );
@@ -114,14 +203,16 @@ fn write(rng: &mut SplitMix64, seq: u64) -> Vec<Statement> {
     let now = now_ms();
     vec![
         Statement::new(
-            "INSERT INTO records (key, value, version, updated_at_ms) VALUES (?1, ?2, 1, ?3)
+            "INSERT INTO walguard_demo_records (key, value, version, updated_at_ms) VALUES (?1, ?2, 1, ?3)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value,
-                 version = records.version + 1, updated_at_ms = excluded.updated_at_ms",
+                 version = walguard_demo_records.version + 1, updated_at_ms = excluded.updated_at_ms",
         )
         .bind(key.as_str())
         .bind(value.as_str())
         .bind(now),
-        Statement::new("INSERT INTO events (key, kind, payload, at_ms) VALUES (?1, ?2, ?3, ?4)")
+        Statement::new(
+            "INSERT INTO walguard_demo_events (key, kind, payload, at_ms) VALUES (?1, ?2, ?3, ?4)",
+        )
             .bind(key)
             .bind(kind)
             .bind(value)
@@ -185,7 +276,7 @@ mod tests {
             store.transaction(&write(&mut rng, seq)).unwrap();
         }
         let rows = store
-            .query(&Statement::new("SELECT count(*) FROM events"))
+            .query(&Statement::new("SELECT count(*) FROM walguard_demo_events"))
             .unwrap();
         assert_eq!(rows.rows()[0][0], rusqlite::types::Value::Integer(3));
     }

@@ -48,10 +48,69 @@ pub(crate) enum CliError {
         why: &'static str,
     },
 
-    /// `checkpoint` on a database that is not in WAL mode.
-    #[error("{} is not in WAL mode (its header says rollback journal): there is no WAL to checkpoint", path.display())]
+    /// `run` or `checkpoint` on a rollback-journal database. The one rule
+    /// of the command: it never converts a database to WAL.
+    #[error(
+        "{} is a rollback-journal database (not WAL): walguard never converts a database to WAL; \
+         convert it yourself (PRAGMA journal_mode=WAL) if that is what you want",
+        path.display()
+    )]
     NotWal {
         /// The path as given.
+        path: PathBuf,
+    },
+
+    /// `run --db` names a database that holds more than the synthetic
+    /// engine's own tables: it is never written.
+    #[error(
+        "{} holds {found}, which walguard run did not create: run writes its demo data only to a new \
+         file or to one that holds nothing but {prefix}* tables, and this file was not touched; \
+         to serve a real database, embed walguard_actors::WalGuard (see actors/examples/engine.rs)",
+        path.display(),
+        prefix = crate::engine::DEMO_PREFIX
+    )]
+    NotDemo {
+        /// The path as given.
+        path: PathBuf,
+        /// What was found, e.g. `table events, index events_by_key`.
+        found: String,
+    },
+
+    /// `run --db` names no file, but a `-wal` or `-journal` of that name
+    /// exists: the remains of someone's database, never reused.
+    #[error(
+        "{} does not exist but {} does: the remains of another database; remove it, or pick another --db",
+        path.display(),
+        sibling.display()
+    )]
+    Remains {
+        /// The path as given.
+        path: PathBuf,
+        /// The `-wal` or `-journal` file found.
+        sibling: PathBuf,
+    },
+
+    /// Another connection holds a lock the command would have to wait on.
+    #[error("{} is locked by {holder}: {consequence}", path.display())]
+    Locked {
+        /// The database path.
+        path: PathBuf,
+        /// Who holds it: `another process (pid 4711)` where the OS tells,
+        /// else `another connection`.
+        holder: String,
+        /// What the command does about it.
+        consequence: &'static str,
+    },
+
+    /// `inspect` found a hot journal that no one holds: only a read-write
+    /// open may roll it back, and `inspect` is read-only.
+    #[error(
+        "{} has a hot journal (a writer stopped in the middle of a transaction): the next read-write \
+         open rolls it back; inspect is read-only and will not read around it",
+        path.display()
+    )]
+    HotJournal {
+        /// The database path.
         path: PathBuf,
     },
 
@@ -65,10 +124,10 @@ pub(crate) enum CliError {
         source: std::io::Error,
     },
 
-    /// An SQLite call of `inspect` failed.
-    #[error("cannot {what} on {}", path.display())]
+    /// An SQLite call of `inspect`, or of a check before `run`, failed.
+    #[error("cannot {what} of {}", path.display())]
     Sqlite {
-        /// What was being done, e.g. `open read-only`.
+        /// What was being done, e.g. `read the page count`.
         what: &'static str,
         /// The database path.
         path: PathBuf,
@@ -107,11 +166,16 @@ pub(crate) enum CliError {
 
     /// The clean shutdown overran its budget.
     #[error(
-        "shutdown did not finish within {budget_s} s; exiting (no commit is lost on a process exit)"
+        "shutdown did not finish within {budget_s} s (the engine had {acknowledged} writes acknowledged \
+         and {failed} failed); exiting without the session summary (no commit is lost on a process exit)"
     )]
     ShutdownTimeout {
         /// The budget in seconds.
         budget_s: u64,
+        /// Writes acknowledged to the engine so far.
+        acknowledged: u64,
+        /// Writes that returned an error to the engine so far.
+        failed: u64,
     },
 
     /// `bench --db` names a path that exists: it is never touched.
@@ -132,6 +196,17 @@ pub(crate) enum CliError {
         path: PathBuf,
     },
 
+    /// Writes of the synthetic engine failed (a full disk, a lock held past
+    /// `busy_timeout`, a read-only file): every write it sends is valid, so
+    /// any failure means the database refused it.
+    #[error("{failed} of {sent} writes failed (see the warnings above); the summary counts them")]
+    WritesFailed {
+        /// Writes that returned an error.
+        failed: u64,
+        /// Writes sent.
+        sent: u64,
+    },
+
     /// A one-shot checkpoint ran but did not complete.
     #[error("checkpoint did not complete: {outcome}")]
     CheckpointIncomplete {
@@ -149,6 +224,8 @@ impl CliError {
             Self::Settings(_)
             | Self::LogFilter { .. }
             | Self::BenchPathExists { .. }
+            | Self::NotDemo { .. }
+            | Self::Remains { .. }
             | Self::Actors(walguard_actors::Error::Db(
                 walguard::Error::InvalidSetting { .. } | walguard::Error::Settings { .. },
             ))
@@ -157,5 +234,71 @@ impl CliError {
             ) => EXIT_USAGE,
             _ => EXIT_RUNTIME,
         }
+    }
+}
+
+/// Renders an error and its causes on one line, `a: b: c`, saying each
+/// thing once. This is the command's one renderer: every message it prints
+/// about an error goes through it.
+///
+/// The rule: each layer's `Display` shows only that layer (walguard's
+/// errors do), and a cause whose text is already contained in what was
+/// printed adds nothing and is skipped. rusqlite needs one adjustment: an
+/// SQLite failure displays SQLite's message (`file is not a database`) and
+/// its source, the `ffi::Error`, displays `Error code 26: ` plus the generic
+/// text of the code, which is usually the same message again. The
+/// `ffi::Error` is therefore compared by its generic text alone.
+pub(crate) fn render(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = match cause.downcast_ref::<rusqlite::ffi::Error>() {
+            Some(e) => rusqlite::ffi::code_to_str(e.extended_code).to_owned(),
+            None => cause.to_string(),
+        };
+        if !cause_text.is_empty() && !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sqlite_failure_is_said_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let source = conn
+            .query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))
+            .unwrap_err();
+        let error = CliError::Sqlite {
+            what: "read the page count",
+            path: path.clone(),
+            source,
+        };
+        let text = render(&error);
+        assert_eq!(
+            text,
+            format!(
+                "cannot read the page count of {}: file is not a database",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_cause_with_new_text_is_kept() {
+        let error = CliError::Io {
+            path: "a.db".into(),
+            source: std::io::Error::other("permission denied"),
+        };
+        assert_eq!(render(&error), "cannot read a.db: permission denied");
     }
 }

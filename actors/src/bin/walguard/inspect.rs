@@ -1,171 +1,290 @@
 //! `walguard inspect PATH`: a report that changes nothing.
 //!
 //! The file is checked before SQLite sees it ([`dbfile::check`]), then
-//! opened with `SQLITE_OPEN_READ_ONLY`. A read-only connection to a WAL
-//! database still creates the `-wal` and `-shm` files when they are missing
-//! (and leaves them behind), so when there is no `-wal` (the database was
-//! closed cleanly and holds everything) the file is opened `immutable=1`:
-//! no lock, no side file. When a `-wal` exists it is part of the database
-//! and the open is a normal read-only one.
+//! opened read-only by [`dbfile::open_read_only`]: `immutable=1` only for a
+//! WAL database with neither `-wal` nor `-journal` beside it (nobody has it
+//! open, and the open leaves no side file), else a normal read-only open
+//! that takes SQLite's shared lock. Everything is read in one read
+//! transaction, so the report is one consistent snapshot; a writer holding
+//! a rollback-journal database is reported ([`CliError::Locked`]), never
+//! read around.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
-use crate::dbfile;
+use crate::dbfile::{self, Header, ReadMode};
 use crate::error::CliError;
 
 /// Most `quick_check` problems listed.
 const MAX_PROBLEMS_SHOWN: usize = 5;
 
-/// Runs `inspect` and prints the report to stdout.
-pub(crate) fn run(path: &Path) -> Result<(), CliError> {
+/// What `inspect` tells the user about a lock it will not wait for.
+const LOCKED: &str = "inspect reads under SQLite's shared lock and will not read around a writer; \
+                      try again when it has committed";
+
+/// Runs `inspect` and prints the report to stdout, as text or one JSON
+/// object.
+pub(crate) fn run(path: &Path, json: bool) -> Result<(), CliError> {
     let report = inspect(path)?;
-    print!("{report}");
+    if json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
     Ok(())
 }
 
-/// Builds the report.
-pub(crate) fn inspect(path: &Path) -> Result<String, CliError> {
-    let header = dbfile::check(path)?;
-    let wal_path = dbfile::sibling(path, "-wal");
-    let shm_path = dbfile::sibling(path, "-shm");
-    let wal_len = dbfile::len(&wal_path);
-    let shm_present = shm_path.exists();
+/// What `inspect` found.
+#[derive(Debug)]
+pub(crate) struct Report {
+    path: PathBuf,
+    header: Header,
+    read: ReadMode,
+    database_bytes: u64,
+    page_count: i64,
+    freelist: i64,
+    wal: Option<Wal>,
+    shm: bool,
+    journal: bool,
+    synchronous: i64,
+    problems: Vec<String>,
+    tables: Vec<(String, i64)>,
+}
 
-    let conn = open_read_only(path, wal_len.is_some())?;
-    let sqlite = |what| {
-        let path = path.to_path_buf();
-        move |source| CliError::Sqlite { what, path, source }
-    };
-    let pragma_i64 = |name: &'static str| -> Result<i64, CliError> {
+/// The `-wal` file: its size and its frames.
+#[derive(Debug)]
+struct Wal {
+    bytes: u64,
+    frames: Frames,
+}
+
+/// Frames in the `-wal`, by whoever could count them.
+#[derive(Debug)]
+enum Frames {
+    /// SQLite's own count (a NOOP checkpoint, which copies nothing).
+    Sqlite { log: i64, checkpointed: i64 },
+    /// A scan of the file, when the read-only connection cannot ask.
+    File { frames: u64, committed: u64 },
+    /// Neither worked.
+    Unknown(String),
+}
+
+/// Builds the report.
+pub(crate) fn inspect(path: &Path) -> Result<Report, CliError> {
+    let header = dbfile::check(path)?;
+    let (conn, read) = dbfile::open_read_only(path, header)?;
+    let report = read_report(path, header, &conn, read)?;
+    drop(conn);
+    // An immutable read is valid only if no writer started meanwhile: a
+    // WAL writer creates the `-wal` before it touches the database file.
+    if read == ReadMode::Immutable && !dbfile::still_immutable(path, header) {
+        let (conn, read) = dbfile::open_read_only(path, header)?;
+        return read_report(path, header, &conn, read);
+    }
+    Ok(report)
+}
+
+fn read_report(
+    path: &Path,
+    header: Header,
+    conn: &Connection,
+    read: ReadMode,
+) -> Result<Report, CliError> {
+    let sqlite = |what| dbfile::sqlite_error(path, what, LOCKED);
+    // One read transaction: SQLite's shared lock (or WAL snapshot) is held
+    // from the first read to the COMMIT, so the figures agree.
+    conn.execute_batch("BEGIN")
+        .map_err(sqlite("begin a read transaction"))?;
+    let pragma_i64 = |name: &str, what: &'static str| -> Result<i64, CliError> {
         conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
-            .map_err(sqlite(name))
+            .map_err(sqlite(what))
     };
-    let page_count = pragma_i64("page_count")?;
-    let freelist = pragma_i64("freelist_count")?;
-    let synchronous = pragma_i64("synchronous")?;
+    let page_count = pragma_i64("page_count", "read the page count")?;
+    let freelist = pragma_i64("freelist_count", "read the freelist count")?;
+    let synchronous = pragma_i64("synchronous", "read synchronous")?;
     let problems: Vec<String> = {
         let mut stmt = conn
             .prepare("PRAGMA quick_check")
-            .map_err(sqlite("quick_check"))?;
+            .map_err(sqlite("run quick_check"))?;
         stmt.query_map([], |r| r.get::<_, String>(0))
             .and_then(Iterator::collect)
-            .map_err(sqlite("quick_check"))?
+            .map_err(sqlite("run quick_check"))?
     };
-    let tables = tables(&conn).map_err(sqlite("list tables"))?;
-
-    let mut out = String::new();
-    let mut line = |key: &str, value: String| {
-        let _ = writeln!(out, "{key:<18} {value}");
-    };
-    line("database", path.display().to_string());
-    line("sqlite", rusqlite::version().to_owned());
-    line(
-        "journal mode",
-        if header.wal {
-            "wal"
-        } else {
-            "rollback journal (not wal)"
-        }
-        .to_owned(),
-    );
-    line("page size", format!("{} bytes", header.page_size));
-    line(
-        "database size",
-        format!(
-            "{} bytes ({page_count} pages, {freelist} free)",
-            dbfile::len(path).unwrap_or(0)
-        ),
-    );
-    line("wal", wal_summary(&conn, &wal_path, wal_len));
-    line(
-        "shm",
-        if shm_present { "present" } else { "absent" }.to_owned(),
-    );
-    line(
-        "synchronous",
-        format!(
-            "{} (a new connection's default; each writer sets its own, walguard's from database.synchronous)",
-            synchronous_name(synchronous)
-        ),
-    );
-    line("quick check", quick_check_summary(&problems));
-    if tables.is_empty() {
-        line("tables", "none".to_owned());
-    } else {
-        let list: Vec<String> = tables
-            .iter()
-            .map(|(name, rows)| format!("{name} ({rows} rows)"))
-            .collect();
-        line("tables", list.join(", "));
-    }
-    drop(conn);
-    Ok(out)
-}
-
-fn open_read_only(path: &Path, wal_present: bool) -> Result<Connection, CliError> {
-    let err = |source| CliError::Sqlite {
-        what: "open read-only",
-        path: path.to_path_buf(),
-        source,
-    };
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    match (wal_present, immutable_uri(path)) {
-        (false, Some(uri)) => {
-            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI).map_err(err)
-        }
-        _ => Connection::open_with_flags(path, flags).map_err(err),
-    }
-}
-
-/// `file:PATH?mode=ro&immutable=1`, with the path percent-encoded; `None`
-/// for a path that is not UTF-8.
-fn immutable_uri(path: &Path) -> Option<String> {
-    let text = path.to_str()?;
-    let mut uri = String::from("file:");
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
-            uri.push(char::from(byte));
-        } else {
-            let _ = write!(uri, "%{byte:02X}");
-        }
-    }
-    uri.push_str("?mode=ro&immutable=1");
-    Some(uri)
-}
-
-/// The `-wal` line: its size and frames. SQLite's own count (a NOOP
-/// checkpoint, which copies nothing) when the read-only connection allows
-/// it, else a scan of the file.
-fn wal_summary(conn: &Connection, wal_path: &Path, wal_len: Option<u64>) -> String {
-    let Some(len) = wal_len else {
-        return "absent (everything is in the database file)".to_owned();
-    };
-    let noop = conn.query_row("PRAGMA wal_checkpoint(NOOP)", [], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
+    let tables = tables(conn).map_err(sqlite("list the tables"))?;
+    conn.execute_batch("COMMIT")
+        .map_err(sqlite("end the read transaction"))?;
+    // After the COMMIT: a checkpoint, even a NOOP, fails inside a
+    // transaction.
+    let wal_path = dbfile::sibling(path, "-wal");
+    let wal = dbfile::len(&wal_path).map(|bytes| Wal {
+        bytes,
+        frames: wal_frames(conn, &wal_path),
     });
-    let frames = match noop {
-        Ok((_, log, checkpointed)) if log >= 0 => {
-            format!("{log} frames, {checkpointed} already checkpointed")
-        }
+    Ok(Report {
+        path: path.to_path_buf(),
+        header,
+        read,
+        database_bytes: dbfile::len(path).unwrap_or(0),
+        page_count,
+        freelist,
+        wal,
+        shm: dbfile::sibling(path, "-shm").exists(),
+        journal: dbfile::sibling(path, "-journal").exists(),
+        synchronous,
+        problems,
+        tables,
+    })
+}
+
+/// SQLite's own count (a NOOP checkpoint, which copies nothing) when the
+/// read-only connection allows it, else a scan of the file.
+fn wal_frames(conn: &Connection, wal_path: &Path) -> Frames {
+    let noop = conn.query_row("PRAGMA wal_checkpoint(NOOP)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    });
+    match noop {
+        Ok((log, checkpointed)) if log >= 0 => Frames::Sqlite { log, checkpointed },
         _ => match std::fs::read(wal_path) {
             Ok(bytes) => {
                 let scan = dbfile::scan_wal(&bytes);
-                format!(
-                    "{} frames ({} committed), counted from the file",
-                    scan.frames, scan.committed
-                )
+                Frames::File {
+                    frames: scan.frames,
+                    committed: scan.committed,
+                }
             }
-            Err(e) => format!("frames unknown ({e})"),
+            Err(e) => Frames::Unknown(e.to_string()),
         },
-    };
-    format!("{len} bytes, {frames}")
+    }
+}
+
+impl Report {
+    /// The report for people: one `key  value` line each.
+    pub(crate) fn text(&self) -> String {
+        let mut out = String::new();
+        let mut line = |key: &str, value: String| {
+            let _ = writeln!(out, "{key:<18} {value}");
+        };
+        line("database", self.path.display().to_string());
+        line("sqlite", rusqlite::version().to_owned());
+        line(
+            "journal mode",
+            if self.header.wal {
+                "wal"
+            } else {
+                "rollback journal (not wal)"
+            }
+            .to_owned(),
+        );
+        line(
+            "read",
+            match self.read {
+                ReadMode::Immutable => "immutable (no -wal, no -journal: nobody has it open)",
+                ReadMode::Shared => "read-only, under SQLite's shared lock",
+            }
+            .to_owned(),
+        );
+        line("page size", format!("{} bytes", self.header.page_size));
+        line(
+            "database size",
+            format!(
+                "{} bytes ({} pages, {} free)",
+                self.database_bytes, self.page_count, self.freelist
+            ),
+        );
+        line("wal", self.wal_text());
+        line("shm", present(self.shm));
+        if !self.header.wal || self.journal {
+            line("journal", present(self.journal));
+        }
+        line(
+            "synchronous",
+            format!(
+                "{} (a new connection's default; each writer sets its own, walguard's from database.synchronous)",
+                synchronous_name(self.synchronous)
+            ),
+        );
+        line("quick check", quick_check_summary(&self.problems));
+        if self.tables.is_empty() {
+            line("tables", "none".to_owned());
+        } else {
+            let list: Vec<String> = self
+                .tables
+                .iter()
+                .map(|(name, rows)| format!("{name} ({rows} rows)"))
+                .collect();
+            line("tables", list.join(", "));
+        }
+        out
+    }
+
+    fn wal_text(&self) -> String {
+        let Some(wal) = &self.wal else {
+            return "absent (everything is in the database file)".to_owned();
+        };
+        let frames = match &wal.frames {
+            Frames::Sqlite { log, checkpointed } => {
+                format!("{log} frames, {checkpointed} already checkpointed")
+            }
+            Frames::File { frames, committed } => {
+                format!("{frames} frames ({committed} committed), counted from the file")
+            }
+            Frames::Unknown(why) => format!("frames unknown ({why})"),
+        };
+        format!("{} bytes, {frames}", wal.bytes)
+    }
+
+    /// The report as one JSON object; the same facts as [`Report::text`].
+    pub(crate) fn json(&self) -> serde_json::Value {
+        let wal = self.wal.as_ref().map(|wal| {
+            let mut object = serde_json::json!({ "bytes": wal.bytes });
+            match &wal.frames {
+                Frames::Sqlite { log, checkpointed } => {
+                    object["frames"] = (*log).into();
+                    object["checkpointed"] = (*checkpointed).into();
+                    object["counted_by"] = "sqlite".into();
+                }
+                Frames::File { frames, committed } => {
+                    object["frames"] = (*frames).into();
+                    object["committed"] = (*committed).into();
+                    object["counted_by"] = "file".into();
+                }
+                Frames::Unknown(why) => object["error"] = why.as_str().into(),
+            }
+            object
+        });
+        let tables: Vec<serde_json::Value> = self
+            .tables
+            .iter()
+            .map(|(name, rows)| serde_json::json!({ "name": name, "rows": rows }))
+            .collect();
+        let ok = self.problems.len() == 1 && self.problems[0] == "ok";
+        serde_json::json!({
+            "database": self.path.display().to_string(),
+            "sqlite": rusqlite::version(),
+            "journal_mode": if self.header.wal { "wal" } else { "rollback" },
+            "read": match self.read {
+                ReadMode::Immutable => "immutable",
+                ReadMode::Shared => "shared",
+            },
+            "page_size": self.header.page_size,
+            "database_bytes": self.database_bytes,
+            "page_count": self.page_count,
+            "freelist_count": self.freelist,
+            "wal": wal,
+            "shm": self.shm,
+            "journal": self.journal,
+            "synchronous": synchronous_name(self.synchronous),
+            "quick_check": if ok { "ok" } else { "problems" },
+            "problems": if ok { &[][..] } else { &self.problems[..] },
+            "tables": tables,
+        })
+    }
+}
+
+fn present(yes: bool) -> String {
+    if yes { "present" } else { "absent" }.to_owned()
 }
 
 fn synchronous_name(level: i64) -> &'static str {
@@ -239,7 +358,7 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(files_in(dir.path()), vec!["clean db%?.db"]);
-        let report = inspect(&path).unwrap();
+        let report = inspect(&path).unwrap().text();
         assert!(report.contains("journal mode       wal"), "{report}");
         assert!(report.contains("wal                absent"), "{report}");
         assert!(report.contains("quick check        ok"), "{report}");
@@ -259,7 +378,7 @@ mod tests {
         let log: i64 = conn
             .query_row("PRAGMA wal_checkpoint(NOOP)", [], |r| r.get(1))
             .unwrap();
-        let report = inspect(&path).unwrap();
+        let report = inspect(&path).unwrap().text();
         assert!(report.contains(&format!("{log} frames")), "{report}");
         assert!(report.contains("t (1 rows)"), "{report}");
     }

@@ -1,33 +1,35 @@
-//! The log subscriber: text or JSON lines on stderr, filtered by `log.level`
-//! or `RUST_LOG`.
-
-use std::io::IsTerminal as _;
+//! The log subscriber: text or JSON lines on stderr, filtered by
+//! `--log-level`, `RUST_LOG` or `log.level`, coloured only as `--color` and
+//! `NO_COLOR` allow.
 
 use tracing_subscriber::layer::{Identity, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 use walguard::settings::LogFormat;
 
+use crate::cli::{ColorArg, Global};
 use crate::error::CliError;
 use crate::status;
 
 /// Levels a bare `log.level` directive may name.
 const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
 
-/// Builds the filter: `RUST_LOG` when set and not empty, else `level` (the
-/// `log.level` setting).
+/// Builds the filter: `level` when it comes from `--log-level` (`flag`),
+/// else `RUST_LOG` when set and not empty, else `level` (the `log.level`
+/// setting, or the subcommand's default).
 ///
 /// With `status_line` (a live status line on a terminal) and the default
 /// level `info`, the per-checkpoint `info` lines are left out: the status
 /// line shows them, and a screen scrolling twice a second hides it.
-/// Warnings (failed checkpoints, starvation) still print. `RUST_LOG=info`
-/// brings the lines back.
+/// Warnings (failed checkpoints, starvation) still print. `--log-level info`
+/// or `RUST_LOG=info` brings the lines back.
 ///
 /// `log.level` is checked more strictly than `RUST_LOG`: a bare word must be
 /// a level. In `tracing`'s syntax a bare word is a target name, so a typo
 /// such as `inof` would otherwise silence every walguard event.
-pub(crate) fn filter(level: &str, status_line: bool) -> Result<EnvFilter, CliError> {
-    if let Ok(env) = std::env::var(EnvFilter::DEFAULT_ENV)
+pub(crate) fn filter(level: &str, flag: bool, status_line: bool) -> Result<EnvFilter, CliError> {
+    if !flag
+        && let Ok(env) = std::env::var(EnvFilter::DEFAULT_ENV)
         && !env.trim().is_empty()
     {
         return EnvFilter::try_new(&env).map_err(|e| CliError::LogFilter {
@@ -37,7 +39,7 @@ pub(crate) fn filter(level: &str, status_line: bool) -> Result<EnvFilter, CliErr
         });
     }
     let invalid = |reason: String| CliError::LogFilter {
-        key: "log.level",
+        key: if flag { "--log-level" } else { "log.level" },
         value: level.to_owned(),
         reason,
     };
@@ -52,7 +54,7 @@ pub(crate) fn filter(level: &str, status_line: bool) -> Result<EnvFilter, CliErr
         }
     }
     let filter = EnvFilter::try_new(level).map_err(|e| invalid(e.to_string()))?;
-    if status_line && level.trim().eq_ignore_ascii_case("info") {
+    if status_line && !flag && level.trim().eq_ignore_ascii_case("info") {
         return Ok(filter.add_directive(
             CHECKPOINT_WARN_ONLY
                 .parse()
@@ -60,6 +62,16 @@ pub(crate) fn filter(level: &str, status_line: bool) -> Result<EnvFilter, CliErr
         ));
     }
     Ok(filter)
+}
+
+/// The filter of a command that logs warnings only (`inspect`,
+/// `checkpoint`, `bench`) unless `--log-level` or `RUST_LOG` says otherwise.
+pub(crate) fn quiet_filter(global: &Global) -> Result<EnvFilter, CliError> {
+    filter(
+        global.log_level.as_deref().unwrap_or("warn"),
+        global.log_level.is_some(),
+        false,
+    )
 }
 
 /// The directive that leaves per-checkpoint lines to the status line.
@@ -71,14 +83,14 @@ const CHECKPOINT_WARN_ONLY: &str = "walguard::checkpoint=warn";
 /// JSON lines are flat: the event's fields sit at the top level beside
 /// `timestamp`, `level`, `target` and `message`, with no span data, so that
 /// `jq 'select(.target == "walguard::checkpoint") | .elapsed_ms'` works.
-pub(crate) fn init(filter: EnvFilter, format: LogFormat) {
-    init_with(filter, format, Identity::new());
+pub(crate) fn init(filter: EnvFilter, format: LogFormat, color: ColorArg) {
+    init_with(filter, format, color, Identity::new());
 }
 
 /// [`init`], with one more layer beside the log lines (`walguard bench`
 /// keeps the checkpoint events with it). `filter` applies to the log lines
 /// only, so the extra layer sees what its own filter lets through.
-pub(crate) fn init_with<L>(filter: EnvFilter, format: LogFormat, extra: L)
+pub(crate) fn init_with<L>(filter: EnvFilter, format: LogFormat, color: ColorArg, extra: L)
 where
     L: Layer<Registry> + Send + Sync,
 {
@@ -90,6 +102,7 @@ where
         LogFormat::Json => registry
             .with(
                 lines
+                    .with_ansi(false)
                     .json()
                     .flatten_event(true)
                     .with_current_span(false)
@@ -98,11 +111,7 @@ where
             )
             .try_init(),
         _ => registry
-            .with(
-                lines
-                    .with_ansi(std::io::stderr().is_terminal())
-                    .with_filter(filter),
-            )
+            .with(lines.with_ansi(color.enabled()).with_filter(filter))
             .try_init(),
     };
 }
@@ -129,8 +138,9 @@ mod tests {
             "info,walguard=debug",
             "walguard::checkpoint=trace",
         ] {
-            assert!(filter(ok, false).is_ok(), "{ok}");
-            assert!(filter(ok, true).is_ok(), "{ok}");
+            assert!(filter(ok, false, false).is_ok(), "{ok}");
+            assert!(filter(ok, false, true).is_ok(), "{ok}");
+            assert!(filter(ok, true, false).is_ok(), "{ok}");
         }
     }
 
@@ -139,7 +149,9 @@ mod tests {
         if !rust_log_unset() {
             return;
         }
-        let err = filter("inof", false).unwrap_err().to_string();
+        let err = filter("inof", false, false).unwrap_err().to_string();
         assert!(err.contains("log.level") && err.contains("inof"), "{err}");
+        let err = filter("inof", true, false).unwrap_err().to_string();
+        assert!(err.contains("--log-level") && err.contains("inof"), "{err}");
     }
 }

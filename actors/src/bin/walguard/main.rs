@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, Global};
 use crate::error::{CliError, EXIT_RUNTIME};
 
 fn main() -> ExitCode {
@@ -37,36 +37,42 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_RUNTIME));
         }
     };
+    let global = &cli.global;
     let result = match &cli.command {
-        Command::Run(args) => run::run(args),
-        Command::Inspect(args) => quiet_logs().and_then(|()| inspect::run(&args.path)),
-        Command::Checkpoint(args) => {
-            quiet_logs().and_then(|()| oneshot::run(&args.path, args.mode.into(), args.timeout))
+        Command::Run(args) => run::run(args, global),
+        Command::Inspect(args) => {
+            quiet_logs(global).and_then(|()| inspect::run(&args.path, args.json))
         }
-        Command::Bench(args) => bench::run(args),
+        Command::Checkpoint(args) => quiet_logs(global).and_then(|()| oneshot::run(args)),
+        Command::Bench(args) => bench::run(args, global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => report(&e),
+        Err(e) => ExitCode::from(report(&e)),
     }
 }
 
-/// Prints the error and its causes on one line; the exit code for it.
-fn report(error: &CliError) -> ExitCode {
+/// Prints the error and its causes on one line ([`error::render`]); the
+/// exit code for it.
+fn report(error: &CliError) -> u8 {
     status::clear();
-    eprintln!(
-        "walguard: error: {}",
-        walguard::checkpoint::error_chain(error)
-    );
-    ExitCode::from(error.exit_code())
+    eprintln!("walguard: error: {}", error::render(error));
+    error.exit_code()
+}
+
+/// [`report`], then exits at once: for an error that leaves no session
+/// report, before anything dropped on the way out can print more.
+pub(crate) fn exit_now(error: &CliError) -> ! {
+    std::process::exit(i32::from(report(error)))
 }
 
 /// One-shot commands log warnings only (as text on stderr) unless
-/// `RUST_LOG` says otherwise.
-fn quiet_logs() -> Result<(), CliError> {
+/// `--log-level` or `RUST_LOG` says otherwise.
+fn quiet_logs(global: &Global) -> Result<(), CliError> {
     logging::init(
-        logging::filter("warn", false)?,
+        logging::quiet_filter(global)?,
         walguard::settings::LogFormat::Text,
+        global.color,
     );
     Ok(())
 }

@@ -6,17 +6,23 @@
 //! mode to WAL, and a maintenance command must do neither.
 
 use std::path::Path;
-use std::time::Duration;
 
 use walguard::settings::DatabaseSettings;
-use walguard::{CheckpointMode, CheckpointOutcome, CheckpointReason, Store};
+use walguard::{CheckpointMode, CheckpointOutcome, CheckpointReason, CheckpointReport, Store};
 
+use crate::cli::CheckpointArgs;
 use crate::dbfile;
 use crate::error::CliError;
-use crate::status::{bytes, millis};
+use crate::status::{bytes, millis, ms};
 
-/// Runs the checkpoint and prints its result to stdout.
-pub(crate) fn run(path: &Path, mode: CheckpointMode, timeout: Duration) -> Result<(), CliError> {
+/// Runs the checkpoint and prints its result to stdout, as text or one JSON
+/// object.
+pub(crate) fn run(args: &CheckpointArgs) -> Result<(), CliError> {
+    let (path, mode, timeout) = (
+        args.path.as_path(),
+        CheckpointMode::from(args.mode),
+        args.timeout,
+    );
     let header = dbfile::check(path)?;
     if !header.wal {
         return Err(CliError::NotWal {
@@ -40,26 +46,33 @@ pub(crate) fn run(path: &Path, mode: CheckpointMode, timeout: Duration) -> Resul
     store.close().map_err(|(_, e)| e)?;
     let wal_after_close = dbfile::len(&wal_path);
 
-    let size = |len: Option<u64>| len.map_or_else(|| "absent".to_owned(), bytes);
-    println!(
-        "checkpoint {} on {}: {} in {}",
-        mode.as_sql(),
-        path.display(),
-        report.outcome(),
-        millis(report.elapsed())
-    );
-    println!(
-        "result row: busy={} log={} checkpointed={}",
-        u8::from(report.busy()),
-        report.log_frames(),
-        report.checkpointed_frames()
-    );
-    println!(
-        "wal: {} before, {} after the checkpoint, {} after close",
-        size(wal_before),
-        size(wal_after_checkpoint),
-        size(wal_after_close)
-    );
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "database": path.display().to_string(),
+                "mode": mode.as_str(),
+                "outcome": report.outcome().as_str(),
+                "busy": report.busy(),
+                "log_frames": report.log_frames(),
+                "checkpointed": report.checkpointed_frames(),
+                "elapsed_ms": ms(report.elapsed()),
+                "error": match report.outcome() {
+                    CheckpointOutcome::Failed { error } => Some(error.as_str()),
+                    _ => None,
+                },
+                "wal_bytes_before": wal_before,
+                "wal_bytes_after_checkpoint": wal_after_checkpoint,
+                "wal_bytes_after_close": wal_after_close,
+            })
+        );
+    } else {
+        print_text(
+            path,
+            &report,
+            [wal_before, wal_after_checkpoint, wal_after_close],
+        );
+    }
     match report.outcome() {
         CheckpointOutcome::Completed => Ok(()),
         other => Err(CliError::CheckpointIncomplete {
@@ -74,4 +87,29 @@ pub(crate) fn run(path: &Path, mode: CheckpointMode, timeout: Duration) -> Resul
             },
         }),
     }
+}
+
+/// The result for people: the outcome, the result row, the WAL sizes
+/// (before, after the checkpoint, after close).
+fn print_text(path: &Path, report: &CheckpointReport, wal: [Option<u64>; 3]) {
+    let size = |len: Option<u64>| len.map_or_else(|| "absent".to_owned(), bytes);
+    println!(
+        "checkpoint {} on {}: {} in {}",
+        report.mode().as_sql(),
+        path.display(),
+        report.outcome(),
+        millis(report.elapsed())
+    );
+    println!(
+        "result row: busy={} log={} checkpointed={}",
+        u8::from(report.busy()),
+        report.log_frames(),
+        report.checkpointed_frames()
+    );
+    println!(
+        "wal: {} before, {} after the checkpoint, {} after close",
+        size(wal[0]),
+        size(wal[1]),
+        size(wal[2])
+    );
 }

@@ -1,6 +1,8 @@
 //! `walguard run`: a live session.
 //!
-//! Settings, then the log subscriber, then (optionally) the Prometheus
+//! Settings, then the log subscriber, then the checks on the database
+//! ([`engine::check_target`]: new, or holding only the demo's own tables; in
+//! WAL mode; not write-locked elsewhere), then (optionally) the Prometheus
 //! listener, then the engine's schema, then the actor system: the subsystem
 //! with its checkpoint loop and exposure watch, and the synthetic engine.
 //! It runs until `--duration` passes, Ctrl-C, SIGTERM (or a console close
@@ -19,11 +21,11 @@ use walguard_actors::WalGuard;
 use walguard_actors::metrics::{DEFAULT_WATCH_PERIOD, Status};
 use walguard_actors::telemetry;
 
-use crate::cli::RunArgs;
+use crate::cli::{Global, RunArgs};
 use crate::engine::{self, Counters};
 use crate::error::CliError;
 use crate::logging;
-use crate::status::{self, Progress};
+use crate::status::{self, Progress, ms, secs};
 
 /// The whole clean shutdown must fit in 5 s: the budget Windows gives a
 /// console process between `CTRL_CLOSE_EVENT` and killing it.
@@ -91,23 +93,46 @@ pub(crate) fn settings(args: &RunArgs) -> Result<Settings, CliError> {
 }
 
 /// Runs `walguard run`.
-pub(crate) fn run(args: &RunArgs) -> Result<(), CliError> {
-    let settings = settings(args)?;
+///
+/// Exits 1 after the summary when any write failed ([`CliError::WritesFailed`]):
+/// every write of the synthetic engine is valid, so a failure means the
+/// database or the disk refused it.
+pub(crate) fn run(args: &RunArgs, global: &Global) -> Result<(), CliError> {
+    let mut settings = settings(args)?;
+    if let Some(level) = &global.log_level {
+        settings.log.level.clone_from(level);
+    }
     let on_terminal = std::io::stderr().is_terminal();
     logging::init(
-        logging::filter(&settings.log.level, on_terminal)?,
+        logging::filter(&settings.log.level, global.log_level.is_some(), on_terminal)?,
         settings.log.format,
+        global.color,
     );
+    engine::check_target(&settings.database.path)?;
     if let Some(addr) = args.metrics_addr {
         serve_metrics(addr)?;
     }
     engine::prepare(&settings.database)?;
 
     let format = settings.log.format;
-    let outcome = actix::System::new().block_on(session(settings.clone(), args, on_terminal))?;
+    let outcome = match actix::System::new().block_on(session(settings.clone(), args, on_terminal))
+    {
+        Ok(outcome) => outcome,
+        // No session report: say so and exit now, before the actors that
+        // are dropped with the system log an end-of-session event that
+        // lacks the database's counts.
+        Err(e) => crate::exit_now(&e),
+    };
     match format {
         LogFormat::Json => println!("{}", summary_json(&settings, &outcome)),
         _ => print!("{}", summary_text(&settings, &outcome)),
+    }
+    let db = &outcome.report.db;
+    if db.writes_failed > 0 {
+        return Err(CliError::WritesFailed {
+            failed: db.writes_failed,
+            sent: db.writes_failed + db.writes_acknowledged,
+        });
     }
     Ok(())
 }
@@ -195,6 +220,8 @@ async fn session(
         .await
         .map_err(|_| CliError::ShutdownTimeout {
             budget_s: SHUTDOWN_BUDGET.as_secs(),
+            acknowledged: counters.acknowledged.get(),
+            failed: counters.failed.get(),
         })??;
     Ok(Outcome {
         report,
@@ -336,8 +363,8 @@ impl Display {
                 wal_bytes = status.wal_bytes.unwrap_or(0),
                 wal_frames = status.wal_frames.unwrap_or(0),
                 checkpoints = status.report.counts.total,
-                p95_ms = status.report.window.p95().as_secs_f64() * 1000.0,
-                exposure_s = exposure.age().as_secs_f64(),
+                p95_ms = ms(status.report.window.p95()),
+                exposure_s = secs(exposure.age()),
                 exposed_commits = exposure.commits(),
                 "status"
             );
@@ -385,14 +412,13 @@ fn summary_text(settings: &Settings, outcome: &Outcome) -> String {
 /// `walguard::session` event plus the durability figures.
 fn summary_json(settings: &Settings, outcome: &Outcome) -> serde_json::Value {
     let report = &outcome.report;
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let c = report.counts;
     let d = report.db.durability;
     serde_json::json!({
         "summary": "walguard run",
         "database": settings.database.path.display().to_string(),
         "stopped_by": outcome.stopped_by.to_string(),
-        "elapsed_s": outcome.elapsed.as_secs_f64(),
+        "elapsed_s": secs(outcome.elapsed),
         "shutdown_ms": ms(outcome.shutdown),
         "writes": report.db.writes_acknowledged,
         "write_errors": report.db.writes_failed,

@@ -115,17 +115,38 @@ pub(crate) fn render(progress: Progress, status: &Status) -> String {
         let _ = write!(line, "  p95 {}", millis(report.window.p95()));
     }
     if let Some(exposure) = status.exposure {
-        let _ = write!(
-            line,
-            "  exposed {} commits/{:.1}s",
-            exposure.commits(),
-            exposure.age().as_secs_f64()
-        );
+        let _ = write!(line, "  {}", exposed(exposure.commits(), exposure.age()));
     }
     if status.starving {
         line.push_str("  STARVED: a reader pins the WAL?");
     }
     line
+}
+
+/// The exposure in words: `exposed 230 commits (oldest 1.1s)`, a count and
+/// an age, not a rate.
+pub(crate) fn exposed(commits: u64, oldest: Duration) -> String {
+    if commits == 0 {
+        "exposed 0 commits".to_owned()
+    } else {
+        format!(
+            "exposed {commits} commits (oldest {:.1}s)",
+            oldest.as_secs_f64()
+        )
+    }
+}
+
+/// Milliseconds for a JSON or log field, to the microsecond (3 decimals):
+/// the rule of the core's `elapsed_ms` and `walguard::session` fields, and
+/// the one place the command applies it, so the summary object and the log
+/// lines agree.
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
+/// Seconds for a JSON or log field, to the millisecond (3 decimals).
+pub(crate) fn secs(d: Duration) -> f64 {
+    d.as_millis() as f64 / 1000.0
 }
 
 /// Bytes as B, KiB or MiB with one decimal.
@@ -162,5 +183,28 @@ mod tests {
         assert_eq!(bytes(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
         assert_eq!(millis(Duration::from_micros(1234)), "1.23ms");
         assert_eq!(millis(Duration::from_millis(250)), "250ms");
+    }
+
+    #[test]
+    fn the_exposure_reads_as_a_count_and_an_age() {
+        assert_eq!(
+            exposed(230, Duration::from_millis(1140)),
+            "exposed 230 commits (oldest 1.1s)"
+        );
+        assert_eq!(exposed(0, Duration::ZERO), "exposed 0 commits");
+    }
+
+    #[test]
+    fn json_milliseconds_have_three_decimals() {
+        // As JSON prints them: the nearest double to the 3-decimal value.
+        assert_eq!(
+            ms(Duration::from_nanos(6_131_858_999)).to_string(),
+            "6131.858"
+        );
+        assert_eq!(ms(Duration::from_nanos(6_131_859)).to_string(), "6.131");
+        assert_eq!(
+            secs(Duration::from_nanos(1_234_567_890)).to_string(),
+            "1.234"
+        );
     }
 }
