@@ -893,12 +893,13 @@ fn the_store_reopens_after_a_failed_checkpoint_fsync_and_loses_nothing() -> Test
     Ok(())
 }
 
-/// When the reopen itself fails (here the directory was moved away), the
-/// store keeps no connection to a wrong file: every statement is refused
-/// with `SQLITE_AUTH`, and the next checkpoint call reopens it once the
-/// directory is back.
+/// When the database's directory is moved away, the file is gone from its
+/// path: the store refuses writes and checkpoints (no reopen is tried
+/// against a path that leads nowhere); once the directory is back, the
+/// failed checkpoint's pending fault fires, the store reopens, and nothing
+/// is lost.
 #[test]
-fn the_store_refuses_statements_while_it_cannot_reopen() -> TestResult {
+fn the_store_refuses_statements_while_its_file_is_away() -> TestResult {
     let dir = tempfile::tempdir()?;
     let home = dir.path().join("home");
     let away = dir.path().join("away");
@@ -910,18 +911,24 @@ fn the_store_refuses_statements_while_it_cannot_reopen() -> TestResult {
 
     std::fs::rename(&home, &away)?;
     vfs.inject(Fault::CheckpointWriteIoErr { count: 1 });
-    let failed = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
-    assert!(failed.io_error(), "{failed:?}");
-    let refused = store_commit(&mut store, 2).expect_err("no connection to write to");
-    let chain = walguard::checkpoint::error_chain(&refused);
-    assert!(chain.contains("not authorized"), "{chain}");
-    let again = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+    let refused = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
     assert!(
-        again.outcome().to_string().contains("cannot open"),
-        "{again:?}"
+        refused.outcome().to_string().contains("deleted or renamed"),
+        "{refused:?}"
     );
+    let write = store_commit(&mut store, 2).expect_err("the file is away");
+    assert!(
+        matches!(write, walguard::Error::DatabaseGone { .. }),
+        "{write:?}"
+    );
+    assert!(store.file_was_gone());
 
     std::fs::rename(&away, &home)?;
+    let failed = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+    assert!(
+        failed.io_error(),
+        "the injected fault fires now: {failed:?}"
+    );
     let reopened = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
     assert_eq!(
         *reopened.outcome(),

@@ -70,36 +70,48 @@ impl Gone {
 impl Store {
     /// Checks that the database file is still the one the store opened:
     /// not deleted, renamed or replaced. Every checkpoint runs it first.
-    /// Once the file has gone, the store refuses every write and every
-    /// checkpoint with [`Error::DatabaseGone`], the durable point never
-    /// moves again, and the condition is logged once at `ERROR` (target
-    /// `walguard::db`).
+    /// While the file is gone, the store refuses every write and every
+    /// checkpoint with [`Error::DatabaseGone`], and the durable point does
+    /// not move; each time the file goes, it is logged once at `ERROR`
+    /// (target `walguard::db`). Should the very same file come back to its
+    /// path (a directory renamed and renamed back), the store serves again:
+    /// nothing was written while it was away.
     ///
     /// # Errors
     ///
     /// [`Error::DatabaseGone`] naming the path and what happened.
     pub fn check_file(&mut self) -> Result<()> {
-        if self.gone.is_none()
-            && let Some(opened) = self.identity
-        {
-            self.gone = match FileIdentity::of(&self.settings.path) {
+        if let Some(opened) = self.identity {
+            let now = match FileIdentity::of(&self.settings.path) {
                 Ok(now) if now == opened => None,
                 Ok(_) => Some(Gone::Replaced),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Gone::Deleted),
                 // Cannot look (permissions on the directory...): not proof.
-                Err(_) => None,
+                Err(_) => self.gone,
             };
-            if let Some(gone) = self.gone {
+            if let Some(gone) = now
+                && self.gone.is_none()
+            {
                 tracing::error!(
                     target: "walguard::db",
                     path = %self.settings.path.display(),
                     how = gone.as_str(),
-                    "the database file was {} while walguard had it open; writes and checkpoints are refused from now on",
+                    "the database file was {} while walguard had it open; writes and checkpoints are refused",
                     gone.as_str()
                 );
+                self.gone_ever = true;
             }
+            self.gone = now;
         }
         self.refuse_if_gone()
+    }
+
+    /// Whether [`Store::check_file`] has ever found the database file
+    /// gone since the store opened: what was acknowledged before may not
+    /// be where the path leads.
+    #[must_use]
+    pub fn file_was_gone(&self) -> bool {
+        self.gone_ever
     }
 
     /// [`Error::DatabaseGone`] once [`Store::check_file`] has found the file

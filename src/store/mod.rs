@@ -80,6 +80,8 @@ pub struct Store {
     identity: Option<FileIdentity>,
     /// The database file was found deleted or replaced: writes refused.
     gone: Option<Gone>,
+    /// The file was found gone at least once.
+    gone_ever: bool,
     /// The VFS the store opened through (`None`: SQLite's default), for
     /// the reopen after a checkpoint I/O error.
     vfs: Option<String>,
@@ -133,6 +135,7 @@ impl Store {
             effects: EffectCache::default(),
             identity: FileIdentity::of(&settings.path).ok(),
             gone: None,
+            gone_ever: false,
             vfs: vfs.map(str::to_owned),
             reopen_pending: false,
         };
