@@ -470,7 +470,7 @@ pub fn run(conn: &Connection, mode: CheckpointMode, reason: CheckpointReason) ->
 
 /// Least time between the busy timeout running out and the hard stop of
 /// [`run_with_deadline`]: 250 ms.
-const MIN_DEADLINE_GRACE: Duration = Duration::from_millis(250);
+pub const MIN_DEADLINE_GRACE: Duration = Duration::from_millis(250);
 
 /// Runs a checkpoint under a hard deadline.
 ///

@@ -212,6 +212,22 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The owner of the store (walguard-actors' `DbActor`) stopped after a
+    /// panic in its own code, a bug: it serves no more requests, and every
+    /// request gets this error. A panic in a caller's closure is
+    /// [`Error::Panic`] instead, and the writer goes on.
+    #[error("writer stopped after a panic: {message}")]
+    WriterPanicked {
+        /// The panic's message.
+        message: String,
+    },
+    /// The request was not run: the writer of this database had passed its
+    /// shutdown deadline when the request's turn came.
+    #[error("not run: the writer of {} passed its shutdown deadline", path.display())]
+    ShutdownDeadline {
+        /// The database path.
+        path: PathBuf,
+    },
     /// The store was already closed (for example after shutdown).
     #[error("database {} is closed", path.display())]
     Closed {
@@ -307,6 +323,20 @@ impl SettingsError {
     #[must_use]
     pub fn key(&self) -> Option<&str> {
         self.key.as_deref()
+    }
+}
+
+/// The message a panic carried (`panic!("...")` gives a `&str` or a
+/// `String`), or a placeholder for any other payload: what
+/// [`Error::Panic`] and [`Error::WriterPanicked`] carry.
+#[must_use]
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic payload that is not text".to_owned()
     }
 }
 

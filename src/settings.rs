@@ -43,8 +43,18 @@ pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 /// inside the 5 s a Windows console process gets on close.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Default SQLite busy timeout for the write connection: 5 s.
-pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default SQLite busy timeout for the write connection: 1 s (Litestream's
+/// too). A write waiting on another process's lock waits this long at most,
+/// so the default shutdown (this, then the TRUNCATE's
+/// [`DEFAULT_SHUTDOWN_TIMEOUT`]) fits inside a 5 s budget, the one the
+/// `walguard` command and Windows' console close give.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Default busy timeout of a blocking checkpoint (FULL, RESTART, TRUNCATE)
+/// asked for by hand: 250 ms, in the spirit of rqlite's checkpoint timeout.
+/// Such a checkpoint waits on readers while it holds the write lock, so
+/// every write waits with it: the bound keeps that stall short.
+pub const DEFAULT_CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Default number of checkpoint samples kept in the rolling window: 512, about
 /// 8.5 hours at the default interval.
@@ -113,6 +123,12 @@ pub struct DatabaseSettings {
     /// `PRAGMA busy_timeout`: how long a statement waits for a lock.
     #[serde(with = "duration_serde")]
     pub busy_timeout: Duration,
+    /// The busy timeout of a blocking checkpoint (FULL, RESTART, TRUNCATE)
+    /// run by [`Store::checkpoint`](crate::Store::checkpoint): how long it
+    /// may wait on readers and other writers, and so how long it may stall
+    /// the writes behind it. PASSIVE never waits.
+    #[serde(with = "duration_serde")]
+    pub checkpoint_busy_timeout: Duration,
     /// `PRAGMA journal_size_limit` in bytes: the size a reset WAL is trimmed
     /// to. `None` (YAML `~`) keeps no limit.
     pub journal_size_limit: Option<u64>,
@@ -299,6 +315,7 @@ impl Default for DatabaseSettings {
             path: PathBuf::from(DEFAULT_DATABASE_PATH),
             synchronous: Synchronous::Normal,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            checkpoint_busy_timeout: DEFAULT_CHECKPOINT_BUSY_TIMEOUT,
             journal_size_limit: Some(DEFAULT_JOURNAL_SIZE_LIMIT_BYTES),
             wal_autocheckpoint: DEFAULT_WAL_AUTOCHECKPOINT_PAGES,
             group_commit: DEFAULT_GROUP_COMMIT,
@@ -507,6 +524,13 @@ impl Settings {
             return Err(invalid(
                 "database.busy_timeout",
                 &format_duration(self.database.busy_timeout),
+                "must be below 24 days (SQLite takes milliseconds as a 32-bit integer)",
+            ));
+        }
+        if i32::try_from(self.database.checkpoint_busy_timeout.as_millis()).is_err() {
+            return Err(invalid(
+                "database.checkpoint_busy_timeout",
+                &format_duration(self.database.checkpoint_busy_timeout),
                 "must be below 24 days (SQLite takes milliseconds as a 32-bit integer)",
             ));
         }

@@ -195,6 +195,10 @@ pub struct DbSummary {
     pub durability: Option<Durability>,
     /// Why closing the connection failed, if it did.
     pub close_error: Option<String>,
+    /// The database file was found deleted, renamed or replaced during the
+    /// session ([`Store::check_file`](crate::Store::check_file)): what was
+    /// acknowledged may not be where the path leads.
+    pub file_gone: bool,
 }
 
 /// Session statistics: the window, whole-session quantiles, and counts.

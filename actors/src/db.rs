@@ -49,18 +49,20 @@
 //! `send` (as [`DbHandle`](crate::DbHandle) does) wait while it is full.
 //! `do_send` ignores the capacity (actix's rule); do not flood with it.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, Recipient};
 use rusqlite::Connection;
 use walguard::stats::DbSummary;
-use walguard::{CheckpointMode, CheckpointReason, CheckpointReport, Statement, Store};
+use walguard::{CheckpointMode, CheckpointReason, CheckpointReport, EngineLock, Statement, Store};
 
 use crate::messages::{
-    Call, Checkpoint, CheckpointDone, Execute, GetDurability, Query, Shutdown, ShutdownOutcome,
-    Transaction,
+    Call, Checkpoint, CheckpointDone, Execute, GetDurability, InjectPanic, Query, Shutdown,
+    ShutdownOutcome, Transaction,
 };
+use crate::writer_state::WriterState;
 
 // `GetWriterStats` and `WriterStats` had their home here; this keeps the
 // old paths working.
@@ -108,8 +110,10 @@ pub struct DbActor {
     // `max_batch` caps flushes, not groups.
     flushes: u64,
     largest_flush: usize,
-    writes_acknowledged: u64,
-    writes_failed: u64,
+    /// Shared with the handles and the shutdown; holds the write counts.
+    state: Arc<WriterState>,
+    /// The engine lock of the database, held as long as the store is open.
+    engine_lock: Option<EngineLock>,
 }
 
 impl DbActor {
@@ -134,9 +138,24 @@ impl DbActor {
             flush_scheduled: false,
             flushes: 0,
             largest_flush: 0,
-            writes_acknowledged: 0,
-            writes_failed: 0,
+            state: Arc::default(),
+            engine_lock: None,
         }
+    }
+
+    /// Holds `lock` (see [`EngineLock`]) as long as the store is open, and
+    /// releases it once shutdown has closed the store.
+    #[must_use]
+    pub fn with_engine_lock(mut self, lock: EngineLock) -> Self {
+        self.engine_lock = Some(lock);
+        self
+    }
+
+    /// Shares `state` with the system's handles and shutdown.
+    #[must_use]
+    pub(crate) fn with_state(mut self, state: Arc<WriterState>) -> Self {
+        self.state = state;
+        self
     }
 
     /// Sets the mailbox capacity (at least 1).
@@ -160,23 +179,68 @@ impl DbActor {
         self
     }
 
+    /// The store, to serve a request: an error instead when the writer
+    /// stopped after a panic, passed its shutdown deadline, or is closed.
     fn store(&mut self) -> Result<&mut Store, walguard::Error> {
+        if let Some(message) = self.state.panicked() {
+            return Err(walguard::Error::WriterPanicked { message });
+        }
+        if self.state.is_past_deadline() {
+            return Err(walguard::Error::ShutdownDeadline {
+                path: self.path.clone(),
+            });
+        }
         self.store.as_mut().ok_or_else(|| walguard::Error::Closed {
             path: self.path.clone(),
         })
     }
 
+    /// Runs one handler's work. A panic in it is a bug of ours (a panic in
+    /// a caller's closure is caught by [`Store::call`] and is that caller's
+    /// error): the writer stops serving, answers every later request with
+    /// [`walguard::Error::WriterPanicked`], and keeps its counts for the
+    /// session report. Closing the connection rolls back whatever
+    /// transaction the panic left open.
+    fn guarded<T>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<T, walguard::Error>,
+    ) -> Result<T, walguard::Error> {
+        match catch_unwind(AssertUnwindSafe(|| work(self))) {
+            Ok(result) => result,
+            Err(payload) => {
+                let message = walguard::error::panic_message(payload.as_ref());
+                tracing::error!(
+                    target: "walguard::db",
+                    panic = %message,
+                    "DbActor panicked; the writer stops serving and answers every request with an error"
+                );
+                self.state.set_panicked(message.clone());
+                self.state.set_interrupt(None);
+                // Writes still queued are answered, not dropped.
+                let Queue { replies, .. } = std::mem::take(&mut *lock(&self.queue));
+                for reply in replies.into_iter().flatten() {
+                    let _ = reply.send(Err(walguard::Error::WriterPanicked {
+                        message: message.clone(),
+                    }));
+                }
+                // Dropping the connection rolls back an open transaction.
+                drop(self.store.take());
+                Err(walguard::Error::WriterPanicked { message })
+            }
+        }
+    }
+
     /// The one place writes are counted, whatever path they took.
     fn count<T>(&mut self, result: &Result<T, walguard::Error>) {
-        if result.is_ok() {
-            self.writes_acknowledged += 1;
-        } else {
-            self.writes_failed += 1;
-        }
+        self.state.count(result.is_ok());
         crate::telemetry::record_write(result.is_ok());
     }
 
     fn publish(&self, report: &CheckpointReport) {
+        // A checkpoint may have reopened the connection: the interrupt
+        // handle follows it.
+        self.state
+            .set_interrupt(self.store.as_ref().map(Store::interrupt_handle));
         if let Some(reports) = &self.reports {
             reports.do_send(CheckpointDone(report.clone()));
         }
@@ -199,14 +263,8 @@ impl DbActor {
         self.largest_flush = self.largest_flush.max(stmts.len());
         let results = match self.store() {
             Ok(store) => store.execute_group(&stmts),
-            Err(_) => stmts
-                .iter()
-                .map(|_| {
-                    Err(walguard::Error::Closed {
-                        path: self.path.clone(),
-                    })
-                })
-                .collect(),
+            // Each write gets its own copy of why it did not run.
+            Err(_) => stmts.iter().map(|_| self.store().map(|_| 0)).collect(),
         };
         for (result, reply) in results.into_iter().zip(replies) {
             self.count(&result);
@@ -220,8 +278,8 @@ impl DbActor {
 
     fn summary(&self) -> DbSummary {
         let mut summary = DbSummary::default();
-        summary.writes_acknowledged = self.writes_acknowledged;
-        summary.writes_failed = self.writes_failed;
+        summary.writes_acknowledged = self.state.writes_acknowledged();
+        summary.writes_failed = self.state.writes_failed();
         summary.durability = self.store.as_ref().map(Store::durability);
         summary
     }
@@ -247,12 +305,17 @@ impl Actor for DbActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox_capacity);
+        self.state
+            .set_interrupt(self.store.as_ref().map(Store::interrupt_handle));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         // Writes queued when the actor stops without `Shutdown` (every
         // address dropped) are committed and answered, not dropped.
-        self.flush();
+        let _ = self.guarded(|act| {
+            act.flush();
+            Ok(())
+        });
     }
 }
 
@@ -271,7 +334,10 @@ impl Handler<Flush> for DbActor {
 
     fn handle(&mut self, _: Flush, _: &mut Self::Context) {
         self.flush_scheduled = false;
-        self.flush();
+        let _ = self.guarded(|act| {
+            act.flush();
+            Ok(())
+        });
     }
 }
 
@@ -311,13 +377,24 @@ impl Handler<Execute> for DbActor {
 
     fn handle(&mut self, msg: Execute, ctx: &mut Self::Context) -> Self::Result {
         if !self.group_commit {
-            let result = self.store().and_then(|s| s.execute(&msg.0));
+            let result = self.guarded(|act| {
+                let result = act.store().and_then(|s| s.execute(&msg.0));
+                act.after_write();
+                result
+            });
             self.count(&result);
-            self.after_write();
+            return ExecuteReply(Reply::Now(result));
+        }
+        if let Some(message) = self.state.panicked() {
+            let result = Err(walguard::Error::WriterPanicked { message });
+            self.count(&result);
             return ExecuteReply(Reply::Now(result));
         }
         if lock(&self.queue).stmts.len() >= self.max_batch {
-            self.flush();
+            let _ = self.guarded(|act| {
+                act.flush();
+                Ok(())
+            });
         }
         if !self.flush_scheduled {
             self.flush_scheduled = true;
@@ -334,10 +411,13 @@ impl Handler<Transaction> for DbActor {
     type Result = Result<Vec<usize>, walguard::Error>;
 
     fn handle(&mut self, msg: Transaction, _: &mut Self::Context) -> Self::Result {
-        self.flush();
-        let result = self.store().and_then(|s| s.transaction(&msg.0));
+        let result = self.guarded(|act| {
+            act.flush();
+            let result = act.store().and_then(|s| s.transaction(&msg.0));
+            act.after_write();
+            result
+        });
         self.count(&result);
-        self.after_write();
         result
     }
 }
@@ -346,8 +426,10 @@ impl Handler<Query> for DbActor {
     type Result = Result<walguard::ResultSet, walguard::Error>;
 
     fn handle(&mut self, msg: Query, _: &mut Self::Context) -> Self::Result {
-        self.flush();
-        self.store().and_then(|s| s.query(&msg.0))
+        self.guarded(|act| {
+            act.flush();
+            act.store().and_then(|s| s.query(&msg.0))
+        })
     }
 }
 
@@ -359,10 +441,15 @@ where
     type Result = Result<R, walguard::Error>;
 
     fn handle(&mut self, msg: Call<F, R>, _: &mut Self::Context) -> Self::Result {
-        self.flush();
-        let result = self.store().and_then(|s| s.call(msg.f));
+        let result = self.guarded(|act| {
+            act.flush();
+            // A panic in the closure is caught by the store: the caller's
+            // error, not the writer's end.
+            let result = act.store().and_then(|s| s.call(msg.f));
+            act.after_write();
+            result
+        });
         self.count(&result);
-        self.after_write();
         result
     }
 }
@@ -371,11 +458,14 @@ impl Handler<Checkpoint> for DbActor {
     type Result = MessageResult<Checkpoint>;
 
     fn handle(&mut self, msg: Checkpoint, _: &mut Self::Context) -> Self::Result {
-        self.flush();
-        let report = match self.store() {
-            Ok(store) => store.checkpoint(msg.mode, msg.reason),
-            Err(e) => CheckpointReport::failed(msg.mode, msg.reason, std::time::Duration::ZERO, &e),
-        };
+        let report = self.guarded(|act| {
+            act.flush();
+            act.store()
+                .map(|store| store.checkpoint(msg.mode, msg.reason))
+        });
+        let report = report.unwrap_or_else(|e| {
+            CheckpointReport::failed(msg.mode, msg.reason, std::time::Duration::ZERO, &e)
+        });
         self.publish(&report);
         MessageResult(report)
     }
@@ -385,7 +475,10 @@ impl Handler<GetDurability> for DbActor {
     type Result = Option<walguard::Durability>;
 
     fn handle(&mut self, _: GetDurability, _: &mut Self::Context) -> Self::Result {
-        self.flush();
+        let _ = self.guarded(|act| {
+            act.flush();
+            Ok(())
+        });
         self.store.as_ref().map(Store::durability)
     }
 }
@@ -394,7 +487,10 @@ impl Handler<GetWriterStats> for DbActor {
     type Result = MessageResult<GetWriterStats>;
 
     fn handle(&mut self, _: GetWriterStats, _: &mut Self::Context) -> Self::Result {
-        self.flush();
+        let _ = self.guarded(|act| {
+            act.flush();
+            Ok(())
+        });
         MessageResult(self.writer_stats())
     }
 }
@@ -405,10 +501,19 @@ impl Handler<Shutdown> for DbActor {
     fn handle(&mut self, msg: Shutdown, ctx: &mut Self::Context) -> Self::Result {
         use actix::ActorContext as _;
 
-        self.flush();
+        let _ = self.guarded(|act| {
+            act.flush();
+            Ok(())
+        });
         let mut summary = self.summary();
         let Some(mut store) = self.store.take() else {
-            summary.close_error = Some("the store was already closed".to_owned());
+            summary.close_error = Some(match self.state.panicked() {
+                Some(message) => format!("writer stopped after a panic: {message}"),
+                None => "the store was already closed".to_owned(),
+            });
+            self.engine_lock = None;
+            self.state.set_shut_down();
+            ctx.stop();
             return MessageResult(ShutdownOutcome {
                 truncate: None,
                 summary,
@@ -422,16 +527,32 @@ impl Handler<Shutdown> for DbActor {
         );
         self.publish(&report);
         summary.durability = Some(store.durability());
+        summary.file_gone = store.file_was_gone();
+        self.state.set_interrupt(None);
         if let Err((store, e)) = store.close() {
             let error = walguard::checkpoint::error_chain(&e);
             tracing::warn!(target: "walguard::db", error = %error, "closing the database failed; dropping the connection");
             summary.close_error = Some(error);
             drop(store);
         }
+        // The store is closed: the next engine may take the file.
+        self.engine_lock = None;
+        self.state.set_shut_down();
         ctx.stop();
         MessageResult(ShutdownOutcome {
             truncate: Some(report),
             summary,
+        })
+    }
+}
+
+impl Handler<InjectPanic> for DbActor {
+    type Result = Result<(), walguard::Error>;
+
+    fn handle(&mut self, msg: InjectPanic, _: &mut Self::Context) -> Self::Result {
+        self.guarded(|_| -> Result<(), walguard::Error> {
+            // Stands for a bug in DbActor's own code.
+            panic!("{}", msg.0)
         })
     }
 }

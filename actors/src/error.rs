@@ -22,6 +22,11 @@ pub enum Error {
         source: MailboxError,
     },
 
+    /// The subsystem was shut down ([`WalGuard::shutdown`](crate::WalGuard::shutdown)):
+    /// the writer takes no more requests.
+    #[error("walguard was shut down; the writer takes no more requests")]
+    ShutDown,
+
     /// The system was started outside a running actix `System`.
     #[error(
         "walguard must be started inside a running actix System (use #[actix::main] or System::new().block_on)"

@@ -67,6 +67,7 @@ pub mod messages;
 pub mod metrics;
 pub mod system;
 pub mod telemetry;
+mod writer_state;
 
 pub use checkpoint::CheckpointActor;
 pub use db::DbActor;

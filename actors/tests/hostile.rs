@@ -67,7 +67,8 @@ async fn unusable_paths_fail_start_and_name_the_path() {
     let read_only = read_only_dir(dir.path()).join("state.db");
     let err = WalGuard::start(settings_at(&read_only)).unwrap_err();
     assert!(
-        matches!(&err, Error::Db(walguard::Error::Open { path, .. }) if *path == read_only),
+        matches!(&err, Error::Db(walguard::Error::EngineLock { path, .. })
+            if *path == walguard::files::engine_lock_path(&read_only)),
         "{err:?}"
     );
     assert!(

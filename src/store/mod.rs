@@ -354,7 +354,7 @@ impl Store {
         let result = match result {
             Ok(result) => result,
             Err(payload) => {
-                let message = panic_message(payload.as_ref());
+                let message = crate::error::panic_message(payload.as_ref());
                 if !self.conn.is_autocommit()
                     && let Err(e) = self.conn.execute_batch("ROLLBACK")
                 {
@@ -381,12 +381,24 @@ impl Store {
 
     /// Runs a checkpoint now, on this connection, between transactions.
     /// Never fails: a failure is [`CheckpointOutcome::Failed`] in the report.
+    ///
+    /// PASSIVE never waits. FULL, RESTART and TRUNCATE wait on readers and
+    /// other writers at most `database.checkpoint_busy_timeout` (default
+    /// [`DEFAULT_CHECKPOINT_BUSY_TIMEOUT`](crate::settings::DEFAULT_CHECKPOINT_BUSY_TIMEOUT),
+    /// 250 ms), then end `busy` ([`Store::checkpoint_with_deadline`]):
+    /// while they wait, every write waits behind them.
     pub fn checkpoint(
         &mut self,
         mode: CheckpointMode,
         reason: CheckpointReason,
     ) -> CheckpointReport {
-        self.checkpoint_by(mode, reason, |conn| checkpoint::run(conn, mode, reason))
+        if mode == CheckpointMode::Passive {
+            return self.checkpoint_by(mode, reason, |conn| checkpoint::run(conn, mode, reason));
+        }
+        // A blocking mode holds the write lock while it waits on readers:
+        // bounded by its own busy timeout, with the interrupt as the stop.
+        let wait = self.settings.checkpoint_busy_timeout;
+        self.checkpoint_with_deadline(mode, reason, wait)
     }
 
     /// The bookkeeping around every checkpoint: the file must still be the
@@ -453,18 +465,6 @@ impl Store {
             // Everything but the connection is still in `self`.
             (Self { conn, ..self }, Error::Close { path, source })
         })
-    }
-}
-
-/// The message a panic carried (`panic!("...")` gives a `&str` or a
-/// `String`), or a placeholder for any other payload.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "a panic payload that is not text".to_owned()
     }
 }
 

@@ -151,3 +151,14 @@ pub struct WriterStats {
     /// the store is closed).
     pub wal: Option<WalFrames>,
 }
+
+/// `DbActor`: panic inside the actor's own code, as a bug of ours would.
+/// For tests of what the writer does then: it stops serving, and every
+/// request, this one included, gets
+/// [`walguard::Error::WriterPanicked`] with this message.
+#[derive(Debug, Clone)]
+pub struct InjectPanic(pub String);
+
+impl Message for InjectPanic {
+    type Result = Result<(), walguard::Error>;
+}

@@ -20,8 +20,8 @@ mod metrics;
 
 pub use checkpoint::{GetLoopState, InjectFault, LoopState, StartLoop, StopLoop};
 pub use db::{
-    Call, Checkpoint, Execute, GetDurability, GetWriterStats, Query, Shutdown, ShutdownOutcome,
-    Transaction, WriterStats,
+    Call, Checkpoint, Execute, GetDurability, GetWriterStats, InjectPanic, Query, Shutdown,
+    ShutdownOutcome, Transaction, WriterStats,
 };
 pub use exposure::{EndWatch, WatchExposure};
 pub use metrics::{

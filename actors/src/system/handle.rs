@@ -1,7 +1,9 @@
 //! [`DbHandle`]: sends requests to `DbActor` and flattens mailbox and
 //! database errors into one.
 
-use actix::Addr;
+use std::sync::Arc;
+
+use actix::{Addr, MailboxError};
 use rusqlite::Connection;
 use walguard::{
     CheckpointMode, CheckpointReason, CheckpointReport, Durability, ResultSet, Statement,
@@ -10,19 +12,56 @@ use walguard::{
 use crate::db::DbActor;
 use crate::error::{Error, Result};
 use crate::messages::{Call, Checkpoint, Execute, GetDurability, Query, Transaction};
+use crate::writer_state::WriterState;
 
 /// A cheap, cloneable handle for sending requests to `DbActor`; flattens
 /// mailbox and database errors into one [`Error`].
 #[derive(Debug, Clone)]
 pub struct DbHandle {
     addr: Addr<DbActor>,
+    /// What the writer shares, to say why it did not answer (`None` for a
+    /// handle made from a bare address).
+    state: Option<Arc<WriterState>>,
 }
 
 impl DbHandle {
     /// Wraps an address.
     #[must_use]
     pub fn new(addr: Addr<DbActor>) -> Self {
-        Self { addr }
+        Self { addr, state: None }
+    }
+
+    /// Wraps the address of a writer that shares `state`.
+    pub(crate) fn with_state(addr: Addr<DbActor>, state: Arc<WriterState>) -> Self {
+        Self {
+            addr,
+            state: Some(state),
+        }
+    }
+
+    /// Why the writer did not answer: it stopped after a panic
+    /// ([`walguard::Error::WriterPanicked`]), it was shut down
+    /// ([`Error::ShutDown`]), or its mailbox is gone for another reason
+    /// ([`Error::Mailbox`]).
+    fn unanswered(&self) -> impl FnOnce(MailboxError) -> Error + '_ {
+        move |source| match &self.state {
+            Some(state) => {
+                if let Some(message) = state.panicked() {
+                    Error::Db(walguard::Error::WriterPanicked { message })
+                } else if state.is_shut_down() {
+                    Error::ShutDown
+                } else {
+                    Error::Mailbox {
+                        actor: "DbActor",
+                        source,
+                    }
+                }
+            }
+            None => Error::Mailbox {
+                actor: "DbActor",
+                source,
+            },
+        }
     }
 
     /// The actor's address, to send messages directly.
@@ -36,11 +75,13 @@ impl DbHandle {
     ///
     /// # Errors
     ///
-    /// [`Error::Db`] naming the statement, or [`Error::Mailbox`] when the
-    /// actor is gone.
+    /// [`Error::Db`] naming the statement (or
+    /// [`walguard::Error::WriterPanicked`] once the writer stopped after a
+    /// panic of its own); [`Error::ShutDown`] after shutdown;
+    /// [`Error::Mailbox`] when the actor is gone otherwise.
     pub async fn execute(&self, stmt: impl Into<Statement>) -> Result<usize> {
         let reply = self.addr.send(Execute(stmt.into())).await;
-        Ok(reply.map_err(Error::mailbox("DbActor"))??)
+        Ok(reply.map_err(self.unanswered())??)
     }
 
     /// Runs statements as one atomic transaction; the rows changed by each.
@@ -50,7 +91,7 @@ impl DbHandle {
     /// As [`DbHandle::execute`]; nothing of the batch is written on error.
     pub async fn transaction(&self, stmts: Vec<Statement>) -> Result<Vec<usize>> {
         let reply = self.addr.send(Transaction(stmts)).await;
-        Ok(reply.map_err(Error::mailbox("DbActor"))??)
+        Ok(reply.map_err(self.unanswered())??)
     }
 
     /// Runs a read query.
@@ -60,7 +101,7 @@ impl DbHandle {
     /// As [`DbHandle::execute`].
     pub async fn query(&self, stmt: impl Into<Statement>) -> Result<ResultSet> {
         let reply = self.addr.send(Query(stmt.into())).await;
-        Ok(reply.map_err(Error::mailbox("DbActor"))??)
+        Ok(reply.map_err(self.unanswered())??)
     }
 
     /// Runs a closure against the write connection.
@@ -74,7 +115,7 @@ impl DbHandle {
         R: Send + 'static,
     {
         let reply = self.addr.send(Call::new(f)).await;
-        Ok(reply.map_err(Error::mailbox("DbActor"))??)
+        Ok(reply.map_err(self.unanswered())??)
     }
 
     /// Runs a checkpoint now (reason `manual`); the report also goes to
@@ -91,7 +132,7 @@ impl DbHandle {
                 reason: CheckpointReason::Manual,
             })
             .await
-            .map_err(Error::mailbox("DbActor"))
+            .map_err(self.unanswered())
     }
 
     /// What is durable and what a power loss could take now; `None` after
@@ -104,6 +145,6 @@ impl DbHandle {
         self.addr
             .send(GetDurability)
             .await
-            .map_err(Error::mailbox("DbActor"))
+            .map_err(self.unanswered())
     }
 }

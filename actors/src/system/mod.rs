@@ -5,11 +5,13 @@
 
 mod handle;
 
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, Supervisor, System};
 use walguard::stats::DbSummary;
-use walguard::{SessionReport, Settings, Store};
+use walguard::{EngineLock, SessionReport, Settings, Store};
 
 use crate::checkpoint::CheckpointActor;
 use crate::db::DbActor;
@@ -19,8 +21,21 @@ use crate::messages::{
     EndWatch, Finish, GetReport, GetStatus, Shutdown, StartLoop, Status, StopLoop, WatchExposure,
 };
 use crate::metrics::MetricsActor;
+use crate::writer_state::WriterState;
 
 pub use handle::DbHandle;
+
+/// How long the shutdown waits, past `database.busy_timeout`, for the
+/// request in flight before it interrupts it and answers the queued ones
+/// unrun: 250 ms.
+pub const SHUTDOWN_DRAIN_GRACE: Duration = Duration::from_millis(250);
+
+/// Time for the close and the last replies after the TRUNCATE: 250 ms.
+pub const SHUTDOWN_CLOSE_GRACE: Duration = Duration::from_millis(250);
+
+/// How often a shutdown past its drain deadline interrupts the connection
+/// again (a closure may start statement after statement): 50 ms.
+const SHUTDOWN_INTERRUPT_PERIOD: Duration = Duration::from_millis(50);
 
 /// Where `DbActor` runs.
 #[derive(Debug, Clone, Default)]
@@ -81,6 +96,8 @@ impl WalGuardBuilder {
         if System::try_current().is_none() {
             return Err(Error::NoSystem);
         }
+        // One engine per file: the lock comes before the connection.
+        let engine_lock = EngineLock::acquire(&settings.database.path)?;
         let mut store = match &vfs {
             Some(vfs) => Store::open_with_vfs(&settings.database, vfs)?,
             None => Store::open(&settings.database)?,
@@ -91,7 +108,13 @@ impl WalGuardBuilder {
 
         let metrics = MetricsActor::new(settings.metrics.window).start();
         let reports = metrics.clone().recipient();
-        let make_db = move |_: &mut actix::Context<DbActor>| DbActor::new(store, Some(reports));
+        let state = Arc::new(WriterState::default());
+        let db_state = Arc::clone(&state);
+        let make_db = move |_: &mut actix::Context<DbActor>| {
+            DbActor::new(store, Some(reports))
+                .with_engine_lock(engine_lock)
+                .with_state(db_state)
+        };
         let (db, arbiter) = match placement {
             Placement::OwnArbiter => {
                 let arbiter = Arbiter::new();
@@ -117,7 +140,8 @@ impl WalGuardBuilder {
         .start();
 
         Ok(WalGuard {
-            db: DbHandle::new(db),
+            db: DbHandle::with_state(db, Arc::clone(&state)),
+            state,
             checkpoint,
             metrics,
             exposure,
@@ -148,6 +172,7 @@ impl WalGuardBuilder {
 #[derive(Debug)]
 pub struct WalGuard {
     db: DbHandle,
+    state: Arc<WriterState>,
     checkpoint: Addr<CheckpointActor>,
     metrics: Addr<MetricsActor>,
     exposure: Addr<ExposureWatch>,
@@ -250,17 +275,42 @@ impl WalGuard {
             .map_err(Error::mailbox("MetricsActor"))
     }
 
-    /// The clean shutdown, in order:
+    /// The longest [`WalGuard::shutdown`] takes, whatever holds the
+    /// writer: `database.busy_timeout` plus [`SHUTDOWN_DRAIN_GRACE`] for the
+    /// request in flight, then the TRUNCATE's `checkpoint.shutdown_timeout`
+    /// plus its interrupt grace (a quarter of it, at least 250 ms), plus
+    /// [`SHUTDOWN_CLOSE_GRACE`]. With the defaults (1 s, 2 s): 4 s, inside
+    /// the 5 s the `walguard` command and Windows' console close give.
+    #[must_use]
+    pub fn shutdown_budget(&self) -> Duration {
+        let (drain, total) = budget(&self.settings);
+        debug_assert!(drain <= total);
+        total
+    }
+
+    /// The clean shutdown, in order, within [`WalGuard::shutdown_budget`]:
     ///
     /// 1. stop the checkpoint loop;
     /// 2. let `DbActor` finish every write it already accepted (its mailbox
-    ///    is FIFO and [`Shutdown`] queues behind them);
+    ///    is FIFO and [`Shutdown`] queues behind them). Should the writer
+    ///    still be busy `database.busy_timeout` + [`SHUTDOWN_DRAIN_GRACE`]
+    ///    after the start (a long query, a closure, a write waiting on
+    ///    another process's lock), the running statement is interrupted
+    ///    (`sqlite3_interrupt`; its sender gets the SQLite error
+    ///    `interrupted`) and every request still waiting is answered
+    ///    [`walguard::Error::ShutdownDeadline`] without being run;
     /// 3. TRUNCATE checkpoint on the writer under `checkpoint.shutdown_timeout`
     ///    (busy timeout lowered to it, `sqlite3_interrupt` as the hard stop);
     ///    busy or failed is logged and shutdown goes on;
-    /// 4. close the connection;
+    /// 4. close the connection and release the engine lock;
     /// 5. end the exposure watch;
     /// 6. emit the end-of-session event and return the report.
+    ///
+    /// A closure that blocks outside SQLite cannot be interrupted: at the
+    /// end of the budget the shutdown stops waiting and says so in the
+    /// report (`close_error`), with the write counts so far; the writer
+    /// closes the database when the closure returns. Requests after the
+    /// shutdown get [`Error::ShutDown`].
     ///
     /// # Errors
     ///
@@ -271,15 +321,33 @@ impl WalGuard {
             tracing::warn!(target: "walguard::system", error = %e, "checkpoint actor did not answer StopLoop; going on");
         }
         let deadline = self.settings.checkpoint.shutdown_timeout;
-        let summary = match self.db.addr().send(Shutdown { deadline }).await {
-            Ok(outcome) => outcome.summary,
-            Err(e) => {
+        let (drain, total) = budget(&self.settings);
+        let (done, gave_up) = watchdog(Arc::clone(&self.state), drain, total);
+        let answer = tokio::select! {
+            biased;
+            answer = self.db.addr().send(Shutdown { deadline }) => Some(answer),
+            Ok(()) = gave_up => None,
+        };
+        let _ = done.send(());
+        let summary = match answer {
+            Some(Ok(outcome)) => outcome.summary,
+            Some(Err(e)) => {
                 tracing::warn!(target: "walguard::system", error = %e, "DbActor did not answer Shutdown; going on");
-                let mut summary = DbSummary::default();
-                summary.close_error = Some(format!("DbActor did not answer: {e}"));
-                summary
+                self.unanswered_summary(format!("DbActor did not answer: {e}"))
+            }
+            None => {
+                tracing::error!(
+                    target: "walguard::system",
+                    budget_ms = total.as_millis() as u64,
+                    "the writer did not stop within the shutdown budget; giving up on it"
+                );
+                self.unanswered_summary(format!(
+                    "the writer did not stop within the shutdown budget of {}: a request still holds it (a closure blocked outside SQLite?); the database closes when it returns",
+                    walguard::settings::format_duration(total)
+                ))
             }
         };
+        self.state.set_shut_down();
         let durability = summary.durability;
         if let Err(e) = self.exposure.send(EndWatch { durability }).await {
             tracing::warn!(target: "walguard::system", error = %e, "exposure watch did not answer EndWatch; going on");
@@ -294,4 +362,59 @@ impl WalGuard {
         }
         Ok(report)
     }
+
+    /// The summary when `DbActor` could not answer: the counts it shares.
+    fn unanswered_summary(&self, close_error: String) -> DbSummary {
+        let mut summary = DbSummary::default();
+        summary.writes_acknowledged = self.state.writes_acknowledged();
+        summary.writes_failed = self.state.writes_failed();
+        summary.close_error = Some(close_error);
+        summary
+    }
+}
+
+/// The shutdown's drain deadline and whole budget, from the settings (see
+/// [`WalGuard::shutdown_budget`]).
+fn budget(settings: &Settings) -> (Duration, Duration) {
+    let drain = settings.database.busy_timeout + SHUTDOWN_DRAIN_GRACE;
+    let truncate = settings.checkpoint.shutdown_timeout;
+    let truncate = truncate + (truncate / 4).max(walguard::checkpoint::MIN_DEADLINE_GRACE);
+    (drain, drain + truncate + SHUTDOWN_CLOSE_GRACE)
+}
+
+/// A thread on the wall clock (not tokio's, which a test may pause): past
+/// `drain` it closes the writer's gate and interrupts its connection, again
+/// every [`SHUTDOWN_INTERRUPT_PERIOD`]; past `total` it gives up, which the
+/// returned receiver reports. Sending on the returned sender ends it.
+fn watchdog(
+    state: Arc<WriterState>,
+    drain: Duration,
+    total: Duration,
+) -> (mpsc::Sender<()>, tokio::sync::oneshot::Receiver<()>) {
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let (gave_up_tx, gave_up_rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("walguard-shutdown-watchdog".to_owned())
+        .spawn(move || {
+            if done_rx.recv_timeout(drain) != Err(RecvTimeoutError::Timeout) {
+                return;
+            }
+            tracing::warn!(
+                target: "walguard::system",
+                drain_ms = drain.as_millis() as u64,
+                "the writer is still busy at the shutdown's drain deadline; interrupting it and refusing what waits"
+            );
+            let start = std::time::Instant::now();
+            while start.elapsed() < total.saturating_sub(drain) {
+                state.pass_deadline();
+                if done_rx.recv_timeout(SHUTDOWN_INTERRUPT_PERIOD) != Err(RecvTimeoutError::Timeout) {
+                    return;
+                }
+            }
+            let _ = gave_up_tx.send(());
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(target: "walguard::system", error = %e, "cannot start the shutdown watchdog; the shutdown has no deadline");
+    }
+    (done_tx, gave_up_rx)
 }
