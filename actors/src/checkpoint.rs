@@ -20,7 +20,13 @@
 //!   or [`InjectFault`] arrives, the actor stops (never panics). Run under
 //!   [`actix::Supervisor`], it is restarted: everything spawned in its
 //!   context is dropped, the restart is counted, and `started` registers the
-//!   interval again, exactly once.
+//!   interval again, exactly once, **on the same schedule**: the first tick
+//!   after a restart comes at the next deadline the loop had before it, so
+//!   a restart never costs a tick.
+//! - **Busy is not a fault.** A checkpoint that finds another connection's
+//!   checkpoint running (Litestream, a backup, the `sqlite3` shell) or a
+//!   reader in the way comes back busy or partial: logged and counted, and
+//!   the loop goes on.
 
 use std::time::Duration;
 
@@ -48,6 +54,9 @@ pub struct CheckpointActor {
     in_flight: bool,
     last_started: Option<Instant>,
     timer: Option<SpawnHandle>,
+    /// When the loop was armed: ticks are due at `anchor + k * interval`,
+    /// across restarts. `None` while the loop is stopped.
+    anchor: Option<Instant>,
 }
 
 impl CheckpointActor {
@@ -63,6 +72,7 @@ impl CheckpointActor {
             in_flight: false,
             last_started: None,
             timer: None,
+            anchor: None,
         }
     }
 
@@ -74,15 +84,32 @@ impl CheckpointActor {
     }
 
     fn arm(&mut self, ctx: &mut Context<Self>) {
-        if self.timer.is_none() {
-            self.timer = Some(ctx.run_interval(self.interval, Self::tick));
+        if self.timer.is_some() {
+            return;
         }
+        let now = Instant::now();
+        let Some(anchor) = self.anchor else {
+            self.anchor = Some(now);
+            self.timer = Some(ctx.run_interval(self.interval, Self::tick));
+            return;
+        };
+        // After a restart: wait for the deadline the old schedule had next,
+        // then go on from there.
+        let since = now.saturating_duration_since(anchor).as_nanos();
+        let period = self.interval.as_nanos().max(1);
+        let next = anchor + self.interval * u32::try_from(since / period + 1).unwrap_or(u32::MAX);
+        let wait = next.saturating_duration_since(now);
+        self.timer = Some(ctx.run_later(wait, |act, ctx| {
+            act.timer = Some(ctx.run_interval(act.interval, Self::tick));
+            act.tick(ctx);
+        }));
     }
 
     fn disarm(&mut self, ctx: &mut Context<Self>) {
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
         }
+        self.anchor = None;
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {

@@ -106,7 +106,7 @@ async fn shutdown_under_a_reader_returns_within_the_deadline() {
     assert_eq!(integrity_and_count(&path), ("ok".to_owned(), 150));
 }
 
-/// After shutdown, requests get their own "shut down" error (not "DbActor
+/// After shutdown, requests get their own "shut down" error (not "`DbActor`
 /// did not answer"), whatever the request.
 #[actix_rt::test]
 async fn requests_after_shutdown_fail_clearly() {
