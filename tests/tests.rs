@@ -9,6 +9,8 @@ mod support;
 
 #[path = "core/checkpoint.rs"]
 mod checkpoint;
+#[path = "core/neighbours.rs"]
+mod neighbours;
 #[path = "core/settings.rs"]
 mod settings;
 #[path = "core/store.rs"]

@@ -35,3 +35,8 @@ mod group_commit;
 /// The exposure watch and the live status, on the paused clock.
 #[path = "actors/exposure.rs"]
 mod exposure;
+
+/// The writer's contract among neighbours: panics, someone else's
+/// checkpoint, deadlines, a file that is gone, a second engine.
+#[path = "actors/neighbours.rs"]
+mod neighbours;
