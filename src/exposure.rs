@@ -25,10 +25,13 @@
 //! An interval checkpoint that catches up resets the exposure, so in a
 //! healthy system the age stays under one interval plus the checkpoint's own
 //! time. When it passes [`STARVATION_THRESHOLD_INTERVALS`] intervals, no
-//! checkpoint has caught up for that long. The usual cause is a reader whose
-//! snapshot pins the WAL, so every PASSIVE checkpoint returns partial or busy
-//! (checkpoint starvation, SQLite's `wal.html` section 6). The tracker reports
-//! it **once per episode** ([`ExposureEvent::Starved`]); the episode ends
+//! checkpoint has caught up for that long. The tracker reports it **once per
+//! episode** ([`ExposureEvent::Starved`]), with the cause the checkpoints
+//! since the durable point show ([`ExposureTracker::note_checkpoint`],
+//! [`StarvationCause`]): failing ones (a full disk), busy ones (another
+//! connection's lock), partial ones (a reader whose snapshot pins the WAL:
+//! checkpoint starvation, SQLite's `wal.html` section 6), or none at all.
+//! The episode ends
 //! when the age falls back under the threshold ([`ExposureEvent::Recovered`]),
 //! which only a caught-up checkpoint (or FULL) can make happen.
 //!
@@ -44,7 +47,7 @@
 //! let mut tracker = ExposureTracker::new(s(10), start);
 //! // 5 commits, none durable yet, observed 21 s in: past two intervals.
 //! let event = tracker.observe_counts(start + s(21), 5, 0, None);
-//! assert!(matches!(event, Some(ExposureEvent::Starved(_))));
+//! assert!(matches!(event, Some(ExposureEvent::Starved { .. })));
 //! assert_eq!(tracker.exposure().age(), s(21));
 //! // Still starving a second later: no second warning.
 //! assert_eq!(tracker.observe_counts(start + s(22), 6, 0, None), None);
@@ -55,8 +58,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::checkpoint::{CheckpointOutcome, CheckpointReport};
 use crate::store::Durability;
 
 /// The warning threshold, in checkpoint intervals: exposure older than two
@@ -116,13 +121,55 @@ impl Exposure {
     }
 }
 
+/// Why no checkpoint has caught up, from the checkpoints seen since the
+/// durable point last moved ([`ExposureTracker::note_checkpoint`]). The
+/// most serious seen wins: failing, then busy, then partial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StarvationCause {
+    /// No checkpoint ran at all (is the checkpoint loop started?).
+    NoCheckpoint,
+    /// Checkpoints fail (a full disk, an I/O error, a file gone).
+    Failing {
+        /// The last failure, rendered with its causes.
+        error: String,
+    },
+    /// Checkpoints come back busy: another connection holds SQLite's
+    /// checkpointer or write lock (Litestream, a backup, a long writer).
+    Busy,
+    /// Checkpoints come back partial: a reader's snapshot pins the WAL
+    /// (checkpoint starvation, SQLite's `wal.html` section 6).
+    ReaderPinning,
+}
+
+impl fmt::Display for StarvationCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoCheckpoint => f.write_str("no checkpoint has run (is the checkpoint loop started?)"),
+            Self::Failing { error } => write!(f, "checkpoints are failing: {error}"),
+            Self::Busy => f.write_str(
+                "checkpoints come back busy: another connection holds a checkpoint or write lock",
+            ),
+            Self::ReaderPinning => f.write_str(
+                "checkpoints come back partial: a reader is pinning the WAL (checkpoint starvation)",
+            ),
+        }
+    }
+}
+
 /// A change the tracker reports: the start and the end of a starvation
 /// episode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExposureEvent {
-    /// Exposure just passed the threshold; reported once per episode.
-    Starved(Exposure),
+    /// Exposure just passed the threshold; reported once per episode, with
+    /// its cause.
+    Starved {
+        /// The exposure now.
+        exposure: Exposure,
+        /// Why no checkpoint caught up.
+        cause: StarvationCause,
+    },
     /// Exposure fell back under the threshold: a checkpoint caught up.
     Recovered {
         /// The exposure now.
@@ -135,20 +182,20 @@ pub enum ExposureEvent {
 impl ExposureEvent {
     /// Emits the event on target `walguard::exposure`: `warn` for
     /// [`ExposureEvent::Starved`] (fields `exposure_s`, `exposed_commits`,
-    /// `exposed_writes`, `durable_commits`, `threshold_s`), `info` for
+    /// `exposed_writes`, `durable_commits`, `threshold_s`, `cause`), `info` for
     /// [`ExposureEvent::Recovered`] (`exposure_s`, `exposed_commits`,
     /// `lasted_s`).
     pub fn log(&self, threshold: Duration) {
         match self {
-            Self::Starved(e) => tracing::warn!(
+            Self::Starved { exposure: e, cause } => tracing::warn!(
                 target: "walguard::exposure",
                 exposure_s = e.age.as_secs_f64(),
                 exposed_commits = e.commits,
                 exposed_writes = e.writes,
                 durable_commits = e.durable_commits,
                 threshold_s = threshold.as_secs_f64(),
-                "exposure passed two checkpoint intervals: no checkpoint has caught up, \
-                 probably checkpoint starvation (a reader is pinning the WAL); \
+                cause = %cause,
+                "exposure passed two checkpoint intervals: no checkpoint has caught up ({cause}); \
                  a power loss now could roll back these commits"
             ),
             Self::Recovered { exposure, lasted } => tracing::info!(
@@ -174,6 +221,16 @@ pub struct ExposureTracker {
     warned_at: Option<Instant>,
     episodes: u64,
     current: Exposure,
+    /// Checkpoints seen since the durable point last moved.
+    seen: Seen,
+}
+
+/// How the checkpoints since the durable point last moved ended.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    partial: u64,
+    busy: u64,
+    failure: Option<String>,
 }
 
 impl ExposureTracker {
@@ -187,6 +244,37 @@ impl ExposureTracker {
             warned_at: None,
             episodes: 0,
             current: Exposure::default(),
+            seen: Seen::default(),
+        }
+    }
+
+    /// Notes how a checkpoint ended (any checkpoint: interval, size,
+    /// manual), for the cause a starvation warning names. A completed one
+    /// starts the count over.
+    pub fn note_checkpoint(&mut self, report: &CheckpointReport) {
+        match report.outcome() {
+            CheckpointOutcome::Completed => self.seen = Seen::default(),
+            CheckpointOutcome::Partial => self.seen.partial += 1,
+            CheckpointOutcome::Busy => self.seen.busy += 1,
+            CheckpointOutcome::Failed { error } => self.seen.failure = Some(error.clone()),
+        }
+    }
+
+    /// Why no checkpoint has caught up, from what
+    /// [`ExposureTracker::note_checkpoint`] saw.
+    #[must_use]
+    pub fn cause(&self) -> StarvationCause {
+        let seen = &self.seen;
+        if let Some(error) = &seen.failure {
+            StarvationCause::Failing {
+                error: error.clone(),
+            }
+        } else if seen.busy > 0 && seen.busy >= seen.partial {
+            StarvationCause::Busy
+        } else if seen.partial > 0 {
+            StarvationCause::ReaderPinning
+        } else {
+            StarvationCause::NoCheckpoint
         }
     }
 
@@ -225,7 +313,10 @@ impl ExposureTracker {
         );
         self.current.writes = durability.exposed_writes();
         match event {
-            Some(ExposureEvent::Starved(_)) => Some(ExposureEvent::Starved(self.current)),
+            Some(ExposureEvent::Starved { cause, .. }) => Some(ExposureEvent::Starved {
+                exposure: self.current,
+                cause,
+            }),
             Some(ExposureEvent::Recovered { lasted, .. }) => Some(ExposureEvent::Recovered {
                 exposure: self.current,
                 lasted,
@@ -268,7 +359,10 @@ impl ExposureTracker {
             None if self.current.age > threshold => {
                 self.warned_at = Some(now);
                 self.episodes += 1;
-                Some(ExposureEvent::Starved(self.current))
+                Some(ExposureEvent::Starved {
+                    exposure: self.current,
+                    cause: self.cause(),
+                })
             }
             Some(warned) if self.current.age <= threshold => {
                 self.warned_at = None;
@@ -373,12 +467,66 @@ mod tests {
         // passed since the new clean point (3.09 s), i.e. at tick 41.
         assert_eq!(ticks, vec![11, 31, 41]);
         assert!(
-            matches!(events[0].1, ExposureEvent::Starved(e) if e.commits() == 22 && e.age() == ms(1100))
+            matches!(events[0].1, ExposureEvent::Starved { exposure: e, .. } if e.commits() == 22 && e.age() == ms(1100))
         );
         assert!(matches!(events[1].1, ExposureEvent::Recovered { lasted, .. } if lasted == s(2)));
-        assert!(matches!(events[2].1, ExposureEvent::Starved(_)));
+        assert!(matches!(events[2].1, ExposureEvent::Starved { .. }));
         assert_eq!(tracker.episodes(), 2);
         assert!(tracker.is_starving());
+    }
+
+    /// The warning names what the checkpoints since the durable point
+    /// show: a failure (a full disk) wins over busy, busy over partial;
+    /// with none seen it says no checkpoint ran. A completed checkpoint
+    /// starts over.
+    #[test]
+    fn starvation_names_its_cause() {
+        use crate::{CheckpointMode, CheckpointReason};
+        let report = |row: (bool, i64, i64)| {
+            CheckpointReport::from_row(
+                CheckpointMode::Passive,
+                CheckpointReason::Interval,
+                row,
+                ms(1),
+            )
+        };
+        let full = std::io::Error::other("database or disk is full");
+        let failed = CheckpointReport::failed(
+            CheckpointMode::Passive,
+            CheckpointReason::Interval,
+            ms(1),
+            &full,
+        );
+        let t0 = Instant::now();
+        let starve = |notes: &[&CheckpointReport]| {
+            let mut tracker = ExposureTracker::new(ms(500), t0);
+            for note in notes {
+                tracker.note_checkpoint(note);
+            }
+            match tracker.observe_counts(t0 + s(2), 5, 0, None) {
+                Some(ExposureEvent::Starved { cause, .. }) => cause,
+                other => panic!("{other:?}"),
+            }
+        };
+        let partial = report((false, 10, 4));
+        let busy = report((true, -1, -1));
+        let completed = report((false, 10, 10));
+        assert_eq!(starve(&[]), StarvationCause::NoCheckpoint);
+        assert_eq!(
+            starve(&[&partial, &partial]),
+            StarvationCause::ReaderPinning
+        );
+        assert_eq!(starve(&[&partial, &busy, &busy]), StarvationCause::Busy);
+        let cause = starve(&[&partial, &failed, &busy]);
+        assert!(
+            matches!(&cause, StarvationCause::Failing { error } if error.contains("disk is full")),
+            "{cause:?}"
+        );
+        assert!(!cause.to_string().contains("pinning"), "{cause}");
+        assert_eq!(
+            starve(&[&failed, &completed, &partial]),
+            StarvationCause::ReaderPinning
+        );
     }
 
     /// Exactly at the threshold is not past it.

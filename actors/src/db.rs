@@ -96,7 +96,9 @@ fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
 pub struct DbActor {
     store: Option<Store>,
     path: std::path::PathBuf,
-    reports: Option<Recipient<CheckpointDone>>,
+    /// Where every checkpoint report goes (`MetricsActor`, the exposure
+    /// watch).
+    reports: Vec<Recipient<CheckpointDone>>,
     mailbox_capacity: usize,
     group_commit: bool,
     max_batch: usize,
@@ -133,7 +135,7 @@ impl DbActor {
             group_commit: settings.group_commit,
             max_batch: settings.max_batch.max(1),
             store: Some(store),
-            reports,
+            reports: reports.into_iter().collect(),
             queue: Arc::default(),
             flush_scheduled: false,
             flushes: 0,
@@ -141,6 +143,13 @@ impl DbActor {
             state: Arc::default(),
             engine_lock: None,
         }
+    }
+
+    /// Sends every checkpoint report to `also` too.
+    #[must_use]
+    pub fn with_reports_to(mut self, also: Recipient<CheckpointDone>) -> Self {
+        self.reports.push(also);
+        self
     }
 
     /// Holds `lock` (see [`EngineLock`]) as long as the store is open, and
@@ -241,8 +250,8 @@ impl DbActor {
         // handle follows it.
         self.state
             .set_interrupt(self.store.as_ref().map(Store::interrupt_handle));
-        if let Some(reports) = &self.reports {
-            reports.do_send(CheckpointDone(report.clone()));
+        for to in &self.reports {
+            to.do_send(CheckpointDone(report.clone()));
         }
     }
 

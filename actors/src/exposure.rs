@@ -26,7 +26,9 @@ use walguard::Statement;
 use walguard::exposure::ExposureTracker;
 
 use crate::db::DbActor;
-use crate::messages::{EndWatch, ExposureSeen, ExposureView, GetDurability, Query, WatchExposure};
+use crate::messages::{
+    CheckpointDone, EndWatch, ExposureSeen, ExposureView, GetDurability, Query, WatchExposure,
+};
 use crate::telemetry;
 
 /// The `-wal` file SQLite keeps beside a database; its one home is the core
@@ -125,6 +127,8 @@ impl ExposureWatch {
             let view = ExposureView {
                 exposure: watch.seen.then(|| watch.tracker.exposure()),
                 starving: watch.tracker.is_starving(),
+                starvation_cause: (watch.seen && !watch.tracker.exposure().is_clear())
+                    .then(|| watch.tracker.cause()),
                 wal_frames,
                 wal_bytes: Some(wal_bytes),
                 durability,
@@ -149,6 +153,18 @@ fn file_len(path: &Path) -> u64 {
 
 impl Actor for ExposureWatch {
     type Context = Context<Self>;
+}
+
+impl Handler<CheckpointDone> for ExposureWatch {
+    type Result = ();
+
+    /// Every checkpoint `DbActor` ran, whatever asked for it: what the
+    /// starvation warning names as its cause.
+    fn handle(&mut self, msg: CheckpointDone, _: &mut Self::Context) {
+        if let Some(watch) = self.watch.as_mut() {
+            watch.tracker.note_checkpoint(&msg.0);
+        }
+    }
 }
 
 impl Handler<WatchExposure> for ExposureWatch {

@@ -110,6 +110,7 @@ impl Handler<GetStatus> for MetricsActor {
             report: self.stats.report(),
             exposure: seen.and_then(|s| s.exposure),
             starving: seen.is_some_and(|s| s.starving),
+            starvation_cause: seen.and_then(|s| s.starvation_cause.clone()),
             wal_frames: seen.and_then(|s| s.wal_frames),
             wal_bytes: seen.and_then(|s| s.wal_bytes),
             durability: seen.and_then(|s| s.durability),

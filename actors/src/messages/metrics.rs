@@ -3,7 +3,7 @@
 //! and live status.
 
 use actix::Message;
-use walguard::exposure::Exposure;
+use walguard::exposure::{Exposure, StarvationCause};
 use walguard::stats::DbSummary;
 use walguard::{CheckpointReport, Durability, SessionReport};
 
@@ -67,6 +67,9 @@ pub struct ExposureView {
     pub exposure: Option<Exposure>,
     /// Whether a starvation episode is going on.
     pub starving: bool,
+    /// While commits are exposed: why no checkpoint has caught up since
+    /// (what a starvation warning names).
+    pub starvation_cause: Option<StarvationCause>,
     /// Frames in the WAL.
     pub wal_frames: Option<i64>,
     /// Size of the `-wal` file (0 when absent).
@@ -94,6 +97,9 @@ pub struct Status {
     pub exposure: Option<Exposure>,
     /// Whether a starvation episode is going on.
     pub starving: bool,
+    /// While commits are exposed: why no checkpoint has caught up since
+    /// (what a starvation warning names).
+    pub starvation_cause: Option<StarvationCause>,
     /// Frames in the WAL at the last look.
     pub wal_frames: Option<i64>,
     /// Size of the `-wal` file at the last look (0 when absent).

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-use actix::{Actor, Addr, Arbiter, ArbiterHandle, Supervisor, System};
+use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Supervisor, System};
 use walguard::stats::DbSummary;
 use walguard::{EngineLock, SessionReport, Settings, Store};
 
@@ -108,10 +108,15 @@ impl WalGuardBuilder {
 
         let metrics = MetricsActor::new(settings.metrics.window).start();
         let reports = metrics.clone().recipient();
+        // The exposure watch hears every checkpoint too (for the cause its
+        // starvation warning names), so its address exists before DbActor.
+        let watch_ctx = actix::Context::<ExposureWatch>::new();
+        let watch_reports = watch_ctx.address().recipient();
         let state = Arc::new(WriterState::default());
         let db_state = Arc::clone(&state);
         let make_db = move |_: &mut actix::Context<DbActor>| {
             DbActor::new(store, Some(reports))
+                .with_reports_to(watch_reports)
                 .with_engine_lock(engine_lock)
                 .with_state(db_state)
         };
@@ -131,13 +136,12 @@ impl WalGuardBuilder {
         let checkpoint = Supervisor::start(move |_| {
             CheckpointActor::new(db_for_ckpt, metrics_for_ckpt, interval).enabled(enabled)
         });
-        let exposure = ExposureWatch::new(
+        let exposure = watch_ctx.run(ExposureWatch::new(
             db.clone(),
             &settings.database.path,
             interval,
             Some(metrics.clone().recipient()),
-        )
-        .start();
+        ));
 
         Ok(WalGuard {
             db: DbHandle::with_state(db, Arc::clone(&state)),

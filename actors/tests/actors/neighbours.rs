@@ -466,3 +466,47 @@ async fn a_second_engine_on_a_served_file_is_refused() {
     let second = start_here(settings(dir.path(), MINUTE)).await;
     second.shutdown().await.unwrap();
 }
+
+// --- the starvation warning names its cause ----------------------------------
+
+/// Kind: no checkpoint catches up, for different reasons. The live status
+/// (and the starvation warning, `walguard::exposure::ExposureTracker`'s
+/// unit tests) names the real one: checkpoints failing because the file is
+/// gone, or a reader pinning the WAL, not always the reader. (The warning
+/// itself needs the wall clock: exposure ages are `std` instants.)
+#[actix_rt::test]
+async fn the_starvation_warning_names_its_real_cause() {
+    use walguard::exposure::StarvationCause;
+    tokio::time::pause();
+    for case in ["file gone", "reader pinning"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let guard = start_here(settings(dir.path(), MINUTE)).await;
+        guard.watch_exposure(Duration::from_secs(1));
+        guard.db().execute(insert(1)).await.unwrap();
+        let reader = Connection::open(&path).unwrap();
+        if case == "file gone" {
+            std::fs::remove_file(&path).unwrap();
+        } else {
+            reader
+                .execute_batch("BEGIN; SELECT count(*) FROM kv;")
+                .unwrap();
+            guard.db().execute(insert(2)).await.unwrap();
+        }
+        guard.start_checkpoint_loop();
+        tokio::time::sleep(3 * MINUTE + Duration::from_secs(2)).await;
+        let status = guard.status().await.unwrap();
+        let Some(cause) = status.starvation_cause.clone() else {
+            panic!("{case}: no cause: {status:?}")
+        };
+        match case {
+            "file gone" => assert!(
+                matches!(&cause, StarvationCause::Failing { error } if error.contains("deleted")),
+                "{case}: {cause:?}"
+            ),
+            _ => assert_eq!(cause, StarvationCause::ReaderPinning, "{case}"),
+        }
+        drop(reader);
+        guard.shutdown().await.unwrap();
+    }
+}
