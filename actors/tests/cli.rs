@@ -721,3 +721,52 @@ fn run_exits_1_when_writes_fail_and_every_count_agrees() {
         assert_eq!(error.matches("(simulated)").count(), 1, "{error}");
     }
 }
+
+/// Issue "neighbours", a file that is gone: the database is deleted while
+/// `run` serves it. The command logs it at ERROR, claims nothing durable,
+/// and exits 1 (it used to say "durable through: all commits" and exit 0).
+#[test]
+fn a_database_deleted_during_run_is_never_durable_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let mut child = walguard(dir.path())
+        .args(["run", "--duration", "3s", "--interval", "500ms"])
+        .arg("--db")
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first interval checkpoint: the session is live.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "exited early:\n{seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("walguard::checkpoint") && line.contains("interval") {
+            break;
+        }
+    }
+    std::fs::remove_file(&db).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let Output { stdout, .. } = child.wait_with_output().unwrap();
+    let stdout = text(&stdout);
+    assert_eq!(status.code(), Some(1), "{stdout}\n{rest}");
+    assert!(
+        rest.lines()
+            .any(|l| l.contains("ERROR") && l.contains("deleted or renamed")),
+        "{rest}"
+    );
+    assert!(stdout.contains("durable through: nothing"), "{stdout}");
+    assert!(!stdout.contains("nothing exposed"), "{stdout}");
+    assert!(
+        rest.contains("was deleted, renamed or replaced during the session"),
+        "{rest}"
+    );
+}

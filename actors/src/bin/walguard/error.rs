@@ -196,6 +196,14 @@ pub(crate) enum CliError {
         path: PathBuf,
     },
 
+    /// The database file was deleted, renamed or replaced during the
+    /// session: nothing acknowledged is at its path.
+    #[error("the database file {} was deleted, renamed or replaced during the session; the writes acknowledged to it are not at that path", path.display())]
+    DatabaseGone {
+        /// The database path.
+        path: PathBuf,
+    },
+
     /// Writes of the synthetic engine failed (a full disk, a lock held past
     /// `busy_timeout`, a read-only file): every write it sends is valid, so
     /// any failure means the database refused it.

@@ -94,9 +94,10 @@ pub(crate) fn settings(args: &RunArgs) -> Result<Settings, CliError> {
 
 /// Runs `walguard run`.
 ///
-/// Exits 1 after the summary when any write failed ([`CliError::WritesFailed`]):
-/// every write of the synthetic engine is valid, so a failure means the
-/// database or the disk refused it.
+/// Exits 1 after the summary when the database file went away during the
+/// session ([`CliError::DatabaseGone`]), or when any write failed
+/// ([`CliError::WritesFailed`]): every write of the synthetic engine is
+/// valid, so a failure means the database or the disk refused it.
 pub(crate) fn run(args: &RunArgs, global: &Global) -> Result<(), CliError> {
     let mut settings = settings(args)?;
     if let Some(level) = &global.log_level {
@@ -128,6 +129,11 @@ pub(crate) fn run(args: &RunArgs, global: &Global) -> Result<(), CliError> {
         _ => print!("{}", summary_text(&settings, &outcome)),
     }
     let db = &outcome.report.db;
+    if db.file_gone {
+        return Err(CliError::DatabaseGone {
+            path: settings.database.path.clone(),
+        });
+    }
     if db.writes_failed > 0 {
         return Err(CliError::WritesFailed {
             failed: db.writes_failed,
@@ -382,7 +388,13 @@ fn summary_text(settings: &Settings, outcome: &Outcome) -> String {
         outcome.stopped_by,
         outcome.shutdown.as_secs_f64() * 1000.0,
     );
-    if let Some(d) = report.db.durability {
+    if report.db.file_gone {
+        let _ = writeln!(
+            text,
+            "durable through: nothing: the database file {} was deleted, renamed or replaced during the session, so the writes acknowledged to it are not at that path",
+            settings.database.path.display()
+        );
+    } else if let Some(d) = report.db.durability {
         if d.exposed_commits() == 0 {
             let _ = writeln!(
                 text,
@@ -435,8 +447,9 @@ fn summary_json(settings: &Settings, outcome: &Outcome) -> serde_json::Value {
         "restarts": c.restarts,
         "shutdown_outcome": report.shutdown_checkpoint.as_ref().map_or("none", |r| r.outcome().as_str()),
         "commits": d.map(|d| d.commits()),
-        "durable_commits": d.map(|d| d.durable_commits()),
+        "durable_commits": if report.db.file_gone { Some(0) } else { d.map(|d| d.durable_commits()) },
         "exposed_commits": d.map(|d| d.exposed_commits()),
+        "file_gone": report.db.file_gone,
         "close_error": report.db.close_error,
     })
 }
