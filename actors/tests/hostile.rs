@@ -387,3 +387,98 @@ fn lock_holder() {
     let mut sink = String::new();
     while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
 }
+
+/// The environment variable that makes `engine_holder` serve a database.
+const ENGINE_HOLDER_ENV: &str = "WALGUARD_HOSTILE_ENGINE_DB";
+
+/// Issue "neighbours", one engine per file, across processes: a child
+/// process serves the database with `WalGuard`. A second engine here fails
+/// at once with the path and the child's pid; readers and a plain SQLite
+/// connection (what the `sqlite3` shell does) keep working; once the child
+/// is killed with SIGKILL, the lock is gone and the engine starts.
+#[cfg(unix)]
+#[actix_rt::test]
+async fn a_second_engine_in_another_process_is_refused_until_it_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut holder = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "engine_holder",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ENGINE_HOLDER_ENV, &path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(holder.stderr.take().unwrap());
+    let mut serving = false;
+    for line in stderr.lines() {
+        if line.unwrap() == "walguard-hostile: serving" {
+            serving = true;
+            break;
+        }
+    }
+    assert!(serving, "the engine holder never started");
+
+    let started = Instant::now();
+    let err = WalGuard::start(settings_at(&path)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1), "not at once");
+    match &err {
+        Error::Db(walguard::Error::AlreadyServed { path: p, pid, .. }) => {
+            assert_eq!(p, &path);
+            assert_eq!(*pid, Some(holder.id()));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        err.to_string().contains(&format!("pid {}", holder.id())),
+        "{err}"
+    );
+    // Readers keep working beside the served file.
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    let rows: i64 = reader
+        .query_row("SELECT count(*) FROM served", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1);
+    drop(reader);
+
+    // SIGKILL: the OS drops the lock with the process.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let guard = WalGuard::start(settings_at(&path)).unwrap();
+    let rows = guard
+        .db()
+        .query("SELECT count(*) FROM served")
+        .await
+        .unwrap();
+    assert_eq!(rows.rows()[0][0], rusqlite::types::Value::Integer(1));
+    guard.shutdown().await.unwrap();
+}
+
+/// The engine holder of the test above; does nothing unless its parent set
+/// the environment. Serves the database until killed.
+#[test]
+#[ignore = "the child process of a hostile test"]
+fn engine_holder() {
+    let Some(path) = std::env::var_os(ENGINE_HOLDER_ENV) else {
+        return;
+    };
+    actix::System::new().block_on(async move {
+        let guard = WalGuard::start(settings_at(Path::new(&path))).unwrap();
+        guard.db().execute("CREATE TABLE served (x)").await.unwrap();
+        guard
+            .db()
+            .execute("INSERT INTO served VALUES (1)")
+            .await
+            .unwrap();
+        eprintln!("walguard-hostile: serving");
+        let mut sink = String::new();
+        while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+        guard.shutdown().await.unwrap();
+    });
+}
