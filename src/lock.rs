@@ -4,7 +4,7 @@
 //! only while one engine serves a file. [`EngineLock`] is how the engine
 //! makes sure: an exclusive OS lock (`flock` on Unix, `LockFileEx` on
 //! Windows, through std's [`File::try_lock`]) on a small file beside the
-//! database, [`files::engine_lock_path`](crate::files::engine_lock_path).
+//! database, [`files::engine_lock_path`].
 //! It is a separate file, so SQLite's own locks on the database are
 //! untouched: readers in other processes and the `sqlite3` shell keep
 //! working. The OS drops the lock when the process ends, however it ends

@@ -160,7 +160,8 @@ impl Store {
     /// its report, so no checkpoint runs unmeasured inside a COMMIT. `0`
     /// gives the job back to SQLite's rule: a PASSIVE checkpoint inside the
     /// COMMIT that leaves `database.wal_autocheckpoint` frames or more (see
-    /// the [module docs](self) for why the hook, not SQLite, runs it).
+    /// the module docs of `store/wal_watch.rs` for why the hook, not SQLite,
+    /// runs it).
     ///
     /// With no reader holding the WAL, a completed checkpoint lets the next
     /// commit restart the WAL from its start, so it stays within `frames`
