@@ -305,6 +305,26 @@ pub struct SessionReport {
     pub db: DbSummary,
 }
 
+/// The stable fields of the end-of-session event ([`SessionReport::log`]),
+/// in the order they are emitted. Log pipelines may rely on these names;
+/// `walguard run --log-format json` repeats them in its summary object.
+pub const SESSION_LOG_FIELDS: [&str; 14] = [
+    "n",
+    "p50_ms",
+    "p95_ms",
+    "max_ms",
+    "total",
+    "completed",
+    "partial",
+    "busy",
+    "failed",
+    "skipped",
+    "restarts",
+    "writes",
+    "write_errors",
+    "shutdown_outcome",
+];
+
 impl SessionReport {
     /// Adds the database side's summary.
     #[must_use]
@@ -314,9 +334,7 @@ impl SessionReport {
     }
 
     /// Emits the end-of-session `tracing` event (target `walguard::session`)
-    /// with the stable fields `n`, `p50_ms`, `p95_ms`, `max_ms`, `total`,
-    /// `completed`, `partial`, `busy`, `failed`, `skipped`, `restarts`,
-    /// `writes`, `write_errors`, `shutdown_outcome`.
+    /// with the stable fields of [`SESSION_LOG_FIELDS`].
     pub fn log(&self) {
         tracing::info!(
             target: "walguard::session",

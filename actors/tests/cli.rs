@@ -18,24 +18,27 @@ fn wal_of(db: &Path) -> PathBuf {
     sibling(db, "-wal")
 }
 
+/// Waits for the first interval checkpoint on `child`'s stderr (the session
+/// is live); the rest of stderr, and what was read so far.
+fn live_session(child: &mut std::process::Child) -> (BufReader<std::process::ChildStderr>, String) {
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "exited early:\n{seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("walguard::checkpoint") && line.contains("interval") {
+            return (stderr, seen);
+        }
+    }
+}
+
 /// The stable fields of the `walguard::session` event, which the summary
-/// object repeats with the same values.
-const SESSION_FIELDS: [&str; 14] = [
-    "n",
-    "p50_ms",
-    "p95_ms",
-    "max_ms",
-    "total",
-    "completed",
-    "partial",
-    "busy",
-    "failed",
-    "skipped",
-    "restarts",
-    "writes",
-    "write_errors",
-    "shutdown_outcome",
-];
+/// object repeats with the same values (their one home is the core).
+const SESSION_FIELDS: [&str; 14] = walguard::stats::SESSION_LOG_FIELDS;
 
 /// The `-wal` file is absent or empty.
 fn wal_is_empty(db: &Path) -> bool {
@@ -97,21 +100,7 @@ fn run_with_json_logs_checkpoints_and_leaves_a_clean_database() {
         checkpoints.len()
     );
     for c in &checkpoints {
-        assert!(
-            has_fields(
-                c,
-                &[
-                    "mode",
-                    "busy",
-                    "log_frames",
-                    "checkpointed",
-                    "elapsed_ms",
-                    "reason",
-                    "outcome"
-                ]
-            ),
-            "{c}"
-        );
+        assert!(has_fields(c, &walguard::checkpoint::LOG_FIELDS), "{c}");
         assert!(c["elapsed_ms"].is_number() && c["busy"].is_boolean(), "{c}");
     }
     assert!(
@@ -158,20 +147,7 @@ fn sigterm_stops_cleanly_within_five_seconds_with_the_summary() {
         .spawn()
         .unwrap();
 
-    // Wait for the first interval checkpoint: the session is live.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "exited early:\n{seen}"
-        );
-        seen.push_str(&line);
-        if line.contains("walguard::checkpoint") && line.contains("interval") {
-            break;
-        }
-    }
+    let (mut stderr, seen) = live_session(&mut child);
     let rest = std::thread::spawn(move || {
         let mut rest = String::new();
         let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
@@ -737,20 +713,7 @@ fn a_database_deleted_during_run_is_never_durable_and_exits_1() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait for the first interval checkpoint: the session is live.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "exited early:\n{seen}"
-        );
-        seen.push_str(&line);
-        if line.contains("walguard::checkpoint") && line.contains("interval") {
-            break;
-        }
-    }
+    let (mut stderr, _) = live_session(&mut child);
     std::fs::remove_file(&db).unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();

@@ -325,29 +325,12 @@ async fn an_overload_burst_is_backpressured_and_every_write_acknowledged() {
 async fn a_database_locked_by_another_process_fails_start_within_the_busy_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let mut holder = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "lock_holder",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(LOCK_HOLDER_ENV, &path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(holder.stderr.take().unwrap());
-    let mut locked = false;
-    for line in stderr.lines() {
-        if line.unwrap() == "walguard-hostile: locked" {
-            locked = true;
-            break;
-        }
-    }
-    assert!(locked, "the lock holder never reported its lock");
+    let mut holder = spawn_holder(
+        "lock_holder",
+        LOCK_HOLDER_ENV,
+        &path,
+        "walguard-hostile: locked",
+    );
 
     let settings = settings_at(&path);
     let started = Instant::now();
@@ -364,6 +347,35 @@ async fn a_database_locked_by_another_process_fails_start_within_the_busy_timeou
     holder.wait().unwrap();
     let guard = WalGuard::start(settings).unwrap();
     guard.shutdown().await.unwrap();
+}
+
+/// Starts this test binary again as a child that runs the ignored test
+/// `test` with `env` set to `path`, and waits until it prints `ready` on
+/// stderr. The child exits when its stdin closes (or is killed).
+// The caller waits for the child it gets back.
+#[allow(clippy::zombie_processes)]
+fn spawn_holder(test: &str, env: &str, path: &Path, ready: &str) -> std::process::Child {
+    let mut holder = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            test,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(env, path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(holder.stderr.take().unwrap());
+    for line in stderr.lines() {
+        if line.unwrap() == ready {
+            return holder;
+        }
+    }
+    panic!("the child {test} never printed {ready:?}");
 }
 
 /// The lock holder of the test above; does nothing unless its parent set
@@ -401,29 +413,12 @@ const ENGINE_HOLDER_ENV: &str = "WALGUARD_HOSTILE_ENGINE_DB";
 async fn a_second_engine_in_another_process_is_refused_until_it_dies() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let mut holder = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "engine_holder",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ENGINE_HOLDER_ENV, &path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(holder.stderr.take().unwrap());
-    let mut serving = false;
-    for line in stderr.lines() {
-        if line.unwrap() == "walguard-hostile: serving" {
-            serving = true;
-            break;
-        }
-    }
-    assert!(serving, "the engine holder never started");
+    let mut holder = spawn_holder(
+        "engine_holder",
+        ENGINE_HOLDER_ENV,
+        &path,
+        "walguard-hostile: serving",
+    );
 
     let started = Instant::now();
     let err = WalGuard::start(settings_at(&path)).unwrap_err();

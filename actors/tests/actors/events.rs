@@ -96,18 +96,6 @@ async fn checkpoint_and_session_events_carry_the_stable_fields() {
     assert_eq!(sessions.len(), 1, "{events:?}");
     assert!(has_fields(
         &sessions[0].1,
-        &[
-            "n",
-            "p50_ms",
-            "p95_ms",
-            "max_ms",
-            "total",
-            "completed",
-            "partial",
-            "busy",
-            "failed",
-            "skipped",
-            "restarts"
-        ]
+        &walguard::stats::SESSION_LOG_FIELDS
     ));
 }
