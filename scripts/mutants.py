@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 
 # (package, cargo target arguments, test name): run as
 # `cargo test -p PACKAGE TARGET -- --exact NAME`.
-CORE = ("walguard", ["--features", "testing"])
-ACTORS = ("walguard-actors", [])
+CORE = ("walguard", ("--features", "testing"))
+ACTORS = ("walguard-actors", ())
 
 
 @dataclass(frozen=True)

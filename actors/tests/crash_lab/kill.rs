@@ -391,6 +391,7 @@ pub(crate) struct Summary {
     pub(crate) in_write: u64,
     pub(crate) in_shutdown: u64,
     pub(crate) under_off: u64,
+    pub(crate) under_full: u64,
     pub(crate) failures: Vec<String>,
     pub(crate) elapsed: Duration,
 }
@@ -417,6 +418,39 @@ impl std::fmt::Display for Summary {
     }
 }
 
+impl Summary {
+    /// The figures as the Markdown table of docs/reliability.md.
+    pub(crate) fn table(&self) -> String {
+        let normal = self.kills - self.under_off - self.under_full;
+        [
+            "| figure | value |".to_owned(),
+            "|---|---|".to_owned(),
+            format!(
+                "| kills, seeds {}..={} | **{}**: {normal} under `normal`, {} under `full`, {} under `off` |",
+                self.first_seed,
+                self.first_seed + self.kills.saturating_sub(1),
+                self.kills,
+                self.under_full,
+                self.under_off
+            ),
+            format!("| wall time | {:.0?} |", self.elapsed),
+            format!("| writes acknowledged | {} |", self.acked),
+            format!(
+                "| acknowledged writes checked, summed over the kills (each kill checks every earlier one on its file) | {} |",
+                self.checked
+            ),
+            format!("| kills inside a checkpoint (checkpoint lock held) | {} |", self.in_checkpoint),
+            format!("| kills inside a write transaction (write lock held) | {} |", self.in_write),
+            format!("| kills during a shutdown | {} |", self.in_shutdown),
+            format!(
+                "| kills that found an acknowledged write lost, or a corrupt database | **{}** |",
+                self.failures.len()
+            ),
+        ]
+        .join("\n")
+    }
+}
+
 /// Kills `kills` children, seeds `first_seed` on; a new database file every
 /// [`KILLS_PER_FILE`] kills.
 pub(crate) fn campaign(first_seed: u64, kills: u64) -> Summary {
@@ -439,6 +473,7 @@ pub(crate) fn campaign(first_seed: u64, kills: u64) -> Summary {
         }
         summary.kills += 1;
         summary.under_off += u64::from(synchronous_of(seed) == Synchronous::Off);
+        summary.under_full += u64::from(synchronous_of(seed) == Synchronous::Full);
         match kill_once(&path, seed, &mut acked) {
             Ok(kill) => {
                 summary.acked += kill.acked;

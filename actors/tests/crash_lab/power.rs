@@ -574,6 +574,40 @@ impl std::fmt::Display for Summary {
     }
 }
 
+impl Summary {
+    /// The figures as the Markdown table of docs/reliability.md.
+    pub(crate) fn table(&self) -> String {
+        [
+            "| figure | value |".to_owned(),
+            "|---|---|".to_owned(),
+            format!(
+                "| power cuts, seeds {}..={} | **{}**: {} under `normal`, {} under `full` |",
+                self.first_seed,
+                self.first_seed + self.iterations.saturating_sub(1),
+                self.iterations,
+                self.iterations - self.full,
+                self.full
+            ),
+            format!("| wall time | {:.0?} |", self.elapsed),
+            format!("| cuts inside a checkpoint | {} |", self.in_checkpoint),
+            format!(
+                "| torn restores | {}, with {} writes torn on a sector boundary |",
+                self.torn_restores, self.torn_writes
+            ),
+            format!(
+                "| runs under `normal` that lost acknowledged writes | {}, {} rows in all, every one after the durable point (allowed) |",
+                self.lost_acked_runs, self.lost_acked_rows
+            ),
+            format!("| corrupt databases | **{}** |", self.corrupt),
+            format!(
+                "| violations: losses beyond the bound (before \"durable through\", or any under `full`), corruption, harness failures | **{}** |",
+                self.violations.len()
+            ),
+        ]
+        .join("\n")
+    }
+}
+
 /// Runs `iterations` iterations from seed `first_seed` on, each under
 /// [`synchronous_of`] its seed, unless `synchronous` forces one.
 pub(crate) fn campaign(
