@@ -5,31 +5,37 @@
 #
 #   scripts/long-campaigns.sh                   # 10,000 power cuts, 2,000 kills, release
 #   WALGUARD_CAMPAIGN_ITERATIONS=200 WALGUARD_CAMPAIGN_KILLS=50 \
-#     scripts/long-campaigns.sh                 # a short check of the script
+#     scripts/long-campaigns.sh --debug         # a short check, debug build
 #
 # WALGUARD_CAMPAIGN_SEED sets the first seed. Exits non-zero if a campaign
 # found a violation (the tables are printed all the same).
 set -eu
 cd "$(git rev-parse --show-toplevel)"
+profile=--release
+build="release build"
+if [ "${1:-}" = "--debug" ]; then
+    profile=""
+    build="debug build"
+fi
 iterations=${WALGUARD_CAMPAIGN_ITERATIONS:-10000}
 kills=${WALGUARD_CAMPAIGN_KILLS:-2000}
 commit=$(git rev-parse --short HEAD)
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     commit="$commit plus uncommitted changes (commit first: a figure names its commit)"
 fi
-command="WALGUARD_CAMPAIGN_ITERATIONS=$iterations WALGUARD_CAMPAIGN_KILLS=$kills cargo test --release -p walguard-actors --test crash_lab -- --ignored on_demand --nocapture --test-threads=1"
+command="WALGUARD_CAMPAIGN_ITERATIONS=$iterations WALGUARD_CAMPAIGN_KILLS=$kills cargo test $profile -p walguard-actors --test crash_lab -- --ignored on_demand --nocapture --test-threads=1"
 log=$(mktemp)
 out=$(mktemp)
 trap 'rm -f "$log" "$out"' EXIT
-cargo build --release -p walguard-actors --tests >/dev/null 2>&1 || true
+cargo test $profile -p walguard-actors --test crash_lab --no-run >/dev/null 2>&1 || true
 started=$(date -u '+%Y-%m-%d %H:%M:%S')
 status=0
 env WALGUARD_CAMPAIGN_ITERATIONS="$iterations" WALGUARD_CAMPAIGN_KILLS="$kills" \
-    cargo test --release -p walguard-actors --test crash_lab -- \
+    cargo test $profile -p walguard-actors --test crash_lab -- \
     --ignored on_demand --nocapture --test-threads=1 >"$out" 2>"$log" || status=$?
 ended=$(date -u '+%Y-%m-%d %H:%M:%S')
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo unknown)
-echo "Commit \`$commit\`, release build, $(nproc) cores ($cpu), from $started to $ended UTC:"
+echo "Commit \`$commit\`, $build, $(nproc) cores ($cpu), from $started to $ended UTC:"
 echo
 echo '```sh'
 echo "$command"

@@ -121,7 +121,10 @@ fn power_loss_on_demand() {
     let n = seeds::count("WALGUARD_CAMPAIGN_ITERATIONS", 10_000);
     let summary = power::campaign(seeds::first(), n, None);
     eprintln!("{summary}");
-    println!("\n#### {}\n\n{}", "Power loss (`power_loss_on_demand`)", summary.table());
+    println!(
+        "\n#### Power loss (`power_loss_on_demand`)\n\n{}",
+        summary.table()
+    );
     assert!(
         summary.violations.is_empty(),
         "{}",
@@ -157,7 +160,10 @@ fn kill_campaign_on_demand() {
     let n = seeds::count("WALGUARD_CAMPAIGN_KILLS", 2_000);
     let summary = kill::campaign(seeds::first(), n);
     eprintln!("{summary}");
-    println!("\n#### {}\n\n{}", "Process kill (`kill_campaign_on_demand`)", summary.table());
+    println!(
+        "\n#### Process kill (`kill_campaign_on_demand`)\n\n{}",
+        summary.table()
+    );
     assert!(
         summary.failures.is_empty(),
         "{}",
