@@ -40,7 +40,7 @@ echo
 echo '```sh'
 echo "$command"
 echo '```'
-grep -E '^(####|\|)' "$out" | sed 's/^####/\n####/' || true
+grep -E '^(####|\|)' "$out" | sed 's/^\(####.*\)$/\n\1\n/' || true
 echo
 grep -E '^[0-9]+ (power cuts|kills) ' "$log" || true
 if [ "$status" -ne 0 ]; then
