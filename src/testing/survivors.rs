@@ -517,25 +517,33 @@ mod tests {
             violation(&order),
             Violation::OutOfOrder { id: 2, .. }
         ));
-        let damaged = fresh(&dir, "damaged.db", &[(1, 1, 1, 0), (2, 2, 1, 0)]);
-        Connection::open(&damaged)
-            .unwrap()
-            .execute("UPDATE t SET body = x'00' WHERE id = 2", [])
-            .unwrap();
-        assert_eq!(violation(&damaged), Violation::DamagedBody { id: 2 });
+        // Damage done after the writes, by `sql`.
+        let violation_after = |name: &str, rows: &[(u64, u64, u64, u64)], sql: &str| {
+            let path = fresh(&dir, name, rows);
+            Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+            violation(&path)
+        };
+        assert_eq!(
+            violation_after(
+                "damaged.db",
+                &[(1, 1, 1, 0), (2, 2, 1, 0)],
+                "UPDATE t SET body = x'00' WHERE id = 2"
+            ),
+            Violation::DamagedBody { id: 2 }
+        );
         // A generation number rewritten without its body.
-        let relabelled = fresh(&dir, "relabelled.db", &[(1, 1, 1, 0)]);
-        Connection::open(&relabelled)
-            .unwrap()
-            .execute("UPDATE t SET generation = 1", [])
-            .unwrap();
-        assert_eq!(violation(&relabelled), Violation::DamagedBody { id: 1 });
-        let dropped = fresh(&dir, "dropped.db", &[(1, 1, 1, 0)]);
-        Connection::open(&dropped)
-            .unwrap()
-            .execute_batch("DROP TABLE t")
-            .unwrap();
-        assert_eq!(violation(&dropped), Violation::TableMissing);
+        assert_eq!(
+            violation_after(
+                "relabelled.db",
+                &[(1, 1, 1, 0)],
+                "UPDATE t SET generation = 1"
+            ),
+            Violation::DamagedBody { id: 1 }
+        );
+        assert_eq!(
+            violation_after("dropped.db", &[(1, 1, 1, 0)], "DROP TABLE t"),
+            Violation::TableMissing
+        );
 
         let garbage = dir.path().join("garbage.db");
         std::fs::write(&garbage, vec![0xA5u8; 8192]).unwrap();
