@@ -113,7 +113,7 @@ MUTANTS = [
             (
                 "src/store/open.rs",
                 'conn.pragma_update(None, "synchronous", settings.synchronous.as_str())',
-                'conn.pragma_update(None, "synchronous", if settings.synchronous.as_str() == "full" { "normal" } else { settings.synchronous.as_str() })',
+                'conn.pragma_update(None, "synchronous", if matches!(settings.synchronous, crate::settings::Synchronous::Full) { "NORMAL" } else { settings.synchronous.as_str() })',
             ),
             (
                 "src/store/open.rs",

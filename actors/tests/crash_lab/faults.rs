@@ -11,7 +11,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use walguard::settings::Synchronous;
 use walguard::testing::{Fault, FileKind, PowerLossVfs, RestoreMode};
 use walguard::{CheckpointMode, CheckpointOutcome, Settings};
-use walguard_actors::messages::GetLoopState;
+use walguard_actors::messages::{Execute, GetLoopState};
 use walguard_actors::{DbHandle, Error, Placement, WalGuard};
 
 use crate::rows::{AfterCheck, TABLE_SQL, insert, survivors};
@@ -81,7 +81,8 @@ async fn power_loss(vfs: &PowerLossVfs, guard: WalGuard, reader: Option<Connecti
 }
 
 /// Under FULL: an I/O error on a WAL write, a full disk, and a failed WAL
-/// fsync each fail the one write they hit, with the SQLite code in the
+/// fsync each fail the one write they hit (a lone write, a transaction, or
+/// every write of a group commit), with the SQLite code in the
 /// error chain; the next write goes through on the same connection. A
 /// failed checkpoint write is a failed checkpoint report, the store opens a
 /// new connection (seen: the old one's TEMP table is gone), and the next
@@ -144,6 +145,23 @@ async fn injected_faults_fail_one_write_and_nothing_acknowledged_is_lost() {
         let err = db.transaction(rows.to_vec()).await.unwrap_err();
         assert_eq!(code_of(&err), Some(code), "{fault:?}: {err:?}");
 
+        // A burst, sent at once: one group commit, whose COMMIT fails, so
+        // every write of it fails and none is acknowledged.
+        vfs.inject(fault);
+        let burst: Vec<_> = (1..=3)
+            .map(|k| {
+                let id = acked + k;
+                db.addr().send(Execute(insert(id, id, 1)))
+            })
+            .collect();
+        for reply in burst {
+            let result = reply.await.unwrap();
+            assert!(
+                result.is_err(),
+                "{fault:?}: a write of a failed group commit was acknowledged: {result:?}"
+            );
+        }
+
         // The actor keeps serving.
         acked += 1;
         db.execute(insert(acked, acked, 1)).await.unwrap();
@@ -169,7 +187,7 @@ async fn injected_faults_fail_one_write_and_nothing_acknowledged_is_lost() {
     );
     acked += 1;
     db.execute(insert(acked, acked, 1)).await.unwrap();
-    assert_eq!(vfs.stats().faults_fired, 7);
+    assert_eq!(vfs.stats().faults_fired, 10);
 
     let report = guard.report().await.unwrap();
     assert_eq!(report.counts.failed, 1);
