@@ -3,8 +3,9 @@
 catch each one: evidence that the tests docs/reliability.md cites can fail
 for the reason the doc gives.
 
-Usage (from anywhere inside the repository; on demand, not in CI: about
-half an hour on 2 cores, most of it rebuilding):
+Usage (from anywhere inside the repository; on demand, not in CI: the
+first run builds the scratch copy from scratch, about 10 minutes on 2
+cores; later runs rebuild only the patched crates, a few minutes):
 
     scripts/mutants.sh                 # every mutant, the table at the end
     scripts/mutants.sh --list          # the mutants and their tests
@@ -49,7 +50,14 @@ class Test:
     name: str
 
     def label(self):
-        where = "lib" if self.target == "--lib" else self.target
+        # As docs/reliability.md names them: the core's test binary is
+        # `tests/core`, the actors' one `actors/tests/actors`.
+        if self.target == "--lib":
+            where = "src (unit)"
+        elif self.target == "tests":
+            where = "tests/core" if self.crate == CORE else "actors/tests/actors"
+        else:
+            where = self.target
         return f"`{where}` `{self.name}`"
 
     def target_args(self):
