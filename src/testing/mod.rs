@@ -71,6 +71,22 @@
 //! checkpoint just fails), restore, and check what its engine kept.
 //! `actors/tests/crash_lab.rs` does exactly that.
 //!
+//! # Writing a crash test of your own
+//!
+//! The same pieces walguard's own crash tests use:
+//!
+//! - [`env_u64`] reads the first seed (and any size) from the environment,
+//!   so a failure's seed replays it;
+//! - [`CRASH_TABLE_SQL`] and [`crash_row`] write rows whose bodies depend on
+//!   their id and on a generation number, so damage and rewrites show;
+//! - [`check_survivors`] checks what a crash left: integrity, the rows
+//!   exactly `1..=k`, each intact, each request whole. It returns
+//!   [`Survivors`] to hold against what was acknowledged
+//!   ([`Survivors::require_acknowledged`], [`Survivors::require_between`]),
+//!   and tells a [`Violation`] of the system under test (with its
+//!   [`ViolationKind`], for negative controls) from a failure of the harness
+//!   ([`SurvivorError::Harness`]).
+//!
 //! # Rules
 //!
 //! - Close every connection opened through the shim before
@@ -90,7 +106,9 @@
 //!   never be proven safe.
 
 mod model;
+mod seeds;
 mod shim;
+mod survivors;
 
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -99,7 +117,12 @@ use std::path::Path;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
+pub use self::seeds::env_u64;
 use self::shim::{Registration, Shared};
+pub use self::survivors::{
+    AfterCheck, CRASH_TABLE_SQL, SurvivorError, Survivors, Violation, ViolationKind,
+    check_survivors, crash_row, crash_row_body,
+};
 use crate::Error;
 
 /// The kind of a modelled file, from the flags SQLite opens it with.

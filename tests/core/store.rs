@@ -35,18 +35,72 @@ fn open_creates_the_file_in_wal_mode() {
     );
 }
 
+/// Set in the environment of [`private_files_child`]: the directory to
+/// create its files in.
+#[cfg(unix)]
+const PRIVATE_FILES_CHILD_DIR: &str = "WALGUARD_PRIVATE_FILES_CHILD_DIR";
+
+/// New database files are `0600`: the database, and the `-wal` and `-shm`
+/// files SQLite creates beside it, under a permissive umask (022) that
+/// would give a plain new file `0644`. The umask is process-wide, so the
+/// check runs in a child process (this test binary again, run by `sh` after
+/// `umask 022`), never in the test process, where it would change the
+/// modes of the files other tests create meanwhile.
 #[cfg(unix)]
 #[test]
 fn open_creates_files_readable_by_the_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new("sh")
+        .args([
+            "-c",
+            r#"umask 022 && exec "$0" --exact store::private_files_child --ignored --nocapture --test-threads=1"#,
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .env(PRIVATE_FILES_CHILD_DIR, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("private files: checked"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The child process of the test above; does nothing unless its parent set
+/// the environment.
+#[cfg(unix)]
+#[test]
+#[ignore = "the child process of open_creates_files_readable_by_the_owner_only"]
+fn private_files_child() {
     use std::os::unix::fs::PermissionsExt;
 
-    let (_dir, path) = temp_db();
+    let Some(dir) = std::env::var_os(PRIVATE_FILES_CHILD_DIR) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let mode =
+        |file: &std::path::Path| std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+    // The umask is permissive: without walguard, a new file is readable by
+    // everyone, so the check below can fail.
+    let plain = dir.join("plain");
+    std::fs::write(&plain, b"x").unwrap();
+    assert_eq!(mode(&plain), 0o644, "the umask is not 022");
+
+    let path = dir.join("state.db");
     let mut store = store_with_kv(&path);
     put(&mut store, "a", 1);
-    for file in [path.clone(), wal_path(&path)] {
-        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600, "{} has mode {mode:o}", file.display());
+    let shm = std::path::PathBuf::from(format!("{}-shm", path.display()));
+    for file in [path.clone(), wal_path(&path), shm] {
+        assert_eq!(
+            mode(&file),
+            0o600,
+            "{} has mode {:o}",
+            file.display(),
+            mode(&file)
+        );
     }
+    println!("private files: checked");
 }
 
 fn pragma_i64(store: &mut Store, name: &str) -> i64 {
@@ -128,7 +182,8 @@ fn open_on_a_file_that_is_not_a_database_names_the_path() {
 }
 
 /// Another connection holds the file in `locking_mode=EXCLUSIVE` after a
-/// write: opening must fail with the path named, after about the busy timeout.
+/// write: opening must fail with the path named, after the busy timeout
+/// and well before twice it (it waits, and only once).
 fn assert_open_fails_while_locked(wal_first: bool) {
     let (_dir, path) = temp_db();
     let holder = Connection::open(&path).unwrap();
@@ -142,13 +197,17 @@ fn assert_open_fails_while_locked(wal_first: bool) {
         .unwrap();
 
     let mut settings = DatabaseSettings::at(&path);
-    settings.busy_timeout = Duration::from_millis(100);
+    settings.busy_timeout = Duration::from_millis(500);
     let start = Instant::now();
     let err = Store::open(&settings).unwrap_err();
     let elapsed = start.elapsed();
     assert!(
-        elapsed < Duration::from_secs(3),
-        "open hung for {elapsed:?}"
+        elapsed >= settings.busy_timeout,
+        "open gave up after {elapsed:?}, before the busy timeout"
+    );
+    assert!(
+        elapsed < 2 * settings.busy_timeout,
+        "open took {elapsed:?}, not about the busy timeout"
     );
     assert!(
         err.to_string().contains(&path.display().to_string()),

@@ -115,7 +115,12 @@ async fn requests_after_shutdown_fail_clearly() {
     create_table(&guard).await;
     let db = guard.db().clone();
     guard.shutdown().await.unwrap();
-    let err = db.execute(insert(1)).await.unwrap_err();
+    // "At once": refused on the first poll, without waiting on anything (a
+    // zero timeout polls the request once, then gives up).
+    let err = tokio::time::timeout(Duration::ZERO, db.execute(insert(1)))
+        .await
+        .expect("the request waited instead of being refused at once")
+        .unwrap_err();
     assert!(matches!(err, walguard_actors::Error::ShutDown), "{err:?}");
     assert!(err.to_string().contains("shut down"), "{err}");
     let err = db.query("SELECT 1").await.unwrap_err();

@@ -17,14 +17,20 @@
 //! briefly while it recovers the WAL at open). That is exact, not inferred
 //! from timing: the child cannot move between the look and the kill.
 //!
-//! After each kill the parent reopens the file with SQLite's default VFS
-//! and checks: integrity is ok, the rows are exactly `1..=k` with intact
-//! bodies and whole requests, and every id the child printed is among them.
-//! It closes without checkpointing, so the next child starts from the
-//! killed state and recovers it itself. Every fourth child runs under
+//! Each child writes its rows with its seed as their generation
+//! (`walguard::testing::crash_row`), so a row rewritten by a later child
+//! never passes for the one an earlier child saw acknowledged. After each
+//! kill the parent reopens the file with SQLite's default VFS and checks:
+//! integrity is ok, the rows are exactly `1..=k` with intact bodies and
+//! whole requests, and every id acknowledged to any child on this file so
+//! far is there, with the generation that wrote it. A start-up that lost
+//! rows, followed by a child rewriting the same ids, is caught at the next
+//! kill. The parent closes without checkpointing, so the next child starts
+//! from the killed state and recovers it itself. Every fourth child runs under
 //! `synchronous=OFF`: a process kill loses nothing whatever `synchronous`
 //! says, and the campaign shows it.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -39,7 +45,7 @@ use walguard::settings::Synchronous;
 use walguard_actors::WalGuard;
 use walguard_actors::messages::Execute;
 
-use crate::rows::{TABLE_SQL, insert, survivors};
+use crate::rows::{AfterCheck, TABLE_SQL, crash_row, survivors};
 use crate::seeds;
 
 /// Set in the child's environment: the database path.
@@ -130,7 +136,7 @@ pub(crate) fn child_main(path: &Path, seed: u64) {
                         let (id, req) = (next_id, next_req);
                         next_id += 1;
                         next_req += 1;
-                        if db.execute(insert(id, req, 1)).await.is_ok() {
+                        if db.execute(crash_row(id, req, 1, seed)).await.is_ok() {
                             say(&format!("ack {id}"));
                         }
                     }
@@ -140,7 +146,7 @@ pub(crate) fn child_main(path: &Path, seed: u64) {
                                 let (id, req) = (next_id, next_req);
                                 next_id += 1;
                                 next_req += 1;
-                                (id, db.addr().send(Execute(insert(id, req, 1))))
+                                (id, db.addr().send(Execute(crash_row(id, req, 1, seed))))
                             })
                             .collect();
                         for (id, reply) in sent {
@@ -154,7 +160,7 @@ pub(crate) fn child_main(path: &Path, seed: u64) {
                         let (first, req) = (next_id, next_req);
                         next_id += rows;
                         next_req += 1;
-                        let stmts = (first..first + rows).map(|id| insert(id, req, rows));
+                        let stmts = (first..first + rows).map(|id| crash_row(id, req, rows, seed));
                         if db.transaction(stmts.collect()).await.is_ok() {
                             for id in first..first + rows {
                                 say(&format!("ack {id}"));
@@ -175,8 +181,11 @@ pub(crate) fn child_main(path: &Path, seed: u64) {
 #[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Default)]
 pub(crate) struct Kill {
+    /// Writes this child saw acknowledged.
     pub(crate) acked: u64,
-    pub(crate) max_acked: u64,
+    /// Acknowledged writes checked after this kill: every one of every
+    /// child on this file so far.
+    pub(crate) checked: u64,
     pub(crate) survivors: u64,
     pub(crate) in_checkpoint: bool,
     pub(crate) in_write: bool,
@@ -243,9 +252,15 @@ fn freeze_and_look(pid: u32, db: &Path) -> Result<(bool, bool), String> {
     }
 }
 
-/// Reads the child's protocol lines into `kill`: the acknowledged ids, and
-/// whether a shutdown had begun and not ended.
-fn tally(lines: &[String], kill: &mut Kill) -> Result<(), String> {
+/// Reads the child's protocol lines into `kill` and `acked` (the ids this
+/// child saw acknowledged, with `generation`), and whether a shutdown had
+/// begun and not ended.
+fn tally(
+    lines: &[String],
+    generation: u64,
+    kill: &mut Kill,
+    acked: &mut HashMap<u64, u64>,
+) -> Result<(), String> {
     let mut in_shutdown = false;
     for line in lines {
         let Some(rest) = line.strip_prefix(PREFIX).map(str::trim) else {
@@ -254,7 +269,9 @@ fn tally(lines: &[String], kill: &mut Kill) -> Result<(), String> {
         if let Some(id) = rest.strip_prefix("ack ") {
             let id: u64 = id.parse().map_err(|_| format!("bad line {line:?}"))?;
             kill.acked += 1;
-            kill.max_acked = kill.max_acked.max(id);
+            if acked.insert(id, generation).is_some() {
+                return Err(format!("row {id} was acknowledged twice"));
+            }
         } else if rest == "shutdown-begin" {
             in_shutdown = true;
         } else if rest == "shutdown-end" || rest == "ready" {
@@ -265,8 +282,14 @@ fn tally(lines: &[String], kill: &mut Kill) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs one child on `path` and kills it; checks the file.
-pub(crate) fn kill_once(path: &Path, seed: u64) -> Result<Kill, String> {
+/// Runs one child on `path` (its rows of generation `seed`) and kills it;
+/// checks the file against `acked`, the ids acknowledged to every child on
+/// this file so far (this one's added), with their generations.
+pub(crate) fn kill_once(
+    path: &Path,
+    seed: u64,
+    acked: &mut HashMap<u64, u64>,
+) -> Result<Kill, String> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x0000_0000_4B11_1000);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
@@ -340,16 +363,18 @@ pub(crate) fn kill_once(path: &Path, seed: u64) -> Result<Kill, String> {
     drop(child); // SIGKILL, then reap
     let _ = reader.join();
     lines.extend(rx.try_iter());
-    tally(&lines, &mut kill)?;
+    tally(&lines, seed, &mut kill, acked)?;
 
-    let found = survivors(path, true)?;
-    kill.survivors = found.rows;
-    if found.rows < kill.max_acked {
-        return Err(format!(
-            "lost acknowledged writes: rows 1..={} survived, row {} was acknowledged",
-            found.rows, kill.max_acked
-        ));
+    let found = survivors(path, AfterCheck::KeepWal).map_err(|e| e.to_string())?;
+    kill.survivors = found.rows();
+    let mut ids: Vec<_> = acked.iter().collect();
+    ids.sort_unstable();
+    for (&id, &generation) in ids {
+        found
+            .require_acknowledged(id, generation)
+            .map_err(|v| v.to_string())?;
     }
+    kill.checked = acked.len() as u64;
     Ok(kill)
 }
 
@@ -359,10 +384,14 @@ pub(crate) struct Summary {
     pub(crate) kills: u64,
     pub(crate) first_seed: u64,
     pub(crate) acked: u64,
+    /// Acknowledged writes checked, summed over the kills (each kill checks
+    /// every earlier one on its file again).
+    pub(crate) checked: u64,
     pub(crate) in_checkpoint: u64,
     pub(crate) in_write: u64,
     pub(crate) in_shutdown: u64,
     pub(crate) under_off: u64,
+    pub(crate) under_full: u64,
     pub(crate) failures: Vec<String>,
     pub(crate) elapsed: Duration,
 }
@@ -371,20 +400,54 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} kills (seeds {}..={}, {} under synchronous=OFF) in {:.1?}: {} acknowledged writes \
-             checked, {} kills inside a checkpoint, {} inside a write transaction, {} during a \
-             shutdown, {} failures",
+            "{} kills (seeds {}..={}, {} under synchronous=OFF) in {:.1?}: {} writes acknowledged, \
+             {} acknowledged-write checks across the kills, {} kills inside a checkpoint, {} inside \
+             a write transaction, {} during a shutdown, {} failures",
             self.kills,
             self.first_seed,
             self.first_seed + self.kills.saturating_sub(1),
             self.under_off,
             self.elapsed,
             self.acked,
+            self.checked,
             self.in_checkpoint,
             self.in_write,
             self.in_shutdown,
             self.failures.len(),
         )
+    }
+}
+
+impl Summary {
+    /// The figures as the Markdown table of docs/reliability.md.
+    pub(crate) fn table(&self) -> String {
+        let normal = self.kills - self.under_off - self.under_full;
+        [
+            "| figure | value |".to_owned(),
+            "|---|---|".to_owned(),
+            format!(
+                "| kills, seeds {}..={} | **{}**: {normal} under `normal`, {} under `full`, {} under `off` |",
+                self.first_seed,
+                self.first_seed + self.kills.saturating_sub(1),
+                self.kills,
+                self.under_full,
+                self.under_off
+            ),
+            format!("| wall time | {:.0?} |", self.elapsed),
+            format!("| writes acknowledged | {} |", self.acked),
+            format!(
+                "| acknowledged writes checked, summed over the kills (each kill checks every earlier one on its file) | {} |",
+                self.checked
+            ),
+            format!("| kills inside a checkpoint (checkpoint lock held) | {} |", self.in_checkpoint),
+            format!("| kills inside a write transaction (write lock held) | {} |", self.in_write),
+            format!("| kills during a shutdown | {} |", self.in_shutdown),
+            format!(
+                "| kills that found an acknowledged write lost, or a corrupt database | **{}** |",
+                self.failures.len()
+            ),
+        ]
+        .join("\n")
     }
 }
 
@@ -400,14 +463,21 @@ pub(crate) fn campaign(first_seed: u64, kills: u64) -> Summary {
         summary.failures.push("no temp dir".to_owned());
         return summary;
     };
+    // Every id acknowledged on the current file, with its generation.
+    let mut acked = HashMap::new();
     for i in 0..kills {
         let seed = first_seed.wrapping_add(i);
         let path = dir.path().join(format!("chain-{}.db", i / KILLS_PER_FILE));
+        if i % KILLS_PER_FILE == 0 {
+            acked.clear();
+        }
         summary.kills += 1;
         summary.under_off += u64::from(synchronous_of(seed) == Synchronous::Off);
-        match kill_once(&path, seed) {
+        summary.under_full += u64::from(synchronous_of(seed) == Synchronous::Full);
+        match kill_once(&path, seed, &mut acked) {
             Ok(kill) => {
                 summary.acked += kill.acked;
+                summary.checked += kill.checked;
                 summary.in_checkpoint += u64::from(kill.in_checkpoint);
                 summary.in_write += u64::from(kill.in_write);
                 summary.in_shutdown += u64::from(kill.in_shutdown);

@@ -36,7 +36,9 @@ use walguard::{CheckpointMode, CheckpointOutcome, Durability, Settings};
 use walguard_actors::messages::Execute;
 use walguard_actors::{Placement, WalGuard};
 
-use crate::rows::{Survivors, TABLE_SQL, insert, survivors};
+use crate::rows::{
+    AfterCheck, SurvivorError, Survivors, TABLE_SQL, Violation, ViolationKind, insert, survivors,
+};
 use crate::seeds;
 
 /// The interval of the checkpoint loop (virtual time).
@@ -412,52 +414,56 @@ pub(crate) struct Iteration {
     pub(crate) mode: RestoreMode,
     pub(crate) torn_writes: usize,
     pub(crate) ledger: Ledger,
-    pub(crate) result: Result<Survivors, String>,
+    pub(crate) result: Result<Survivors, SurvivorError>,
 }
 
 impl Iteration {
-    /// What this iteration broke, if anything.
-    pub(crate) fn violation(&self) -> Option<String> {
+    /// A failure of the harness itself (its bookkeeping, or a survivor
+    /// check that could not run): proof of nothing either way.
+    pub(crate) fn harness_error(&self) -> Option<String> {
         if let Some(e) = self.ledger.harness.first() {
             return Some(format!("harness: {e}"));
         }
-        let k = match &self.result {
-            Ok(s) => s.rows,
-            Err(e) => return Some(format!("corrupt: {e}")),
+        match &self.result {
+            Err(e @ SurvivorError::Harness { .. }) => Some(format!("harness: {e}")),
+            _ => None,
+        }
+    }
+
+    /// What the crash broke, if anything: corruption, a durable (or, under
+    /// FULL, any acknowledged) write lost, or rows that were never sent.
+    pub(crate) fn violation(&self) -> Option<Violation> {
+        let found = match &self.result {
+            Ok(found) => found,
+            Err(e) => return e.violation().cloned(),
         };
-        if k < self.ledger.required_rows {
-            return Some(format!(
-                "lost durable writes: rows 1..={k} survived, rows through {} were durable",
-                self.ledger.required_rows
-            ));
-        }
-        if matches!(self.synchronous, Synchronous::Full | Synchronous::Extra)
-            && k < self.ledger.acked_rows
-        {
-            return Some(format!(
-                "FULL lost acknowledged writes: rows 1..={k} survived, {} were acknowledged",
-                self.ledger.acked_rows
-            ));
-        }
-        if k > self.ledger.issued_rows {
-            return Some(format!(
-                "{k} rows survived, only {} were ever sent",
-                self.ledger.issued_rows
-            ));
-        }
-        None
+        let required = if matches!(self.synchronous, Synchronous::Full | Synchronous::Extra) {
+            self.ledger.acked_rows.max(self.ledger.required_rows)
+        } else {
+            self.ledger.required_rows
+        };
+        found
+            .require_between(required, self.ledger.issued_rows)
+            .err()
+    }
+
+    /// What a campaign reports: a harness failure first, else a violation.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.harness_error()
+            .or_else(|| self.violation().map(|v| format!("{:?}: {v}", v.kind())))
     }
 
     /// Whether a corrupt database (not just a short one) came back.
     pub(crate) fn corrupt(&self) -> bool {
-        self.result.is_err()
+        self.violation()
+            .is_some_and(|v| v.kind() == ViolationKind::Corruption)
     }
 
     /// Acknowledged rows the power loss took (allowed above the durable
     /// point under NORMAL).
     pub(crate) fn lost_acked(&self) -> u64 {
         match &self.result {
-            Ok(s) => self.ledger.acked_rows.saturating_sub(s.rows),
+            Ok(s) => self.ledger.acked_rows.saturating_sub(s.rows()),
             Err(_) => 0,
         }
     }
@@ -524,7 +530,7 @@ pub(crate) fn iteration(seed: u64, synchronous: Synchronous) -> Result<Iteration
         mode,
         torn_writes: restored.torn_writes,
         ledger: real.ledger,
-        result: survivors(&path, false),
+        result: survivors(&path, AfterCheck::Checkpoint),
     })
 }
 
@@ -568,6 +574,40 @@ impl std::fmt::Display for Summary {
     }
 }
 
+impl Summary {
+    /// The figures as the Markdown table of docs/reliability.md.
+    pub(crate) fn table(&self) -> String {
+        [
+            "| figure | value |".to_owned(),
+            "|---|---|".to_owned(),
+            format!(
+                "| power cuts, seeds {}..={} | **{}**: {} under `normal`, {} under `full` |",
+                self.first_seed,
+                self.first_seed + self.iterations.saturating_sub(1),
+                self.iterations,
+                self.iterations - self.full,
+                self.full
+            ),
+            format!("| wall time | {:.0?} |", self.elapsed),
+            format!("| cuts inside a checkpoint | {} |", self.in_checkpoint),
+            format!(
+                "| torn restores | {}, with {} writes torn on a sector boundary |",
+                self.torn_restores, self.torn_writes
+            ),
+            format!(
+                "| runs under `normal` that lost acknowledged writes | {}, {} rows in all, every one after the durable point (allowed) |",
+                self.lost_acked_runs, self.lost_acked_rows
+            ),
+            format!("| corrupt databases | **{}** |", self.corrupt),
+            format!(
+                "| violations: losses beyond the bound (before \"durable through\", or any under `full`), corruption, harness failures | **{}** |",
+                self.violations.len()
+            ),
+        ]
+        .join("\n")
+    }
+}
+
 /// Runs `iterations` iterations from seed `first_seed` on, each under
 /// [`synchronous_of`] its seed, unless `synchronous` forces one.
 pub(crate) fn campaign(
@@ -594,7 +634,7 @@ pub(crate) fn campaign(
                 let lost = it.lost_acked();
                 summary.lost_acked_runs += u64::from(lost > 0);
                 summary.lost_acked_rows += lost;
-                if let Some(v) = it.violation() {
+                if let Some(v) = it.failure() {
                     summary.violations.push(format!(
                         "{}: {sync:?}, crash at op {} of {} (in checkpoint: {}), {:?}, \
                          sent {} rows, acknowledged {}, durable {}: {v}",

@@ -1,4 +1,5 @@
-//! Seeds and campaign sizes, from the environment.
+//! Seeds and campaign sizes, from the environment
+//! ([`walguard::testing::env_u64`]).
 
 /// The first seed when `WALGUARD_CAMPAIGN_SEED` is not set.
 pub(crate) const DEFAULT_SEED: u64 = 0x5EED_C4A5_0000;
@@ -6,18 +7,13 @@ pub(crate) const DEFAULT_SEED: u64 = 0x5EED_C4A5_0000;
 /// The first seed of a campaign: `WALGUARD_CAMPAIGN_SEED`, or
 /// [`DEFAULT_SEED`].
 pub(crate) fn first() -> u64 {
-    std::env::var("WALGUARD_CAMPAIGN_SEED")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(DEFAULT_SEED)
+    count("WALGUARD_CAMPAIGN_SEED", DEFAULT_SEED)
 }
 
-/// A count from the environment variable `var`, or `default`.
+/// A count from the environment variable `var`, or `default`; a value that
+/// is not a number stops the test.
 pub(crate) fn count(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(default)
+    walguard::testing::env_u64(var, default).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The command that replays `seed` alone in the on-demand test `test`.
