@@ -30,8 +30,9 @@ use rusqlite::{Connection, OpenFlags, params_from_iter};
 use walguard::settings::DatabaseSettings;
 use walguard::settings::Synchronous;
 use walguard::testing::{
-    AfterCheck, CRASH_TABLE_SQL, Fault, FileKind, PowerLossVfs, RestoreMode, SurvivorError,
-    VfsOptions, ViolationKind, check_survivors, crash_row, disable_checkpoint_on_close, env_u64,
+    AfterCheck, CRASH_TABLE_SQL, CrashPoint, Fault, FileKind, PowerLossVfs, RestoreMode,
+    SurvivorError, VfsOptions, ViolationKind, check_survivors, crash_row,
+    disable_checkpoint_on_close, env_u64,
 };
 use walguard::{CheckpointMode, CheckpointOutcome, CheckpointReason, Statement, Store};
 
@@ -370,19 +371,10 @@ impl Iteration {
 }
 
 fn campaign_iteration(dry: &DryRun, synchronous: &str, seed: u64) -> TestResult<Iteration> {
-    let mut rng = StdRng::seed_from_u64(seed);
     // A third of the crashes aim inside a checkpoint.
-    let crash_op = if !dry.checkpoints.is_empty() && rng.random_ratio(1, 3) {
-        let range = &dry.checkpoints[rng.random_range(0..dry.checkpoints.len())];
-        rng.random_range(range.clone())
-    } else {
-        rng.random_range(dry.setup_ops + 1..=dry.total_ops)
-    };
-    let mode = if rng.random_bool(0.5) {
-        RestoreMode::Exact
-    } else {
-        RestoreMode::Torn { seed: rng.random() }
-    };
+    let CrashPoint {
+        op: crash_op, mode, ..
+    } = CrashPoint::draw(seed, dry.setup_ops, dry.total_ops, &dry.checkpoints);
     let (_dir, path) = temp_db()?;
     let vfs = PowerLossVfs::register()?;
     let writer = open(&vfs, &path, "NORMAL")?;

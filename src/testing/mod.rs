@@ -105,6 +105,7 @@
 //!   SQLite keeps raw pointers to it in every connection, so freeing it could
 //!   never be proven safe.
 
+mod crash_point;
 mod model;
 mod seeds;
 mod shim;
@@ -117,6 +118,7 @@ use std::path::Path;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
+pub use self::crash_point::{CrashPoint, IN_CHECKPOINT_ONE_IN};
 pub use self::seeds::env_u64;
 use self::shim::{Registration, Shared};
 pub use self::survivors::{

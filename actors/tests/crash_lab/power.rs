@@ -31,7 +31,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rusqlite::{Connection, OpenFlags};
 use walguard::settings::Synchronous;
-use walguard::testing::{CrashReport, PowerLossVfs, RestoreMode};
+use walguard::testing::{CrashPoint, CrashReport, PowerLossVfs, RestoreMode};
 use walguard::{CheckpointMode, CheckpointOutcome, Durability, Settings};
 use walguard_actors::messages::Execute;
 use walguard_actors::{Placement, WalGuard};
@@ -487,18 +487,14 @@ pub(crate) fn iteration(seed: u64, synchronous: Synchronous) -> Result<Iteration
             dry.ledger.acked_rows, dry.ledger.issued_rows
         ));
     }
-    let mut rng = StdRng::seed_from_u64(seed ^ 0xC4A5_11AB_0000_0000);
-    let crash_op = if !dry.checkpoints.is_empty() && rng.random_ratio(1, 3) {
-        let range = &dry.checkpoints[rng.random_range(0..dry.checkpoints.len())];
-        rng.random_range(range.clone())
-    } else {
-        rng.random_range(dry.setup_ops + 1..=dry.total_ops)
-    };
-    let mode = if rng.random_bool(0.5) {
-        RestoreMode::Exact
-    } else {
-        RestoreMode::Torn { seed: rng.random() }
-    };
+    let CrashPoint {
+        op: crash_op, mode, ..
+    } = CrashPoint::draw(
+        seed ^ 0xC4A5_11AB_0000_0000,
+        dry.setup_ops,
+        dry.total_ops,
+        &dry.checkpoints,
+    );
 
     let path = dir.path().join("state.db");
     let vfs = PowerLossVfs::register().map_err(|e| e.to_string())?;
