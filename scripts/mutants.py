@@ -185,7 +185,7 @@ MUTANTS = [
             crash_lab("faults::injected_faults_fail_one_write_and_nothing_acknowledged_is_lost"),
             crash_lab("faults::a_hundred_checkpoint_io_faults_in_one_run"),
             power_loss("the_store_reopens_after_a_failed_checkpoint_fsync_and_loses_nothing"),
-            power_loss("the_store_refuses_statements_while_it_cannot_reopen"),
+            power_loss("the_store_refuses_statements_while_its_file_is_away"),
         ],
     ),
     Mutant(
