@@ -42,6 +42,7 @@ use walguard::settings::Synchronous;
 /// Power cuts per CI run.
 const CI_POWER_CUTS: u64 = 300;
 /// Kills per CI run.
+#[cfg(target_os = "linux")]
 const CI_KILLS: u64 = 200;
 /// Most iterations the negative control may need to catch both a loss and a
 /// corruption.

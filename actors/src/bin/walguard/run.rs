@@ -5,9 +5,10 @@
 //! WAL mode; not write-locked elsewhere), then (optionally) the Prometheus
 //! listener, then the engine's schema, then the actor system: the subsystem
 //! with its checkpoint loop and exposure watch, and the synthetic engine.
-//! It runs until `--duration` passes, Ctrl-C, SIGTERM (or a console close
-//! on Windows); then the clean shutdown, within [`SHUTDOWN_BUDGET`], and the
-//! summary on stdout.
+//! It runs until `--duration` passes, Ctrl-C, SIGTERM (on Windows: a
+//! console close, logoff or system shutdown); then the clean shutdown,
+//! within [`SHUTDOWN_BUDGET`] (after a console event, within
+//! [`console::CONSOLE_SHUTDOWN_BUDGET`]), and the summary on stdout.
 
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal as _;
@@ -18,6 +19,8 @@ use tokio::time::Instant;
 use walguard::settings::{LogFormat, format_duration};
 use walguard::{SessionReport, Settings};
 use walguard_actors::WalGuard;
+#[cfg(windows)]
+use walguard_actors::console::{self, ConsoleEvent, ConsoleEvents};
 use walguard_actors::metrics::{DEFAULT_WATCH_PERIOD, Status};
 use walguard_actors::telemetry;
 
@@ -49,9 +52,23 @@ const EXIT_SECOND_INTERRUPT: i32 = 130;
 enum StopReason {
     Duration,
     Interrupt,
+    #[cfg(unix)]
     Terminate,
     #[cfg(windows)]
-    ConsoleClose,
+    Console(ConsoleEvent),
+}
+
+impl StopReason {
+    /// How long the clean shutdown may take after this stop: Windows ends
+    /// the process about 5 s after a console event, so the summary must be
+    /// out before that.
+    fn budget(self) -> Duration {
+        match self {
+            #[cfg(windows)]
+            Self::Console(_) => console::CONSOLE_SHUTDOWN_BUDGET,
+            _ => SHUTDOWN_BUDGET,
+        }
+    }
 }
 
 impl fmt::Display for StopReason {
@@ -59,9 +76,10 @@ impl fmt::Display for StopReason {
         f.write_str(match self {
             Self::Duration => "duration",
             Self::Interrupt => "interrupt",
+            #[cfg(unix)]
             Self::Terminate => "sigterm",
             #[cfg(windows)]
-            Self::ConsoleClose => "console-close",
+            Self::Console(event) => event.as_str(),
         })
     }
 }
@@ -170,6 +188,10 @@ async fn session(
     let started = Instant::now();
     let mut stop = Signals::new()?;
     let guard = WalGuard::start(settings.clone())?;
+    #[cfg(windows)]
+    if let Err(e) = console::check_budget(&guard) {
+        tracing::warn!(target: "walguard::run", error = %e, "a console close may end the process before the clean shutdown finishes");
+    }
     guard.start_checkpoint_loop();
     // Look at least twice per interval, so a starvation warning comes within
     // about half an interval of the threshold.
@@ -222,13 +244,15 @@ async fn session(
         let _ = engine.await;
         guard.shutdown().await
     };
-    let report = tokio::time::timeout(SHUTDOWN_BUDGET, shutdown)
-        .await
-        .map_err(|_| CliError::ShutdownTimeout {
-            budget_s: SHUTDOWN_BUDGET.as_secs(),
-            acknowledged: counters.acknowledged.get(),
-            failed: counters.failed.get(),
-        })??;
+    let budget = stopped_by.budget();
+    let report =
+        tokio::time::timeout(budget, shutdown)
+            .await
+            .map_err(|_| CliError::ShutdownTimeout {
+                budget_s: budget.as_secs_f64(),
+                acknowledged: counters.acknowledged.get(),
+                failed: counters.failed.get(),
+            })??;
     Ok(Outcome {
         report,
         stopped_by,
@@ -237,12 +261,13 @@ async fn session(
     })
 }
 
-/// The stop signals: `--duration`, Ctrl-C, SIGTERM, console close.
+/// The stop signals: `--duration`, Ctrl-C, SIGTERM; on Windows console
+/// close, logoff and shutdown.
 struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(windows)]
-    close: tokio::signal::windows::CtrlClose,
+    console: ConsoleEvents,
 }
 
 impl Signals {
@@ -258,10 +283,7 @@ impl Signals {
                     source,
                 })?,
             #[cfg(windows)]
-            close: tokio::signal::windows::ctrl_close().map_err(|source| CliError::Signal {
-                signal: "console close",
-                source,
-            })?,
+            console: ConsoleEvents::listen()?,
         })
     }
 
@@ -287,11 +309,11 @@ impl Signals {
         StopReason::Terminate
     }
 
-    /// The platform's own stop signal: the console window closing.
+    /// The platform's own stop signals: the console window closing, the
+    /// user logging off, the system shutting down.
     #[cfg(windows)]
     async fn platform(&mut self) -> StopReason {
-        self.close.recv().await;
-        StopReason::ConsoleClose
+        StopReason::Console(self.console.recv().await)
     }
 
     /// No platform signal beyond Ctrl-C.
