@@ -110,6 +110,10 @@ step "lint (clippy, $TARGET)"
 RUSTC_BOOTSTRAP=1 /usr/bin/cargo clippy -Zbuild-std --target "$TARGET" --locked \
   --workspace --all-targets --all-features -- -D warnings
 
+step "rustdoc ($TARGET): the Windows-only docs (walguard_actors::console)"
+RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS=-Dwarnings /usr/bin/cargo doc -Zbuild-std --target "$TARGET" --locked \
+  -p walguard -p walguard-actors --all-features --no-deps
+
 step "build the tests ($TARGET)"
 TESTS=(-p walguard -p walguard-actors --all-features --lib --bins --test tests --test windows)
 RUSTC_BOOTSTRAP=1 /usr/bin/cargo test -Zbuild-std --target "$TARGET" --locked --no-run "${TESTS[@]}"
@@ -117,6 +121,13 @@ RUSTC_BOOTSTRAP=1 /usr/bin/cargo test -Zbuild-std --target "$TARGET" --locked --
 step "Wine prefix"
 WINE_STARTED=1
 wineboot --init 2>/dev/null
+# One wineserver for the whole run: by default it exits a few seconds after
+# its last client, and a test binary starting just then loses it
+# ("recvmsg: Connection reset by peer"). The one wineboot left is replaced
+# by a persistent one; `wineserver -k` ends it at exit.
+wineserver -k 2>/dev/null || true
+wineserver -w 2>/dev/null || true
+wineserver -p
 x86_64-w64-mingw32-gcc -shared -O2 -s -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
   .ci/windows/bcryptprimitives.c -ladvapi32
 

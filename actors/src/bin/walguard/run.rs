@@ -59,6 +59,17 @@ enum StopReason {
 }
 
 impl StopReason {
+    /// Whether the console that stdout may lead to is closing: a Windows
+    /// console event.
+    fn console_may_be_gone(self) -> bool {
+        #[cfg(windows)]
+        if let Self::Console(_) = self {
+            return true;
+        }
+        let _ = self;
+        false
+    }
+
     /// How long the clean shutdown may take after this stop: Windows ends
     /// the process about 5 s after a console event, so the summary must be
     /// out before that.
@@ -142,9 +153,16 @@ pub(crate) fn run(args: &RunArgs, global: &Global) -> Result<(), CliError> {
         // lacks the database's counts.
         Err(e) => crate::exit_now(&e),
     };
-    match format {
-        LogFormat::Json => println!("{}", summary_json(&settings, &outcome)),
-        _ => print!("{}", summary_text(&settings, &outcome)),
+    let summary = match format {
+        LogFormat::Json => format!("{}\n", summary_json(&settings, &outcome)),
+        _ => summary_text(&settings, &outcome),
+    };
+    if outcome.stopped_by.console_may_be_gone() {
+        // The console may already be gone: the summary is best effort then
+        // (`print!` would panic on the write error).
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), summary.as_bytes());
+    } else {
+        print!("{summary}");
     }
     let db = &outcome.report.db;
     if db.file_gone {
