@@ -32,6 +32,43 @@ pub enum Error {
         "walguard must be started inside a running actix System (use #[actix::main] or System::new().block_on)"
     )]
     NoSystem,
+
+    /// Windows refused the console control handler
+    /// ([`ConsoleEvents::listen`](crate::console::ConsoleEvents::listen)).
+    #[cfg(windows)]
+    #[error("cannot listen for the console {event} event")]
+    ConsoleHandler {
+        /// The event whose listener failed.
+        event: crate::console::ConsoleEvent,
+        /// What Windows said.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The settings' whole shutdown ([`WalGuard::shutdown_budget`](crate::WalGuard::shutdown_budget))
+    /// is longer than a console event leaves
+    /// ([`console::check_budget`](crate::console::check_budget)).
+    #[cfg(windows)]
+    #[error(
+        "the clean shutdown may take {needs:?}, longer than the {budget:?} a Windows console event leaves; lower database.busy_timeout or checkpoint.shutdown_timeout"
+    )]
+    ConsoleBudget {
+        /// What the shutdown may take with these settings.
+        needs: std::time::Duration,
+        /// What the console event leaves.
+        budget: std::time::Duration,
+    },
+
+    /// The shutdown after a console event had not answered at the end of
+    /// the budget.
+    #[cfg(windows)]
+    #[error("the shutdown after the console {event} event did not finish within {budget:?}")]
+    ConsoleDeadline {
+        /// The event that started the shutdown.
+        event: crate::console::ConsoleEvent,
+        /// The budget it had.
+        budget: std::time::Duration,
+    },
 }
 
 impl Error {

@@ -37,6 +37,9 @@
 //!   gauges and the checkpoint-starvation warning current.
 //! - [`WalGuard::shutdown`] stops them in order and returns the
 //!   [`walguard::SessionReport`].
+//! - On Windows, `console` runs the clean shutdown on a console close,
+//!   logoff or system shutdown, inside the time Windows gives
+//!   (`console::shutdown_on_console_event`).
 //! - [`telemetry`] names every metric walguard records through the `metrics`
 //!   facade (plug in any exporter).
 //!
@@ -60,6 +63,10 @@
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod checkpoint;
+// Windows only: it listens for console events through tokio's Windows
+// signal listeners, which exist only there.
+#[cfg(windows)]
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod exposure;

@@ -5,7 +5,10 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+#[cfg(unix)]
+use std::process::Command;
+use std::process::{Output, Stdio};
+#[cfg(unix)]
 use std::time::{Duration, Instant};
 
 use serde_json::Value;

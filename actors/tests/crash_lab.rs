@@ -43,6 +43,7 @@ use walguard::testing::ViolationKind;
 /// Power cuts per CI run.
 const CI_POWER_CUTS: u64 = 300;
 /// Kills per CI run.
+#[cfg(target_os = "linux")]
 const CI_KILLS: u64 = 200;
 /// Most iterations the negative control may need to catch both a loss and a
 /// corruption.

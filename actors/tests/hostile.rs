@@ -3,6 +3,11 @@
 //! case of `docs/reliability.md` it covers; the cases other test files
 //! already cover are listed there with their tests.
 
+// Its hostile conditions are made with Unix means (a mode-0555 directory,
+// `/sys`, a child process holding POSIX locks, `/proc` for memory), so it
+// is built and run on Unix only; tests/windows.rs covers Windows.
+#![cfg(unix)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};

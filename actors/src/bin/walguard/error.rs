@@ -154,7 +154,9 @@ pub(crate) enum CliError {
         source: metrics_exporter_prometheus::BuildError,
     },
 
-    /// A signal handler could not be installed.
+    /// A signal handler could not be installed (Windows' console handler
+    /// fails as [`walguard_actors::Error::ConsoleHandler`]).
+    #[cfg(unix)]
     #[error("cannot listen for {signal}")]
     Signal {
         /// The signal, e.g. `SIGTERM`.
@@ -170,8 +172,8 @@ pub(crate) enum CliError {
          and {failed} failed); exiting without the session summary (no commit is lost on a process exit)"
     )]
     ShutdownTimeout {
-        /// The budget in seconds.
-        budget_s: u64,
+        /// The budget in seconds (4.5 after a Windows console event).
+        budget_s: f64,
         /// Writes acknowledged to the engine so far.
         acknowledged: u64,
         /// Writes that returned an error to the engine so far.

@@ -5,9 +5,10 @@
 //! WAL mode; not write-locked elsewhere), then (optionally) the Prometheus
 //! listener, then the engine's schema, then the actor system: the subsystem
 //! with its checkpoint loop and exposure watch, and the synthetic engine.
-//! It runs until `--duration` passes, Ctrl-C, SIGTERM (or a console close
-//! on Windows); then the clean shutdown, within [`SHUTDOWN_BUDGET`], and the
-//! summary on stdout.
+//! It runs until `--duration` passes, Ctrl-C, SIGTERM (on Windows: a
+//! console close, logoff or system shutdown); then the clean shutdown,
+//! within [`SHUTDOWN_BUDGET`] (after a console event, within
+//! [`console::CONSOLE_SHUTDOWN_BUDGET`]), and the summary on stdout.
 
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal as _;
@@ -18,6 +19,8 @@ use tokio::time::Instant;
 use walguard::settings::{LogFormat, format_duration};
 use walguard::{SessionReport, Settings};
 use walguard_actors::WalGuard;
+#[cfg(windows)]
+use walguard_actors::console::{self, ConsoleEvent, ConsoleEvents};
 use walguard_actors::metrics::{DEFAULT_WATCH_PERIOD, Status};
 use walguard_actors::telemetry;
 
@@ -49,9 +52,34 @@ const EXIT_SECOND_INTERRUPT: i32 = 130;
 enum StopReason {
     Duration,
     Interrupt,
+    #[cfg(unix)]
     Terminate,
     #[cfg(windows)]
-    ConsoleClose,
+    Console(ConsoleEvent),
+}
+
+impl StopReason {
+    /// Whether the console that stdout may lead to is closing: a Windows
+    /// console event.
+    fn console_may_be_gone(self) -> bool {
+        #[cfg(windows)]
+        if let Self::Console(_) = self {
+            return true;
+        }
+        let _ = self;
+        false
+    }
+
+    /// How long the clean shutdown may take after this stop: Windows ends
+    /// the process about 5 s after a console event, so the summary must be
+    /// out before that.
+    fn budget(self) -> Duration {
+        match self {
+            #[cfg(windows)]
+            Self::Console(_) => console::CONSOLE_SHUTDOWN_BUDGET,
+            _ => SHUTDOWN_BUDGET,
+        }
+    }
 }
 
 impl fmt::Display for StopReason {
@@ -59,9 +87,10 @@ impl fmt::Display for StopReason {
         f.write_str(match self {
             Self::Duration => "duration",
             Self::Interrupt => "interrupt",
+            #[cfg(unix)]
             Self::Terminate => "sigterm",
             #[cfg(windows)]
-            Self::ConsoleClose => "console-close",
+            Self::Console(event) => event.as_str(),
         })
     }
 }
@@ -124,9 +153,16 @@ pub(crate) fn run(args: &RunArgs, global: &Global) -> Result<(), CliError> {
         // lacks the database's counts.
         Err(e) => crate::exit_now(&e),
     };
-    match format {
-        LogFormat::Json => println!("{}", summary_json(&settings, &outcome)),
-        _ => print!("{}", summary_text(&settings, &outcome)),
+    let summary = match format {
+        LogFormat::Json => format!("{}\n", summary_json(&settings, &outcome)),
+        _ => summary_text(&settings, &outcome),
+    };
+    if outcome.stopped_by.console_may_be_gone() {
+        // The console may already be gone: the summary is best effort then
+        // (`print!` would panic on the write error).
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), summary.as_bytes());
+    } else {
+        print!("{summary}");
     }
     let db = &outcome.report.db;
     if db.file_gone {
@@ -170,6 +206,10 @@ async fn session(
     let started = Instant::now();
     let mut stop = Signals::new()?;
     let guard = WalGuard::start(settings.clone())?;
+    #[cfg(windows)]
+    if let Err(e) = console::check_budget(&guard) {
+        tracing::warn!(target: "walguard::run", error = %e, "a console close may end the process before the clean shutdown finishes");
+    }
     guard.start_checkpoint_loop();
     // Look at least twice per interval, so a starvation warning comes within
     // about half an interval of the threshold.
@@ -222,13 +262,15 @@ async fn session(
         let _ = engine.await;
         guard.shutdown().await
     };
-    let report = tokio::time::timeout(SHUTDOWN_BUDGET, shutdown)
-        .await
-        .map_err(|_| CliError::ShutdownTimeout {
-            budget_s: SHUTDOWN_BUDGET.as_secs(),
-            acknowledged: counters.acknowledged.get(),
-            failed: counters.failed.get(),
-        })??;
+    let budget = stopped_by.budget();
+    let report =
+        tokio::time::timeout(budget, shutdown)
+            .await
+            .map_err(|_| CliError::ShutdownTimeout {
+                budget_s: budget.as_secs_f64(),
+                acknowledged: counters.acknowledged.get(),
+                failed: counters.failed.get(),
+            })??;
     Ok(Outcome {
         report,
         stopped_by,
@@ -237,12 +279,13 @@ async fn session(
     })
 }
 
-/// The stop signals: `--duration`, Ctrl-C, SIGTERM, console close.
+/// The stop signals: `--duration`, Ctrl-C, SIGTERM; on Windows console
+/// close, logoff and shutdown.
 struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(windows)]
-    close: tokio::signal::windows::CtrlClose,
+    console: ConsoleEvents,
 }
 
 impl Signals {
@@ -258,10 +301,7 @@ impl Signals {
                     source,
                 })?,
             #[cfg(windows)]
-            close: tokio::signal::windows::ctrl_close().map_err(|source| CliError::Signal {
-                signal: "console close",
-                source,
-            })?,
+            console: ConsoleEvents::listen()?,
         })
     }
 
@@ -287,11 +327,11 @@ impl Signals {
         StopReason::Terminate
     }
 
-    /// The platform's own stop signal: the console window closing.
+    /// The platform's own stop signals: the console window closing, the
+    /// user logging off, the system shutting down.
     #[cfg(windows)]
     async fn platform(&mut self) -> StopReason {
-        self.close.recv().await;
-        StopReason::ConsoleClose
+        StopReason::Console(self.console.recv().await)
     }
 
     /// No platform signal beyond Ctrl-C.
