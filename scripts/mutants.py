@@ -185,7 +185,6 @@ MUTANTS = [
             crash_lab("faults::injected_faults_fail_one_write_and_nothing_acknowledged_is_lost"),
             crash_lab("faults::a_hundred_checkpoint_io_faults_in_one_run"),
             power_loss("the_store_reopens_after_a_failed_checkpoint_fsync_and_loses_nothing"),
-            power_loss("the_store_refuses_statements_while_its_file_is_away"),
         ],
     ),
     Mutant(
@@ -258,6 +257,102 @@ MUTANTS = [
         [
             core("store::open_on_an_exclusively_locked_database_fails_within_the_busy_timeout"),
             hostile("a_database_locked_by_another_process_fails_start_within_the_busy_timeout"),
+        ],
+    ),
+    Mutant(
+        "neighbour-checkpoint-failed",
+        "someone else's checkpoint, `(1, -1, -1)`, is reported as failed",
+        "neighbours: another connection checkpoints",
+        [(
+            "src/checkpoint.rs",
+            "(true, -1, -1) => Self::Busy,",
+            '(true, -1, -1) => Self::Failed { error: "planted".to_owned() },',
+        )],
+        [
+            core("neighbours::a_checkpoint_while_another_connection_checkpoints_is_busy"),
+            actors("neighbours::a_neighbours_checkpoint_is_busy_and_never_restarts_the_loop"),
+        ],
+    ),
+    Mutant(
+        "restart-not-durable",
+        "a WAL restart (someone else's completed checkpoint) moves no durable point",
+        "neighbours: another connection's checkpoint completes",
+        [(
+            "src/store/mod.rs",
+            "if self.take_wal_restart() {",
+            "if self.take_wal_restart() && false {",
+        )],
+        [
+            core("neighbours::a_checkpoint_by_another_connection_moves_the_durable_point"),
+            core("neighbours::sqlites_auto_checkpoint_moves_the_durable_point"),
+            actors("neighbours::a_neighbours_checkpoint_counts_as_durable"),
+        ],
+    ),
+    Mutant(
+        "batch-may-split",
+        "an atomic batch lets a statement end its transaction",
+        "neighbours: a batch that would end or split its transaction",
+        [(
+            "src/store/mod.rs",
+            "if self.effect_of(stmt.sql()) == Effect::TransactionControl {",
+            "if self.effect_of(stmt.sql()) == Effect::TransactionControl && false {",
+        )],
+        [core("neighbours::a_batch_that_would_end_its_own_transaction_is_refused_before_it_runs")],
+    ),
+    Mutant(
+        "closure-panic-unwinds",
+        "a caller's panic unwinds out of `Store::call`",
+        "neighbours: a caller's closure panics",
+        [(
+            "src/store/mod.rs",
+            "let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut self.conn)));",
+            "let result: std::thread::Result<_> = Ok(f(&mut self.conn));",
+        )],
+        [
+            core("neighbours::a_panicking_closure_is_its_callers_error_and_its_transaction_rolls_back"),
+            actors("neighbours::a_panicking_closure_does_not_end_the_writer"),
+        ],
+    ),
+    Mutant(
+        "gone-file-unseen",
+        "the file behind the path is never checked",
+        "neighbours: the database file is deleted, renamed or replaced",
+        [(
+            "src/store/mod.rs",
+            "if let Err(e) = self.check_file() {",
+            "if let Err(e) = self.refuse_if_gone() {",
+        )],
+        [
+            core("neighbours::a_deleted_renamed_or_replaced_file_is_never_durable"),
+            actors("neighbours::a_deleted_file_fails_every_tick_on_schedule_and_refuses_writes"),
+        ],
+    ),
+    Mutant(
+        "second-engine-admitted",
+        "each engine locks a file of its own",
+        "neighbours: a second engine on a served file",
+        [(
+            "actors/src/system/mod.rs",
+            "let engine_lock = EngineLock::acquire(&settings.database.path)?;",
+            'let engine_lock = EngineLock::acquire(&settings.database.path.with_extension(format!("{:?}", std::time::Instant::now()).replace(|c: char| !c.is_ascii_alphanumeric(), "")))?;',
+        )],
+        [
+            actors("neighbours::a_second_engine_on_a_served_file_is_refused"),
+            hostile("a_second_engine_in_another_process_is_refused_until_it_dies"),
+        ],
+    ),
+    Mutant(
+        "shutdown-without-deadline",
+        "the shutdown never interrupts the writer nor refuses what waits",
+        "neighbours: a request holds the writer at shutdown",
+        [(
+            "actors/src/system/mod.rs",
+            "                state.pass_deadline();\n",
+            "                let _ = &state;\n",
+        )],
+        [
+            actors("neighbours::shutdown_interrupts_an_endless_query_within_its_budget"),
+            actors("neighbours::shutdown_ends_writes_waiting_on_a_lock_within_its_budget"),
         ],
     ),
 ]
