@@ -39,7 +39,6 @@ use crate::settings::{LITESTREAM_VERSION, ReplicationSettings, format_duration, 
 
 /// Who runs the checkpoints now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
 pub enum CheckpointOwner {
     /// walguard: replication is off, or Litestream is down.
     #[default]

@@ -245,13 +245,14 @@ impl ReplicationSettings {
         self.mode == ReplicationMode::Litestream
     }
 
-    /// Checks the section (called by [`Settings::validate`]).
+    /// Checks the section (called by [`Settings::validate`], which passes
+    /// `database.group_commit`).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidSetting`] naming the key. A value that carries a
     /// password is never echoed.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self, group_commit: bool) -> Result<()> {
         if self.sync_period.is_zero() {
             return Err(invalid(
                 "replication.sync_period",
@@ -309,6 +310,13 @@ impl ReplicationSettings {
         }
         if !self.is_on() {
             return Ok(());
+        }
+        if self.ack == AckMode::Replicated && !group_commit {
+            return Err(invalid(
+                "replication.ack",
+                "replicated",
+                "needs database.group_commit: true (the held replies are those of group commits)",
+            ));
         }
         if self.url.is_none() {
             return Err(invalid(
@@ -785,7 +793,7 @@ impl Settings {
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "\"\"", "must not be empty"));
         }
-        self.replication.validate()
+        self.replication.validate(self.database.group_commit)
     }
 }
 

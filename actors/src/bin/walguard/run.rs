@@ -372,6 +372,9 @@ impl Display {
                 p95_ms = ms(status.report.window.p95()),
                 exposure_s = secs(exposure.age()),
                 exposed_commits = exposure.commits(),
+                replicated_commits = status.replicated.map(|r| r.commits),
+                replicated_writes = status.replicated.map(|r| r.writes),
+                replication_lag_s = status.replicated.map(|r| secs(r.lag)),
                 "status"
             );
         }
@@ -450,6 +453,9 @@ fn summary_json(settings: &Settings, outcome: &Outcome) -> serde_json::Value {
         "durable_commits": if report.db.file_gone { Some(0) } else { d.map(|d| d.durable_commits()) },
         "exposed_commits": d.map(|d| d.exposed_commits()),
         "file_gone": report.db.file_gone,
+        "replicated_commits": report.replication.map(|r| r.commits),
+        "replicated_writes": report.replication.map(|r| r.writes),
+        "replication_lag_s": report.replication.map(|r| secs(r.lag)),
         "close_error": report.db.close_error,
     })
 }
