@@ -95,6 +95,16 @@ impl ControlClient {
         Ok(value["version"].as_str().unwrap_or_default().to_owned())
     }
 
+    /// The process id Litestream reports on `/info`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ControlClient::sync`].
+    pub async fn pid(&self, timeout: Duration) -> Result<u64, ReplicationError> {
+        let value = self.request("GET", "/info", None, timeout).await?;
+        Ok(value["pid"].as_u64().unwrap_or(0))
+    }
+
     async fn request(
         &self,
         method: &str,

@@ -335,6 +335,10 @@ impl ReplicationActor {
             return;
         }
         self.in_flight = true;
+        if due {
+            // Periods run from the start of a sync, not from its answer.
+            self.last_sync = Some(Instant::now());
+        }
         let db = self.db.clone();
         let client = self.client.clone();
         let path = self.files.db.clone();
@@ -353,7 +357,6 @@ impl ReplicationActor {
         ctx.spawn(work.into_actor(self).map(|result, act, _| {
             act.in_flight = false;
             if let Some((durability, started, answer)) = result {
-                act.last_sync = Some(Instant::now());
                 act.answered(durability, started, answer);
             }
         }));
@@ -435,7 +438,8 @@ impl Actor for ReplicationActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         let period = match self.settings.ack {
             AckMode::Replicated => ACK_POLL_PERIOD.min(self.settings.sync_period),
-            _ => self.settings.sync_period.min(Duration::from_millis(250)),
+            // A fifth of a period: a sync starts at most that late.
+            _ => (self.settings.sync_period / 5).clamp(ACK_POLL_PERIOD, Duration::from_millis(250)),
         };
         ctx.run_interval(period, Self::tick);
         ctx.notify(Tick);
