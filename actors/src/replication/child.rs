@@ -205,30 +205,20 @@ impl Child {
             .arg("replicate")
             .arg("-config")
             .arg(&files.config)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| fail(e.to_string()))?;
         let pid = process.id();
         let log = Arc::new(Mutex::new(VecDeque::new()));
+        // Litestream logs to stdout; stderr carries what the Go runtime
+        // prints. Both go to `tracing`.
+        if let Some(stdout) = process.stdout.take() {
+            forward(stdout, pid, Arc::clone(&log));
+        }
         if let Some(stderr) = process.stderr.take() {
-            let log = Arc::clone(&log);
-            tokio::spawn(async move {
-                let mut lines = tokio::io::BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if line.contains("level=ERROR") || line.contains("level=WARN") {
-                        tracing::warn!(target: "walguard::litestream", pid, "{line}");
-                    } else {
-                        tracing::debug!(target: "walguard::litestream", pid, "{line}");
-                    }
-                    let mut tail = log.lock().unwrap_or_else(PoisonError::into_inner);
-                    if tail.len() == LOG_TAIL_LINES {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line);
-                }
-            });
+            forward(stderr, pid, Arc::clone(&log));
         }
         let mut child = Self { process, pid, log };
         let started = Instant::now();
@@ -286,6 +276,31 @@ impl Child {
         self.kill();
         let _ = tokio::time::timeout(timeout, self.process.wait()).await;
     }
+}
+
+/// Sends each line of `stream` to `tracing` (target `walguard::litestream`:
+/// errors and warnings as warnings, the rest at debug) and keeps the last
+/// [`LOG_TAIL_LINES`] for error messages.
+fn forward(
+    stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    pid: Option<u32>,
+    log: Arc<Mutex<VecDeque<String>>>,
+) {
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("level=ERROR") || line.contains("level=WARN") {
+                tracing::warn!(target: "walguard::litestream", pid, "{line}");
+            } else {
+                tracing::debug!(target: "walguard::litestream", pid, "{line}");
+            }
+            let mut tail = log.lock().unwrap_or_else(PoisonError::into_inner);
+            if tail.len() == LOG_TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    });
 }
 
 /// `litestream restore` of the replica of `files.db` into `out`. With
