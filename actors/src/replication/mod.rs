@@ -74,6 +74,30 @@ pub const ACK_POLL_PERIOD: Duration = Duration::from_millis(10);
 /// first sync uploads a snapshot).
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// With `replication.restore_on_start`: restores the database from the
+/// replica when its file is missing (and the replica exists).
+///
+/// # Errors
+///
+/// [`ReplicationError`] when the binary is missing or the restore fails.
+pub fn restore_if_missing(settings: &walguard::Settings) -> Result<(), ReplicationError> {
+    let path = &settings.database.path;
+    if path.exists() {
+        return Ok(());
+    }
+    let r = &settings.replication;
+    let files = Files::for_db(path, r.socket.as_deref())?;
+    check_binary(&r.litestream_binary)?;
+    restore(&r.litestream_binary, &files, r, path, true)?;
+    tracing::info!(
+        target: "walguard::replication",
+        database = %path.display(),
+        restored = path.exists(),
+        "the database file was missing: restore from the replica on start"
+    );
+    Ok(())
+}
+
 /// A Litestream made ready by [`ReplicationActor::prepare`], for
 /// [`ReplicationActor::new`].
 #[derive(Debug)]

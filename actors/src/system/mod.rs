@@ -118,7 +118,7 @@ impl WalGuardBuilder {
         let engine_lock = EngineLock::acquire(&settings.database.path)?;
         let replication_on = settings.replication.is_on();
         if replication_on && settings.replication.restore_on_start {
-            restore_if_missing(&settings)?;
+            crate::replication::restore_if_missing(&settings)?;
         }
         let mut store = match &vfs {
             Some(vfs) => Store::open_with_vfs(&settings.database, vfs)?,
@@ -491,26 +491,6 @@ fn budget(settings: &Settings) -> (Duration, Duration) {
         Duration::ZERO
     };
     (drain, drain + replication + truncate + SHUTDOWN_CLOSE_GRACE)
-}
-
-/// With `replication.restore_on_start`: restores the database from the
-/// replica when its file is missing (and the replica exists).
-fn restore_if_missing(settings: &Settings) -> Result<()> {
-    let path = &settings.database.path;
-    if path.exists() {
-        return Ok(());
-    }
-    let r = &settings.replication;
-    let files = crate::replication::Files::for_db(path, r.socket.as_deref())?;
-    crate::replication::check_binary(&r.litestream_binary)?;
-    crate::replication::restore(&r.litestream_binary, &files, r, path, true)?;
-    tracing::info!(
-        target: "walguard::replication",
-        database = %path.display(),
-        restored = path.exists(),
-        "the database file was missing: restore from the replica on start"
-    );
-    Ok(())
 }
 
 /// A thread on the wall clock (not tokio's, which a test may pause): past

@@ -109,6 +109,11 @@ pub(crate) fn run(args: &RunArgs, global: &Global) -> Result<(), CliError> {
         settings.log.format,
         global.color,
     );
+    if settings.replication.is_on() && settings.replication.restore_on_start {
+        // Before the demo's checks create anything at the path.
+        walguard_actors::replication::restore_if_missing(&settings)
+            .map_err(walguard_actors::Error::from)?;
+    }
     engine::check_target(&settings.database.path)?;
     if let Some(addr) = args.metrics_addr {
         serve_metrics(addr)?;
