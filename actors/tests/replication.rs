@@ -450,6 +450,11 @@ fn machine_loss_keeps_its_bound() {
             "trial {trial}: lost {lost} acknowledged writes, bound {bound}"
         );
         losses.push(lost);
+        if trials > DEFAULT_TRIALS {
+            eprintln!(
+                "trial {trial}: acknowledged {last_acked}, replicated reported {replicated}, survived {k}, lost {lost}"
+            );
+        }
     }
     losses.sort_unstable();
     eprintln!(
