@@ -228,6 +228,19 @@ pub enum Error {
         /// The database path.
         path: PathBuf,
     },
+    /// With `replication.ack: replicated`: the write is committed locally,
+    /// but no sync confirmed it on the replica within `replication.max_lag`
+    /// (or before the shutdown), so it is not acknowledged as replicated.
+    #[error(
+        "committed locally to {} but not confirmed on the replica within {waited_ms}ms (replication.max_lag; ack: replicated)",
+        path.display()
+    )]
+    NotReplicated {
+        /// The database path.
+        path: PathBuf,
+        /// How long the write waited, in milliseconds.
+        waited_ms: u64,
+    },
     /// The store was already closed (for example after shutdown).
     #[error("database {} is closed", path.display())]
     Closed {

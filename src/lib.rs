@@ -58,6 +58,7 @@ pub mod error;
 pub mod exposure;
 pub mod files;
 pub mod lock;
+pub mod replication;
 pub mod settings;
 pub mod stats;
 pub mod store;

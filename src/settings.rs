@@ -89,6 +89,24 @@ pub const DEFAULT_MAILBOX_CAPACITY_MESSAGES: usize = 1024;
 /// auto-checkpoint threshold.
 pub const DEFAULT_SIZE_THRESHOLD_FRAMES: u32 = 1000;
 
+/// Default period of the replication sync (`replication.sync_period`): 1 s,
+/// Litestream's own default sync interval.
+pub const DEFAULT_SYNC_PERIOD: Duration = Duration::from_secs(1);
+
+/// Default replication lag above which a warning fires
+/// (`replication.max_lag`): 10 s, ten sync periods.
+pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(10);
+
+/// Default WAL hard cap while Litestream owns checkpointing
+/// (`replication.wal_cap_frames`): 100,000 frames, about 400 MiB at 4 KiB
+/// pages, below Litestream's own emergency TRUNCATE at about 500 MB.
+pub const DEFAULT_WAL_CAP_FRAMES: u32 = 100_000;
+
+/// The Litestream version walguard is tested with, and the oldest it
+/// accepts: its control socket's `/sync` with `wait` and the config shape
+/// walguard writes are checked against it.
+pub const LITESTREAM_VERSION: &str = "0.5.17";
+
 /// Prefix of environment overrides: `WALGUARD__SECTION__KEY`.
 pub const ENV_PREFIX: &str = "WALGUARD";
 
@@ -108,6 +126,207 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// Logging, for the `walguard` command.
     pub log: LogSettings,
+    /// Replication to another machine through Litestream (off by default).
+    pub replication: ReplicationSettings,
+}
+
+/// Replication through Litestream: what gives a machine loss a bound.
+///
+/// Credentials never live here: Litestream reads them from the environment
+/// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or `LITESTREAM_*` for S3,
+/// an SSH key or agent for SFTP), and no setting, log line or error of
+/// walguard's shows them. A `url` that carries a password is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ReplicationSettings {
+    /// `off` (the default) or `litestream`.
+    pub mode: ReplicationMode,
+    /// The replica: `s3://BUCKET/PATH`, `sftp://USER@HOST[:PORT]/PATH` or
+    /// `file:///PATH`. Required with `mode: litestream`.
+    pub url: Option<String>,
+    /// An S3-compatible endpoint (`http://…` or `https://…`) for an `s3://`
+    /// replica not on AWS; path-style addressing is used with it.
+    pub endpoint: Option<String>,
+    /// How often walguard asks Litestream to sync and waits for the answer
+    /// (its control socket's `/sync` with `wait`); also Litestream's own
+    /// sync interval. Above zero.
+    #[serde(with = "duration_serde")]
+    pub sync_period: Duration,
+    /// `local` (the default): a write is answered once committed locally.
+    /// `replicated`: once a sync that started after its commit has answered
+    /// `synced`, so a machine loss takes no acknowledged write.
+    pub ack: AckMode,
+    /// The replication lag above which a warning fires, once per episode;
+    /// with `ack: replicated`, also how long a write waits for the replica
+    /// before it is answered with an error (it stays committed locally).
+    #[serde(with = "duration_serde")]
+    pub max_lag: Duration,
+    /// The control socket of a Litestream run by someone else (systemd, a
+    /// sidecar). When set, walguard starts no Litestream of its own and
+    /// talks to this one; `~` (the default): walguard starts and supervises
+    /// `litestream replicate` itself, with its socket beside the database.
+    pub socket: Option<PathBuf>,
+    /// The `litestream` binary to start: a name looked up on `PATH`, or a
+    /// path. It must be at least [`LITESTREAM_VERSION`].
+    pub litestream_binary: PathBuf,
+    /// WAL size in frames past which walguard takes checkpointing back even
+    /// while Litestream is healthy (a PASSIVE after the commit that passed
+    /// it). At least 1.
+    pub wal_cap_frames: u32,
+    /// When the database file is missing at start and the replica exists,
+    /// restore it from the replica first. Off by default.
+    pub restore_on_start: bool,
+}
+
+/// `replication.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ReplicationMode {
+    /// No replication: a machine loss loses everything.
+    #[default]
+    Off,
+    /// Replicate through Litestream.
+    Litestream,
+}
+
+/// `replication.ack`: when a write is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum AckMode {
+    /// Once committed locally.
+    #[default]
+    Local,
+    /// Once on the replica.
+    Replicated,
+}
+
+impl fmt::Display for ReplicationMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Off => "off",
+            Self::Litestream => "litestream",
+        })
+    }
+}
+
+impl fmt::Display for AckMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Local => "local",
+            Self::Replicated => "replicated",
+        })
+    }
+}
+
+impl Default for ReplicationSettings {
+    fn default() -> Self {
+        Self {
+            mode: ReplicationMode::Off,
+            url: None,
+            endpoint: None,
+            sync_period: DEFAULT_SYNC_PERIOD,
+            ack: AckMode::Local,
+            max_lag: DEFAULT_MAX_LAG,
+            socket: None,
+            litestream_binary: PathBuf::from("litestream"),
+            wal_cap_frames: DEFAULT_WAL_CAP_FRAMES,
+            restore_on_start: false,
+        }
+    }
+}
+
+impl ReplicationSettings {
+    /// Whether replication is on.
+    #[must_use]
+    pub fn is_on(&self) -> bool {
+        self.mode == ReplicationMode::Litestream
+    }
+
+    /// Checks the section (called by [`Settings::validate`], which passes
+    /// `database.group_commit`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSetting`] naming the key. A value that carries a
+    /// password is never echoed.
+    pub fn validate(&self, group_commit: bool) -> Result<()> {
+        if self.sync_period.is_zero() {
+            return Err(invalid(
+                "replication.sync_period",
+                &format_duration(self.sync_period),
+                "must be greater than zero",
+            ));
+        }
+        if self.max_lag.is_zero() {
+            return Err(invalid(
+                "replication.max_lag",
+                &format_duration(self.max_lag),
+                "must be greater than zero",
+            ));
+        }
+        if self.wal_cap_frames == 0 || self.wal_cap_frames > i32::MAX as u32 {
+            return Err(invalid(
+                "replication.wal_cap_frames",
+                &self.wal_cap_frames.to_string(),
+                "must be between 1 and 2147483647",
+            ));
+        }
+        if let Some(url) = &self.url {
+            crate::replication::ReplicaUrl::parse(url)?;
+        }
+        if let Some(endpoint) = &self.endpoint {
+            let shown = crate::replication::redact(endpoint);
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+                || endpoint.len() <= "https://".len()
+            {
+                return Err(invalid(
+                    "replication.endpoint",
+                    &shown,
+                    "must be an http:// or https:// address",
+                ));
+            }
+            if shown != *endpoint {
+                return Err(invalid(
+                    "replication.endpoint",
+                    &shown,
+                    "must not carry credentials; Litestream reads them from the environment",
+                ));
+            }
+        }
+        if let Some(socket) = &self.socket
+            && socket.as_os_str().is_empty()
+        {
+            return Err(invalid("replication.socket", "\"\"", "must not be empty"));
+        }
+        if self.litestream_binary.as_os_str().is_empty() {
+            return Err(invalid(
+                "replication.litestream_binary",
+                "\"\"",
+                "must not be empty",
+            ));
+        }
+        if !self.is_on() {
+            return Ok(());
+        }
+        if self.ack == AckMode::Replicated && !group_commit {
+            return Err(invalid(
+                "replication.ack",
+                "replicated",
+                "needs database.group_commit: true (the held replies are those of group commits)",
+            ));
+        }
+        if self.url.is_none() {
+            return Err(invalid(
+                "replication.url",
+                "~",
+                "is required with replication.mode: litestream (s3://BUCKET/PATH, sftp://USER@HOST/PATH or file:///PATH)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The database file and how the write connection is configured.
@@ -373,6 +592,7 @@ impl Default for Settings {
             checkpoint: CheckpointSettings::default(),
             metrics: MetricsSettings::default(),
             log: LogSettings::default(),
+            replication: ReplicationSettings::default(),
         }
     }
 }
@@ -573,11 +793,11 @@ impl Settings {
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "\"\"", "must not be empty"));
         }
-        Ok(())
+        self.replication.validate(self.database.group_commit)
     }
 }
 
-fn invalid(key: &str, value: &str, reason: &str) -> Error {
+pub(crate) fn invalid(key: &str, value: &str, reason: &str) -> Error {
     Error::InvalidSetting {
         key: key.to_owned(),
         value: value.to_owned(),

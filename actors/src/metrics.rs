@@ -33,6 +33,8 @@ pub struct MetricsActor {
     finished: bool,
     /// What the exposure watch last saw.
     seen: Option<ExposureView>,
+    /// What the replication actor last saw.
+    replicated: Option<walguard::replication::Replicated>,
 }
 
 impl MetricsActor {
@@ -43,6 +45,7 @@ impl MetricsActor {
             stats: SessionStats::new(window),
             finished: false,
             seen: None,
+            replicated: None,
         }
     }
 }
@@ -101,6 +104,14 @@ impl Handler<ExposureSeen> for MetricsActor {
     }
 }
 
+impl Handler<crate::messages::ReplicationSeen> for MetricsActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::messages::ReplicationSeen, _: &mut Self::Context) {
+        self.replicated = Some(msg.0);
+    }
+}
+
 impl Handler<GetStatus> for MetricsActor {
     type Result = MessageResult<GetStatus>;
 
@@ -114,6 +125,7 @@ impl Handler<GetStatus> for MetricsActor {
             wal_frames: seen.and_then(|s| s.wal_frames),
             wal_bytes: seen.and_then(|s| s.wal_bytes),
             durability: seen.and_then(|s| s.durability),
+            replicated: self.replicated,
         })
     }
 }

@@ -49,6 +49,22 @@ pub const EXPOSURE_SECONDS: &str = "walguard_exposure_seconds";
 /// Gauge: commits since the last checkpoint that fully caught up.
 pub const EXPOSED_COMMITS: &str = "walguard_exposed_commits";
 
+/// Gauge: the first this many commits are on the replica (replication on).
+pub const REPLICATED_COMMITS: &str = "walguard_replicated_commits";
+
+/// Gauge: the first this many acknowledged writes are on the replica.
+pub const REPLICATED_WRITES: &str = "walguard_replicated_writes";
+
+/// Gauge: how old the replicated point is while commits wait beyond it,
+/// in seconds (0 when the replica has every commit).
+pub const REPLICATION_LAG_SECONDS: &str = "walguard_replication_lag_seconds";
+
+/// Counter: syncs to the replica that failed or got no answer.
+pub const REPLICATION_SYNC_FAILURES_TOTAL: &str = "walguard_replication_sync_failures_total";
+
+/// Counter: times walguard restarted the Litestream it supervises.
+pub const LITESTREAM_RESTARTS_TOTAL: &str = "walguard_litestream_restarts_total";
+
 /// Histogram buckets for [`CHECKPOINT_DURATION_SECONDS`], in seconds: from
 /// 100 µs (an empty PASSIVE) to 10 s (a TRUNCATE waiting on readers).
 pub const CHECKPOINT_DURATION_BUCKETS_SECONDS: &[f64] = &[
@@ -86,6 +102,31 @@ pub fn describe() {
         EXPOSURE_SECONDS,
         Unit::Seconds,
         "Age of the oldest commit a power loss under synchronous=NORMAL could take"
+    );
+    describe_gauge!(
+        REPLICATED_COMMITS,
+        Unit::Count,
+        "Commits known to be on the replica"
+    );
+    describe_gauge!(
+        REPLICATED_WRITES,
+        Unit::Count,
+        "Acknowledged writes known to be on the replica"
+    );
+    describe_gauge!(
+        REPLICATION_LAG_SECONDS,
+        Unit::Seconds,
+        "Age of the replicated point while commits wait beyond it (what a machine loss could take)"
+    );
+    describe_counter!(
+        REPLICATION_SYNC_FAILURES_TOTAL,
+        Unit::Count,
+        "Syncs to the replica that failed or got no answer"
+    );
+    describe_counter!(
+        LITESTREAM_RESTARTS_TOTAL,
+        Unit::Count,
+        "Restarts of the Litestream walguard supervises"
     );
     describe_gauge!(
         EXPOSED_COMMITS,
@@ -136,4 +177,21 @@ pub fn record_wal_bytes(bytes: u64) {
 pub fn record_exposure(exposure: &Exposure) {
     metrics::gauge!(EXPOSURE_SECONDS).set(exposure.age().as_secs_f64());
     metrics::gauge!(EXPOSED_COMMITS).set(exposure.commits() as f64);
+}
+
+/// Records the replicated point and its lag.
+pub fn record_replicated(replicated: &walguard::replication::Replicated) {
+    metrics::gauge!(REPLICATED_COMMITS).set(replicated.commits as f64);
+    metrics::gauge!(REPLICATED_WRITES).set(replicated.writes as f64);
+    metrics::gauge!(REPLICATION_LAG_SECONDS).set(replicated.lag.as_secs_f64());
+}
+
+/// Counts a failed sync.
+pub fn record_sync_failure() {
+    metrics::counter!(REPLICATION_SYNC_FAILURES_TOTAL).increment(1);
+}
+
+/// Counts a restart of Litestream.
+pub fn record_litestream_restart() {
+    metrics::counter!(LITESTREAM_RESTARTS_TOTAL).increment(1);
 }

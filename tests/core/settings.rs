@@ -292,3 +292,50 @@ fn synchronous_names_levels_and_parsing_agree() {
     assert_eq!(Synchronous::from_level(4), None);
     assert!("fast".parse::<Synchronous>().is_err());
 }
+
+#[test]
+fn replication_loads_from_a_file_and_the_environment() {
+    use walguard::settings::{AckMode, ReplicationMode};
+    let (_dir, path) = yaml_file(
+        "replication:\n  mode: litestream\n  url: s3://bucket/engine\n  endpoint: http://127.0.0.1:9000\n  ack: replicated\n",
+    );
+    let s = Settings::load_from(
+        Some(&path),
+        env(&[
+            ("WALGUARD__REPLICATION__SYNC_PERIOD", "500ms"),
+            ("WALGUARD__REPLICATION__MAX_LAG", "3s"),
+        ]),
+    )
+    .unwrap();
+    let r = &s.replication;
+    assert_eq!(r.mode, ReplicationMode::Litestream);
+    assert_eq!(r.url.as_deref(), Some("s3://bucket/engine"));
+    assert_eq!(r.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+    assert_eq!(r.ack, AckMode::Replicated);
+    assert_eq!(r.sync_period, Duration::from_millis(500));
+    assert_eq!(r.max_lag, Duration::from_secs(3));
+    assert_eq!(
+        Settings::default().replication.sync_period,
+        Duration::from_secs(1)
+    );
+}
+
+#[test]
+fn replication_values_are_checked_and_secrets_never_echoed() {
+    let err = load_yaml("replication:\n  mode: litestream\n").unwrap_err();
+    assert_invalid(&err, "replication.url", "~");
+    let err = load_yaml("replication:\n  url: gs://bucket/db\n").unwrap_err();
+    assert_invalid(&err, "replication.url", "gs://bucket/db");
+    let err = load_yaml("replication:\n  endpoint: 127.0.0.1:9000\n").unwrap_err();
+    assert_invalid(&err, "replication.endpoint", "127.0.0.1:9000");
+    let err = load_yaml("replication:\n  sync_period: 0s\n").unwrap_err();
+    assert_invalid(&err, "replication.sync_period", "0s");
+    let err = load_yaml("replication:\n  url: sftp://me:hunter2@host/db\n").unwrap_err();
+    assert!(!chain(&err).contains("hunter2"), "{}", chain(&err));
+    assert_invalid(&err, "replication.url", "sftp://me:***@host/db");
+    let err =
+        load_yaml("replication:\n  endpoint: http://key:secret@127.0.0.1:9000\n").unwrap_err();
+    assert!(!chain(&err).contains("secret"), "{}", chain(&err));
+    let err = load_yaml("replication:\n  mode: rsync\n").unwrap_err();
+    assert_settings_error(&err, "replication.mode", &["rsync"]);
+}

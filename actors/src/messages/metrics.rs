@@ -106,4 +106,7 @@ pub struct Status {
     pub wal_bytes: Option<u64>,
     /// Durability at the last look.
     pub durability: Option<Durability>,
+    /// What the replica holds, after the last sync (`None` with
+    /// replication off, or before the first answer).
+    pub replicated: Option<walguard::replication::Replicated>,
 }

@@ -7,6 +7,7 @@
 //! | `messages/checkpoint.rs` | [`CheckpointActor`](crate::CheckpointActor) |
 //! | `messages/metrics.rs` | [`MetricsActor`](crate::MetricsActor) |
 //! | `messages/exposure.rs` | [`ExposureWatch`](crate::ExposureWatch) |
+//! | `messages/replication.rs` | [`ReplicationActor`](crate::replication::ReplicationActor), and what it tells the others |
 //!
 //! Messages name no actor type: the actors depend on them, never the
 //! reverse. Engines mostly use [`DbHandle`](crate::DbHandle), which sends
@@ -17,6 +18,7 @@ mod checkpoint;
 mod db;
 mod exposure;
 mod metrics;
+mod replication;
 
 pub use checkpoint::{GetLoopState, InjectFault, LoopState, StartLoop, StopLoop};
 pub use db::{
@@ -27,4 +29,8 @@ pub use exposure::{EndWatch, WatchExposure};
 pub use metrics::{
     CheckpointDone, ExposureSeen, ExposureView, Finish, GetReport, GetStatus, Restarted, Status,
     TickSkipped,
+};
+pub use replication::{
+    FinalSync, GetReplicated, KillLitestream, ReplicatedThrough, ReplicationSeen,
+    SetCheckpointOwner,
 };

@@ -20,8 +20,12 @@ use crate::exposure::ExposureWatch;
 use crate::messages::{
     EndWatch, Finish, GetReport, GetStatus, Shutdown, StartLoop, Status, StopLoop, WatchExposure,
 };
+use crate::messages::{FinalSync, GetReplicated};
 use crate::metrics::MetricsActor;
+use crate::replication::ReplicationActor;
 use crate::writer_state::WriterState;
+use walguard::replication::Replicated;
+use walguard::settings::AckMode;
 
 pub use handle::DbHandle;
 
@@ -29,6 +33,20 @@ pub use handle::DbHandle;
 /// request in flight before it interrupts it and answers the queued ones
 /// unrun: 250 ms.
 pub const SHUTDOWN_DRAIN_GRACE: Duration = Duration::from_millis(250);
+
+/// The longest the shutdown's final sync to the replica waits: 500 ms.
+pub const FINAL_SYNC_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The longest stopping the Litestream walguard started takes: 250 ms
+/// (it is killed: the final sync has run, and Litestream resumes after a
+/// kill).
+pub const LITESTREAM_STOP_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// What replication adds to the shutdown budget: the final sync and the
+/// stop of Litestream, 750 ms. With the defaults the whole shutdown then
+/// takes at most 4.75 s, inside the 5 s of the `walguard` command.
+pub const REPLICATION_SHUTDOWN_SLICE: Duration =
+    FINAL_SYNC_TIMEOUT.saturating_add(LITESTREAM_STOP_TIMEOUT);
 
 /// Time for the close and the last replies after the TRUNCATE: 250 ms.
 pub const SHUTDOWN_CLOSE_GRACE: Duration = Duration::from_millis(250);
@@ -98,6 +116,10 @@ impl WalGuardBuilder {
         }
         // One engine per file: the lock comes before the connection.
         let engine_lock = EngineLock::acquire(&settings.database.path)?;
+        let replication_on = settings.replication.is_on();
+        if replication_on && settings.replication.restore_on_start {
+            crate::replication::restore_if_missing(&settings)?;
+        }
         let mut store = match &vfs {
             Some(vfs) => Store::open_with_vfs(&settings.database, vfs)?,
             None => Store::open(&settings.database)?,
@@ -114,11 +136,30 @@ impl WalGuardBuilder {
         let watch_reports = watch_ctx.address().recipient();
         let state = Arc::new(WriterState::default());
         let db_state = Arc::clone(&state);
+        // Litestream next: it opens the database walguard just made sure
+        // of, and its first sync proves the replica settings, before any
+        // write.
+        let prepared = if replication_on {
+            Some(ReplicationActor::prepare(
+                &settings.replication,
+                &settings.database.path,
+            )?)
+        } else {
+            None
+        };
+        let size_threshold = settings.checkpoint.size_threshold_frames;
+        let hold = (replication_on && settings.replication.ack == AckMode::Replicated)
+            .then_some(settings.replication.max_lag);
         let make_db = move |_: &mut actix::Context<DbActor>| {
-            DbActor::new(store, Some(reports))
+            let db = DbActor::new(store, Some(reports))
                 .with_reports_to(watch_reports)
                 .with_engine_lock(engine_lock)
                 .with_state(db_state)
+                .with_size_threshold(size_threshold);
+            match hold {
+                Some(max_lag) => db.holding_for_replica(max_lag),
+                None => db,
+            }
         };
         let (db, arbiter) = match placement {
             Placement::OwnArbiter => {
@@ -143,7 +184,19 @@ impl WalGuardBuilder {
             Some(metrics.clone().recipient()),
         ));
 
+        let replication = prepared.map(|prepared| {
+            ReplicationActor::new(
+                settings.replication.clone(),
+                prepared,
+                db.clone(),
+                Some(checkpoint.clone()),
+                Some(metrics.clone().recipient()),
+            )
+            .start()
+        });
+
         Ok(WalGuard {
+            replication,
             db: DbHandle::with_state(db, Arc::clone(&state)),
             state,
             checkpoint,
@@ -180,6 +233,7 @@ pub struct WalGuard {
     checkpoint: Addr<CheckpointActor>,
     metrics: Addr<MetricsActor>,
     exposure: Addr<ExposureWatch>,
+    replication: Option<Addr<ReplicationActor>>,
     arbiter: Option<Arbiter>,
     settings: Settings,
 }
@@ -225,6 +279,28 @@ impl WalGuard {
     #[must_use]
     pub fn exposure_watch(&self) -> &Addr<ExposureWatch> {
         &self.exposure
+    }
+
+    /// The replication actor (`None` with `replication.mode: off`).
+    #[must_use]
+    pub fn replication_actor(&self) -> Option<&Addr<ReplicationActor>> {
+        self.replication.as_ref()
+    }
+
+    /// What the replica holds now (`None` with replication off).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mailbox`] when the replication actor is gone.
+    pub async fn replicated(&self) -> Result<Option<Replicated>> {
+        match &self.replication {
+            Some(addr) => Ok(Some(
+                addr.send(GetReplicated)
+                    .await
+                    .map_err(Error::mailbox("ReplicationActor"))?,
+            )),
+            None => Ok(None),
+        }
     }
 
     /// The settings it runs with.
@@ -326,6 +402,31 @@ impl WalGuard {
         }
         let deadline = self.settings.checkpoint.shutdown_timeout;
         let (drain, total) = budget(&self.settings);
+        let started = std::time::Instant::now();
+        // Replication: drain, final sync, stop Litestream, all before the
+        // writer's own shutdown (which then checkpoints and closes).
+        let replicated = match &self.replication {
+            Some(replication) => {
+                let step = replication.send(FinalSync {
+                    timeout: FINAL_SYNC_TIMEOUT,
+                    stop_timeout: LITESTREAM_STOP_TIMEOUT,
+                });
+                match tokio::time::timeout(drain + REPLICATION_SHUTDOWN_SLICE, step).await {
+                    Ok(Ok(replicated)) => Some(replicated),
+                    Ok(Err(e)) => {
+                        tracing::warn!(target: "walguard::system", error = %e, "replication actor did not answer FinalSync; going on");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!(target: "walguard::system", "the final sync did not finish in time; going on");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let spent = started.elapsed().saturating_sub(REPLICATION_SHUTDOWN_SLICE);
+        let (drain, total) = (drain.saturating_sub(spent), total.saturating_sub(spent));
         let (done, gave_up) = watchdog(Arc::clone(&self.state), drain, total);
         let answer = tokio::select! {
             biased;
@@ -356,11 +457,12 @@ impl WalGuard {
         if let Err(e) = self.exposure.send(EndWatch { durability }).await {
             tracing::warn!(target: "walguard::system", error = %e, "exposure watch did not answer EndWatch; going on");
         }
-        let report = self
+        let mut report = self
             .metrics
             .send(Finish(summary))
             .await
             .map_err(Error::mailbox("MetricsActor"))?;
+        report.replication = replicated;
         if let Some(arbiter) = self.arbiter {
             arbiter.stop();
         }
@@ -383,7 +485,12 @@ fn budget(settings: &Settings) -> (Duration, Duration) {
     let drain = settings.database.busy_timeout + SHUTDOWN_DRAIN_GRACE;
     let truncate = settings.checkpoint.shutdown_timeout;
     let truncate = truncate + (truncate / 4).max(walguard::checkpoint::MIN_DEADLINE_GRACE);
-    (drain, drain + truncate + SHUTDOWN_CLOSE_GRACE)
+    let replication = if settings.replication.is_on() {
+        REPLICATION_SHUTDOWN_SLICE
+    } else {
+        Duration::ZERO
+    };
+    (drain, drain + replication + truncate + SHUTDOWN_CLOSE_GRACE)
 }
 
 /// A thread on the wall clock (not tokio's, which a test may pause): past

@@ -173,6 +173,35 @@ Examples:
   walguard bench --duration 5s --interval 1s --in-flight 256 --group-commit on --chart latency.svg
   walguard bench --log-format json | jq .throughput")]
     Bench(BenchArgs),
+
+    /// Restore a database from its Litestream replica into a new file.
+    #[command(after_help = "\
+The replica is the one `replication` in --config names for `database.path`;
+the restored file goes to --db (default: `database.path`). An existing
+file (or its -wal or -shm) is never overwritten. Needs the litestream
+binary (replication.litestream_binary) and the replica's credentials in
+the environment, as `run` does.
+
+Exits 0 when restored, 1 when the replica is missing or unreachable or
+the target exists, 2 for a settings error.
+
+Examples:
+  walguard restore --config replicate.yaml
+  walguard restore --config replicate.yaml --db /tmp/restored.db")]
+    Restore(RestoreArgs),
+}
+
+/// `walguard restore`.
+#[derive(Debug, Args)]
+pub(crate) struct RestoreArgs {
+    /// The YAML settings file with the `replication` section.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+
+    /// Where the restored database goes (default: `database.path`); must
+    /// not exist.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) db: Option<PathBuf>,
 }
 
 /// `walguard run`.

@@ -16,6 +16,7 @@ mod error;
 mod inspect;
 mod logging;
 mod oneshot;
+mod restore;
 mod run;
 mod status;
 
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         }
         Command::Checkpoint(args) => quiet_logs(global).and_then(|()| oneshot::run(args)),
         Command::Bench(args) => bench::run(args, global),
+        Command::Restore(args) => quiet_logs(global).and_then(|()| restore::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -138,6 +138,11 @@ pub(crate) fn run(args: &RunArgs, global: &Global) -> Result<(), CliError> {
         settings.log.format,
         global.color,
     );
+    if settings.replication.is_on() && settings.replication.restore_on_start {
+        // Before the demo's checks create anything at the path.
+        walguard_actors::replication::restore_if_missing(&settings)
+            .map_err(walguard_actors::Error::from)?;
+    }
     engine::check_target(&settings.database.path)?;
     if let Some(addr) = args.metrics_addr {
         serve_metrics(addr)?;
@@ -412,6 +417,9 @@ impl Display {
                 p95_ms = ms(status.report.window.p95()),
                 exposure_s = secs(exposure.age()),
                 exposed_commits = exposure.commits(),
+                replicated_commits = status.replicated.map(|r| r.commits),
+                replicated_writes = status.replicated.map(|r| r.writes),
+                replication_lag_s = status.replicated.map(|r| secs(r.lag)),
                 "status"
             );
         }
@@ -490,6 +498,9 @@ fn summary_json(settings: &Settings, outcome: &Outcome) -> serde_json::Value {
         "durable_commits": if report.db.file_gone { Some(0) } else { d.map(|d| d.durable_commits()) },
         "exposed_commits": d.map(|d| d.exposed_commits()),
         "file_gone": report.db.file_gone,
+        "replicated_commits": report.replication.map(|r| r.commits),
+        "replicated_writes": report.replication.map(|r| r.writes),
+        "replication_lag_s": report.replication.map(|r| secs(r.lag)),
         "close_error": report.db.close_error,
     })
 }

@@ -120,6 +120,16 @@ pub(crate) fn render(progress: Progress, status: &Status) -> String {
     if status.starving {
         line.push_str("  STARVED: a reader pins the WAL?");
     }
+    if let Some(r) = status.replicated {
+        let _ = write!(
+            line,
+            "  replicated {}/{} commits (lag {:.1}s{})",
+            r.commits,
+            r.local_commits,
+            r.lag.as_secs_f64(),
+            if r.healthy { "" } else { ", REPLICA DOWN" }
+        );
+    }
     line
 }
 

@@ -1,0 +1,35 @@
+//! `walguard restore`: the replica of `database.path` into a new file.
+
+use walguard::Settings;
+use walguard_actors::replication::{self, Files};
+
+use crate::cli::RestoreArgs;
+use crate::error::CliError;
+
+/// Runs `walguard restore`.
+pub(crate) fn run(args: &RestoreArgs) -> Result<(), CliError> {
+    let settings = Settings::load(Some(&args.config)).map_err(CliError::Settings)?;
+    let r = &settings.replication;
+    if r.url.is_none() {
+        return Err(CliError::Settings(walguard::Error::InvalidSetting {
+            key: "replication.url".to_owned(),
+            value: "~".to_owned(),
+            reason: "restore needs the replica's URL".to_owned(),
+        }));
+    }
+    let out = args.db.as_ref().unwrap_or(&settings.database.path);
+    let files = Files::for_db(&settings.database.path, r.socket.as_deref())
+        .map_err(walguard_actors::Error::from)?;
+    replication::check_binary(&r.litestream_binary).map_err(walguard_actors::Error::from)?;
+    let started = std::time::Instant::now();
+    replication::restore(&r.litestream_binary, &files, r, out, false)
+        .map_err(walguard_actors::Error::from)?;
+    println!(
+        "restored {} from {} into {} in {:.1}s",
+        settings.database.path.display(),
+        walguard::replication::redact(r.url.as_deref().unwrap_or_default()),
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! What [`ReplicationActor`](crate::replication::ReplicationActor) accepts,
+//! and what it tells `DbActor`, `CheckpointActor` and `MetricsActor`.
+
+use std::time::Duration;
+
+use actix::Message;
+use walguard::replication::{CheckpointOwner, Replicated};
+
+/// `ReplicationActor`: the shutdown's replication step: one last sync
+/// (bounded by `timeout`), then stop the Litestream walguard started and
+/// give checkpointing back to walguard. Answers the final replicated point.
+#[derive(Debug, Clone, Copy)]
+pub struct FinalSync {
+    /// The longest the sync may take.
+    pub timeout: Duration,
+    /// The longest stopping Litestream may take.
+    pub stop_timeout: Duration,
+}
+
+impl Message for FinalSync {
+    type Result = Replicated;
+}
+
+/// `ReplicationActor`: the replicated point now.
+#[derive(Debug, Clone, Copy)]
+pub struct GetReplicated;
+
+impl Message for GetReplicated {
+    type Result = Replicated;
+}
+
+/// `ReplicationActor`: kill the Litestream it started, as a crash would
+/// (tests of "Litestream killed alone"). It is restarted with backoff.
+#[derive(Debug, Clone, Copy)]
+pub struct KillLitestream;
+
+impl Message for KillLitestream {
+    type Result = Option<u32>;
+}
+
+/// `DbActor` and `CheckpointActor`: who runs checkpoints now. While
+/// Litestream does, the interval loop stays quiet, `DbActor` runs a size
+/// checkpoint only past `wal_cap_frames`, and skips the shutdown TRUNCATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetCheckpointOwner {
+    /// The owner.
+    pub owner: CheckpointOwner,
+    /// The WAL hard cap, in frames, while Litestream owns checkpointing.
+    pub wal_cap_frames: u32,
+}
+
+impl Message for SetCheckpointOwner {
+    type Result = ();
+}
+
+/// `DbActor`: the first `commits` commits are on the replica (with
+/// `ack: replicated`, the replies held for them are sent now). Sent after
+/// every sync, answered or not (`None`), so held replies past
+/// `replication.max_lag` are answered with an error.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicatedThrough(pub Option<u64>);
+
+impl Message for ReplicatedThrough {
+    type Result = ();
+}
+
+/// `MetricsActor`: the replicated point after a sync, for the live status.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplicationSeen(pub Replicated);
+
+impl Message for ReplicationSeen {
+    type Result = ();
+}

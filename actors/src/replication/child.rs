@@ -1,0 +1,400 @@
+//! The `litestream` process: its binary checked, its config written (mode
+//! 0600), started, watched, stopped; and `litestream restore`.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncBufReadExt as _;
+use walguard::settings::ReplicationSettings;
+
+use crate::error::ReplicationError;
+
+/// The longest Unix socket path (`sun_path` holds 108 bytes on Linux, one
+/// of them the terminating NUL).
+pub const MAX_SOCKET_PATH_BYTES: usize = 107;
+
+/// How long a started Litestream may take to open its control socket: 5 s.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Lines of Litestream's log kept for an error message.
+const LOG_TAIL_LINES: usize = 8;
+
+/// The files walguard keeps for Litestream beside the database `db`: its
+/// config (`<db>-litestream.yml`) and its control socket
+/// (`.<name>-litestream.sock`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    /// The database, as an absolute path (Litestream matches `/sync`
+    /// requests by path).
+    pub db: PathBuf,
+    /// The config walguard writes.
+    pub config: PathBuf,
+    /// The control socket.
+    pub socket: PathBuf,
+}
+
+impl Files {
+    /// The files for `db`, with the socket at `socket` when given.
+    ///
+    /// # Errors
+    ///
+    /// [`ReplicationError::File`] when the database's directory cannot be
+    /// resolved.
+    pub fn for_db(db: &Path, socket: Option<&Path>) -> Result<Self, ReplicationError> {
+        let db = std::path::absolute(db).map_err(|source| ReplicationError::File {
+            action: "resolve the database path",
+            path: db.to_path_buf(),
+            source,
+        })?;
+        let name = db
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = db.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Self {
+            config: dir.join(format!("{name}-litestream.yml")),
+            socket: socket.map_or_else(
+                || dir.join(format!(".{name}-litestream.sock")),
+                Path::to_path_buf,
+            ),
+            db,
+        })
+    }
+
+    /// Writes the config for `settings`, mode 0600 (it names the replica).
+    ///
+    /// # Errors
+    ///
+    /// [`ReplicationError::File`] when it cannot be written.
+    pub fn write_config(&self, settings: &ReplicationSettings) -> Result<(), ReplicationError> {
+        let text = walguard::replication::litestream_config(&self.db, &self.socket, settings);
+        let err = |source| ReplicationError::File {
+            action: "write the litestream config",
+            path: self.config.clone(),
+            source,
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+            options.mode(0o600);
+            // An older file keeps its mode on open: set it again.
+            if self.config.exists() {
+                std::fs::set_permissions(&self.config, std::fs::Permissions::from_mode(0o600))
+                    .map_err(err)?;
+            }
+        }
+        let mut file = options.open(&self.config).map_err(err)?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(err)
+    }
+
+    /// Refuses a socket path too long for a Unix socket.
+    ///
+    /// # Errors
+    ///
+    /// [`ReplicationError::SocketPathTooLong`].
+    pub fn check_socket_path(&self) -> Result<(), ReplicationError> {
+        let len = self.socket.as_os_str().len();
+        if len > MAX_SOCKET_PATH_BYTES {
+            return Err(ReplicationError::SocketPathTooLong {
+                socket: self.socket.clone(),
+                len,
+                max: MAX_SOCKET_PATH_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses to start a second Litestream: one that answers on the
+    /// socket already replicates this database.
+    ///
+    /// # Errors
+    ///
+    /// [`ReplicationError::AlreadyRunning`].
+    pub fn check_no_other(&self) -> Result<(), ReplicationError> {
+        #[cfg(unix)]
+        if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+            return Err(ReplicationError::AlreadyRunning {
+                socket: self.socket.clone(),
+                db: self.db.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Runs `BINARY version` and checks it is at least
+/// [`LITESTREAM_VERSION`](walguard::settings::LITESTREAM_VERSION); the
+/// version it printed.
+///
+/// # Errors
+///
+/// [`ReplicationError::BinaryMissing`] when it cannot be run;
+/// [`ReplicationError::BinaryTooOld`] when it is older or says no version.
+pub fn check_binary(binary: &Path) -> Result<String, ReplicationError> {
+    let output = std::process::Command::new(binary)
+        .arg("version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ReplicationError::BinaryMissing {
+            binary: binary.to_path_buf(),
+            error: e.to_string(),
+        })?;
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if !output.status.success() || !walguard::replication::version_supported(&text) {
+        return Err(ReplicationError::BinaryTooOld {
+            binary: binary.to_path_buf(),
+            found: text,
+        });
+    }
+    Ok(text)
+}
+
+/// The environment Litestream gets: walguard's own, without
+/// `AWS_CA_BUNDLE` when the endpoint is plain HTTP (with it, Litestream's
+/// S3 client refuses to start: "unable to add custom `RootCAs`").
+fn command(binary: &Path, settings: &ReplicationSettings) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(binary);
+    if settings
+        .endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"))
+    {
+        command.env_remove("AWS_CA_BUNDLE");
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// A `litestream replicate` walguard started.
+#[derive(Debug)]
+pub struct Child {
+    process: tokio::process::Child,
+    pid: Option<u32>,
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Child {
+    /// Starts `litestream replicate -config CONFIG` and waits (blocking,
+    /// at most [`READY_TIMEOUT`]) until its control socket accepts
+    /// connections. Must run inside a tokio runtime. Its log lines go to
+    /// `tracing` (target `walguard::litestream`): errors as warnings, the
+    /// rest at debug.
+    ///
+    /// # Errors
+    ///
+    /// [`ReplicationError::Start`] when it cannot be started, exits, or
+    /// does not open its socket in time (with the end of its log).
+    pub fn start(
+        binary: &Path,
+        files: &Files,
+        settings: &ReplicationSettings,
+    ) -> Result<Self, ReplicationError> {
+        let fail = |error: String| ReplicationError::Start {
+            binary: binary.to_path_buf(),
+            error,
+        };
+        // A socket file left by a Litestream that was killed: it would
+        // refuse to listen on a path that exists and is not its own.
+        let _ = std::fs::remove_file(&files.socket);
+        let mut process = command(binary, settings)
+            .arg("replicate")
+            .arg("-config")
+            .arg(&files.config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| fail(e.to_string()))?;
+        let pid = process.id();
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        // Litestream logs to stdout; stderr carries what the Go runtime
+        // prints. Both go to `tracing`.
+        if let Some(stdout) = process.stdout.take() {
+            forward(stdout, pid, Arc::clone(&log));
+        }
+        if let Some(stderr) = process.stderr.take() {
+            forward(stderr, pid, Arc::clone(&log));
+        }
+        let mut child = Self { process, pid, log };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.exited() {
+                return Err(fail(format!("it exited with {status}{}", child.log_tail())));
+            }
+            #[cfg(unix)]
+            if std::os::unix::net::UnixStream::connect(&files.socket).is_ok() {
+                return Ok(child);
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                child.kill();
+                return Err(fail(format!(
+                    "its control socket {} did not open within {}{}",
+                    files.socket.display(),
+                    walguard::settings::format_duration(READY_TIMEOUT),
+                    child.log_tail()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Its process id.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// How it exited, once it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.try_wait().ok().flatten()
+    }
+
+    /// The last lines it logged, for an error message.
+    #[must_use]
+    pub fn log_tail(&self) -> String {
+        let tail = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!("; its log ends: {}", Vec::from(tail.clone()).join(" | "))
+        }
+    }
+
+    /// Stops it at once (SIGKILL): walguard has already asked for the
+    /// final sync, and Litestream is built to resume after a kill.
+    pub fn kill(&mut self) {
+        let _ = self.process.start_kill();
+    }
+
+    /// Stops it and waits at most `timeout` for it to be gone.
+    pub async fn stop(&mut self, timeout: Duration) {
+        self.kill();
+        let _ = tokio::time::timeout(timeout, self.process.wait()).await;
+    }
+}
+
+/// Sends each line of `stream` to `tracing` (target `walguard::litestream`:
+/// errors and warnings as warnings, the rest at debug) and keeps the last
+/// [`LOG_TAIL_LINES`] for error messages.
+fn forward(
+    stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    pid: Option<u32>,
+    log: Arc<Mutex<VecDeque<String>>>,
+) {
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("level=ERROR") || line.contains("level=WARN") {
+                tracing::warn!(target: "walguard::litestream", pid, "{line}");
+            } else {
+                tracing::debug!(target: "walguard::litestream", pid, "{line}");
+            }
+            let mut tail = log.lock().unwrap_or_else(PoisonError::into_inner);
+            if tail.len() == LOG_TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    });
+}
+
+/// `litestream restore` of the replica of `files.db` into `out`. With
+/// `if_replica_exists`, a missing replica is not an error (nothing is
+/// written). Blocking.
+///
+/// # Errors
+///
+/// [`ReplicationError::Restore`] when `out` exists (never overwritten), or
+/// Litestream fails (its message included).
+pub fn restore(
+    binary: &Path,
+    files: &Files,
+    settings: &ReplicationSettings,
+    out: &Path,
+    if_replica_exists: bool,
+) -> Result<(), ReplicationError> {
+    let refuse = |error: String| ReplicationError::Restore {
+        db: out.to_path_buf(),
+        error,
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = out.as_os_str().to_owned();
+        path.push(suffix);
+        if Path::new(&path).exists() {
+            return Err(refuse(format!(
+                "{} exists; restore never overwrites: move it away or give another --db",
+                Path::new(&path).display()
+            )));
+        }
+    }
+    // The config goes beside the new file (the old machine's directory
+    // may not exist here), and goes away afterwards.
+    let mut config = out.as_os_str().to_owned();
+    config.push("-litestream-restore.yml");
+    let restore_files = Files {
+        config: PathBuf::from(config),
+        ..files.clone()
+    };
+    restore_files.write_config(settings)?;
+    let result = run_restore(binary, &restore_files, settings, out, if_replica_exists);
+    let _ = std::fs::remove_file(&restore_files.config);
+    result
+}
+
+fn run_restore(
+    binary: &Path,
+    files: &Files,
+    settings: &ReplicationSettings,
+    out: &Path,
+    if_replica_exists: bool,
+) -> Result<(), ReplicationError> {
+    let refuse = |error: String| ReplicationError::Restore {
+        db: out.to_path_buf(),
+        error,
+    };
+    let mut command = std::process::Command::new(binary);
+    if settings
+        .endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"))
+    {
+        command.env_remove("AWS_CA_BUNDLE");
+    }
+    command
+        .arg("restore")
+        .arg("-config")
+        .arg(&files.config)
+        .arg("-o")
+        .arg(out);
+    if if_replica_exists {
+        command.arg("-if-replica-exists");
+    }
+    let output = command
+        .arg(&files.db)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ReplicationError::BinaryMissing {
+            binary: binary.to_path_buf(),
+            error: e.to_string(),
+        })?;
+    if !output.status.success() {
+        let text = String::from_utf8_lossy(&output.stderr);
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message")
+            .to_owned();
+        return Err(refuse(format!(
+            "litestream exited with {} (check {}): {last}",
+            output.status,
+            walguard::replication::blame(&last)
+        )));
+    }
+    Ok(())
+}

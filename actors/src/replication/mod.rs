@@ -1,0 +1,580 @@
+//! Replication through Litestream: `ReplicationActor`, the Litestream
+//! process it supervises, and the client of its control socket.
+//!
+//! - `replication/child.rs`: the `litestream` process (binary check,
+//!   config file, start, stop) and `litestream restore`;
+//! - `replication/control.rs`: [`ControlClient`], HTTP/1 over the Unix
+//!   control socket;
+//! - `replication/mod.rs`: [`ReplicationActor`].
+//!
+//! # The policy, in one place
+//!
+//! - **Replicated through.** Every `replication.sync_period` (every
+//!   [`ACK_POLL_PERIOD`] under `ack: replicated`, when commits wait),
+//!   the actor asks `DbActor` for its commit count, then asks Litestream
+//!   to sync and wait (`/sync`, `wait: true`). A `synced` or `no_change`
+//!   answer puts every commit counted before the call on the replica
+//!   ([`walguard::replication::ReplicationTracker`]). The point goes to
+//!   `DbActor` (held replies), `MetricsActor` (live status) and the
+//!   `metrics` facade (gauges, lag in seconds). A lag above
+//!   `replication.max_lag` is warned about once per episode.
+//! - **Checkpoint ownership.** After the first answered sync, Litestream
+//!   owns checkpointing: the interval loop stays quiet, and `DbActor`
+//!   checkpoints only past `replication.wal_cap_frames`. After
+//!   [`FAILED_SYNCS_BEFORE_TAKEOVER`] failed syncs in a row, or as soon as
+//!   the Litestream walguard started exits, walguard takes it back. Each
+//!   switch is logged (target `walguard::replication`).
+//! - **Supervision.** A Litestream walguard started that exits is started
+//!   again after a backoff that doubles from [`RESTART_BACKOFF_MIN`] to
+//!   [`RESTART_BACKOFF_MAX`], and is reset by an answered sync.
+//! - **Shutdown** ([`FinalSync`]): one last sync, bounded; then the
+//!   Litestream walguard started is stopped and checkpointing handed back,
+//!   so that the shutdown TRUNCATE that follows completes.
+
+mod child;
+mod control;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, MessageResult, Recipient,
+    ResponseActFuture, WrapFuture,
+};
+use tokio::time::Instant;
+use walguard::replication::{CheckpointOwner, LagEvent, Replicated, ReplicationTracker};
+use walguard::settings::{AckMode, ReplicationSettings, format_duration};
+
+pub use child::{Child, Files, MAX_SOCKET_PATH_BYTES, READY_TIMEOUT, check_binary, restore};
+pub use control::{ControlClient, SyncAnswer};
+
+use crate::checkpoint::CheckpointActor;
+use crate::db::DbActor;
+use crate::error::ReplicationError;
+use crate::messages::{
+    FinalSync, GetDurability, GetReplicated, KillLitestream, ReplicatedThrough, ReplicationSeen,
+    SetCheckpointOwner,
+};
+
+/// Failed syncs in a row after which walguard takes checkpointing back from
+/// a Litestream that still runs: 3.
+pub const FAILED_SYNCS_BEFORE_TAKEOVER: u32 = 3;
+
+/// First wait before restarting a Litestream that exited: 1 s.
+pub const RESTART_BACKOFF_MIN: Duration = Duration::from_secs(1);
+
+/// Longest wait before restarting a Litestream that exited: 30 s.
+pub const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// How often the actor looks for commits to sync under `ack: replicated`:
+/// 10 ms, so a held reply waits for one sync, not for a period.
+pub const ACK_POLL_PERIOD: Duration = Duration::from_millis(10);
+
+/// The longest a periodic sync waits for Litestream's answer: 10 s (its
+/// first sync uploads a snapshot).
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// With `replication.restore_on_start`: restores the database from the
+/// replica when its file is missing (and the replica exists).
+///
+/// # Errors
+///
+/// [`ReplicationError`] when the binary is missing or the restore fails.
+pub fn restore_if_missing(settings: &walguard::Settings) -> Result<(), ReplicationError> {
+    let path = &settings.database.path;
+    if path.exists() {
+        return Ok(());
+    }
+    let r = &settings.replication;
+    let files = Files::for_db(path, r.socket.as_deref())?;
+    check_binary(&r.litestream_binary)?;
+    restore(&r.litestream_binary, &files, r, path, true)?;
+    tracing::info!(
+        target: "walguard::replication",
+        database = %path.display(),
+        restored = path.exists(),
+        "the database file was missing: restore from the replica on start"
+    );
+    Ok(())
+}
+
+/// A Litestream made ready by [`ReplicationActor::prepare`], for
+/// [`ReplicationActor::new`].
+#[derive(Debug)]
+pub struct Prepared {
+    files: Files,
+    process: Process,
+}
+
+impl Prepared {
+    /// Its files (config, socket, the database's absolute path).
+    #[must_use]
+    pub fn files(&self) -> &Files {
+        &self.files
+    }
+}
+
+/// Who runs Litestream.
+#[derive(Debug)]
+enum Process {
+    /// walguard started it (and restarts it).
+    Managed {
+        binary: PathBuf,
+        child: Option<Box<Child>>,
+        restart_at: Option<Instant>,
+        backoff: Duration,
+        restarts: u64,
+    },
+    /// Someone else: walguard only talks to its socket.
+    External,
+}
+
+/// Replicates through Litestream and tracks what the replica holds.
+#[derive(Debug)]
+pub struct ReplicationActor {
+    settings: ReplicationSettings,
+    files: Files,
+    client: ControlClient,
+    process: Process,
+    db: Addr<DbActor>,
+    checkpoint: Option<Addr<CheckpointActor>>,
+    metrics: Option<Recipient<ReplicationSeen>>,
+    tracker: ReplicationTracker,
+    in_flight: bool,
+    failed_in_a_row: u32,
+    last_sync: Option<Instant>,
+    last_error: Option<String>,
+    stopped: bool,
+}
+
+impl ReplicationActor {
+    /// Starts replication for the database of `files` with `settings`:
+    /// checks the binary, refuses a second Litestream, writes the config
+    /// (0600) and starts `litestream replicate`, or, with
+    /// `replication.socket` set, checks that an external Litestream
+    /// answers there. Then one sync, so a bad URL, credential or endpoint
+    /// fails here with an error naming it. Blocking; runs inside the actix
+    /// `System` (the child's log is read on its runtime).
+    ///
+    /// # Errors
+    ///
+    /// [`ReplicationError`], naming the setting.
+    pub fn prepare(
+        settings: &ReplicationSettings,
+        db: &std::path::Path,
+    ) -> Result<Prepared, ReplicationError> {
+        let files = Files::for_db(db, settings.socket.as_deref())?;
+        files.check_socket_path()?;
+        let process = if settings.socket.is_some() {
+            Process::External
+        } else {
+            let binary = settings.litestream_binary.clone();
+            check_binary(&binary)?;
+            files.check_no_other()?;
+            files.write_config(settings)?;
+            let child = Child::start(&binary, &files, settings)?;
+            Process::Managed {
+                binary,
+                child: Some(Box::new(child)),
+                restart_at: None,
+                backoff: RESTART_BACKOFF_MIN,
+                restarts: 0,
+            }
+        };
+        // The first sync, on a thread of its own: this runs inside the
+        // system's runtime, which cannot be blocked on from within.
+        let client = ControlClient::new(&files.socket);
+        let path = files.db.clone();
+        let first = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| ReplicationError::Control {
+                    socket: client.socket().to_path_buf(),
+                    endpoint: "/sync",
+                    error: format!("cannot start a runtime for the first sync: {e}"),
+                })?;
+            runtime.block_on(client.sync(&path, SYNC_TIMEOUT))
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(ReplicationError::Control {
+                socket: files.socket.clone(),
+                endpoint: "/sync",
+                error: "the first sync panicked".to_owned(),
+            })
+        });
+        let fail = |process: Process, e: ReplicationError| {
+            if let Process::Managed {
+                child: Some(mut child),
+                ..
+            } = process
+            {
+                child.kill();
+            }
+            Err(e)
+        };
+        match first {
+            Ok(answer) if answer.is_replicated() => Ok(Prepared { files, process }),
+            Ok(answer) => fail(
+                process,
+                ReplicationError::Sync {
+                    status: 200,
+                    error: format!("unexpected status {:?}", answer.status),
+                    blame: "replication.url",
+                },
+            ),
+            Err(e) => fail(process, e),
+        }
+    }
+
+    /// The actor, for a Litestream [`ReplicationActor::prepare`] made ready.
+    #[must_use]
+    pub fn new(
+        settings: ReplicationSettings,
+        prepared: Prepared,
+        db: Addr<DbActor>,
+        checkpoint: Option<Addr<CheckpointActor>>,
+        metrics: Option<Recipient<ReplicationSeen>>,
+    ) -> Self {
+        let Prepared { files, process } = prepared;
+        Self {
+            tracker: ReplicationTracker::new(settings.max_lag, std::time::Instant::now()),
+            client: ControlClient::new(&files.socket),
+            settings,
+            files,
+            process,
+            db,
+            checkpoint,
+            metrics,
+            in_flight: false,
+            failed_in_a_row: 0,
+            last_sync: None,
+            last_error: None,
+            stopped: false,
+        }
+    }
+
+    fn set_owner(&mut self, owner: CheckpointOwner, why: &str) {
+        if !self.tracker.set_owner(owner) {
+            return;
+        }
+        match owner {
+            CheckpointOwner::Litestream => tracing::info!(
+                target: "walguard::replication",
+                owner = owner.as_str(),
+                wal_cap_frames = self.settings.wal_cap_frames,
+                "litestream owns checkpointing now ({why}); walguard checkpoints only past the WAL cap"
+            ),
+            CheckpointOwner::Walguard if self.stopped => tracing::info!(
+                target: "walguard::replication",
+                owner = owner.as_str(),
+                "walguard takes checkpointing back ({why})"
+            ),
+            CheckpointOwner::Walguard => tracing::warn!(
+                target: "walguard::replication",
+                owner = owner.as_str(),
+                "walguard takes checkpointing back ({why})"
+            ),
+        }
+        let msg = SetCheckpointOwner {
+            owner,
+            wal_cap_frames: self.settings.wal_cap_frames,
+        };
+        self.db.do_send(msg);
+        if let Some(checkpoint) = &self.checkpoint {
+            checkpoint.do_send(msg);
+        }
+    }
+
+    /// The Litestream walguard started: exited? restart due?
+    fn supervise(&mut self) {
+        let Process::Managed {
+            binary,
+            child,
+            restart_at,
+            backoff,
+            restarts,
+        } = &mut self.process
+        else {
+            return;
+        };
+        if let Some(running) = child {
+            if let Some(status) = running.exited() {
+                let tail = running.log_tail();
+                *child = None;
+                *restart_at = Some(Instant::now() + *backoff);
+                tracing::warn!(
+                    target: "walguard::replication",
+                    status = %status,
+                    restart_in = %format_duration(*backoff),
+                    "litestream exited{tail}; restarting it after the backoff"
+                );
+                *backoff = (*backoff * 2).min(RESTART_BACKOFF_MAX);
+                self.tracker.failed();
+                self.set_owner(CheckpointOwner::Walguard, "litestream exited");
+            }
+            return;
+        }
+        if restart_at.is_some_and(|at| Instant::now() >= at) {
+            *restart_at = None;
+            let binary = binary.clone();
+            match Child::start(&binary, &self.files, &self.settings) {
+                Ok(started) => {
+                    *restarts += 1;
+                    crate::telemetry::record_litestream_restart();
+                    tracing::info!(target: "walguard::replication", pid = started.pid(), restarts = *restarts, "litestream restarted");
+                    *child = Some(Box::new(started));
+                }
+                Err(e) => {
+                    tracing::warn!(target: "walguard::replication", error = %e, retry_in = %format_duration(*backoff), "cannot restart litestream");
+                    *restart_at = Some(Instant::now() + *backoff);
+                    *backoff = (*backoff * 2).min(RESTART_BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    fn litestream_running(&self) -> bool {
+        match &self.process {
+            Process::Managed { child, .. } => child.is_some(),
+            Process::External => true,
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.stopped {
+            return;
+        }
+        self.supervise();
+        self.observe_lag();
+        if self.in_flight || !self.litestream_running() {
+            return;
+        }
+        let due = self
+            .last_sync
+            .is_none_or(|at| at.elapsed() >= self.settings.sync_period);
+        let ack = self.settings.ack == AckMode::Replicated;
+        if !due && !ack {
+            return;
+        }
+        self.in_flight = true;
+        if due {
+            // Periods run from the start of a sync, not from its answer.
+            self.last_sync = Some(Instant::now());
+        }
+        let db = self.db.clone();
+        let client = self.client.clone();
+        let path = self.files.db.clone();
+        let replicated = self.tracker.replicated(std::time::Instant::now()).commits;
+        let work = async move {
+            let durability = db.send(GetDurability).await.ok().flatten()?;
+            // Under ack: replicated, between periods, sync only when
+            // commits wait for the replica.
+            if !due && durability.commits() <= replicated {
+                return None;
+            }
+            let started = std::time::Instant::now();
+            let answer = client.sync(&path, SYNC_TIMEOUT).await;
+            Some((durability, started, answer))
+        };
+        ctx.spawn(work.into_actor(self).map(|result, act, _| {
+            act.in_flight = false;
+            if let Some((durability, started, answer)) = result {
+                act.answered(durability, started, answer);
+            }
+        }));
+    }
+
+    fn answered(
+        &mut self,
+        durability: walguard::Durability,
+        started: std::time::Instant,
+        answer: Result<SyncAnswer, ReplicationError>,
+    ) {
+        let ticket = self
+            .tracker
+            .begin(durability.commits(), durability.writes(), started);
+        match answer {
+            Ok(answer) if answer.is_replicated() => {
+                self.tracker.synced(ticket);
+                self.failed_in_a_row = 0;
+                if self.last_error.take().is_some() {
+                    tracing::info!(target: "walguard::replication", "litestream syncs again");
+                }
+                if let Process::Managed { backoff, .. } = &mut self.process {
+                    *backoff = RESTART_BACKOFF_MIN;
+                }
+                self.set_owner(CheckpointOwner::Litestream, "it answers its syncs");
+                self.db.do_send(ReplicatedThrough(Some(ticket.commits())));
+            }
+            other => {
+                let error = match other {
+                    Ok(answer) => format!("unexpected sync status {:?}", answer.status),
+                    Err(e) => e.to_string(),
+                };
+                self.tracker.failed();
+                self.failed_in_a_row += 1;
+                crate::telemetry::record_sync_failure();
+                if self.last_error.as_deref() != Some(error.as_str()) {
+                    tracing::warn!(target: "walguard::replication", error = %error, failed_in_a_row = self.failed_in_a_row, "sync to the replica failed");
+                    self.last_error = Some(error);
+                }
+                if self.failed_in_a_row >= FAILED_SYNCS_BEFORE_TAKEOVER {
+                    self.set_owner(CheckpointOwner::Walguard, "litestream's syncs fail");
+                }
+                self.db.do_send(ReplicatedThrough(None));
+            }
+        }
+        self.publish();
+    }
+
+    fn observe_lag(&mut self) {
+        match self.tracker.observe(std::time::Instant::now()) {
+            Some(LagEvent::Started { lag, commits }) => tracing::warn!(
+                target: "walguard::replication",
+                lag_s = lag.as_secs_f64(),
+                commits,
+                max_lag = %format_duration(self.settings.max_lag),
+                "the replica lags more than replication.max_lag; a machine loss now would take these commits"
+            ),
+            Some(LagEvent::Ended { lasted }) => tracing::info!(
+                target: "walguard::replication",
+                lasted_s = lasted.as_secs_f64(),
+                "the replica caught up"
+            ),
+            _ => {}
+        }
+    }
+
+    fn publish(&self) {
+        let replicated = self.tracker.replicated(std::time::Instant::now());
+        crate::telemetry::record_replicated(&replicated);
+        if let Some(metrics) = &self.metrics {
+            metrics.do_send(ReplicationSeen(replicated));
+        }
+    }
+}
+
+impl Actor for ReplicationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let period = match self.settings.ack {
+            AckMode::Replicated => ACK_POLL_PERIOD.min(self.settings.sync_period),
+            // A fifth of a period: a sync starts at most that late.
+            _ => (self.settings.sync_period / 5).clamp(ACK_POLL_PERIOD, Duration::from_millis(250)),
+        };
+        ctx.run_interval(period, Self::tick);
+        ctx.notify(Tick);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Process::Managed {
+            child: Some(child), ..
+        } = &mut self.process
+        {
+            child.kill();
+        }
+    }
+}
+
+/// The first tick, at once.
+struct Tick;
+
+impl actix::Message for Tick {
+    type Result = ();
+}
+
+impl Handler<Tick> for ReplicationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Tick, ctx: &mut Self::Context) {
+        self.tick(ctx);
+    }
+}
+
+impl Handler<GetReplicated> for ReplicationActor {
+    type Result = MessageResult<GetReplicated>;
+
+    fn handle(&mut self, _: GetReplicated, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.tracker.replicated(std::time::Instant::now()))
+    }
+}
+
+impl Handler<KillLitestream> for ReplicationActor {
+    type Result = Option<u32>;
+
+    fn handle(&mut self, _: KillLitestream, _: &mut Self::Context) -> Self::Result {
+        match &mut self.process {
+            Process::Managed {
+                child: Some(child), ..
+            } => {
+                child.kill();
+                child.pid()
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Handler<FinalSync> for ReplicationActor {
+    type Result = ResponseActFuture<Self, Replicated>;
+
+    fn handle(&mut self, msg: FinalSync, _: &mut Self::Context) -> Self::Result {
+        self.stopped = true;
+        let db = self.db.clone();
+        let client = self.client.clone();
+        let path = self.files.db.clone();
+        let running = self.litestream_running();
+        let work = async move {
+            if !running {
+                return None;
+            }
+            let durability = db.send(GetDurability).await.ok().flatten()?;
+            let started = std::time::Instant::now();
+            let answer =
+                match tokio::time::timeout(msg.timeout, client.sync(&path, msg.timeout)).await {
+                    Ok(answer) => answer,
+                    Err(_) => Err(ReplicationError::Control {
+                        socket: client.socket().to_path_buf(),
+                        endpoint: "/sync",
+                        error: format!(
+                            "the final sync got no answer within {}",
+                            format_duration(msg.timeout)
+                        ),
+                    }),
+                };
+            Some((durability, started, answer))
+        };
+        Box::pin(work.into_actor(self).then(move |result, act, _| {
+            if let Some((durability, started, answer)) = result {
+                act.answered(durability, started, answer);
+            }
+            let child = match &mut act.process {
+                Process::Managed { child, .. } => child.take(),
+                Process::External => None,
+            };
+            async move {
+                let ours = child.is_some();
+                if let Some(mut child) = child {
+                    child.stop(msg.stop_timeout).await;
+                }
+                ours
+            }
+            .into_actor(act)
+            .map(|stopped_ours, act, ctx| {
+                use actix::ActorContext as _;
+                ctx.stop();
+                if stopped_ours {
+                    act.set_owner(
+                        CheckpointOwner::Walguard,
+                        "walguard stopped litestream at shutdown",
+                    );
+                }
+                act.publish();
+                act.tracker.replicated(std::time::Instant::now())
+            })
+        }))
+    }
+}

