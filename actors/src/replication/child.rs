@@ -322,22 +322,22 @@ pub fn restore(
         db: out.to_path_buf(),
         error,
     };
-    for suffix in ["", "-wal", "-shm"] {
-        let mut path = out.as_os_str().to_owned();
-        path.push(suffix);
-        if Path::new(&path).exists() {
+    for path in [
+        out.to_path_buf(),
+        walguard::files::wal_path(out),
+        walguard::files::shm_path(out),
+    ] {
+        if path.exists() {
             return Err(refuse(format!(
                 "{} exists; restore never overwrites: move it away or give another --db",
-                Path::new(&path).display()
+                path.display()
             )));
         }
     }
     // The config goes beside the new file (the old machine's directory
     // may not exist here), and goes away afterwards.
-    let mut config = out.as_os_str().to_owned();
-    config.push("-litestream-restore.yml");
     let restore_files = Files {
-        config: PathBuf::from(config),
+        config: walguard::files::sibling(out, "-litestream-restore.yml"),
         ..files.clone()
     };
     restore_files.write_config(settings)?;

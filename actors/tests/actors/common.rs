@@ -52,9 +52,5 @@ pub(crate) fn integrity_and_count(path: &Path) -> (String, i64) {
     (integrity, count)
 }
 
-/// The `-wal` file beside `db`.
-pub(crate) fn wal_path(db: &Path) -> std::path::PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
-    name.into()
-}
+/// The `-wal` file beside a database (the core's one rule for the name).
+pub(crate) use walguard::files::wal_path;

@@ -36,13 +36,10 @@ pub(crate) fn bytes_of(path: &Path) -> Option<Vec<u8>> {
     std::fs::read(path).ok()
 }
 
-/// `path` with `suffix` appended: its `-wal`, `-shm` or `-journal`.
-#[allow(dead_code)] // Not every test binary that includes this module uses it.
-pub(crate) fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    name.into()
-}
+/// `path` with `suffix` appended: its `-wal`, `-shm` or `-journal` (the
+/// core's one rule for these names).
+#[allow(unused_imports)] // Not every test binary that includes this module uses it.
+pub(crate) use walguard::files::sibling;
 
 /// The names in `dir`, sorted.
 #[allow(dead_code)] // Not every test binary that includes this module uses it.

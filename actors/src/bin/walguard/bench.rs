@@ -115,9 +115,13 @@ fn settings(args: &BenchArgs) -> Result<Settings, CliError> {
 /// beside `database.path`.
 fn bench_path(db: Option<&Path>, database: &Path) -> Result<PathBuf, CliError> {
     let taken = |p: &Path| {
-        [p.to_path_buf(), sibling(p, "-wal"), sibling(p, "-shm")]
-            .into_iter()
-            .find(|f| f.symlink_metadata().is_ok())
+        [
+            p.to_path_buf(),
+            walguard::files::wal_path(p),
+            walguard::files::shm_path(p),
+        ]
+        .into_iter()
+        .find(|f| f.symlink_metadata().is_ok())
     };
     if let Some(db) = db {
         return match taken(db) {
@@ -139,13 +143,6 @@ fn bench_path(db: Option<&Path>, database: &Path) -> Result<PathBuf, CliError> {
     Ok(path)
 }
 
-/// `path` with `suffix` appended to its file name.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    name.into()
-}
-
 /// The benchmark database and its companions, removed on drop (and between
 /// runs). Removal is best effort: a file that is already gone is fine.
 struct Scratch(PathBuf);
@@ -154,9 +151,9 @@ impl Scratch {
     fn remove(path: &Path) {
         for file in [
             path.to_path_buf(),
-            sibling(path, "-wal"),
-            sibling(path, "-shm"),
-            sibling(path, "-journal"),
+            walguard::files::wal_path(path),
+            walguard::files::shm_path(path),
+            walguard::files::journal_path(path),
         ] {
             let _ = std::fs::remove_file(file);
         }

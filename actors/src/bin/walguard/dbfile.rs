@@ -7,8 +7,9 @@
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
+use walguard::files;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
@@ -132,7 +133,7 @@ pub(crate) fn open_read_only(
 /// Whether an `immutable=1` open of `path` is safe: a WAL database with no
 /// `-wal` and no `-journal` beside it.
 pub(crate) fn still_immutable(path: &Path, header: Header) -> bool {
-    header.wal && !sibling(path, "-wal").exists() && !sibling(path, "-journal").exists()
+    header.wal && !files::wal_path(path).exists() && !files::journal_path(path).exists()
 }
 
 /// `file:PATH?mode=ro&immutable=1`, with the path percent-encoded; `None`
@@ -224,7 +225,7 @@ const SHM_WRITE_LOCK_BYTE: u64 = 120;
 fn lock_holders(path: &Path) -> Vec<u32> {
     use std::os::unix::fs::MetadataExt as _;
     let inode = |p: &Path| std::fs::metadata(p).ok().map(|m| m.ino());
-    let (db, shm) = (inode(path), inode(&sibling(path, "-shm")));
+    let (db, shm) = (inode(path), inode(&files::shm_path(path)));
     let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
         return Vec::new();
     };
@@ -254,13 +255,6 @@ fn lock_holders(path: &Path) -> Vec<u32> {
 #[cfg(not(target_os = "linux"))]
 fn lock_holders(_path: &Path) -> Vec<u32> {
     Vec::new()
-}
-
-/// A file beside the database: `-wal`, `-shm` or `-journal`.
-pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    name.into()
 }
 
 /// The size of a file, `None` when it does not exist.
@@ -351,7 +345,7 @@ mod tests {
                 Ok((r.get(1)?, r.get(2)?))
             })
             .unwrap();
-        let wal = std::fs::read(sibling(&path, "-wal")).unwrap();
+        let wal = std::fs::read(files::wal_path(&path)).unwrap();
         let scan = scan_wal(&wal);
         assert_eq!(scan.frames, log as u64);
         assert_eq!(scan.committed, scan.frames);
@@ -361,7 +355,7 @@ mod tests {
         let log: i64 = conn
             .query_row("PRAGMA wal_checkpoint(NOOP)", [], |r| r.get(1))
             .unwrap();
-        let wal = std::fs::read(sibling(&path, "-wal")).unwrap();
+        let wal = std::fs::read(files::wal_path(&path)).unwrap();
         assert!(log < scan.frames as i64);
         assert_eq!(scan_wal(&wal).frames, log as u64);
     }

@@ -13,6 +13,7 @@ use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use walguard::files;
 
 use rusqlite::Connection;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -71,8 +72,7 @@ const LOCKED: &str = "walguard run would wait on it for every write; stop that w
 /// [`CliError::Locked`], or whatever [`dbfile::check`] refuses.
 pub(crate) fn check_target(path: &Path) -> Result<(), CliError> {
     if path.symlink_metadata().is_err() {
-        for suffix in ["-wal", "-journal"] {
-            let sibling = dbfile::sibling(path, suffix);
+        for sibling in [files::wal_path(path), files::journal_path(path)] {
             if sibling.symlink_metadata().is_ok() {
                 return Err(CliError::Remains {
                     path: path.to_path_buf(),

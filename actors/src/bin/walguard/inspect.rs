@@ -117,7 +117,7 @@ fn read_report(
         .map_err(sqlite("end the read transaction"))?;
     // After the COMMIT: a checkpoint, even a NOOP, fails inside a
     // transaction.
-    let wal_path = dbfile::sibling(path, "-wal");
+    let wal_path = walguard::files::wal_path(path);
     let wal = dbfile::len(&wal_path).map(|bytes| Wal {
         bytes,
         frames: wal_frames(conn, &wal_path),
@@ -130,8 +130,8 @@ fn read_report(
         page_count,
         freelist,
         wal,
-        shm: dbfile::sibling(path, "-shm").exists(),
-        journal: dbfile::sibling(path, "-journal").exists(),
+        shm: walguard::files::shm_path(path).exists(),
+        journal: walguard::files::journal_path(path).exists(),
         synchronous,
         problems,
         tables,

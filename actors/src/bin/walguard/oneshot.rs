@@ -29,7 +29,7 @@ pub(crate) fn run(args: &CheckpointArgs) -> Result<(), CliError> {
             path: path.to_path_buf(),
         });
     }
-    let wal_path = dbfile::sibling(path, "-wal");
+    let wal_path = walguard::files::wal_path(path);
     let wal_before = dbfile::len(&wal_path);
 
     let mut settings = DatabaseSettings::at(path);
