@@ -152,8 +152,8 @@ MUTANTS = [
         "every acknowledged write survives (the acknowledgement itself)",
         [(
             "actors/src/db.rs",
-            "for (result, reply) in results.into_iter().zip(replies) {",
-            "for (result, reply) in results.into_iter().zip(replies.into_iter().enumerate().map(|(i, r)| if i == 1 { None } else { r })) {",
+            "            return;\n        }\n        for (result, reply) in results.into_iter().zip(replies) {",
+            "            return;\n        }\n        for (result, reply) in results.into_iter().zip(replies.into_iter().enumerate().map(|(i, r)| if i == 1 { None } else { r })) {",
         )],
         [
             actors("group_commit::waiting_writes_share_one_commit"),
