@@ -126,15 +126,38 @@ impl ControlClient {
         }
     }
 
+    /// A connection to the control socket, a Unix domain socket.
+    #[cfg(unix)]
+    async fn connect(
+        &self,
+        path: &'static str,
+    ) -> Result<tokio::net::UnixStream, ReplicationError> {
+        tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| self.control(path, format!("cannot connect: {e}")))
+    }
+
+    /// Litestream's control socket is a Unix domain socket, which tokio
+    /// does not offer here: replication is refused on this platform (the
+    /// settings say so first, `replication.mode`).
+    #[cfg(not(unix))]
+    async fn connect(
+        &self,
+        path: &'static str,
+    ) -> Result<tokio::io::DuplexStream, ReplicationError> {
+        Err(self.control(
+            path,
+            "Litestream's control socket is a Unix domain socket; replication is not supported on this platform".to_owned(),
+        ))
+    }
+
     async fn exchange(
         &self,
         method: &str,
         path: &'static str,
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value, ReplicationError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|e| self.control(path, format!("cannot connect: {e}")))?;
+        let stream = self.connect(path).await?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| self.control(path, e.to_string()))?;
