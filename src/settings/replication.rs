@@ -139,14 +139,6 @@ impl ReplicationSettings {
     /// [`Error::InvalidSetting`] naming the key. A value that carries a
     /// password is never echoed.
     pub fn validate(&self, group_commit: bool) -> Result<()> {
-        #[cfg(not(unix))]
-        if self.mode == ReplicationMode::Litestream {
-            return Err(invalid(
-                "replication.mode",
-                "litestream",
-                "walguard talks to Litestream over its Unix control socket; replication is not supported on this platform",
-            ));
-        }
         if self.sync_period.is_zero() {
             return Err(invalid(
                 "replication.sync_period",
@@ -217,6 +209,14 @@ impl ReplicationSettings {
                 "replication.url",
                 "~",
                 "is required with replication.mode: litestream (s3://BUCKET/PATH, sftp://USER@HOST/PATH or file:///PATH)",
+            ));
+        }
+        #[cfg(not(unix))]
+        if self.mode == ReplicationMode::Litestream {
+            return Err(invalid(
+                "replication.mode",
+                "litestream",
+                "walguard talks to Litestream over its Unix control socket; replication is not supported on this platform",
             ));
         }
         Ok(())

@@ -293,6 +293,8 @@ fn synchronous_names_levels_and_parsing_agree() {
     assert!("fast".parse::<Synchronous>().is_err());
 }
 
+// Replication needs Litestream's Unix control socket.
+#[cfg(unix)]
 #[test]
 fn replication_loads_from_a_file_and_the_environment() {
     use walguard::settings::{AckMode, ReplicationMode};
@@ -338,4 +340,14 @@ fn replication_values_are_checked_and_secrets_never_echoed() {
     assert!(!chain(&err).contains("secret"), "{}", chain(&err));
     let err = load_yaml("replication:\n  mode: rsync\n").unwrap_err();
     assert_settings_error(&err, "replication.mode", &["rsync"]);
+}
+
+/// Off Unix, replication is refused by name: Litestream's control socket is
+/// a Unix domain socket.
+#[cfg(not(unix))]
+#[test]
+fn replication_is_refused_off_unix() {
+    let err =
+        load_yaml("replication:\n  mode: litestream\n  url: s3://bucket/engine\n").unwrap_err();
+    assert_invalid(&err, "replication.mode", "litestream");
 }
