@@ -141,6 +141,7 @@ impl ControlClient {
     /// does not offer here: replication is refused on this platform (the
     /// settings say so first, `replication.mode`).
     #[cfg(not(unix))]
+    #[allow(clippy::unused_async)] // The same signature as on Unix.
     async fn connect(
         &self,
         path: &'static str,
