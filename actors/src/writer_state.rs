@@ -18,6 +18,9 @@ use rusqlite::InterruptHandle;
 pub(crate) struct WriterState {
     shut_down: AtomicBool,
     past_deadline: AtomicBool,
+    /// Set with `panicked`, so the hot path (every write asks) reads an
+    /// atomic, not a lock.
+    has_panicked: AtomicBool,
     panicked: Mutex<Option<String>>,
     interrupt: Mutex<Option<InterruptHandle>>,
     writes_acknowledged: AtomicU64,
@@ -62,9 +65,13 @@ impl WriterState {
     /// The writer stopped after a panic of its own, with this message.
     pub(crate) fn set_panicked(&self, message: String) {
         *lock(&self.panicked) = Some(message);
+        self.has_panicked.store(true, Ordering::Release);
     }
 
     pub(crate) fn panicked(&self) -> Option<String> {
+        if !self.has_panicked.load(Ordering::Acquire) {
+            return None;
+        }
         lock(&self.panicked).clone()
     }
 

@@ -318,10 +318,7 @@ pub fn restore(
     out: &Path,
     if_replica_exists: bool,
 ) -> Result<(), ReplicationError> {
-    let refuse = |error: String| ReplicationError::Restore {
-        db: out.to_path_buf(),
-        error,
-    };
+    let refuse = |error: String| restore_error(out, error);
     for path in [
         out.to_path_buf(),
         walguard::files::wal_path(out),
@@ -346,6 +343,14 @@ pub fn restore(
     result
 }
 
+/// The refusal or failure of a restore into `out`.
+fn restore_error(out: &Path, error: String) -> ReplicationError {
+    ReplicationError::Restore {
+        db: out.to_path_buf(),
+        error,
+    }
+}
+
 fn run_restore(
     binary: &Path,
     files: &Files,
@@ -353,10 +358,7 @@ fn run_restore(
     out: &Path,
     if_replica_exists: bool,
 ) -> Result<(), ReplicationError> {
-    let refuse = |error: String| ReplicationError::Restore {
-        db: out.to_path_buf(),
-        error,
-    };
+    let refuse = |error: String| restore_error(out, error);
     let mut command = std::process::Command::new(binary);
     if settings
         .endpoint
