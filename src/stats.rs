@@ -380,6 +380,12 @@ impl fmt::Display for SessionReport {
         )?;
         writeln!(f, "checkpoint time over the window: {}", self.window)?;
         match &self.shutdown_checkpoint {
+            Some(r) if r.outcome().is_failure() => write!(
+                f,
+                "shutdown truncate: {} (after {:.3}ms)",
+                r.outcome(),
+                r.elapsed_ms()
+            ),
             Some(r) => write!(
                 f,
                 "shutdown truncate: {} in {:.3}ms",

@@ -736,3 +736,37 @@ fn a_database_deleted_during_run_is_never_durable_and_exits_1() {
         "{rest}"
     );
 }
+
+/// A newcomer's finding: under `synchronous=off` nothing is ever fsynced,
+/// so the summary must not say "nothing exposed to a power loss"; it warns
+/// at start and claims nothing durable (a sibling of the gone file: a
+/// durability claim the settings cannot back).
+#[test]
+fn synchronous_off_claims_nothing_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let out = walguard(dir.path())
+        .args(["run", "--duration", "1s", "--interval", "200ms"])
+        .arg("--db")
+        .arg(&db)
+        .env("WALGUARD__DATABASE__SYNCHRONOUS", "off")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("durable through: nothing against a power loss"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("nothing exposed"), "{stdout}");
+    assert!(stderr.contains("synchronous=off"), "{stderr}");
+    // The negative control: the default (normal) still claims what it can.
+    let normal = walguard(dir.path())
+        .args(["run", "--duration", "1s", "--interval", "200ms"])
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(text(&normal.stdout).contains("durable through: "));
+    assert!(!text(&normal.stdout).contains("nothing against a power loss"));
+}

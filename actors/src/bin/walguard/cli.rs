@@ -128,8 +128,10 @@ Examples:
   walguard inspect /var/lib/engine/state.db --json")]
     Inspect(InspectArgs),
 
-    /// Run one checkpoint on a database that is not being served, and print
-    /// the result row, the outcome and the elapsed time.
+    /// Run one checkpoint on a database (served by an engine or not), and
+    /// print the result row, the outcome and the elapsed time. Beside a
+    /// running engine this is a neighbour's checkpoint: the engine's own
+    /// checkpoints meanwhile come back busy, which is not an error.
     #[command(after_help = "\
 Exits 0 when the checkpoint completed, 1 when it was busy, partial or failed
 (another process holds the WAL), or the path is missing, not an SQLite

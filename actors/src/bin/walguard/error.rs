@@ -51,8 +51,7 @@ pub(crate) enum CliError {
     /// `run` or `checkpoint` on a rollback-journal database. The one rule
     /// of the command: it never converts a database to WAL.
     #[error(
-        "{} is a rollback-journal database (not WAL): walguard never converts a database to WAL; \
-         convert it yourself (PRAGMA journal_mode=WAL) if that is what you want",
+        "{} is a rollback-journal database (not WAL): walguard never converts a database to WAL",
         path.display()
     )]
     NotWal {

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use walguard::settings::{LogFormat, format_duration};
+use walguard::settings::{LogFormat, Synchronous, format_duration};
 use walguard::{SessionReport, Settings};
 use walguard_actors::WalGuard;
 #[cfg(windows)]
@@ -233,6 +233,12 @@ async fn session(
         duration = %args.duration.map_or_else(|| "until stopped".to_owned(), format_duration),
         "session started"
     );
+    if settings.database.synchronous == Synchronous::Off {
+        tracing::warn!(
+            target: "walguard::run",
+            "synchronous=off: nothing is ever fsynced, so a power loss or OS crash can lose or corrupt anything; for tests only"
+        );
+    }
 
     let mut display = Display::new(on_terminal, started);
     let mut redraw = tokio::time::interval(if on_terminal {
@@ -442,6 +448,11 @@ fn summary_text(settings: &Settings, outcome: &Outcome) -> String {
             "durable through: nothing: the database file {} was deleted, renamed or replaced during the session, so the writes acknowledged to it are not at that path",
             settings.database.path.display()
         );
+    } else if settings.database.synchronous == Synchronous::Off {
+        let _ = writeln!(
+            text,
+            "durable through: nothing against a power loss: synchronous=off never fsyncs (a process kill still loses nothing)"
+        );
     } else if let Some(d) = report.db.durability {
         if d.exposed_commits() == 0 {
             let _ = writeln!(
@@ -474,6 +485,8 @@ fn summary_json(settings: &Settings, outcome: &Outcome) -> serde_json::Value {
     let report = &outcome.report;
     let c = report.counts;
     let d = report.db.durability;
+    // Nothing is durable against a power loss without fsync.
+    let off = settings.database.synchronous == Synchronous::Off;
     serde_json::json!({
         "summary": "walguard run",
         "database": settings.database.path.display().to_string(),
@@ -495,8 +508,8 @@ fn summary_json(settings: &Settings, outcome: &Outcome) -> serde_json::Value {
         "restarts": c.restarts,
         "shutdown_outcome": report.shutdown_checkpoint.as_ref().map_or("none", |r| r.outcome().as_str()),
         "commits": d.map(|d| d.commits()),
-        "durable_commits": if report.db.file_gone { Some(0) } else { d.map(|d| d.durable_commits()) },
-        "exposed_commits": d.map(|d| d.exposed_commits()),
+        "durable_commits": if report.db.file_gone || off { Some(0) } else { d.map(|d| d.durable_commits()) },
+        "exposed_commits": if report.db.file_gone || off { d.map(|d| d.commits()) } else { d.map(|d| d.exposed_commits()) },
         "file_gone": report.db.file_gone,
         "replicated_commits": report.replication.map(|r| r.commits),
         "replicated_writes": report.replication.map(|r| r.writes),
