@@ -62,6 +62,7 @@ usage: bench_walguard [--writes N] [--runs N] [--synchronous normal|full|both] [
                       [--extra NAME]... [--seconds N]
 
   --writes N        inserts per run (default 200000; underscores allowed)
+  --lone-writes N   inserts per run at one in flight (default: --writes)
   --runs N          runs per configuration; the median-throughput run is reported (default 3)
   --synchronous S   normal, full or both (default both)
   --only SYSTEM     walguard or walguard-group-commit (default: both)
@@ -137,6 +138,8 @@ struct Args {
     systems: Vec<System>,
     extras: Vec<Extra>,
     seconds: u64,
+    /// Inserts per run at one in flight (`--lone-writes`; default `writes`).
+    lone_writes: Option<u64>,
 }
 
 fn parse_count(flag: &str, value: &str) -> Result<u64, String> {
@@ -156,6 +159,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         systems: System::ALL.to_vec(),
         extras: Vec::new(),
         seconds: 10,
+        lone_writes: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -174,6 +178,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         };
         match flag.as_str() {
             "--writes" => parsed.writes = parse_count(&flag, &value()?)?,
+            "--lone-writes" => parsed.lone_writes = Some(parse_count(&flag, &value()?)?),
             "--runs" => {
                 let v = value()?;
                 parsed.runs = u32::try_from(parse_count(&flag, &v)?)
@@ -267,7 +272,8 @@ fn print_row(system: &str, workload: &str, setup: &Setup, runs: u32, mut run: Me
     println!(
         "{{\"system\":\"{system}\",\"workload\":\"{workload}\",\"synchronous\":\"{}\",\
          \"in_flight\":{},\"writes\":{},\"seconds\":{:.6},\"throughput\":{:.1},\
-         \"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"runs\":{runs}}}",
+         \"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"runs\":{runs},\
+         \"cpu_us_per_write\":{:.3}}}",
         sync_name(setup.sync),
         setup.in_flight,
         run.writes,
@@ -276,6 +282,7 @@ fn print_row(system: &str, workload: &str, setup: &Setup, runs: u32, mut run: Me
         run.latency.percentile_us(50.0),
         run.latency.percentile_us(99.0),
         run.latency.max_us(),
+        run.cpu.map_or(0.0, |c| c.as_secs_f64() * 1e6 / run.writes.max(1) as f64),
     );
 }
 
@@ -329,7 +336,10 @@ async fn table(args: &Args) -> Result<(), BoxError> {
                     in_flight,
                     max_batch: None,
                     checkpoint_loop: None,
-                    until: Until::Writes(args.writes),
+                    until: Until::Writes(match (in_flight, args.lone_writes) {
+                        (1, Some(n)) => n,
+                        _ => args.writes,
+                    }),
                 };
                 measure(system.name(), "single-insert", setup, args.runs).await?;
             }

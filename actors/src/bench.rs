@@ -396,6 +396,9 @@ pub struct Measured {
     /// The whole session's report, from the clean shutdown (with the
     /// shutdown TRUNCATE).
     pub session: SessionReport,
+    /// CPU time of the process's threads during the timed phase
+    /// ([`cpu_time`]); `None` where it cannot be read.
+    pub cpu: Option<Duration>,
 }
 
 impl Measured {
@@ -416,6 +419,27 @@ pub fn median(mut runs: Vec<Measured>) -> Option<Measured> {
     runs.sort_by(|a, b| a.throughput().total_cmp(&b.throughput()));
     let mid = (runs.len() - 1) / 2;
     Some(runs.swap_remove(mid))
+}
+
+/// CPU time so far of every live thread of this process: the sum of the
+/// first field (nanoseconds on the CPU) of `/proc/self/task/*/schedstat`,
+/// which has nanosecond resolution where `getrusage` has clock ticks.
+/// `None` where that is not readable (not Linux, or schedstats off).
+#[must_use]
+pub fn cpu_time() -> Option<Duration> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut ns = 0u64;
+    let mut any = false;
+    for task in tasks.flatten() {
+        if let Some(n) = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        {
+            ns += n;
+            any = true;
+        }
+    }
+    any.then(|| Duration::from_nanos(ns))
 }
 
 /// The `-wal` file beside a database ([`walguard::files::wal_path`]).
@@ -460,6 +484,7 @@ pub async fn run_once(
         .execute(CREATE_TABLE_SQL)
         .await
         .map_err(actors("create the table"))?;
+    let cpu_before = cpu_time();
     let (started, elapsed, recorder) =
         closed_loop(guard.db(), workload, progress)
             .await
@@ -474,6 +499,9 @@ pub async fn run_once(
                     source,
                 },
             })?;
+    let cpu = cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let writes = progress.writes();
     let rows = guard
         .db()
@@ -517,6 +545,7 @@ pub async fn run_once(
         size_checkpoints: stats.wal.map_or(0, |w| w.size_checkpoints),
         checkpoints,
         session,
+        cpu,
     })
 }
 

@@ -11,9 +11,10 @@ pub const USAGE: &str = "\
 usage: walguard-peers [--writes N] [--runs N] [--synchronous normal|full|both] [--only SYSTEM]
 
   --writes N        inserts per run (default 200000; underscores allowed: 200_000)
+  --lone-writes N   inserts per run at one in flight (default: --writes)
   --runs N          runs per configuration; the median-throughput run is reported (default 3)
   --synchronous S   normal, full or both (default both)
-  --only SYSTEM     raw-per-insert, raw-batched or tokio-rusqlite (default: all three)
+  --only SYSTEM     raw-per-insert, raw-batched, tokio-rusqlite or batching-writer (default: all four)
   -h, --help        this text
 
 Prints one JSON object per (system, workload, synchronous, in_flight) on stdout.
@@ -49,13 +50,15 @@ pub enum System {
     RawPerInsert,
     RawBatched,
     TokioRusqlite,
+    BatchingWriter,
 }
 
 impl System {
-    pub const ALL: [System; 3] = [
+    pub const ALL: [System; 4] = [
         System::RawPerInsert,
         System::RawBatched,
         System::TokioRusqlite,
+        System::BatchingWriter,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +66,7 @@ impl System {
             System::RawPerInsert => "raw-per-insert",
             System::RawBatched => "raw-batched",
             System::TokioRusqlite => "tokio-rusqlite",
+            System::BatchingWriter => "batching-writer",
         }
     }
 
@@ -71,7 +75,7 @@ impl System {
     pub fn in_flight_levels(self) -> &'static [usize] {
         match self {
             System::RawPerInsert | System::RawBatched => &[1],
-            System::TokioRusqlite => &[1, 256],
+            System::TokioRusqlite | System::BatchingWriter => &[1, 256],
         }
     }
 }
@@ -82,6 +86,19 @@ pub struct Config {
     pub runs: u32,
     pub synchronous: Vec<Synchronous>,
     pub systems: Vec<System>,
+    /// Inserts per run at one in flight (`--lone-writes`; default `writes`).
+    pub lone_writes: Option<u64>,
+}
+
+impl Config {
+    /// Inserts per run at `in_flight`: a lone writer is slow, so it may run
+    /// fewer (`--lone-writes`).
+    pub fn writes_at(&self, in_flight: usize) -> u64 {
+        match (in_flight, self.lone_writes) {
+            (1, Some(n)) => n,
+            _ => self.writes,
+        }
+    }
 }
 
 /// What parsing asked for: a run, or the help text.
@@ -125,6 +142,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         runs: DEFAULT_RUNS,
         synchronous: vec![Synchronous::Normal, Synchronous::Full],
         systems: System::ALL.to_vec(),
+        lone_writes: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -137,7 +155,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         };
         if !matches!(
             flag.as_str(),
-            "--writes" | "--runs" | "--synchronous" | "--only"
+            "--writes" | "--runs" | "--synchronous" | "--only" | "--lone-writes"
         ) {
             return Err(usage_error(format!("unknown argument {arg:?}")));
         }
@@ -149,6 +167,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         };
         match flag.as_str() {
             "--writes" => config.writes = parse_count(&flag, &value)?,
+            "--lone-writes" => config.lone_writes = Some(parse_count(&flag, &value)?),
             "--runs" => {
                 config.runs = u32::try_from(parse_count(&flag, &value)?)
                     .map_err(|_| usage_error(format!("--runs too large: {value}")))?;
@@ -171,7 +190,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
                     .find(|s| s.name() == value)
                     .ok_or_else(|| {
                         usage_error(format!(
-                            "--only wants raw-per-insert, raw-batched or tokio-rusqlite, got {value:?}"
+                            "--only wants raw-per-insert, raw-batched, tokio-rusqlite or batching-writer, got {value:?}"
                         ))
                     })?;
                 config.systems = vec![system];
