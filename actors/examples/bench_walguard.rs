@@ -282,7 +282,8 @@ fn print_row(system: &str, workload: &str, setup: &Setup, runs: u32, mut run: Me
         run.latency.percentile_us(50.0),
         run.latency.percentile_us(99.0),
         run.latency.max_us(),
-        run.cpu.map_or(0.0, |c| c.as_secs_f64() * 1e6 / run.writes.max(1) as f64),
+        run.cpu
+            .map_or(0.0, |c| c.as_secs_f64() * 1e6 / run.writes.max(1) as f64),
     );
 }
 

@@ -119,6 +119,10 @@ pub struct DbActor {
     group_commit: bool,
     max_batch: usize,
     queue: Arc<Mutex<Queue>>,
+    /// The previous flush's vectors, emptied, swapped in for the next one:
+    /// the queue keeps its capacity instead of growing again from nothing
+    /// on every flush.
+    spare: Queue,
     flush_scheduled: bool,
     // The writes flushed are the store's (`GroupStats::writes`: every write
     // of a flush lands in exactly one group). These two are not: a flush is
@@ -171,6 +175,7 @@ impl DbActor {
             store: Some(store),
             reports: reports.into_iter().collect(),
             queue: Arc::default(),
+            spare: Queue::default(),
             flush_scheduled: false,
             flushes: 0,
             largest_flush: 0,
@@ -358,10 +363,23 @@ impl DbActor {
         }
     }
 
+    /// Counts a flush's answered writes at once (one atomic add and one
+    /// metrics update per outcome, not per write).
+    fn count_many(&mut self, ok: u64, failed: u64) {
+        self.state.count_many(ok, failed);
+        crate::telemetry::record_writes(ok, failed);
+    }
+
     /// Commits every queued write as one group and answers each sender.
     fn flush(&mut self) {
-        let Queue { stmts, replies } = std::mem::take(&mut *lock(&self.queue));
+        debug_assert!(self.spare.stmts.is_empty() && self.spare.replies.is_empty());
+        std::mem::swap(&mut *lock(&self.queue), &mut self.spare);
+        let Queue {
+            mut stmts,
+            mut replies,
+        } = std::mem::take(&mut self.spare);
         if stmts.is_empty() {
+            self.spare = Queue { stmts, replies };
             return;
         }
         self.flushes += 1;
@@ -371,12 +389,13 @@ impl DbActor {
             // Each write gets its own copy of why it did not run.
             Err(_) => stmts.iter().map(|_| self.store().map(|_| 0)).collect(),
         };
+        stmts.clear();
         if self.hold_for_replica.is_some()
             && let Some(commits) = self.store.as_ref().map(|s| s.durability().commits())
         {
             // Failures are answered now; successes wait for the replica.
             let mut kept = Vec::new();
-            for (result, reply) in results.into_iter().zip(replies) {
+            for (result, reply) in results.into_iter().zip(replies.drain(..)) {
                 if result.is_ok() {
                     kept.push((reply, result));
                 } else {
@@ -386,6 +405,7 @@ impl DbActor {
                     }
                 }
             }
+            self.spare = Queue { stmts, replies };
             if !kept.is_empty() {
                 self.held.push_back(Held {
                     commits,
@@ -396,13 +416,20 @@ impl DbActor {
             self.after_write();
             return;
         }
-        for (result, reply) in results.into_iter().zip(replies) {
-            self.count(&result);
+        let (mut ok, mut failed) = (0, 0);
+        for (result, reply) in results.into_iter().zip(replies.drain(..)) {
+            if result.is_ok() {
+                ok += 1;
+            } else {
+                failed += 1;
+            }
             if let Some(reply) = reply {
                 // The sender may have given up waiting; nothing to do then.
                 let _ = reply.send(result);
             }
         }
+        self.spare = Queue { stmts, replies };
+        self.count_many(ok, failed);
         self.after_write();
     }
 

@@ -163,6 +163,16 @@ pub fn record_write(ok: bool) {
     }
 }
 
+/// Records `ok` acknowledged and `failed` failed writes at once.
+pub fn record_writes(ok: u64, failed: u64) {
+    if ok > 0 {
+        metrics::counter!(WRITES_TOTAL).increment(ok);
+    }
+    if failed > 0 {
+        metrics::counter!(WRITE_ERRORS_TOTAL).increment(failed);
+    }
+}
+
 /// Records the frames in the WAL.
 pub fn record_wal_frames(frames: i64) {
     metrics::gauge!(WAL_FRAMES).set(frames as f64);

@@ -50,6 +50,14 @@ pub use statement::{IntoValue, ResultSet, Statement};
 pub use wal_watch::WalFrames;
 
 use effect::{Effect, EffectCache};
+
+/// A statement taken from the connection's cache, with the SQL text it was
+/// prepared from (the key to reuse it for the next write of a group).
+struct Prepared<'a> {
+    sql: &'a str,
+    readonly: bool,
+    prepared: rusqlite::CachedStatement<'a>,
+}
 use identity::{FileIdentity, Gone};
 use wal_watch::WalWatch;
 
@@ -191,16 +199,41 @@ impl Store {
     /// Prepares (cached) and runs one statement; the rows changed and
     /// whether it is read-only. Commits nothing by itself.
     fn run_statement(&self, stmt: &Statement) -> Result<(usize, bool)> {
-        let err = |source| Error::Statement {
-            sql: sql_for_error(stmt.sql()),
-            source,
-        };
-        let mut prepared = self.conn.prepare_cached(stmt.sql()).map_err(err)?;
-        let readonly = prepared.readonly();
+        let mut prepared = self.prepare(stmt)?;
+        self.run_prepared(&mut prepared, stmt)
+    }
+
+    /// Takes `stmt`'s prepared statement from the connection's cache (or
+    /// prepares it); it goes back to the cache when dropped.
+    fn prepare<'a>(&'a self, stmt: &'a Statement) -> Result<Prepared<'a>> {
+        let prepared = self
+            .conn
+            .prepare_cached(stmt.sql())
+            .map_err(|source| Error::Statement {
+                sql: sql_for_error(stmt.sql()),
+                source,
+            })?;
+        Ok(Prepared {
+            sql: stmt.sql(),
+            readonly: prepared.readonly(),
+            prepared,
+        })
+    }
+
+    /// Runs `stmt`'s parameters through a statement prepared from the same
+    /// SQL text; the rows changed and whether it is read-only. Every
+    /// parameter is bound again (rusqlite checks the count), so nothing of
+    /// an earlier run carries over.
+    #[allow(clippy::unused_self)] // a method, so that it reads like `run_statement`
+    fn run_prepared(&self, prepared: &mut Prepared<'_>, stmt: &Statement) -> Result<(usize, bool)> {
         let changed = prepared
+            .prepared
             .execute(params_from_iter(stmt.params()))
-            .map_err(err)?;
-        Ok((changed, readonly))
+            .map_err(|source| Error::Statement {
+                sql: sql_for_error(stmt.sql()),
+                source,
+            })?;
+        Ok((changed, prepared.readonly))
     }
 
     /// Runs a transaction-control statement (cached: it runs per group).
