@@ -37,6 +37,12 @@
 //!   frames;
 //! - `memory`: peak RSS (`VmHWM`) of a child process after 100k and after
 //!   1M writes at full speed;
+//! - `open-loop`: capacity first (a closed loop at 256 in flight for
+//!   `--seconds`), then writes arriving at a fixed 25 %, 50 % and 75 % of
+//!   it for `--seconds` each, with the size-triggered checkpoints running;
+//!   latency from each write's due time to its reply, percentiles by
+//!   `hdrhistogram` (`walguard_actors::bench::run_open_loop`). `--runs`
+//!   rounds of the three levels, one JSON line per run;
 //! - `savepoint-cost`: what a savepoint around every write of a group would
 //!   cost, against walguard's choice (no savepoints; a rerun with them only
 //!   for a group that holds a failing write).
@@ -67,7 +73,7 @@ usage: bench_walguard [--writes N] [--runs N] [--synchronous normal|full|both] [
   --synchronous S   normal, full or both (default both)
   --only SYSTEM     walguard or walguard-group-commit (default: both)
   --extra NAME      max-batch, checkpoint-loop, wal-peak, shutdown-truncate, memory,
-                    savepoint-cost or all, instead of the table rows
+                    savepoint-cost, open-loop or all, instead of the table rows
   --seconds N       length of the sustained runs of checkpoint-loop and wal-peak (default 10)
   -h, --help        this text";
 
@@ -103,16 +109,18 @@ enum Extra {
     /// The child process of `memory`.
     MemoryChild,
     SavepointCost,
+    OpenLoop,
 }
 
 impl Extra {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::MaxBatch,
         Self::CheckpointLoop,
         Self::WalPeak,
         Self::ShutdownTruncate,
         Self::Memory,
         Self::SavepointCost,
+        Self::OpenLoop,
     ];
 
     fn parse(name: &str) -> Option<Vec<Self>> {
@@ -124,6 +132,7 @@ impl Extra {
             "memory" => vec![Self::Memory],
             "memory-child" => vec![Self::MemoryChild],
             "savepoint-cost" => vec![Self::SavepointCost],
+            "open-loop" => vec![Self::OpenLoop],
             "all" => Self::ALL.to_vec(),
             _ => return None,
         })
@@ -431,6 +440,66 @@ async fn wal_peak(args: &Args) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// The open loop at 25, 50 and 75 % of the capacity a closed loop at 256
+/// in flight measured just before, `--runs` rounds; one JSON line per run.
+async fn open_loop(args: &Args) -> Result<(), BoxError> {
+    use walguard_actors::bench::{OpenLoop, run_open_loop};
+    const LEVELS_PERCENT: [u32; 3] = [25, 50, 75];
+    let seconds = Duration::from_secs(args.seconds);
+    for &sync in &args.synchronous {
+        for round in 1..=args.runs {
+            let setup = Setup {
+                sync,
+                group_commit: true,
+                in_flight: 256,
+                max_batch: None,
+                checkpoint_loop: None,
+                until: Until::Deadline(seconds),
+            };
+            let capacity = one_run(setup).await?.throughput();
+            eprintln!(
+                "bench_walguard: open-loop {} round {round}/{}: capacity {capacity:.0} writes/s",
+                sync_name(sync),
+                args.runs
+            );
+            for percent in LEVELS_PERCENT {
+                let rate = capacity * f64::from(percent) / 100.0;
+                let dir = temp_dir()?;
+                let settings = settings_for(&dir.path().join(DB_FILE), &setup);
+                let run = run_open_loop(
+                    settings,
+                    &OpenLoop::new(rate, seconds),
+                    &Progress::default(),
+                )
+                .await?;
+                dir.close()?;
+                let window = run.checkpoints.window;
+                println!(
+                    "{{\"measure\":\"open-loop\",\"system\":\"walguard-group-commit\",\
+                     \"synchronous\":\"{}\",\"round\":{round},\"capacity\":{capacity:.0},\
+                     \"percent\":{percent},\"rate\":{rate:.0},\"writes\":{},\"p50_us\":{:.1},\
+                     \"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\
+                     \"send_lag_max_us\":{:.1},\"size_checkpoints\":{},\
+                     \"checkpoint_p50_ms\":{:.3},\"checkpoint_max_ms\":{:.3},\
+                     \"wal_peak_frames\":{}}}",
+                    sync_name(sync),
+                    run.writes,
+                    run.quantile_us(0.50),
+                    run.quantile_us(0.99),
+                    run.quantile_us(0.999),
+                    run.max_us(),
+                    run.send_lag_max.as_secs_f64() * 1e6,
+                    run.size_checkpoints,
+                    window.p50().as_secs_f64() * 1000.0,
+                    window.max().as_secs_f64() * 1000.0,
+                    run.wal_peak_frames.unwrap_or(0),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Fills a WAL to at least 1000 frames with SQLite's and walguard's
 /// size-triggered checkpoints off, then times the shutdown.
 async fn shutdown_truncate(args: &Args) -> Result<(), BoxError> {
@@ -663,6 +732,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
             Extra::Memory => memory()?,
             Extra::MemoryChild => memory_child(&args).await?,
             Extra::SavepointCost => savepoint_cost(&args)?,
+            Extra::OpenLoop => open_loop(&args).await?,
         }
     }
     Ok(())

@@ -47,6 +47,7 @@
 
 mod capture;
 pub mod chart;
+mod open_loop;
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -59,6 +60,7 @@ use crate::messages::GetWriterStats;
 use crate::system::{DbHandle, WalGuard};
 
 pub use capture::{CheckpointLog, CheckpointMark};
+pub use open_loop::{OpenLoop, OpenMeasured, SPIN_BELOW, run_open_loop};
 
 /// Bytes in each inserted blob: the peers' payload.
 pub const PAYLOAD_BYTES: usize = 100;
@@ -114,6 +116,15 @@ pub enum BenchError {
         expected: u64,
         /// Rows counted.
         found: u64,
+    },
+
+    /// The open loop could not be set up or its bookkeeping broke.
+    #[error("benchmark on {}: open loop: {reason}", path.display())]
+    OpenLoop {
+        /// The benchmark database.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
     },
 
     /// The chart could not be drawn or written.

@@ -318,8 +318,25 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub(crate) runs: u32,
 
+    /// Then an open loop at these percentages of the measured capacity
+    /// (the group-commit run at the highest in-flight level), e.g.
+    /// 25,50,75: writes arrive at a fixed rate whatever the replies do, and
+    /// latency counts from each write's due time (no coordinated omission).
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        value_delimiter = ',',
+        value_parser = clap::value_parser!(u32).range(1..=100)
+    )]
+    pub(crate) open_loop: Vec<u32>,
+
+    /// Length of each open-loop run.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub(crate) open_duration: Duration,
+
     /// Also write an SVG chart of write latency over time with the
-    /// checkpoints marked, for the group-commit run at the highest
+    /// checkpoints marked: for the open-loop run nearest 50 % when
+    /// --open-loop is given, else for the group-commit run at the highest
     /// in-flight level (the last one without group commit if none).
     #[arg(long, value_name = "FILE.svg")]
     pub(crate) chart: Option<PathBuf>,

@@ -1,0 +1,283 @@
+//! The open loop: writes arrive at a fixed rate whatever the replies do,
+//! and each write's latency counts from the time it was meant to be sent
+//! (no coordinated omission: a stall delays every write due during it, and
+//! each of them counts the whole wait).
+//!
+//! One generator task on the caller's actix thread walks the schedule
+//! (write `i` is due `i / rate` after the start). It sleeps while the next
+//! write is more than [`SPIN_BELOW`] away and yields in a loop below that
+//! (tokio's timers have millisecond resolution, far too coarse for
+//! 100k writes/s), so it keeps that thread's core busy. Each due write is
+//! its own task: it sends one [`DbHandle::execute`] and records, when the
+//! reply comes, `reply time - due time` in an [`hdrhistogram`] (ns, 3
+//! significant digits). How late the generator itself sent a write is
+//! kept too ([`OpenMeasured::send_lag_max`]): latency includes it, and a
+//! large value says the client, not walguard, fell behind.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram as Hdr;
+use walguard::{Settings, Statement};
+
+use super::{
+    BenchError, CREATE_TABLE_SQL, INSERT_SQL, PAYLOAD, Progress, Timeline, cpu_time, wal_file,
+};
+use crate::messages::GetWriterStats;
+use crate::system::WalGuard;
+
+/// Below this much time to the next due write, the generator yields in a
+/// loop instead of sleeping on a (millisecond) timer.
+pub const SPIN_BELOW: Duration = Duration::from_millis(2);
+/// The largest latency the histogram holds: 60 s (in ns); above it a value
+/// counts as 60 s.
+const HIGHEST_NS: u64 = 60_000_000_000;
+/// Significant digits of the histogram (0.1 % resolution).
+const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// One open-loop run: `rate` writes/s for `duration`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct OpenLoop {
+    /// Writes per second, spaced evenly.
+    pub rate: f64,
+    /// How long writes keep arriving.
+    pub duration: Duration,
+    /// Keep a [`Timeline`] with buckets this wide (`None`: do not).
+    pub timeline: Option<Duration>,
+}
+
+impl OpenLoop {
+    /// `rate` writes/s (at least 1) for `duration`, no timeline.
+    #[must_use]
+    pub fn new(rate: f64, duration: Duration) -> Self {
+        Self {
+            rate: rate.max(1.0),
+            duration,
+            timeline: None,
+        }
+    }
+
+    /// Keeps the latency over time in buckets `bucket` wide (at least 1 ms).
+    #[must_use]
+    pub fn timeline(mut self, bucket: Duration) -> Self {
+        self.timeline = Some(bucket.max(Duration::from_millis(1)));
+        self
+    }
+}
+
+/// What an open-loop run measured.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OpenMeasured {
+    /// The rate asked for, writes/s.
+    pub rate: f64,
+    /// Writes sent (and answered: a failed write ends the run).
+    pub writes: u64,
+    /// When the schedule started (for [`super::CheckpointLog::since`]).
+    pub started: Instant,
+    /// From the start to the last reply.
+    pub elapsed: Duration,
+    /// Every write's latency from its due time to its reply, in ns.
+    pub latency: Hdr<u64>,
+    /// The latency over time (by reply time), when asked for.
+    pub timeline: Option<Timeline>,
+    /// The latest the generator sent a write after its due time.
+    pub send_lag_max: Duration,
+    /// Size-triggered checkpoints `DbActor` ran.
+    pub size_checkpoints: u64,
+    /// The WAL's peak in frames, from the WAL hook.
+    pub wal_peak_frames: Option<u32>,
+    /// Size of the `-wal` file after the run.
+    pub wal_file_bytes: u64,
+    /// The checkpoints of the run (before the shutdown TRUNCATE).
+    pub checkpoints: walguard::SessionReport,
+    /// CPU time of the process's threads during the run.
+    pub cpu: Option<Duration>,
+}
+
+impl OpenMeasured {
+    /// The `q`-quantile (0..=1) in µs.
+    #[must_use]
+    pub fn quantile_us(&self, q: f64) -> f64 {
+        self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// The largest latency in µs.
+    #[must_use]
+    pub fn max_us(&self) -> f64 {
+        self.latency.max() as f64 / 1000.0
+    }
+}
+
+/// Shared by the generator and the write tasks.
+struct Shared {
+    latency: Hdr<u64>,
+    timeline: Option<Timeline>,
+    outstanding: u64,
+    error: Option<crate::Error>,
+    last_reply: Instant,
+}
+
+/// Runs `open` on a fresh database at `settings.database.path` (as
+/// [`super::run_once`] does: the table is created, the row count checked
+/// after the run, and the system shut down cleanly).
+///
+/// # Errors
+///
+/// [`BenchError::Actors`] when the system cannot start or a write fails;
+/// [`BenchError::RowCount`] when the table does not hold one row per write.
+pub async fn run_open_loop(
+    settings: Settings,
+    open: &OpenLoop,
+    progress: &Progress,
+) -> Result<OpenMeasured, BenchError> {
+    let path = settings.database.path.clone();
+    let actors = |what| {
+        let path = path.clone();
+        move |source| BenchError::Actors {
+            what,
+            path,
+            source: Box::new(source),
+        }
+    };
+    let guard = WalGuard::start(settings).map_err(actors("start the system"))?;
+    let db = guard.db().clone();
+    db.execute(CREATE_TABLE_SQL)
+        .await
+        .map_err(actors("create the table"))?;
+    progress.reset();
+
+    let total = (open.rate * open.duration.as_secs_f64()).ceil() as u64;
+    let period_ns = 1e9 / open.rate;
+    let latency = Hdr::new_with_bounds(1, HIGHEST_NS, SIGNIFICANT_DIGITS).map_err(|e| {
+        BenchError::OpenLoop {
+            path: path.clone(),
+            reason: format!("cannot make the histogram: {e}"),
+        }
+    })?;
+    let cpu_before = cpu_time();
+    let start = Instant::now();
+    let shared = Rc::new(RefCell::new(Shared {
+        latency,
+        timeline: open.timeline.map(Timeline::new),
+        outstanding: 0,
+        error: None,
+        last_reply: start,
+    }));
+    let mut send_lag_max = Duration::ZERO;
+    let failed = Rc::new(Cell::new(false));
+    for i in 0..total {
+        let due = start + Duration::from_nanos((i as f64 * period_ns) as u64);
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                send_lag_max = send_lag_max.max(now - due);
+                break;
+            }
+            if due - now > SPIN_BELOW {
+                actix_rt::time::sleep(due - now - SPIN_BELOW / 2).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
+        }
+        if failed.get() {
+            break;
+        }
+        shared.borrow_mut().outstanding += 1;
+        let (db, shared, failed, progress) = (
+            db.clone(),
+            Rc::clone(&shared),
+            Rc::clone(&failed),
+            progress.clone(),
+        );
+        actix_rt::spawn(async move {
+            let stmt = Statement::new(INSERT_SQL)
+                .bind(i64::try_from(i).unwrap_or(i64::MAX))
+                .bind(PAYLOAD.to_vec());
+            let result = db.execute(stmt).await;
+            let now = Instant::now();
+            let mut s = shared.borrow_mut();
+            s.outstanding -= 1;
+            s.last_reply = s.last_reply.max(now);
+            match result {
+                Ok(_) => {
+                    let ns = u64::try_from((now - due).as_nanos()).unwrap_or(u64::MAX);
+                    s.latency.saturating_record(ns.max(1));
+                    if let Some(t) = &mut s.timeline {
+                        t.record(now - start, now - due);
+                    }
+                    progress.add();
+                }
+                Err(e) => {
+                    failed.set(true);
+                    s.error.get_or_insert(e);
+                }
+            }
+        });
+    }
+    // Every reply, however late.
+    while shared.borrow().outstanding > 0 {
+        actix_rt::time::sleep(Duration::from_millis(1)).await;
+    }
+    let cpu = cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    let mut shared = Rc::try_unwrap(shared)
+        .map_err(|_| ())
+        .map(RefCell::into_inner)
+        .map_err(|()| BenchError::OpenLoop {
+            path: path.clone(),
+            reason: "a write task outlived the run".to_owned(),
+        })?;
+    if let Some(e) = shared.error.take() {
+        return Err(actors("write")(e));
+    }
+    if let Some(t) = &mut shared.timeline {
+        t.finish();
+    }
+    let writes = progress.writes();
+    let rows = db
+        .query("SELECT count(*) FROM kv")
+        .await
+        .map_err(actors("count the rows"))?;
+    let found = match rows.rows().first().and_then(|r| r.first()) {
+        Some(rusqlite::types::Value::Integer(n)) => u64::try_from(*n).unwrap_or(0),
+        _ => 0,
+    };
+    if found != writes {
+        return Err(BenchError::RowCount {
+            path,
+            expected: writes,
+            found,
+        });
+    }
+    let stats = db
+        .addr()
+        .send(GetWriterStats)
+        .await
+        .map_err(crate::Error::mailbox("DbActor"))
+        .map_err(actors("read the writer's figures"))?;
+    let wal_file_bytes = std::fs::metadata(wal_file(&path)).map_or(0, |m| m.len());
+    guard.stop_checkpoint_loop();
+    let checkpoints = guard
+        .report()
+        .await
+        .map_err(actors("read the checkpoint report"))?;
+    guard.shutdown().await.map_err(actors("shut down"))?;
+    Ok(OpenMeasured {
+        rate: open.rate,
+        writes,
+        started: start,
+        elapsed: shared.last_reply - start,
+        latency: shared.latency,
+        timeline: shared.timeline,
+        send_lag_max,
+        size_checkpoints: stats.wal.map_or(0, |w| w.size_checkpoints),
+        wal_peak_frames: stats.wal.map(|w| w.peak),
+        wal_file_bytes,
+        checkpoints,
+        cpu,
+    })
+}
