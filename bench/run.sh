@@ -3,11 +3,14 @@
 # run by run, and prints one markdown table with pairwise ratios. See
 # bench/README.md.
 #
-# Usage: bench/run.sh [--writes N] [--lone-writes N] [--runs N] [--synchronous normal|full|both] [--only SYSTEM[,SYSTEM...]]
+# Usage: bench/run.sh [--writes N] [--lone-writes N] [--runs N] [--synchronous normal|full|both]
+#                     [--only SYSTEM[,SYSTEM...]] [--lone-only SYSTEM[,SYSTEM...]]
 #
 # Every run is its own process, one system at a time, in rounds: round 1 runs
 # each system once, round 2 again in the same order, and so on (A B C A B C),
-# so that a drift in the machine's load hits every system alike. Set
+# so that a drift in the machine's load hits every system alike.
+# --lone-only runs those systems at one in flight only (tokio-rusqlite at 256
+# in flight under `full` takes about a minute per run). Set
 # BENCH_JSON_OUT=FILE to keep the JSON lines, in the order they were run.
 set -euo pipefail
 
@@ -21,7 +24,7 @@ WALGUARD_SYSTEMS=(walguard-group-commit walguard)
 ORDER=(batching-writer walguard-group-commit raw-batched tokio-rusqlite walguard raw-per-insert)
 
 usage() {
-    sed -n '6,11p' "$root/bench/run.sh" | sed 's/^# \{0,1\}//'
+    sed -n '6,15p' "$root/bench/run.sh" | sed 's/^# \{0,1\}//'
 }
 
 writes=200000
@@ -29,6 +32,7 @@ lone_writes=""
 runs=3
 syncs=(normal full)
 only=""
+lone_only=""
 need_value() {
     if (($# < 2)); then
         echo "run.sh: $1 needs a value" >&2
@@ -61,6 +65,7 @@ while (($#)); do
             shift 2
             ;;
         --only) need_value "$@"; only="$2"; shift 2 ;;
+        --lone-only) need_value "$@"; lone_only="$2"; shift 2 ;;
         *)
             echo "run.sh: unknown argument '$1'" >&2
             usage >&2
@@ -140,10 +145,14 @@ for ((round = 1; round <= runs; round++)); do
     for sync in "${syncs[@]}"; do
         for s in "${systems[@]}"; do
             echo "run.sh: round $round/$runs: $s synchronous=$sync" >&2
+            level=()
+            if [[ ",$lone_only," == *",$s,"* ]]; then
+                level=(--in-flight 1)
+            fi
             if is_peer "$s"; then
-                "$peers_bin" "${common[@]}" --synchronous "$sync" --only "$s" >>"$results"
+                "$peers_bin" "${common[@]}" "${level[@]+"${level[@]}"}" --synchronous "$sync" --only "$s" >>"$results"
             else
-                "$walguard_bin" "${common[@]}" --synchronous "$sync" --only "$s" >>"$results"
+                "$walguard_bin" "${common[@]}" "${level[@]+"${level[@]}"}" --synchronous "$sync" --only "$s" >>"$results"
             fi
         done
     done
@@ -158,6 +167,6 @@ echo "## walguard benchmark"
 echo
 echo "Machine: $machine."
 echo "Load average (1/5/15 min): $load_before before, $load_after after."
-echo "Run on $(date -u '+%Y-%m-%d %H:%M UTC'): $runs rounds of ${systems[*]}; synchronous ${syncs[*]}; --writes $writes${lone_writes:+ --lone-writes $lone_writes}."
+echo "Run on $(date -u '+%Y-%m-%d %H:%M UTC'): $runs rounds of ${systems[*]}; synchronous ${syncs[*]}; --writes $writes${lone_writes:+ --lone-writes $lone_writes}${lone_only:+ --lone-only $lone_only}."
 echo
 python3 bench/table.py "$results"

@@ -69,6 +69,7 @@ usage: bench_walguard [--writes N] [--runs N] [--synchronous normal|full|both] [
 
   --writes N        inserts per run (default 200000; underscores allowed)
   --lone-writes N   inserts per run at one in flight (default: --writes)
+  --in-flight N     only this in-flight level of the table (1 or 256; default: both)
   --runs N          runs per configuration; the median-throughput run is reported (default 3)
   --synchronous S   normal, full or both (default both)
   --only SYSTEM     walguard or walguard-group-commit (default: both)
@@ -149,6 +150,8 @@ struct Args {
     seconds: u64,
     /// Inserts per run at one in flight (`--lone-writes`; default `writes`).
     lone_writes: Option<u64>,
+    /// Only this in-flight level of the table (`--in-flight`).
+    in_flight: Option<usize>,
 }
 
 fn parse_count(flag: &str, value: &str) -> Result<u64, String> {
@@ -169,6 +172,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         extras: Vec::new(),
         seconds: 10,
         lone_writes: None,
+        in_flight: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -188,6 +192,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         match flag.as_str() {
             "--writes" => parsed.writes = parse_count(&flag, &value()?)?,
             "--lone-writes" => parsed.lone_writes = Some(parse_count(&flag, &value()?)?),
+            "--in-flight" => {
+                let v = value()?;
+                parsed.in_flight = Some(
+                    usize::try_from(parse_count(&flag, &v)?)
+                        .map_err(|_| format!("--in-flight too large: {v}"))?,
+                );
+            }
             "--runs" => {
                 let v = value()?;
                 parsed.runs = u32::try_from(parse_count(&flag, &v)?)
@@ -340,6 +351,9 @@ async fn table(args: &Args) -> Result<(), BoxError> {
     for &sync in &args.synchronous {
         for &system in &args.systems {
             for in_flight in IN_FLIGHT_LEVELS {
+                if args.in_flight.is_some_and(|n| n != in_flight) {
+                    continue;
+                }
                 let setup = Setup {
                     sync,
                     group_commit: system == System::GroupCommit,
@@ -594,29 +608,46 @@ async fn memory_child(args: &Args) -> Result<(), BoxError> {
 
 /// Runs `memory-child` in fresh processes (peak RSS only grows) for 100k and
 /// 1M writes.
-fn memory() -> Result<(), BoxError> {
+fn memory(args: &Args) -> Result<(), BoxError> {
     let exe = std::env::current_exe()?;
-    let mut peaks = Vec::new();
-    for writes in [100_000u64, 1_000_000] {
-        let out = std::process::Command::new(&exe)
-            .args(["--extra", "memory-child", "--writes", &writes.to_string()])
-            .stderr(std::process::Stdio::inherit())
-            .output()?;
-        if !out.status.success() {
-            return Err(format!("the memory child for {writes} writes failed").into());
+    // Medians of `--runs` children per size, the children of the two sizes
+    // taking turns (100k, 1M, 100k, 1M...).
+    let mut peaks: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..args.runs {
+        for (i, writes) in [100_000u64, 1_000_000].into_iter().enumerate() {
+            let out = std::process::Command::new(&exe)
+                .args(["--extra", "memory-child", "--writes", &writes.to_string()])
+                .stderr(std::process::Stdio::inherit())
+                .output()?;
+            if !out.status.success() {
+                return Err(format!("the memory child for {writes} writes failed").into());
+            }
+            let line = String::from_utf8(out.stdout)?;
+            print!("{line}");
+            let kib: u64 = line
+                .split("\"vm_hwm_kib\":")
+                .nth(1)
+                .and_then(|rest| rest.trim().trim_end_matches('}').parse().ok())
+                .ok_or("cannot read the child's VmHWM")?;
+            peaks[i].push(kib);
         }
-        let line = String::from_utf8(out.stdout)?;
-        print!("{line}");
-        let kib: u64 = line
-            .split("\"vm_hwm_kib\":")
-            .nth(1)
-            .and_then(|rest| rest.trim().trim_end_matches('}').parse().ok())
-            .ok_or("cannot read the child's VmHWM")?;
-        peaks.push(kib);
     }
+    let median = |v: &mut Vec<u64>| {
+        v.sort_unstable();
+        v[(v.len() - 1) / 2]
+    };
+    let ratios: Vec<String> = peaks[0]
+        .iter()
+        .zip(&peaks[1])
+        .map(|(a, b)| format!("{:.3}", *b as f64 / *a as f64))
+        .collect();
+    let (small, large) = (median(&mut peaks[0]), median(&mut peaks[1]));
     println!(
-        "{{\"measure\":\"memory-ratio\",\"vm_hwm_1m_over_100k\":{:.3}}}",
-        peaks[1] as f64 / peaks[0] as f64
+        "{{\"measure\":\"memory-ratio\",\"runs\":{},\"vm_hwm_100k_kib\":{small},\
+         \"vm_hwm_1m_kib\":{large},\"vm_hwm_1m_over_100k\":{:.3},\"pairwise\":[{}]}}",
+        args.runs,
+        large as f64 / small as f64,
+        ratios.join(",")
     );
     Ok(())
 }
@@ -729,7 +760,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
             Extra::CheckpointLoop => checkpoint_loop(&args).await?,
             Extra::WalPeak => wal_peak(&args).await?,
             Extra::ShutdownTruncate => shutdown_truncate(&args).await?,
-            Extra::Memory => memory()?,
+            Extra::Memory => memory(&args)?,
             Extra::MemoryChild => memory_child(&args).await?,
             Extra::SavepointCost => savepoint_cost(&args)?,
             Extra::OpenLoop => open_loop(&args).await?,

@@ -11,7 +11,8 @@ pub const USAGE: &str = "\
 usage: walguard-peers [--writes N] [--runs N] [--synchronous normal|full|both] [--only SYSTEM]
 
   --writes N        inserts per run (default 200000; underscores allowed: 200_000)
-  --lone-writes N   inserts per run at one in flight (default: --writes)
+  --lone-writes N   inserts per run at one in flight, raw-batched excepted (default: --writes)
+  --in-flight N     only this in-flight level (1 or 256; default: both where the system has both)
   --runs N          runs per configuration; the median-throughput run is reported (default 3)
   --synchronous S   normal, full or both (default both)
   --only SYSTEM     raw-per-insert, raw-batched, tokio-rusqlite or batching-writer (default: all four)
@@ -88,14 +89,18 @@ pub struct Config {
     pub systems: Vec<System>,
     /// Inserts per run at one in flight (`--lone-writes`; default `writes`).
     pub lone_writes: Option<u64>,
+    /// Only this in-flight level (`--in-flight`; default: every level).
+    pub in_flight: Option<usize>,
 }
 
 impl Config {
-    /// Inserts per run at `in_flight`: a lone writer is slow, so it may run
-    /// fewer (`--lone-writes`).
-    pub fn writes_at(&self, in_flight: usize) -> u64 {
-        match (in_flight, self.lone_writes) {
-            (1, Some(n)) => n,
+    /// Inserts per run of `system` at `in_flight`: a lone writer is slow,
+    /// so it may run fewer (`--lone-writes`). `raw-batched` is the
+    /// throughput ceiling, not a lone writer: it always runs `writes`.
+    pub fn writes_at(&self, system: System, in_flight: usize) -> u64 {
+        match (system, in_flight, self.lone_writes) {
+            (System::RawBatched, _, _) | (_, _, None) => self.writes,
+            (_, 1, Some(n)) => n,
             _ => self.writes,
         }
     }
@@ -143,6 +148,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         synchronous: vec![Synchronous::Normal, Synchronous::Full],
         systems: System::ALL.to_vec(),
         lone_writes: None,
+        in_flight: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -155,7 +161,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         };
         if !matches!(
             flag.as_str(),
-            "--writes" | "--runs" | "--synchronous" | "--only" | "--lone-writes"
+            "--writes" | "--runs" | "--synchronous" | "--only" | "--lone-writes" | "--in-flight"
         ) {
             return Err(usage_error(format!("unknown argument {arg:?}")));
         }
@@ -168,6 +174,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         match flag.as_str() {
             "--writes" => config.writes = parse_count(&flag, &value)?,
             "--lone-writes" => config.lone_writes = Some(parse_count(&flag, &value)?),
+            "--in-flight" => {
+                config.in_flight = Some(
+                    usize::try_from(parse_count(&flag, &value)?)
+                        .map_err(|_| usage_error(format!("--in-flight too large: {value}")))?,
+                );
+            }
             "--runs" => {
                 config.runs = u32::try_from(parse_count(&flag, &value)?)
                     .map_err(|_| usage_error(format!("--runs too large: {value}")))?;

@@ -62,6 +62,9 @@ fn run_all(config: &Config) -> Result<(), BoxError> {
     for &sync in &config.synchronous {
         for &system in &config.systems {
             for &in_flight in system.in_flight_levels() {
+                if config.in_flight.is_some_and(|n| n != in_flight) {
+                    continue;
+                }
                 measure(config, system, sync, in_flight)?;
             }
         }
@@ -102,7 +105,7 @@ fn measure(
     );
     let mut runs = Vec::with_capacity(config.runs as usize);
     for n in 1..=config.runs {
-        let run = one_run(system, sync, config.writes_at(in_flight), in_flight)
+        let run = one_run(system, sync, config.writes_at(system, in_flight), in_flight)
             .map_err(|e| format!("{label} run {n}: {e}"))?;
         eprintln!(
             "  {label} run {n}/{}: {:.3} s, {:.0} writes/s",
