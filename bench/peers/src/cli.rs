@@ -230,7 +230,18 @@ mod tests {
         assert_eq!(c.writes, 200_000);
         assert_eq!(c.runs, 3);
         assert_eq!(c.synchronous.len(), 2);
-        assert_eq!(c.systems.len(), 3);
+        assert_eq!(c.systems.len(), 4);
+        assert_eq!((c.lone_writes, c.in_flight), (None, None));
+        assert_eq!(c.writes_at(System::TokioRusqlite, 1), 200_000);
+    }
+
+    #[test]
+    fn lone_writes_apply_at_one_in_flight_but_not_to_the_ceiling() {
+        let c = run(&["--lone-writes", "1000", "--in-flight", "1"]).unwrap();
+        assert_eq!(c.in_flight, Some(1));
+        assert_eq!(c.writes_at(System::BatchingWriter, 1), 1000);
+        assert_eq!(c.writes_at(System::BatchingWriter, 256), 200_000);
+        assert_eq!(c.writes_at(System::RawBatched, 1), 200_000);
     }
 
     #[test]
