@@ -43,6 +43,11 @@
 //!   latency from each write's due time to its reply, percentiles by
 //!   `hdrhistogram` (`walguard_actors::bench::run_open_loop`). `--runs`
 //!   rounds of the three levels, one JSON line per run;
+//! - `mailbox-floor`: the hand-off alone, no SQLite: `--writes` echo
+//!   messages at 1 and 256 in flight through an actix actor on its own
+//!   arbiter (what `DbActor` pays per write), against a thread draining a
+//!   bounded tokio channel and answering on a oneshot (what the batching
+//!   writer pays), the two taking turns for `--runs` rounds;
 //! - `savepoint-cost`: what a savepoint around every write of a group would
 //!   cost, against walguard's choice (no savepoints; a rerun with them only
 //!   for a group that holds a failing write).
@@ -74,7 +79,7 @@ usage: bench_walguard [--writes N] [--runs N] [--synchronous normal|full|both] [
   --synchronous S   normal, full or both (default both)
   --only SYSTEM     walguard or walguard-group-commit (default: both)
   --extra NAME      max-batch, checkpoint-loop, wal-peak, shutdown-truncate, memory,
-                    savepoint-cost, open-loop or all, instead of the table rows
+                    savepoint-cost, open-loop, mailbox-floor or all, instead of the table rows
   --seconds N       length of the sustained runs of checkpoint-loop and wal-peak (default 10)
   -h, --help        this text";
 
@@ -111,10 +116,11 @@ enum Extra {
     MemoryChild,
     SavepointCost,
     OpenLoop,
+    MailboxFloor,
 }
 
 impl Extra {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::MaxBatch,
         Self::CheckpointLoop,
         Self::WalPeak,
@@ -122,6 +128,7 @@ impl Extra {
         Self::Memory,
         Self::SavepointCost,
         Self::OpenLoop,
+        Self::MailboxFloor,
     ];
 
     fn parse(name: &str) -> Option<Vec<Self>> {
@@ -134,6 +141,7 @@ impl Extra {
             "memory-child" => vec![Self::MemoryChild],
             "savepoint-cost" => vec![Self::SavepointCost],
             "open-loop" => vec![Self::OpenLoop],
+            "mailbox-floor" => vec![Self::MailboxFloor],
             "all" => Self::ALL.to_vec(),
             _ => return None,
         })
@@ -478,40 +486,293 @@ async fn open_loop(args: &Args) -> Result<(), BoxError> {
             );
             for percent in LEVELS_PERCENT {
                 let rate = capacity * f64::from(percent) / 100.0;
-                let dir = temp_dir()?;
-                let settings = settings_for(&dir.path().join(DB_FILE), &setup);
-                let run = run_open_loop(
-                    settings,
-                    &OpenLoop::new(rate, seconds),
-                    &Progress::default(),
-                )
-                .await?;
-                dir.close()?;
-                let window = run.checkpoints.window;
+                for variant in [OpenVariant::Default, OpenVariant::BackgroundPassive] {
+                    let dir = temp_dir()?;
+                    let path = dir.path().join(DB_FILE);
+                    let mut settings = settings_for(&path, &setup);
+                    let background = match variant {
+                        OpenVariant::Default => None,
+                        OpenVariant::BackgroundPassive => {
+                            // The writer never checkpoints during the run...
+                            settings.checkpoint.size_threshold_frames = i32::MAX as u32;
+                            // ...a second connection copies instead.
+                            Some(BackgroundPassive::start(&path, sync))
+                        }
+                    };
+                    let run = run_open_loop(
+                        settings,
+                        &OpenLoop::new(rate, seconds),
+                        &Progress::default(),
+                    )
+                    .await;
+                    let background = background.map(BackgroundPassive::stop).transpose()?;
+                    let run = run?;
+                    dir.close()?;
+                    let window = run.checkpoints.window;
+                    let (size_checkpoints, checkpoint_p50_ms, checkpoint_max_ms) =
+                        background.as_ref().map_or(
+                            (
+                                run.size_checkpoints,
+                                window.p50().as_secs_f64() * 1000.0,
+                                window.max().as_secs_f64() * 1000.0,
+                            ),
+                            |b| (b.copying, 0.0, b.longest.as_secs_f64() * 1000.0),
+                        );
+                    println!(
+                        "{{\"measure\":\"open-loop\",\"system\":\"{}\",\
+                         \"synchronous\":\"{}\",\"round\":{round},\"capacity\":{capacity:.0},\
+                         \"percent\":{percent},\"rate\":{rate:.0},\"writes\":{},\"p50_us\":{:.1},\
+                         \"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\
+                         \"send_lag_max_us\":{:.1},\"checkpoints\":{size_checkpoints},\
+                         \"checkpoint_p50_ms\":{checkpoint_p50_ms:.3},\
+                         \"checkpoint_max_ms\":{checkpoint_max_ms:.3},\
+                         \"wal_peak_frames\":{}}}",
+                        variant.name(),
+                        sync_name(sync),
+                        run.writes,
+                        run.quantile_us(0.50),
+                        run.quantile_us(0.99),
+                        run.quantile_us(0.999),
+                        run.max_us(),
+                        run.send_lag_max.as_secs_f64() * 1e6,
+                        background
+                            .as_ref()
+                            .map_or(run.wal_peak_frames.unwrap_or(0), |b| b.peak_log),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An actor that answers each message with its number: the mailbox alone.
+struct Echo;
+
+impl actix::Actor for Echo {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(walguard::settings::DEFAULT_MAILBOX_CAPACITY_MESSAGES);
+    }
+}
+
+struct Ping(u64);
+
+impl actix::Message for Ping {
+    type Result = u64;
+}
+
+impl actix::Handler<Ping> for Echo {
+    type Result = u64;
+
+    fn handle(&mut self, msg: Ping, _: &mut Self::Context) -> u64 {
+        msg.0
+    }
+}
+
+/// A request to the channel echo: its number and where the answer goes.
+type ChannelPing = (u64, tokio::sync::oneshot::Sender<u64>);
+
+/// Sends `n` messages from `in_flight` tasks, each awaiting its answer
+/// before its next; the elapsed time, CPU time and p50 in µs.
+async fn echo_loop<F, Fut>(n: u64, in_flight: usize, send: F) -> (Duration, Duration, f64)
+where
+    F: Fn(u64) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = Option<u64>>,
+{
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    let next = Rc::new(Cell::new(0u64));
+    let hist = Rc::new(RefCell::new(bench::Histogram::new()));
+    let cpu = bench::cpu_time();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..in_flight {
+        let (next, hist, send) = (Rc::clone(&next), Rc::clone(&hist), send.clone());
+        tasks.push(actix_rt::spawn(async move {
+            loop {
+                let i = next.get();
+                if i >= n {
+                    return;
+                }
+                next.set(i + 1);
+                let t = Instant::now();
+                if send(i).await != Some(i) {
+                    return;
+                }
+                hist.borrow_mut().record(t.elapsed());
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = start.elapsed();
+    let cpu = bench::cpu_time()
+        .zip(cpu)
+        .map_or(Duration::ZERO, |(a, b)| a.saturating_sub(b));
+    let p50 = hist.borrow_mut().percentile_us(50.0);
+    (elapsed, cpu, p50)
+}
+
+/// The hand-off alone: actix mailbox against a drained tokio channel.
+async fn mailbox_floor(args: &Args) -> Result<(), BoxError> {
+    for round in 1..=args.runs {
+        for in_flight in IN_FLIGHT_LEVELS {
+            let n = if in_flight == 1 {
+                args.lone_writes.unwrap_or(args.writes)
+            } else {
+                args.writes
+            };
+            // actix: an actor on its own arbiter, as DbActor runs.
+            let arbiter = actix::Arbiter::new();
+            let addr = actix::Actor::start_in_arbiter(&arbiter.handle(), |_| Echo);
+            let actix_run = echo_loop(n, in_flight, move |i| {
+                let addr = addr.clone();
+                async move { addr.send(Ping(i)).await.ok() }
+            })
+            .await;
+            arbiter.stop();
+            // A thread draining a bounded channel, as the batching writer.
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<ChannelPing>(
+                walguard::settings::DEFAULT_MAILBOX_CAPACITY_MESSAGES,
+            );
+            let thread = std::thread::spawn(move || {
+                let mut batch = Vec::with_capacity(1024);
+                while let Some(first) = rx.blocking_recv() {
+                    batch.push(first);
+                    while batch.len() < 1024 {
+                        match rx.try_recv() {
+                            Ok(r) => batch.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    for (i, reply) in batch.drain(..) {
+                        let _ = reply.send(i);
+                    }
+                }
+            });
+            let channel_run = echo_loop(n, in_flight, move |i| {
+                let tx = tx.clone();
+                async move {
+                    let (reply, answer) = tokio::sync::oneshot::channel();
+                    tx.send((i, reply)).await.ok()?;
+                    answer.await.ok()
+                }
+            })
+            .await;
+            let _ = thread.join();
+            for (system, (elapsed, cpu, p50)) in
+                [("actix-mailbox", actix_run), ("channel-drain", channel_run)]
+            {
                 println!(
-                    "{{\"measure\":\"open-loop\",\"system\":\"walguard-group-commit\",\
-                     \"synchronous\":\"{}\",\"round\":{round},\"capacity\":{capacity:.0},\
-                     \"percent\":{percent},\"rate\":{rate:.0},\"writes\":{},\"p50_us\":{:.1},\
-                     \"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\
-                     \"send_lag_max_us\":{:.1},\"size_checkpoints\":{},\
-                     \"checkpoint_p50_ms\":{:.3},\"checkpoint_max_ms\":{:.3},\
-                     \"wal_peak_frames\":{}}}",
-                    sync_name(sync),
-                    run.writes,
-                    run.quantile_us(0.50),
-                    run.quantile_us(0.99),
-                    run.quantile_us(0.999),
-                    run.max_us(),
-                    run.send_lag_max.as_secs_f64() * 1e6,
-                    run.size_checkpoints,
-                    window.p50().as_secs_f64() * 1000.0,
-                    window.max().as_secs_f64() * 1000.0,
-                    run.wal_peak_frames.unwrap_or(0),
+                    "{{\"measure\":\"mailbox-floor\",\"system\":\"{system}\",\"round\":{round},\
+                     \"in_flight\":{in_flight},\"messages\":{n},\"per_second\":{:.0},\
+                     \"cpu_us_per_message\":{:.3},\"p50_us\":{p50:.1}}}",
+                    n as f64 / elapsed.as_secs_f64(),
+                    cpu.as_secs_f64() * 1e6 / n as f64,
                 );
             }
         }
     }
     Ok(())
+}
+
+/// The two configurations of the open loop.
+#[derive(Debug, Clone, Copy)]
+enum OpenVariant {
+    /// walguard's defaults: the size-triggered PASSIVE on the writer.
+    Default,
+    /// A prototype of the copy off the writer's path (not walguard's
+    /// behaviour): the writer's size threshold out of reach, and a second
+    /// connection running PASSIVE on its own thread.
+    BackgroundPassive,
+}
+
+impl OpenVariant {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Default => "walguard-group-commit",
+            Self::BackgroundPassive => "prototype-background-passive",
+        }
+    }
+}
+
+/// How often the prototype runs its PASSIVE (each copies what is new).
+const BACKGROUND_PASSIVE_POLL: Duration = Duration::from_millis(10);
+
+/// What the prototype's thread saw.
+struct BackgroundFigures {
+    /// PASSIVE calls that had frames to copy.
+    copying: u64,
+    /// The longest of those.
+    longest: Duration,
+    /// The most frames the WAL held at a call.
+    peak_log: u32,
+}
+
+/// The prototype's second connection and its thread.
+struct BackgroundPassive {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Result<BackgroundFigures, String>>,
+}
+
+impl BackgroundPassive {
+    fn start(path: &Path, sync: Synchronous) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let path = path.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            // Let walguard create the file and switch it to WAL first.
+            while !path.exists() && !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(BACKGROUND_PASSIVE_POLL);
+            }
+            let conn = rusqlite::Connection::open(&path).map_err(|e| e.to_string())?;
+            conn.busy_timeout(Duration::from_secs(5))
+                .map_err(|e| e.to_string())?;
+            // The checkpointing connection's own level decides its fsyncs.
+            conn.pragma_update(None, "synchronous", sync_name(sync))
+                .map_err(|e| e.to_string())?;
+            let mut figures = BackgroundFigures {
+                copying: 0,
+                longest: Duration::ZERO,
+                peak_log: 0,
+            };
+            let mut copied = 0i64;
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(BACKGROUND_PASSIVE_POLL);
+                let t = Instant::now();
+                let (busy, log, ckpt): (i64, i64, i64) = conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .map_err(|e| e.to_string())?;
+                let took = t.elapsed();
+                if busy == 0 && log >= 0 {
+                    // `checkpointed` is cumulative for this WAL: it copied
+                    // something if it grew (or the WAL started over).
+                    if ckpt > copied || (ckpt > 0 && ckpt < copied) {
+                        figures.copying += 1;
+                        figures.longest = figures.longest.max(took);
+                    }
+                    figures.peak_log = figures.peak_log.max(u32::try_from(log).unwrap_or(0));
+                    copied = ckpt;
+                }
+            }
+            Ok(figures)
+        });
+        Self { stop, thread }
+    }
+
+    fn stop(self) -> Result<BackgroundFigures, BoxError> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        match self.thread.join() {
+            Ok(result) => result.map_err(Into::into),
+            Err(_) => Err("the background checkpoint thread panicked".into()),
+        }
+    }
 }
 
 /// Fills a WAL to at least 1000 frames with SQLite's and walguard's
@@ -764,6 +1025,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
             Extra::MemoryChild => memory_child(&args).await?,
             Extra::SavepointCost => savepoint_cost(&args)?,
             Extra::OpenLoop => open_loop(&args).await?,
+            Extra::MailboxFloor => mailbox_floor(&args).await?,
         }
     }
     Ok(())
