@@ -486,60 +486,36 @@ async fn open_loop(args: &Args) -> Result<(), BoxError> {
             );
             for percent in LEVELS_PERCENT {
                 let rate = capacity * f64::from(percent) / 100.0;
-                for variant in [OpenVariant::Default, OpenVariant::BackgroundPassive] {
-                    let dir = temp_dir()?;
-                    let path = dir.path().join(DB_FILE);
-                    let mut settings = settings_for(&path, &setup);
-                    let background = match variant {
-                        OpenVariant::Default => None,
-                        OpenVariant::BackgroundPassive => {
-                            // The writer never checkpoints during the run...
-                            settings.checkpoint.size_threshold_frames = i32::MAX as u32;
-                            // ...a second connection copies instead.
-                            Some(BackgroundPassive::start(&path, sync))
-                        }
-                    };
-                    let run = run_open_loop(
-                        settings,
-                        &OpenLoop::new(rate, seconds),
-                        &Progress::default(),
-                    )
-                    .await;
-                    let background = background.map(BackgroundPassive::stop).transpose()?;
-                    let run = run?;
-                    dir.close()?;
-                    let window = run.checkpoints.window;
-                    let (size_checkpoints, checkpoint_p50_ms, checkpoint_max_ms) =
-                        background.as_ref().map_or(
-                            (
-                                run.size_checkpoints,
-                                window.p50().as_secs_f64() * 1000.0,
-                                window.max().as_secs_f64() * 1000.0,
-                            ),
-                            |b| (b.copying, 0.0, b.longest.as_secs_f64() * 1000.0),
-                        );
-                    println!(
-                        "{{\"measure\":\"open-loop\",\"system\":\"{}\",\
-                         \"synchronous\":\"{}\",\"round\":{round},\"capacity\":{capacity:.0},\
-                         \"percent\":{percent},\"rate\":{rate:.0},\"writes\":{},\"p50_us\":{:.1},\
-                         \"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\
-                         \"send_lag_max_us\":{:.1},\"checkpoints\":{size_checkpoints},\
-                         \"checkpoint_p50_ms\":{checkpoint_p50_ms:.3},\
-                         \"checkpoint_max_ms\":{checkpoint_max_ms:.3},\
-                         \"wal_peak_frames\":{}}}",
-                        variant.name(),
-                        sync_name(sync),
-                        run.writes,
-                        run.quantile_us(0.50),
-                        run.quantile_us(0.99),
-                        run.quantile_us(0.999),
-                        run.max_us(),
-                        run.send_lag_max.as_secs_f64() * 1e6,
-                        background
-                            .as_ref()
-                            .map_or(run.wal_peak_frames.unwrap_or(0), |b| b.peak_log),
-                    );
-                }
+                let dir = temp_dir()?;
+                let settings = settings_for(&dir.path().join(DB_FILE), &setup);
+                let run = run_open_loop(
+                    settings,
+                    &OpenLoop::new(rate, seconds),
+                    &Progress::default(),
+                )
+                .await?;
+                dir.close()?;
+                let window = run.checkpoints.window;
+                println!(
+                    "{{\"measure\":\"open-loop\",\"system\":\"walguard-group-commit\",\
+                     \"synchronous\":\"{}\",\"round\":{round},\"capacity\":{capacity:.0},\
+                     \"percent\":{percent},\"rate\":{rate:.0},\"writes\":{},\"p50_us\":{:.1},\
+                     \"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\
+                     \"send_lag_max_us\":{:.1},\"checkpoints\":{},\
+                     \"checkpoint_p50_ms\":{:.3},\"checkpoint_max_ms\":{:.3},\
+                     \"wal_peak_frames\":{}}}",
+                    sync_name(sync),
+                    run.writes,
+                    run.quantile_us(0.50),
+                    run.quantile_us(0.99),
+                    run.quantile_us(0.999),
+                    run.max_us(),
+                    run.send_lag_max.as_secs_f64() * 1e6,
+                    run.size_checkpoints,
+                    window.p50().as_secs_f64() * 1000.0,
+                    window.max().as_secs_f64() * 1000.0,
+                    run.wal_peak_frames.unwrap_or(0),
+                );
             }
         }
     }
@@ -677,102 +653,6 @@ async fn mailbox_floor(args: &Args) -> Result<(), BoxError> {
         }
     }
     Ok(())
-}
-
-/// The two configurations of the open loop.
-#[derive(Debug, Clone, Copy)]
-enum OpenVariant {
-    /// walguard's defaults: the size-triggered PASSIVE on the writer.
-    Default,
-    /// A prototype of the copy off the writer's path (not walguard's
-    /// behaviour): the writer's size threshold out of reach, and a second
-    /// connection running PASSIVE on its own thread.
-    BackgroundPassive,
-}
-
-impl OpenVariant {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Default => "walguard-group-commit",
-            Self::BackgroundPassive => "prototype-background-passive",
-        }
-    }
-}
-
-/// How often the prototype runs its PASSIVE (each copies what is new).
-const BACKGROUND_PASSIVE_POLL: Duration = Duration::from_millis(10);
-
-/// What the prototype's thread saw.
-struct BackgroundFigures {
-    /// PASSIVE calls that had frames to copy.
-    copying: u64,
-    /// The longest of those.
-    longest: Duration,
-    /// The most frames the WAL held at a call.
-    peak_log: u32,
-}
-
-/// The prototype's second connection and its thread.
-struct BackgroundPassive {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<Result<BackgroundFigures, String>>,
-}
-
-impl BackgroundPassive {
-    fn start(path: &Path, sync: Synchronous) -> Self {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let flag = std::sync::Arc::clone(&stop);
-        let path = path.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            // Let walguard create the file and switch it to WAL first.
-            while !path.exists() && !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(BACKGROUND_PASSIVE_POLL);
-            }
-            let conn = rusqlite::Connection::open(&path).map_err(|e| e.to_string())?;
-            conn.busy_timeout(Duration::from_secs(5))
-                .map_err(|e| e.to_string())?;
-            // The checkpointing connection's own level decides its fsyncs.
-            conn.pragma_update(None, "synchronous", sync_name(sync))
-                .map_err(|e| e.to_string())?;
-            let mut figures = BackgroundFigures {
-                copying: 0,
-                longest: Duration::ZERO,
-                peak_log: 0,
-            };
-            let mut copied = 0i64;
-            while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(BACKGROUND_PASSIVE_POLL);
-                let t = Instant::now();
-                let (busy, log, ckpt): (i64, i64, i64) = conn
-                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .map_err(|e| e.to_string())?;
-                let took = t.elapsed();
-                if busy == 0 && log >= 0 {
-                    // `checkpointed` is cumulative for this WAL: it copied
-                    // something if it grew (or the WAL started over).
-                    if ckpt > copied || (ckpt > 0 && ckpt < copied) {
-                        figures.copying += 1;
-                        figures.longest = figures.longest.max(took);
-                    }
-                    figures.peak_log = figures.peak_log.max(u32::try_from(log).unwrap_or(0));
-                    copied = ckpt;
-                }
-            }
-            Ok(figures)
-        });
-        Self { stop, thread }
-    }
-
-    fn stop(self) -> Result<BackgroundFigures, BoxError> {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        match self.thread.join() {
-            Ok(result) => result.map_err(Into::into),
-            Err(_) => Err("the background checkpoint thread panicked".into()),
-        }
-    }
 }
 
 /// Fills a WAL to at least 1000 frames with SQLite's and walguard's

@@ -202,7 +202,7 @@ fn open_table(open: &[OpenRow], args: &BenchArgs) -> String {
         let window = run.checkpoints.window;
         let _ = writeln!(
             text,
-            "{:>6}% {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>9} {:>10}",
+            "{:>6}% {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>9} {:>9.1}% {:>10}",
             row.percent,
             thousands(run.rate.round() as u64),
             thousands(run.writes),
@@ -216,15 +216,24 @@ fn open_table(open: &[OpenRow], args: &BenchArgs) -> String {
             } else {
                 "-".to_owned()
             },
+            busy_percent(row),
             latency(run.send_lag_max.as_secs_f64() * 1e6),
         );
     }
     text.push_str(
-        "\nload: percent of the capacity measured above. send lag: the latest the generator \
+        "\nload: percent of the capacity measured above. ckpt busy: the checkpoints' total \
+         length over the run's, the share of the time the writer spent checkpointing (from the \
+         checkpoint log). send lag: the latest the generator \
          sent a write after its due time (included in the latency; a large one says the \
          client fell behind).\n",
     );
     text
+}
+
+/// The share of an open-loop run the writer spent in checkpoints, in %.
+fn busy_percent(row: &OpenRow) -> f64 {
+    let busy: Duration = row.marks.iter().map(|m| m.elapsed).sum();
+    100.0 * busy.as_secs_f64() / row.run.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
 }
 
 /// One open-loop run as a JSON object.
@@ -247,6 +256,7 @@ fn open_json(settings: &Settings, row: &OpenRow) -> serde_json::Value {
         "checkpoints": run.checkpoints.counts.total,
         "size_checkpoints": run.size_checkpoints,
         "checkpoint_max_ms": (window.n() > 0).then(|| ms(window.max())),
+        "checkpoint_busy_percent": busy_percent(row),
         "wal_peak_frames": run.wal_peak_frames,
     })
 }
