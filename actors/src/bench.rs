@@ -60,7 +60,7 @@ use crate::messages::GetWriterStats;
 use crate::system::{DbHandle, WalGuard};
 
 pub use capture::{CheckpointLog, CheckpointMark};
-pub use open_loop::{OpenLoop, OpenMeasured, SPIN_BELOW, run_open_loop};
+pub use open_loop::{OpenLoop, OpenMeasured, SEND_AHEAD, run_open_loop};
 
 /// Bytes in each inserted blob: the peers' payload.
 pub const PAYLOAD_BYTES: usize = 100;

@@ -3,19 +3,25 @@
 //! (no coordinated omission: a stall delays every write due during it, and
 //! each of them counts the whole wait).
 //!
-//! One generator task on the caller's actix thread walks the schedule
-//! (write `i` is due `i / rate` after the start). It sleeps while the next
-//! write is more than [`SPIN_BELOW`] away and yields in a loop below that
-//! (tokio's timers have millisecond resolution, far too coarse for
-//! 100k writes/s), so it keeps that thread's core busy. Each due write is
-//! its own task: it sends one [`DbHandle::execute`] and records, when the
-//! reply comes, `reply time - due time` in an [`hdrhistogram`] (ns, 3
-//! significant digits). How late the generator itself sent a write is
-//! kept too ([`OpenMeasured::send_lag_max`]): latency includes it, and a
-//! large value says the client, not walguard, fell behind.
+//! A generator on its own OS thread walks the schedule (write `i` is due
+//! `i / rate` after the start): it sleeps with `std::thread::sleep` (tens
+//! of microseconds of slack on Linux; tokio's timers have a millisecond
+//! resolution, far too coarse for 100k writes/s) and, on each wake-up,
+//! sends every write that is due to `DbActor`'s mailbox at once
+//! (`Addr::send` queues the message when it is called). It neither spins
+//! nor waits for replies, so it leaves the cores to the writer. The reply
+//! futures go to the caller's actix thread, where one task per write
+//! awaits it and records `reply time - due time` in an [`hdrhistogram`]
+//! (ns, 3 significant digits). How late the generator itself sent a write
+//! is kept too ([`OpenMeasured::send_lag_max`]): latency includes it, and
+//! a large value says the client, not walguard, fell behind.
+//!
+//! [`DbHandle::execute`]: crate::DbHandle::execute
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram as Hdr;
@@ -24,12 +30,12 @@ use walguard::{Settings, Statement};
 use super::{
     BenchError, CREATE_TABLE_SQL, INSERT_SQL, PAYLOAD, Progress, Timeline, cpu_time, wal_file,
 };
-use crate::messages::GetWriterStats;
+use crate::messages::{Execute, GetWriterStats};
 use crate::system::WalGuard;
 
-/// Below this much time to the next due write, the generator yields in a
-/// loop instead of sleeping on a (millisecond) timer.
-pub const SPIN_BELOW: Duration = Duration::from_millis(2);
+/// The generator sends the writes due within this much of now at once, and
+/// sleeps otherwise: about the timer slack of `std::thread::sleep`.
+pub const SEND_AHEAD: Duration = Duration::from_micros(50);
 /// The largest latency the histogram holds: 60 s (in ns); above it a value
 /// counts as 60 s.
 const HIGHEST_NS: u64 = 60_000_000_000;
@@ -111,6 +117,48 @@ impl OpenMeasured {
     }
 }
 
+/// One write sent by the generator: when it was due, and its reply.
+struct Sent {
+    due: Instant,
+    reply: actix::dev::Request<crate::DbActor, Execute>,
+}
+
+/// The generator thread: sends write `i` at `start + i * period_ns`, every
+/// write due within [`SEND_AHEAD`] at once, until `total` or `stop`.
+/// Returns the latest it sent a write after its due time.
+fn generate(
+    addr: &actix::Addr<crate::DbActor>,
+    tx: &tokio::sync::mpsc::UnboundedSender<Sent>,
+    stop: &AtomicBool,
+    start: Instant,
+    period_ns: f64,
+    total: u64,
+) -> Duration {
+    let mut lag_max = Duration::ZERO;
+    let mut i = 0;
+    while i < total && !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let due = |i: u64| start + Duration::from_nanos((i as f64 * period_ns) as u64);
+        if due(i) > now + SEND_AHEAD {
+            std::thread::sleep(due(i) - now - SEND_AHEAD);
+            continue;
+        }
+        while i < total && due(i) <= now + SEND_AHEAD {
+            let at = due(i);
+            lag_max = lag_max.max(now.saturating_duration_since(at));
+            let stmt = Statement::new(INSERT_SQL)
+                .bind(i64::try_from(i).unwrap_or(i64::MAX))
+                .bind(PAYLOAD.to_vec());
+            let reply = addr.send(Execute(stmt));
+            if tx.send(Sent { due: at, reply }).is_err() {
+                return lag_max;
+            }
+            i += 1;
+        }
+    }
+    lag_max
+}
+
 /// Shared by the generator and the write tasks.
 struct Shared {
     latency: Hdr<u64>,
@@ -166,43 +214,28 @@ pub async fn run_open_loop(
         error: None,
         last_reply: start,
     }));
-    let mut send_lag_max = Duration::ZERO;
+    // The generator thread sends; this thread awaits the replies.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let generator = {
+        let (addr, stop) = (db.addr().clone(), Arc::clone(&stop));
+        std::thread::spawn(move || generate(&addr, &tx, &stop, start, period_ns, total))
+    };
     let failed = Rc::new(Cell::new(false));
-    for i in 0..total {
-        let due = start + Duration::from_nanos((i as f64 * period_ns) as u64);
-        loop {
-            let now = Instant::now();
-            if now >= due {
-                send_lag_max = send_lag_max.max(now - due);
-                break;
-            }
-            if due - now > SPIN_BELOW {
-                actix_rt::time::sleep(due - now - SPIN_BELOW / 2).await;
-            } else {
-                tokio::task::yield_now().await;
-            }
-        }
+    while let Some(Sent { due, reply }) = rx.recv().await {
         if failed.get() {
-            break;
+            stop.store(true, Ordering::Relaxed);
         }
         shared.borrow_mut().outstanding += 1;
-        let (db, shared, failed, progress) = (
-            db.clone(),
-            Rc::clone(&shared),
-            Rc::clone(&failed),
-            progress.clone(),
-        );
+        let (shared, failed, progress) = (Rc::clone(&shared), Rc::clone(&failed), progress.clone());
         actix_rt::spawn(async move {
-            let stmt = Statement::new(INSERT_SQL)
-                .bind(i64::try_from(i).unwrap_or(i64::MAX))
-                .bind(PAYLOAD.to_vec());
-            let result = db.execute(stmt).await;
+            let result = reply.await;
             let now = Instant::now();
             let mut s = shared.borrow_mut();
             s.outstanding -= 1;
             s.last_reply = s.last_reply.max(now);
             match result {
-                Ok(_) => {
+                Ok(Ok(_)) => {
                     let ns = u64::try_from((now - due).as_nanos()).unwrap_or(u64::MAX);
                     s.latency.saturating_record(ns.max(1));
                     if let Some(t) = &mut s.timeline {
@@ -210,13 +243,21 @@ pub async fn run_open_loop(
                     }
                     progress.add();
                 }
+                Ok(Err(e)) => {
+                    failed.set(true);
+                    s.error.get_or_insert(crate::Error::Db(e));
+                }
                 Err(e) => {
                     failed.set(true);
-                    s.error.get_or_insert(e);
+                    s.error.get_or_insert(crate::Error::mailbox("DbActor")(e));
                 }
             }
         });
     }
+    let send_lag_max = generator.join().map_err(|_| BenchError::OpenLoop {
+        path: path.clone(),
+        reason: "the generator thread panicked".to_owned(),
+    })?;
     // Every reply, however late.
     while shared.borrow().outstanding > 0 {
         actix_rt::time::sleep(Duration::from_millis(1)).await;

@@ -185,7 +185,7 @@ fn open_table(open: &[OpenRow], args: &BenchArgs) -> String {
     );
     let _ = writeln!(
         text,
-        "{:>7} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>9} {:>10}",
+        "{:>7} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>9} {:>10} {:>10}",
         "load",
         "writes/s",
         "writes",
@@ -195,6 +195,7 @@ fn open_table(open: &[OpenRow], args: &BenchArgs) -> String {
         "max",
         "checkpoints",
         "ckpt max",
+        "ckpt busy",
         "send lag"
     );
     for row in open {
