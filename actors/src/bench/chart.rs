@@ -329,6 +329,17 @@ mod tests {
         assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
         assert!(svg.contains("interval 0.90 ms"));
         assert!(svg.contains("p99 per bucket"));
+        // A checkpoint is a bar and a triangle, not a vertical line across
+        // the plot that reads like a grid line (issue 12).
+        assert!(svg.contains("interval checkpoint (bar: start to end)"));
+        assert!(
+            svg.contains("<polygon") || svg.contains("<rect"),
+            "no bar drawn"
+        );
+        assert!(svg.contains("submit to reply"));
+        write_svg_from(&path, "open", &t, &marks, LatencyFrom::DueTime).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("due time to reply"));
 
         let empty = Timeline::new(Duration::from_millis(10));
         let err = write_svg(&path, "empty", &empty, &[]).unwrap_err();
