@@ -514,22 +514,7 @@ pub async fn run_once(
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
     let writes = progress.writes();
-    let rows = guard
-        .db()
-        .query("SELECT count(*) FROM kv")
-        .await
-        .map_err(actors("count the rows"))?;
-    let found = match rows.rows().first().and_then(|r| r.first()) {
-        Some(rusqlite::types::Value::Integer(n)) => u64::try_from(*n).unwrap_or(0),
-        _ => 0,
-    };
-    if found != writes {
-        return Err(BenchError::RowCount {
-            path,
-            expected: writes,
-            found,
-        });
-    }
+    check_rows(guard.db(), &path, writes).await?;
     let stats = guard
         .db()
         .addr()
@@ -558,6 +543,31 @@ pub async fn run_once(
         session,
         cpu,
     })
+}
+
+/// Checks that the table holds one row per acknowledged write.
+async fn check_rows(db: &DbHandle, path: &Path, writes: u64) -> Result<(), BenchError> {
+    let rows = db
+        .query("SELECT count(*) FROM kv")
+        .await
+        .map_err(|source| BenchError::Actors {
+            what: "count the rows",
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })?;
+    let found = match rows.rows().first().and_then(|r| r.first()) {
+        Some(rusqlite::types::Value::Integer(n)) => u64::try_from(*n).unwrap_or(0),
+        _ => 0,
+    };
+    if found == writes {
+        Ok(())
+    } else {
+        Err(BenchError::RowCount {
+            path: path.to_path_buf(),
+            expected: writes,
+            found,
+        })
+    }
 }
 
 enum LoopError {

@@ -144,8 +144,9 @@ fn the_open_loop_runs_at_a_share_of_the_capacity() {
     let rate = open["rate"].as_f64().unwrap();
     assert!((rate - capacity / 10.0).abs() < 1.0, "{open}");
     // Every write of the schedule was sent and answered.
-    let expected = (rate * 0.3).ceil();
-    assert_eq!(open["writes"].as_f64().unwrap(), expected, "{open}");
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let expected = (rate * 0.3).ceil() as u64;
+    assert_eq!(open["writes"].as_u64().unwrap(), expected, "{open}");
     let (p50, p999, max) = (
         open["p50_us"].as_f64().unwrap(),
         open["p999_us"].as_f64().unwrap(),

@@ -56,7 +56,7 @@ use effect::{Effect, EffectCache};
 struct Prepared<'a> {
     sql: &'a str,
     readonly: bool,
-    prepared: rusqlite::CachedStatement<'a>,
+    statement: rusqlite::CachedStatement<'a>,
 }
 use identity::{FileIdentity, Gone};
 use wal_watch::WalWatch;
@@ -216,7 +216,7 @@ impl Store {
         Ok(Prepared {
             sql: stmt.sql(),
             readonly: prepared.readonly(),
-            prepared,
+            statement: prepared,
         })
     }
 
@@ -227,7 +227,7 @@ impl Store {
     #[allow(clippy::unused_self)] // a method, so that it reads like `run_statement`
     fn run_prepared(&self, prepared: &mut Prepared<'_>, stmt: &Statement) -> Result<(usize, bool)> {
         let changed = prepared
-            .prepared
+            .statement
             .execute(params_from_iter(stmt.params()))
             .map_err(|source| Error::Statement {
                 sql: sql_for_error(stmt.sql()),

@@ -139,8 +139,9 @@ fn generate(
     while i < total && !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let due = |i: u64| start + Duration::from_nanos((i as f64 * period_ns) as u64);
-        if due(i) > now + SEND_AHEAD {
-            std::thread::sleep(due(i) - now - SEND_AHEAD);
+        let ahead = due(i).saturating_duration_since(now);
+        if ahead > SEND_AHEAD {
+            std::thread::sleep(ahead.saturating_sub(SEND_AHEAD));
             continue;
         }
         while i < total && due(i) <= now + SEND_AHEAD {
@@ -157,6 +158,48 @@ fn generate(
         }
     }
     lag_max
+}
+
+/// Receives each sent write and spawns a task that awaits its reply and
+/// records it; asks the generator to stop after a failed write.
+async fn await_replies(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Sent>,
+    shared: &Rc<RefCell<Shared>>,
+    stop: &AtomicBool,
+    start: Instant,
+    progress: &Progress,
+) {
+    let failed = Rc::new(Cell::new(false));
+    while let Some(Sent { due, reply }) = rx.recv().await {
+        if failed.get() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        shared.borrow_mut().outstanding += 1;
+        let (shared, failed, progress) = (Rc::clone(shared), Rc::clone(&failed), progress.clone());
+        actix_rt::spawn(async move {
+            let result = reply.await;
+            let now = Instant::now();
+            let mut s = shared.borrow_mut();
+            s.outstanding -= 1;
+            s.last_reply = s.last_reply.max(now);
+            let error = match result {
+                Ok(Ok(_)) => {
+                    let waited = now.saturating_duration_since(due);
+                    let ns = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+                    s.latency.saturating_record(ns.max(1));
+                    if let Some(t) = &mut s.timeline {
+                        t.record(now.saturating_duration_since(start), waited);
+                    }
+                    progress.add();
+                    return;
+                }
+                Ok(Err(e)) => crate::Error::Db(e),
+                Err(e) => crate::Error::mailbox("DbActor")(e),
+            };
+            failed.set(true);
+            s.error.get_or_insert(error);
+        });
+    }
 }
 
 /// Shared by the generator and the write tasks.
@@ -221,39 +264,7 @@ pub async fn run_open_loop(
         let (addr, stop) = (db.addr().clone(), Arc::clone(&stop));
         std::thread::spawn(move || generate(&addr, &tx, &stop, start, period_ns, total))
     };
-    let failed = Rc::new(Cell::new(false));
-    while let Some(Sent { due, reply }) = rx.recv().await {
-        if failed.get() {
-            stop.store(true, Ordering::Relaxed);
-        }
-        shared.borrow_mut().outstanding += 1;
-        let (shared, failed, progress) = (Rc::clone(&shared), Rc::clone(&failed), progress.clone());
-        actix_rt::spawn(async move {
-            let result = reply.await;
-            let now = Instant::now();
-            let mut s = shared.borrow_mut();
-            s.outstanding -= 1;
-            s.last_reply = s.last_reply.max(now);
-            match result {
-                Ok(Ok(_)) => {
-                    let ns = u64::try_from((now - due).as_nanos()).unwrap_or(u64::MAX);
-                    s.latency.saturating_record(ns.max(1));
-                    if let Some(t) = &mut s.timeline {
-                        t.record(now - start, now - due);
-                    }
-                    progress.add();
-                }
-                Ok(Err(e)) => {
-                    failed.set(true);
-                    s.error.get_or_insert(crate::Error::Db(e));
-                }
-                Err(e) => {
-                    failed.set(true);
-                    s.error.get_or_insert(crate::Error::mailbox("DbActor")(e));
-                }
-            }
-        });
-    }
+    await_replies(&mut rx, &shared, &stop, start, progress).await;
     let send_lag_max = generator.join().map_err(|_| BenchError::OpenLoop {
         path: path.clone(),
         reason: "the generator thread panicked".to_owned(),
@@ -279,21 +290,7 @@ pub async fn run_open_loop(
         t.finish();
     }
     let writes = progress.writes();
-    let rows = db
-        .query("SELECT count(*) FROM kv")
-        .await
-        .map_err(actors("count the rows"))?;
-    let found = match rows.rows().first().and_then(|r| r.first()) {
-        Some(rusqlite::types::Value::Integer(n)) => u64::try_from(*n).unwrap_or(0),
-        _ => 0,
-    };
-    if found != writes {
-        return Err(BenchError::RowCount {
-            path,
-            expected: writes,
-            found,
-        });
-    }
+    super::check_rows(&db, &path, writes).await?;
     let stats = db
         .addr()
         .send(GetWriterStats)
@@ -311,7 +308,7 @@ pub async fn run_open_loop(
         rate: open.rate,
         writes,
         started: start,
-        elapsed: shared.last_reply - start,
+        elapsed: shared.last_reply.saturating_duration_since(start),
         latency: shared.latency,
         timeline: shared.timeline,
         send_lag_max,

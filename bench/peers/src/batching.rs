@@ -115,9 +115,12 @@ pub fn run(
                             next.set(i + 1);
                             let t = Instant::now();
                             let (reply, answer) = oneshot::channel();
-                            tx.send(Request { id: peers::id(i)?, reply })
-                                .await
-                                .map_err(|_| "the writer thread is gone")?;
+                            tx.send(Request {
+                                id: peers::id(i)?,
+                                reply,
+                            })
+                            .await
+                            .map_err(|_| "the writer thread is gone")?;
                             answer.await.map_err(|_| "the writer thread is gone")??;
                             latencies.push(peers::elapsed_ns(t));
                         }

@@ -95,23 +95,20 @@ pub(crate) fn run(args: &BenchArgs, global: &Global) -> Result<(), CliError> {
             draw_open_chart(chart, &settings, &open)?;
         }
     }
-    match settings.log.format {
-        LogFormat::Json => {
-            for row in rows {
-                println!("{}", row_json(&settings, row, args.runs));
-            }
-            for row in open {
-                println!("{}", open_json(&settings, &row));
-            }
+    if settings.log.format == LogFormat::Json {
+        for row in rows {
+            println!("{}", row_json(&settings, row, args.runs));
         }
-        _ => {
-            print!(
-                "{}",
-                table(&settings, &scratch_name(args, &settings), rows, args)
-            );
-            if !open.is_empty() {
-                print!("{}", open_table(&open, args));
-            }
+        for row in open {
+            println!("{}", open_json(&settings, &row));
+        }
+    } else {
+        print!(
+            "{}",
+            table(&settings, &scratch_name(args, &settings), rows, args)
+        );
+        if !open.is_empty() {
+            print!("{}", open_table(&open, args));
         }
     }
     Ok(())
