@@ -163,6 +163,11 @@ runs at checkpoint.interval (as under `walguard run`) unless
 --no-checkpoint-loop. Each configuration runs --runs times; the run with
 the median throughput is reported.
 
+--open-loop 25,50,75 then sends writes at a fixed rate, those percentages
+of the capacity just measured, for --open-duration each; latency counts
+from each write's due time to its reply, so a checkpoint's stall counts for
+every write due during it.
+
 On a terminal a progress bar is redrawn in place on stderr; otherwise one
 line per run. The table (or, with --log-format json, one JSON object per
 configuration) goes to stdout.
@@ -173,6 +178,7 @@ Examples:
   walguard bench --db /mnt/fast/bench.db --writes 1000000 --runs 3
   walguard bench --in-flight 1,16,256 --group-commit on
   walguard bench --duration 5s --interval 1s --in-flight 256 --group-commit on --chart latency.svg
+  walguard bench --in-flight 256 --group-commit on --duration 4s --open-loop 25,50,75 --chart latency.svg
   walguard bench --log-format json | jq .throughput")]
     Bench(BenchArgs),
 
