@@ -109,12 +109,14 @@ impl Files {
         Ok(())
     }
 
-    /// Refuses to start a second Litestream: one that answers on the
-    /// socket already replicates this database.
+    /// Refuses to start a second Litestream for this database: one that
+    /// answers on the socket, or (on Linux) a `litestream` process that
+    /// holds the database or its WAL open, whatever its socket or config.
     ///
     /// # Errors
     ///
-    /// [`ReplicationError::AlreadyRunning`].
+    /// [`ReplicationError::AlreadyRunning`] or
+    /// [`ReplicationError::AlreadyReplicating`].
     pub fn check_no_other(&self) -> Result<(), ReplicationError> {
         #[cfg(unix)]
         if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
@@ -123,8 +125,58 @@ impl Files {
                 db: self.db.clone(),
             });
         }
+        if let Some(pid) = litestream_holding(&self.db) {
+            return Err(ReplicationError::AlreadyReplicating {
+                pid,
+                db: self.db.clone(),
+            });
+        }
         Ok(())
     }
+}
+
+/// The process id of a `litestream` (a process whose command name starts
+/// with `litestream`) that holds `db` or its WAL open, other than this
+/// process: Litestream keeps a read transaction on the database it
+/// replicates at all times. Reads `/proc/PID/comm` and `/proc/PID/fd`;
+/// processes it may not look into are passed over.
+#[cfg(target_os = "linux")]
+#[must_use]
+pub fn litestream_holding(db: &Path) -> Option<u32> {
+    let targets: Vec<PathBuf> = [db.to_path_buf(), walguard::files::wal_path(db)]
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    if targets.is_empty() {
+        return None;
+    }
+    let own = std::process::id();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            if pid == own {
+                return None;
+            }
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            if !comm.trim_end().starts_with("litestream") {
+                return None;
+            }
+            std::fs::read_dir(entry.path().join("fd"))
+                .ok()?
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .any(|target| targets.contains(&target))
+                .then_some(pid)
+        })
+}
+
+/// Elsewhere there is no `/proc` to look into: only the socket is checked.
+#[cfg(not(target_os = "linux"))]
+#[must_use]
+pub fn litestream_holding(_db: &Path) -> Option<u32> {
+    None
 }
 
 /// Runs `BINARY version` and checks it is at least
@@ -176,14 +228,15 @@ pub struct Child {
     process: tokio::process::Child,
     pid: Option<u32>,
     log: Arc<Mutex<VecDeque<String>>>,
+    binary: PathBuf,
 }
 
 impl Child {
     /// Starts `litestream replicate -config CONFIG` and waits (blocking,
     /// at most [`READY_TIMEOUT`]) until its control socket accepts
-    /// connections. Must run inside a tokio runtime. Its log lines go to
-    /// `tracing` (target `walguard::litestream`): errors as warnings, the
-    /// rest at debug.
+    /// connections: [`Child::spawn`], then [`Child::ready`] until it is.
+    /// For the first start only; a restart must not block (the
+    /// replication actor polls [`Child::ready`] from its ticks instead).
     ///
     /// # Errors
     ///
@@ -194,10 +247,33 @@ impl Child {
         files: &Files,
         settings: &ReplicationSettings,
     ) -> Result<Self, ReplicationError> {
-        let fail = |error: String| ReplicationError::Start {
-            binary: binary.to_path_buf(),
-            error,
-        };
+        let mut child = Self::spawn(binary, files, settings)?;
+        let started = Instant::now();
+        loop {
+            if child.ready(files)? {
+                return Ok(child);
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                child.kill();
+                return Err(child.not_ready(files));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts `litestream replicate -config CONFIG` without waiting for
+    /// it. Must run inside a tokio runtime. Its log lines go to `tracing`
+    /// (target `walguard::litestream`): errors as warnings, the rest at
+    /// debug.
+    ///
+    /// # Errors
+    ///
+    /// [`ReplicationError::Start`] when it cannot be started.
+    pub fn spawn(
+        binary: &Path,
+        files: &Files,
+        settings: &ReplicationSettings,
+    ) -> Result<Self, ReplicationError> {
         // A socket file left by a Litestream that was killed: it would
         // refuse to listen on a path that exists and is not its own.
         let _ = std::fs::remove_file(&files.socket);
@@ -209,7 +285,10 @@ impl Child {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| ReplicationError::Start {
+                binary: binary.to_path_buf(),
+                error: e.to_string(),
+            })?;
         let pid = process.id();
         let log = Arc::new(Mutex::new(VecDeque::new()));
         // Litestream logs to stdout; stderr carries what the Go runtime
@@ -220,26 +299,49 @@ impl Child {
         if let Some(stderr) = process.stderr.take() {
             forward(stderr, pid, Arc::clone(&log));
         }
-        let mut child = Self { process, pid, log };
-        let started = Instant::now();
-        loop {
-            if let Some(status) = child.exited() {
-                return Err(fail(format!("it exited with {status}{}", child.log_tail())));
-            }
-            #[cfg(unix)]
-            if std::os::unix::net::UnixStream::connect(&files.socket).is_ok() {
-                return Ok(child);
-            }
-            if started.elapsed() > READY_TIMEOUT {
-                child.kill();
-                return Err(fail(format!(
-                    "its control socket {} did not open within {}{}",
-                    files.socket.display(),
-                    walguard::settings::format_duration(READY_TIMEOUT),
-                    child.log_tail()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        Ok(Self {
+            process,
+            pid,
+            log,
+            binary: binary.to_path_buf(),
+        })
+    }
+
+    /// Whether its control socket accepts connections yet. Does not block
+    /// (a connect to a Unix socket answers at once).
+    ///
+    /// # Errors
+    ///
+    /// [`ReplicationError::Start`] when it has exited (with the end of its
+    /// log).
+    pub fn ready(&mut self, files: &Files) -> Result<bool, ReplicationError> {
+        if let Some(status) = self.exited() {
+            return Err(ReplicationError::Start {
+                binary: self.binary.clone(),
+                error: format!("it exited with {status}{}", self.log_tail()),
+            });
+        }
+        #[cfg(unix)]
+        if std::os::unix::net::UnixStream::connect(&files.socket).is_ok() {
+            return Ok(true);
+        }
+        #[cfg(not(unix))]
+        let _ = files;
+        Ok(false)
+    }
+
+    /// The error for a Litestream whose socket did not open within
+    /// [`READY_TIMEOUT`].
+    #[must_use]
+    pub fn not_ready(&self, files: &Files) -> ReplicationError {
+        ReplicationError::Start {
+            binary: self.binary.clone(),
+            error: format!(
+                "its control socket {} did not open within {}{}",
+                files.socket.display(),
+                walguard::settings::format_duration(READY_TIMEOUT),
+                self.log_tail()
+            ),
         }
     }
 

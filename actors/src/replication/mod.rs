@@ -45,7 +45,9 @@ use tokio::time::Instant;
 use walguard::replication::{CheckpointOwner, LagEvent, Replicated, ReplicationTracker};
 use walguard::settings::{AckMode, ReplicationSettings, format_duration};
 
-pub use child::{Child, Files, MAX_SOCKET_PATH_BYTES, READY_TIMEOUT, check_binary, restore};
+pub use child::{
+    Child, Files, MAX_SOCKET_PATH_BYTES, READY_TIMEOUT, check_binary, litestream_holding, restore,
+};
 pub use control::{ControlClient, SyncAnswer};
 
 use crate::checkpoint::CheckpointActor;
@@ -121,6 +123,9 @@ enum Process {
     Managed {
         binary: PathBuf,
         child: Option<Box<Child>>,
+        /// A restarted child whose control socket is not open yet: since
+        /// when (ticks poll it; nothing blocks on it).
+        starting_since: Option<Instant>,
         restart_at: Option<Instant>,
         backoff: Duration,
         restarts: u64,
@@ -165,6 +170,17 @@ impl ReplicationActor {
     ) -> Result<Prepared, ReplicationError> {
         let files = Files::for_db(db, settings.socket.as_deref())?;
         files.check_socket_path()?;
+        if settings
+            .url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("sftp://"))
+            && std::env::var_os(walguard::replication::SFTP_KEY_PATH_ENV)
+                .is_none_or(|v| v.is_empty())
+        {
+            return Err(ReplicationError::MissingEnvironment {
+                variable: walguard::replication::SFTP_KEY_PATH_ENV,
+            });
+        }
         let process = if settings.socket.is_some() {
             Process::External
         } else {
@@ -176,6 +192,7 @@ impl ReplicationActor {
             Process::Managed {
                 binary,
                 child: Some(Box::new(child)),
+                starting_since: None,
                 restart_at: None,
                 backoff: RESTART_BACKOFF_MIN,
                 restarts: 0,
@@ -287,11 +304,14 @@ impl ReplicationActor {
         }
     }
 
-    /// The Litestream walguard started: exited? restart due?
+    /// The Litestream walguard started: exited? restart due? restarted
+    /// and ready? Never blocks: a restart spawns the process, and later
+    /// ticks look whether its control socket has opened.
     fn supervise(&mut self) {
         let Process::Managed {
             binary,
             child,
+            starting_since,
             restart_at,
             backoff,
             restarts,
@@ -300,6 +320,30 @@ impl ReplicationActor {
             return;
         };
         if let Some(running) = child {
+            if let Some(since) = *starting_since {
+                match running.ready(&self.files) {
+                    Ok(true) => {
+                        *starting_since = None;
+                        *restarts += 1;
+                        crate::telemetry::record_litestream_restart();
+                        tracing::info!(target: "walguard::replication", pid = running.pid(), restarts = *restarts, "litestream restarted");
+                        return;
+                    }
+                    Ok(false) if since.elapsed() <= READY_TIMEOUT => return,
+                    Ok(false) => {
+                        let error = running.not_ready(&self.files);
+                        running.kill();
+                        *child = None;
+                        *starting_since = None;
+                        tracing::warn!(target: "walguard::replication", error = %error, retry_in = %format_duration(*backoff), "cannot restart litestream");
+                        *restart_at = Some(Instant::now() + *backoff);
+                        *backoff = (*backoff * 2).min(RESTART_BACKOFF_MAX);
+                        return;
+                    }
+                    // It exited while starting: the branch below says so.
+                    Err(_) => *starting_since = None,
+                }
+            }
             if let Some(status) = running.exited() {
                 let tail = running.log_tail();
                 *child = None;
@@ -318,12 +362,9 @@ impl ReplicationActor {
         }
         if restart_at.is_some_and(|at| Instant::now() >= at) {
             *restart_at = None;
-            let binary = binary.clone();
-            match Child::start(&binary, &self.files, &self.settings) {
+            match Child::spawn(binary, &self.files, &self.settings) {
                 Ok(started) => {
-                    *restarts += 1;
-                    crate::telemetry::record_litestream_restart();
-                    tracing::info!(target: "walguard::replication", pid = started.pid(), restarts = *restarts, "litestream restarted");
+                    *starting_since = Some(Instant::now());
                     *child = Some(Box::new(started));
                 }
                 Err(e) => {
@@ -337,7 +378,11 @@ impl ReplicationActor {
 
     fn litestream_running(&self) -> bool {
         match &self.process {
-            Process::Managed { child, .. } => child.is_some(),
+            Process::Managed {
+                child,
+                starting_since,
+                ..
+            } => child.is_some() && starting_since.is_none(),
             Process::External => true,
         }
     }
