@@ -265,6 +265,9 @@ pub fn version_supported(text: &str) -> bool {
 #[must_use]
 pub fn blame(error: &str) -> &'static str {
     let e = error.to_ascii_lowercase();
+    if e.contains("host key") {
+        return "the SFTP server's host key in the environment (LITESTREAM_SFTP_HOST_KEY)";
+    }
     if [
         "signaturedoesnotmatch",
         "invalidaccesskeyid",
@@ -652,5 +655,13 @@ mod tests {
             "replication.endpoint"
         );
         assert_eq!(blame("NoSuchBucket"), "replication.url");
+        assert!(
+            blame("ssh: handshake failed: ssh: host key mismatch")
+                .contains("LITESTREAM_SFTP_HOST_KEY")
+        );
+        assert!(
+            blame("ssh: handshake failed: ssh: unable to authenticate, attempted methods [none publickey]")
+                .contains("LITESTREAM_SFTP_KEY_PATH")
+        );
     }
 }

@@ -146,6 +146,8 @@ pub struct ReplicationActor {
     metrics: Option<Recipient<ReplicationSeen>>,
     tracker: ReplicationTracker,
     in_flight: bool,
+    /// A commit count asked of `DbActor` outside a sync is on its way.
+    looking: bool,
     failed_in_a_row: u32,
     last_sync: Option<Instant>,
     last_error: Option<String>,
@@ -265,6 +267,7 @@ impl ReplicationActor {
             checkpoint,
             metrics,
             in_flight: false,
+            looking: false,
             failed_in_a_row: 0,
             last_sync: None,
             last_error: None,
@@ -394,6 +397,10 @@ impl ReplicationActor {
         self.supervise();
         self.observe_lag();
         if self.in_flight || !self.litestream_running() {
+            // No sync will tell the commits made meanwhile: look at them,
+            // so the lag (and its warning, and the gauge) keeps growing
+            // while Litestream is down or a sync hangs.
+            self.look(ctx);
             return;
         }
         let due = self
@@ -427,6 +434,25 @@ impl ReplicationActor {
             act.in_flight = false;
             if let Some((durability, started, answer)) = result {
                 act.answered(durability, started, answer);
+            }
+        }));
+    }
+
+    /// Asks `DbActor` for its commit count (one question at a time), for
+    /// the lag while no sync answers.
+    fn look(&mut self, ctx: &mut Context<Self>) {
+        if self.looking {
+            return;
+        }
+        self.looking = true;
+        let db = self.db.clone();
+        let ask = async move { db.send(GetDurability).await.ok().flatten() };
+        ctx.spawn(ask.into_actor(self).map(|durability, act, _| {
+            act.looking = false;
+            if let Some(d) = durability {
+                act.tracker.see_local(d.commits(), d.writes());
+                act.observe_lag();
+                act.publish();
             }
         }));
     }
@@ -510,6 +536,10 @@ impl Actor for ReplicationActor {
             // A fifth of a period: a sync starts at most that late.
             _ => (self.settings.sync_period / 5).clamp(ACK_POLL_PERIOD, Duration::from_millis(250)),
         };
+        // `prepare` ran the first sync, and it answered: Litestream is
+        // healthy from the first moment, so walguard runs no checkpoint of
+        // its own from the start.
+        self.set_owner(CheckpointOwner::Litestream, "its first sync answered");
         ctx.run_interval(period, Self::tick);
         ctx.notify(Tick);
     }
