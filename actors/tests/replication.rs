@@ -517,6 +517,16 @@ impl OutsideLitestream {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        // It opens its socket before the database: wait for both.
+        let pid = child.id();
+        while walguard_actors::replication::litestream_holding(db) != Some(pid) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the outside litestream did not open {}",
+                db.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Self { child }
     }
 
