@@ -323,17 +323,19 @@ impl ReplicationActor {
             return;
         };
         if let Some(running) = child {
-            if let Some(since) = *starting_since {
-                match running.ready(&self.files) {
-                    Ok(true) => {
+            if let Some(since) = *starting_since
+                && running.exited().is_none()
+            {
+                match Child::socket_open(&self.files) {
+                    true => {
                         *starting_since = None;
                         *restarts += 1;
                         crate::telemetry::record_litestream_restart();
                         tracing::info!(target: "walguard::replication", pid = running.pid(), restarts = *restarts, "litestream restarted");
                         return;
                     }
-                    Ok(false) if since.elapsed() <= READY_TIMEOUT => return,
-                    Ok(false) => {
+                    false if since.elapsed() <= READY_TIMEOUT => return,
+                    false => {
                         let error = running.not_ready(&self.files);
                         running.kill();
                         *child = None;
@@ -343,10 +345,10 @@ impl ReplicationActor {
                         *backoff = (*backoff * 2).min(RESTART_BACKOFF_MAX);
                         return;
                     }
-                    // It exited while starting: the branch below says so.
-                    Err(_) => *starting_since = None,
                 }
             }
+            // Exited, while starting or after: the branch below says so.
+            *starting_since = None;
             if let Some(status) = running.exited() {
                 let tail = running.log_tail();
                 *child = None;
