@@ -182,7 +182,7 @@ fn replication_child() {
         .with_ansi(false)
         .with_env_filter("walguard=info,walguard_actors=info")
         .try_init();
-    let watched = matches!(mode.as_str(), "alone" | "external");
+    let looks_closer = matches!(mode.as_str(), "alone" | "external");
     actix::System::new().block_on(async move {
         let guard = match walguard_actors::WalGuard::start(settings.clone()) {
             Ok(guard) => guard,
@@ -206,7 +206,7 @@ fn replication_child() {
             "ls_pid {}",
             client.pid(Duration::from_secs(2)).await.unwrap()
         );
-        if watched {
+        if looks_closer {
             guard.start_checkpoint_loop();
             guard.watch_exposure(Duration::from_millis(20));
         }
@@ -218,12 +218,12 @@ fn replication_child() {
                 for round in 0u64.. {
                     if let Ok(Some(r)) = guard.replicated().await {
                         println!("rep {}", r.writes);
-                        if watched && owner != Some(r.owner) {
+                        if looks_closer && owner != Some(r.owner) {
                             owner = Some(r.owner);
                             println!("owner {}", r.owner);
                         }
                     }
-                    if watched {
+                    if looks_closer {
                         if let Ok(status) = guard.status().await
                             && status.wal_frames.is_some()
                             && status.wal_frames != wal
@@ -362,7 +362,7 @@ fn child_with(
 
 /// A running child, its stdout read line by line: what it acknowledged,
 /// what it saw replicated, Litestream's pid, the checkpoint owner and the
-/// WAL's frames (the last three in the watched modes).
+/// WAL's frames (the last three in the modes `alone` and `external`).
 struct Running {
     proc: Child,
     rx: mpsc::Receiver<String>,

@@ -138,12 +138,21 @@ fn sigterm_of_walguard_run_with_the_example_config_leaves_the_replica_complete()
     assert!(!log.contains(SECRET), "the log shows the secret");
 
     // Everything acknowledged is on the replica.
-    let restored = work.path().join("restored.db");
-    let out = walguard(&db, &s3)
+    assert_eq!(
+        restored_writes(&db, &s3, &work.path().join("restored.db")),
+        writes,
+        "the replica lacks acknowledged writes"
+    );
+}
+
+/// `walguard restore` of the example's replica into `restored`; the demo
+/// writes it holds, after `integrity_check`.
+fn restored_writes(db: &Path, s3: &S3, restored: &Path) -> u64 {
+    let out = walguard(db, s3)
         .args(["restore", "--config"])
         .arg(example())
         .arg("--db")
-        .arg(&restored)
+        .arg(restored)
         .output()
         .unwrap();
     assert!(
@@ -151,7 +160,7 @@ fn sigterm_of_walguard_run_with_the_example_config_leaves_the_replica_complete()
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let conn = Connection::open(&restored).unwrap();
+    let conn = Connection::open(restored).unwrap();
     let ok: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
@@ -161,8 +170,5 @@ fn sigterm_of_walguard_run_with_the_example_config_leaves_the_replica_complete()
             r.get(0)
         })
         .unwrap();
-    assert_eq!(
-        events as u64, writes,
-        "the replica lacks acknowledged writes"
-    );
+    events as u64
 }
