@@ -10,8 +10,15 @@
 //! its environment and prints every acknowledged write and every replicated
 //! point on stdout.
 //!
-//! Skipped, with a message, only when the two binaries are not on `PATH`
-//! and `CI` is not `true` (`.ci/run` installs them). The campaign runs
+//! Beside the campaign: Litestream killed alone (`replication/alone.rs`),
+//! a Litestream walguard did not start (`replication/outside.rs`), an SFTP
+//! replica on an `sshd` the test starts (`replication/sftp.rs`), and
+//! `walguard run --config config/replicate.yaml` stopped by SIGTERM
+//! (`replication/run_sigterm.rs`).
+//!
+//! Skipped, with a message, only when the binaries are not on `PATH`
+//! and `CI` is not `true` (`.ci/run` installs them, and Debian's
+//! `openssh-server` for the SFTP tests). The campaign runs
 //! [`DEFAULT_TRIALS`] trials; `WALGUARD_MACHINE_LOSS_TRIALS=200 cargo test
 //! -p walguard-actors --test replication -- machine_loss --nocapture` runs
 //! the on-demand campaign and prints its figures.
