@@ -379,6 +379,11 @@ struct Running {
     ls_pid: Option<u32>,
     owner: Option<String>,
     wal: Option<u64>,
+    /// When the child last printed, and the longest it was quiet since
+    /// [`Running::reset_quiet`] (it prints every 20 ms from the system
+    /// arbiter: a long silence is that arbiter blocked).
+    last_line: Instant,
+    max_quiet: Duration,
 }
 
 impl Running {
@@ -402,7 +407,14 @@ impl Running {
             ls_pid: None,
             owner: None,
             wal: None,
+            last_line: Instant::now(),
+            max_quiet: Duration::ZERO,
         }
+    }
+
+    fn reset_quiet(&mut self) {
+        self.max_quiet = Duration::ZERO;
+        self.last_line = Instant::now();
     }
 
     fn last_acked(&self) -> u64 {
@@ -437,6 +449,8 @@ impl Running {
                 self.ls_pid
             );
             if let Ok(line) = self.rx.recv_timeout(Duration::from_millis(100)) {
+                self.max_quiet = self.max_quiet.max(self.last_line.elapsed());
+                self.last_line = Instant::now();
                 self.handle(&line);
             }
         }

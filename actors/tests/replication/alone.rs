@@ -4,8 +4,10 @@
 //! Failure modelled: a **crash of Litestream** (OOM kill, a bug), then
 //! later a **machine loss**. The outage is held open for a known time by
 //! a gate: `replication.litestream_binary` is a wrapper script that runs
-//! the real `litestream` unless a gate file exists, so walguard's restarts
-//! fail (and back off) while the test keeps the gate.
+//! the real `litestream` unless a gate file exists; while it does, a
+//! start hangs for `HANG` without opening its socket, then fails, so
+//! walguard's restarts fail (and back off) while the test keeps the gate,
+//! and a restart that waited for the socket would block the actor system.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -24,8 +26,19 @@ const SIZE_THRESHOLD_FRAMES: u64 = 64;
 /// frames) and the watch's sampling.
 const WAL_SLACK_FRAMES: u64 = 64;
 
-/// How long the test keeps Litestream down.
-const OUTAGE: Duration = Duration::from_millis(2500);
+/// How long the test keeps the gate up: past the first restart (1 s
+/// after the kill), which hangs for `HANG_S` and fails; the next one, 2 s
+/// later, finds the gate gone.
+const OUTAGE: Duration = Duration::from_millis(3500);
+
+/// How long a start hangs (no control socket) while the gate is up.
+const HANG_S: u32 = 2;
+
+/// The longest the child may go without printing while its Litestream
+/// restarts: it prints every 20 ms from the system arbiter, where the
+/// replication actor runs, so a restart that blocked the arbiter until
+/// the socket opened (or `HANG_S` passed) would show here.
+const MAX_QUIET: Duration = Duration::from_millis(1000);
 
 /// `replication.max_lag` here: above the lag of normal running (about one
 /// `SYNC_PERIOD` plus a sync), well under the outage.
@@ -37,7 +50,7 @@ fn wrapper(dir: &Path, gate: &Path) -> std::path::PathBuf {
     std::fs::write(
         &path,
         format!(
-            "#!/bin/sh\nif [ \"$1\" = replicate ] && [ -e '{}' ]; then echo 'kept down by the test' >&2; exit 1; fi\nexec litestream \"$@\"\n",
+            "#!/bin/sh\nif [ \"$1\" = replicate ] && [ -e '{}' ]; then sleep {HANG_S}; echo 'kept down by the test' >&2; exit 1; fi\nexec litestream \"$@\"\n",
             gate.display()
         ),
     )
@@ -92,6 +105,7 @@ fn litestream_killed_alone_walguard_serves_bounds_the_wal_and_replication_resume
     std::fs::write(&gate, "").unwrap();
     sigkill(first);
     let killed = Instant::now();
+    run.reset_quiet();
     let acked_at_kill = run.last_acked();
     run.until(
         Duration::from_secs(5),
@@ -128,6 +142,11 @@ fn litestream_killed_alone_walguard_serves_bounds_the_wal_and_replication_resume
             && r.owner.as_deref() == Some("litestream")
             && r.replicated > acked_at_return
     });
+    assert!(
+        run.max_quiet < MAX_QUIET,
+        "the child went quiet for {:?} while its Litestream restarted: the restart blocked the system arbiter",
+        run.max_quiet
+    );
     let served = acked_at_return - acked_at_kill;
     assert!(
         served as f64 >= RATE_PER_S as f64 * OUTAGE.as_secs_f64() * 0.5,
@@ -184,7 +203,8 @@ fn litestream_killed_alone_walguard_serves_bounds_the_wal_and_replication_resume
     );
     assert!(!text.contains(SECRET), "the log shows the secret");
     eprintln!(
-        "litestream killed alone: {served} writes served during {OUTAGE:?} down, WAL at most {wal_max} frames (bound {wal_bound}); later machine loss lost {lost} writes"
+        "litestream killed alone: {served} writes served during {OUTAGE:?} of gate, the child quiet at most {:?} through the restarts, WAL at most {wal_max} frames (bound {wal_bound}); later machine loss lost {lost} writes",
+        run.max_quiet
     );
 }
 
