@@ -38,7 +38,7 @@ const HANG_S: u32 = 2;
 /// restarts: it prints every 20 ms from the system arbiter, where the
 /// replication actor runs, so a restart that blocked the arbiter until
 /// the socket opened (or `HANG_S` passed) would show here.
-const MAX_QUIET: Duration = Duration::from_millis(1000);
+const MAX_QUIET: Duration = Duration::from_secs(1);
 
 /// `replication.max_lag` here: above the lag of normal running (about one
 /// `SYNC_PERIOD` plus a sync), well under the outage.
