@@ -23,6 +23,11 @@
 //! -p walguard-actors --test replication -- machine_loss --nocapture` runs
 //! the on-demand campaign and prints its figures.
 
+// Replication is Unix-only (Litestream's control socket is a Unix socket;
+// `replication.mode: litestream` is an invalid setting elsewhere), and so
+// are these tests' sockets, permissions and signals.
+#![cfg(unix)]
+
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
