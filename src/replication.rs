@@ -155,6 +155,18 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// The environment variable holding the path of the SSH private key an
+/// `sftp://` replica logs in with. Litestream reads it (walguard's config
+/// names the variable, `${…}`, which Litestream expands), and the key
+/// itself; walguard reads neither. Litestream does not use an SSH agent.
+pub const SFTP_KEY_PATH_ENV: &str = "LITESTREAM_SFTP_KEY_PATH";
+
+/// The environment variable holding the SFTP server's public host key
+/// (`ssh-ed25519 AAAA…`, as in `known_hosts` without the host name),
+/// optional: without it Litestream does not check the host key (and logs
+/// a warning saying so).
+pub const SFTP_HOST_KEY_ENV: &str = "LITESTREAM_SFTP_HOST_KEY";
+
 /// The config walguard writes for the `litestream replicate` it starts
 /// (the shape of Litestream [`LITESTREAM_VERSION`]): the control socket,
 /// one database, one replica. It holds no credential (Litestream reads
@@ -177,6 +189,15 @@ pub fn litestream_config(db: &Path, socket: &Path, settings: &ReplicationSetting
     ];
     if let Some(url) = &settings.url {
         lines.push(format!("      url: {}", yaml_string(url)));
+    }
+    if settings
+        .url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("sftp://"))
+    {
+        // Expanded by Litestream from its environment.
+        lines.push(format!("      key-path: \"${{{SFTP_KEY_PATH_ENV}}}\""));
+        lines.push(format!("      host-key: \"${{{SFTP_HOST_KEY_ENV}}}\""));
     }
     if let Some(endpoint) = &settings.endpoint {
         lines.push(format!("      endpoint: {}", yaml_string(endpoint)));
@@ -244,6 +265,9 @@ pub fn version_supported(text: &str) -> bool {
 #[must_use]
 pub fn blame(error: &str) -> &'static str {
     let e = error.to_ascii_lowercase();
+    if e.contains("host key") {
+        return "the SFTP server's host key in the environment (LITESTREAM_SFTP_HOST_KEY)";
+    }
     if [
         "signaturedoesnotmatch",
         "invalidaccesskeyid",
@@ -252,11 +276,13 @@ pub fn blame(error: &str) -> &'static str {
         "no valid credential",
         "static credentials are empty",
         "unable to authenticate",
+        "cannot read sftp key path",
+        "cannot parse sftp key path",
     ]
     .iter()
     .any(|s| e.contains(s))
     {
-        "the credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+        "the credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; for sftp://, LITESTREAM_SFTP_KEY_PATH)"
     } else if [
         "connection refused",
         "no such host",
@@ -593,6 +619,20 @@ mod tests {
         assert!(text.contains(r#"path: "/tmp/a \"b\".db""#), "{text}");
         assert!(text.contains("sync-interval: 1s"), "{text}");
         assert!(text.contains("force-path-style: true"), "{text}");
+        assert!(!text.contains("key-path"), "{text}");
+        let sftp = ReplicationSettings {
+            url: Some("sftp://me@127.0.0.1:2222/backups/db".to_owned()),
+            ..ReplicationSettings::default()
+        };
+        let text = litestream_config(Path::new("/tmp/a.db"), Path::new("/tmp/s.sock"), &sftp);
+        assert!(
+            text.contains(r#"key-path: "${LITESTREAM_SFTP_KEY_PATH}""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"host-key: "${LITESTREAM_SFTP_HOST_KEY}""#),
+            "{text}"
+        );
     }
 
     #[test]
@@ -608,12 +648,20 @@ mod tests {
     fn errors_are_blamed_on_a_setting() {
         assert_eq!(
             blame("api error SignatureDoesNotMatch: ..."),
-            "the credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+            "the credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; for sftp://, LITESTREAM_SFTP_KEY_PATH)"
         );
         assert_eq!(
             blame("dial tcp 127.0.0.1:1: connect: connection refused"),
             "replication.endpoint"
         );
         assert_eq!(blame("NoSuchBucket"), "replication.url");
+        assert!(
+            blame("ssh: handshake failed: ssh: host key mismatch")
+                .contains("LITESTREAM_SFTP_HOST_KEY")
+        );
+        assert!(
+            blame("ssh: handshake failed: ssh: unable to authenticate, attempted methods [none publickey]")
+                .contains("LITESTREAM_SFTP_KEY_PATH")
+        );
     }
 }

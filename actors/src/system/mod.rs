@@ -462,7 +462,7 @@ impl WalGuard {
             .send(Finish(summary))
             .await
             .map_err(Error::mailbox("MetricsActor"))?;
-        report.replication = replicated;
+        report.replication = replicated.or(report.replication);
         if let Some(arbiter) = self.arbiter {
             arbiter.stop();
         }
