@@ -29,13 +29,51 @@
 //! durable point on Litestream's checkpoints. walguard takes checkpointing
 //! back ([`CheckpointOwner::Walguard`]) while Litestream is down, and for
 //! one checkpoint whenever the WAL passes `replication.wal_cap_frames`.
+//!
+//! Handing checkpoints over hands the policy over too
+//! ([`CheckpointHandover`]): the config walguard writes gives Litestream
+//! walguard's `checkpoint.interval` as its `checkpoint-interval` and
+//! `checkpoint.size_threshold_frames` as its `min-checkpoint-page-count`,
+//! so the exposure to a power loss keeps the bound it has without
+//! Litestream, and the starvation warning (two intervals) stays a true
+//! alarm rather than Litestream's own one-minute rhythm.
 
 use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
-use crate::settings::{LITESTREAM_VERSION, ReplicationSettings, format_duration, invalid};
+use crate::settings::{
+    CheckpointSettings, LITESTREAM_VERSION, ReplicationSettings, format_duration, invalid,
+};
+
+/// The part of walguard's checkpoint policy that Litestream takes over
+/// while it owns checkpointing, as written into its config. `None` leaves
+/// Litestream's own default (1 min and 1000 pages in 0.5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckpointHandover {
+    /// Litestream's `checkpoint-interval`: a PASSIVE checkpoint once the
+    /// database file is older than this and the WAL holds frames.
+    pub interval: Option<Duration>,
+    /// Litestream's `min-checkpoint-page-count`: a PASSIVE checkpoint once
+    /// the WAL holds this many pages (frames).
+    pub size_threshold_frames: Option<u32>,
+}
+
+impl CheckpointHandover {
+    /// walguard's own policy: the interval when the loop is on
+    /// (`checkpoint.enabled`; an opt-out loop hands over no schedule), the
+    /// size threshold when above zero.
+    #[must_use]
+    pub fn from_settings(checkpoint: &CheckpointSettings) -> Self {
+        Self {
+            interval: checkpoint.enabled.then_some(checkpoint.interval),
+            size_threshold_frames: (checkpoint.size_threshold_frames > 0)
+                .then_some(checkpoint.size_threshold_frames),
+        }
+    }
+}
 
 /// Who runs the checkpoints now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -174,9 +212,15 @@ pub const SFTP_HOST_KEY_ENV: &str = "LITESTREAM_SFTP_HOST_KEY";
 ///
 /// `monitor-interval` is 250 ms rather than Litestream's 1 s: measured
 /// here, it keeps the WAL and Litestream's write-lock stalls about four
-/// times smaller under load.
+/// times smaller under load. `handover` becomes `checkpoint-interval` and
+/// `min-checkpoint-page-count` (see [`CheckpointHandover`]).
 #[must_use]
-pub fn litestream_config(db: &Path, socket: &Path, settings: &ReplicationSettings) -> String {
+pub fn litestream_config(
+    db: &Path,
+    socket: &Path,
+    settings: &ReplicationSettings,
+    handover: CheckpointHandover,
+) -> String {
     let mut lines = vec![
         "# Written by walguard; rewritten at every start.".to_owned(),
         "socket:".to_owned(),
@@ -185,8 +229,17 @@ pub fn litestream_config(db: &Path, socket: &Path, settings: &ReplicationSetting
         "dbs:".to_owned(),
         format!("  - path: {}", yaml_string(&db.to_string_lossy())),
         "    monitor-interval: 250ms".to_owned(),
-        "    replica:".to_owned(),
     ];
+    if let Some(interval) = handover.interval {
+        lines.push(format!(
+            "    checkpoint-interval: {}",
+            format_duration(interval)
+        ));
+    }
+    if let Some(frames) = handover.size_threshold_frames {
+        lines.push(format!("    min-checkpoint-page-count: {frames}"));
+    }
+    lines.push("    replica:".to_owned());
     if let Some(url) = &settings.url {
         lines.push(format!("      url: {}", yaml_string(url)));
     }
@@ -604,6 +657,44 @@ mod tests {
         assert!(matches!(t.observe(t0 + s(4)), Some(LagEvent::Ended { .. })));
     }
 
+    /// The policy Litestream takes over is walguard's own: its interval
+    /// (only when the loop is on) and its size threshold (only when set).
+    #[test]
+    fn the_handover_gives_litestream_walguards_checkpoint_policy() {
+        let mut checkpoint = CheckpointSettings {
+            enabled: true,
+            interval: Duration::from_secs(5),
+            size_threshold_frames: 4000,
+            ..CheckpointSettings::default()
+        };
+        let handover = CheckpointHandover::from_settings(&checkpoint);
+        assert_eq!(handover.interval, Some(Duration::from_secs(5)));
+        assert_eq!(handover.size_threshold_frames, Some(4000));
+        let text = litestream_config(
+            Path::new("/tmp/a.db"),
+            Path::new("/tmp/s.sock"),
+            &ReplicationSettings::default(),
+            handover,
+        );
+        assert!(text.contains("\n    checkpoint-interval: 5s\n"), "{text}");
+        assert!(
+            text.contains("\n    min-checkpoint-page-count: 4000\n"),
+            "{text}"
+        );
+        // Still the database's keys, before its replica.
+        assert!(
+            text.find("min-checkpoint-page-count") < text.find("replica:"),
+            "{text}"
+        );
+
+        checkpoint.enabled = false;
+        checkpoint.size_threshold_frames = 0;
+        assert_eq!(
+            CheckpointHandover::from_settings(&checkpoint),
+            CheckpointHandover::default()
+        );
+    }
+
     #[test]
     fn config_quotes_paths_and_holds_no_credential() {
         let settings = ReplicationSettings {
@@ -615,7 +706,9 @@ mod tests {
             Path::new("/tmp/a \"b\".db"),
             Path::new("/tmp/s.sock"),
             &settings,
+            CheckpointHandover::default(),
         );
+        assert!(!text.contains("checkpoint-interval"), "{text}");
         assert!(text.contains(r#"path: "/tmp/a \"b\".db""#), "{text}");
         assert!(text.contains("sync-interval: 1s"), "{text}");
         assert!(text.contains("force-path-style: true"), "{text}");
@@ -624,7 +717,12 @@ mod tests {
             url: Some("sftp://me@127.0.0.1:2222/backups/db".to_owned()),
             ..ReplicationSettings::default()
         };
-        let text = litestream_config(Path::new("/tmp/a.db"), Path::new("/tmp/s.sock"), &sftp);
+        let text = litestream_config(
+            Path::new("/tmp/a.db"),
+            Path::new("/tmp/s.sock"),
+            &sftp,
+            CheckpointHandover::default(),
+        );
         assert!(
             text.contains(r#"key-path: "${LITESTREAM_SFTP_KEY_PATH}""#),
             "{text}"

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use std::io::BufRead as _;
+use walguard::replication::CheckpointHandover;
 use walguard::settings::ReplicationSettings;
 
 use crate::error::ReplicationError;
@@ -68,13 +69,19 @@ impl Files {
         })
     }
 
-    /// Writes the config for `settings`, mode 0600 (it names the replica).
+    /// Writes the config for `settings` and `handover`, mode 0600 (it names
+    /// the replica).
     ///
     /// # Errors
     ///
     /// [`ReplicationError::File`] when it cannot be written.
-    pub fn write_config(&self, settings: &ReplicationSettings) -> Result<(), ReplicationError> {
-        let text = walguard::replication::litestream_config(&self.db, &self.socket, settings);
+    pub fn write_config(
+        &self,
+        settings: &ReplicationSettings,
+        handover: CheckpointHandover,
+    ) -> Result<(), ReplicationError> {
+        let text =
+            walguard::replication::litestream_config(&self.db, &self.socket, settings, handover);
         let err = |source| ReplicationError::File {
             action: "write the litestream config",
             path: self.config.clone(),
@@ -491,7 +498,8 @@ pub fn restore(
         config: walguard::files::sibling(out, "-litestream-restore.yml"),
         ..files.clone()
     };
-    restore_files.write_config(settings)?;
+    // A restore runs no checkpoint: Litestream's defaults will do.
+    restore_files.write_config(settings, CheckpointHandover::default())?;
     let result = run_restore(binary, &restore_files, settings, out, if_replica_exists);
     let _ = std::fs::remove_file(&restore_files.config);
     result

@@ -42,7 +42,9 @@ use actix::{
     ResponseActFuture, WrapFuture,
 };
 use tokio::time::Instant;
-use walguard::replication::{CheckpointOwner, LagEvent, Replicated, ReplicationTracker};
+use walguard::replication::{
+    CheckpointHandover, CheckpointOwner, LagEvent, Replicated, ReplicationTracker,
+};
 use walguard::settings::{AckMode, ReplicationSettings, format_duration};
 
 pub use child::{
@@ -159,7 +161,9 @@ impl ReplicationActor {
     /// checks the binary, refuses a second Litestream, writes the config
     /// (0600) and starts `litestream replicate`, or, with
     /// `replication.socket` set, checks that an external Litestream
-    /// answers there. Then one sync, so a bad URL, credential or endpoint
+    /// answers there. The config hands Litestream walguard's checkpoint
+    /// policy (`handover`; an outside Litestream keeps its own). Then one
+    /// sync, so a bad URL, credential or endpoint
     /// fails here with an error naming it. Blocking; runs inside the actix
     /// `System` (the child's log is read on its runtime).
     ///
@@ -169,6 +173,7 @@ impl ReplicationActor {
     pub fn prepare(
         settings: &ReplicationSettings,
         db: &std::path::Path,
+        handover: CheckpointHandover,
     ) -> Result<Prepared, ReplicationError> {
         let files = Files::for_db(db, settings.socket.as_deref())?;
         files.check_socket_path()?;
@@ -189,7 +194,7 @@ impl ReplicationActor {
             let binary = settings.litestream_binary.clone();
             check_binary(&binary)?;
             files.check_no_other()?;
-            files.write_config(settings)?;
+            files.write_config(settings, handover)?;
             let child = Child::start(&binary, &files, settings)?;
             Process::Managed {
                 binary,

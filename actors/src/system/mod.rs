@@ -143,6 +143,7 @@ impl WalGuardBuilder {
             Some(ReplicationActor::prepare(
                 &settings.replication,
                 &settings.database.path,
+                walguard::replication::CheckpointHandover::from_settings(&settings.checkpoint),
             )?)
         } else {
             None
