@@ -194,9 +194,9 @@ pub fn redact(url: &str) -> String {
 }
 
 /// The environment variable holding the path of the SSH private key an
-/// `sftp://` replica logs in with. Litestream reads it (walguard's config
-/// names the variable, `${…}`, which Litestream expands), and the key
-/// itself; walguard reads neither. Litestream does not use an SSH agent.
+/// `sftp://` replica logs in with. walguard copies the path into the
+/// config it writes (mode 0600); Litestream reads the key, walguard never
+/// does. Litestream does not use an SSH agent.
 pub const SFTP_KEY_PATH_ENV: &str = "LITESTREAM_SFTP_KEY_PATH";
 
 /// The environment variable holding the SFTP server's public host key
@@ -205,10 +205,38 @@ pub const SFTP_KEY_PATH_ENV: &str = "LITESTREAM_SFTP_KEY_PATH";
 /// a warning saying so).
 pub const SFTP_HOST_KEY_ENV: &str = "LITESTREAM_SFTP_HOST_KEY";
 
+/// How Litestream logs in to an `sftp://` replica: the values of
+/// [`SFTP_KEY_PATH_ENV`] and [`SFTP_HOST_KEY_ENV`], copied into the config.
+/// walguard starts Litestream with `-no-expand-env`, so that a `$` in a
+/// path or URL reaches Litestream as written; these two values are
+/// therefore written out rather than left for Litestream to expand.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SftpLogin {
+    /// The private key's path (not the key).
+    pub key_path: Option<std::path::PathBuf>,
+    /// The server's public host key, `ssh-ed25519 AAAA…`.
+    pub host_key: Option<String>,
+}
+
+impl SftpLogin {
+    /// The login named by the process environment (empty values count as
+    /// unset).
+    #[must_use]
+    pub fn from_env() -> Self {
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        Self {
+            key_path: var(SFTP_KEY_PATH_ENV).map(std::path::PathBuf::from),
+            host_key: var(SFTP_HOST_KEY_ENV).map(|v| v.to_string_lossy().into_owned()),
+        }
+    }
+}
+
 /// The config walguard writes for the `litestream replicate` it starts
 /// (the shape of Litestream [`LITESTREAM_VERSION`]): the control socket,
 /// one database, one replica. It holds no credential (Litestream reads
-/// them from the environment); walguard still writes it with mode 0600.
+/// them from the environment; for SFTP the config names the key's path,
+/// from `sftp`); walguard still writes it with mode 0600.
 ///
 /// `monitor-interval` is 250 ms rather than Litestream's 1 s: measured
 /// here, it keeps the WAL and Litestream's write-lock stalls about four
@@ -220,6 +248,7 @@ pub fn litestream_config(
     socket: &Path,
     settings: &ReplicationSettings,
     handover: CheckpointHandover,
+    sftp: &SftpLogin,
 ) -> String {
     let mut lines = vec![
         "# Written by walguard; rewritten at every start.".to_owned(),
@@ -248,9 +277,15 @@ pub fn litestream_config(
         .as_deref()
         .is_some_and(|u| u.starts_with("sftp://"))
     {
-        // Expanded by Litestream from its environment.
-        lines.push(format!("      key-path: \"${{{SFTP_KEY_PATH_ENV}}}\""));
-        lines.push(format!("      host-key: \"${{{SFTP_HOST_KEY_ENV}}}\""));
+        if let Some(key_path) = &sftp.key_path {
+            lines.push(format!(
+                "      key-path: {}",
+                yaml_string(&key_path.to_string_lossy())
+            ));
+        }
+        if let Some(host_key) = &sftp.host_key {
+            lines.push(format!("      host-key: {}", yaml_string(host_key)));
+        }
     }
     if let Some(endpoint) = &settings.endpoint {
         lines.push(format!("      endpoint: {}", yaml_string(endpoint)));
@@ -675,6 +710,7 @@ mod tests {
             Path::new("/tmp/s.sock"),
             &ReplicationSettings::default(),
             handover,
+            &SftpLogin::default(),
         );
         assert!(text.contains("\n    checkpoint-interval: 5s\n"), "{text}");
         assert!(
@@ -707,6 +743,7 @@ mod tests {
             Path::new("/tmp/s.sock"),
             &settings,
             CheckpointHandover::default(),
+            &SftpLogin::default(),
         );
         assert!(!text.contains("checkpoint-interval"), "{text}");
         assert!(text.contains(r#"path: "/tmp/a \"b\".db""#), "{text}");
@@ -717,18 +754,33 @@ mod tests {
             url: Some("sftp://me@127.0.0.1:2222/backups/db".to_owned()),
             ..ReplicationSettings::default()
         };
+        let login = SftpLogin {
+            key_path: Some("/etc/walguard/$key".into()),
+            host_key: Some("ssh-ed25519 AAAAC3Nz".to_owned()),
+        };
+        let text = litestream_config(
+            Path::new("/tmp/$HOME/a.db"),
+            Path::new("/tmp/s.sock"),
+            &sftp,
+            CheckpointHandover::default(),
+            &login,
+        );
+        // Written as given: Litestream runs with -no-expand-env.
+        assert!(text.contains(r#"path: "/tmp/$HOME/a.db""#), "{text}");
+        assert!(text.contains(r#"key-path: "/etc/walguard/$key""#), "{text}");
+        assert!(
+            text.contains(r#"host-key: "ssh-ed25519 AAAAC3Nz""#),
+            "{text}"
+        );
         let text = litestream_config(
             Path::new("/tmp/a.db"),
             Path::new("/tmp/s.sock"),
             &sftp,
             CheckpointHandover::default(),
+            &SftpLogin::default(),
         );
         assert!(
-            text.contains(r#"key-path: "${LITESTREAM_SFTP_KEY_PATH}""#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"host-key: "${LITESTREAM_SFTP_HOST_KEY}""#),
+            !text.contains("key-path") && !text.contains("host-key"),
             "{text}"
         );
     }

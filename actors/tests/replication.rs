@@ -531,11 +531,12 @@ impl OutsideLitestream {
                 socket,
                 &settings,
                 walguard::replication::CheckpointHandover::default(),
+                &walguard::replication::SftpLogin::default(),
             ),
         )
         .unwrap();
         let child = Command::new("litestream")
-            .args(["replicate", "-config"])
+            .args(["replicate", "-no-expand-env", "-config"])
             .arg(&config)
             .env("AWS_ACCESS_KEY_ID", KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET)
@@ -878,6 +879,35 @@ fn litestream_checkpoints_on_walguards_interval() {
          should have left the exposure past two intervals: {max_age} ms, {lines:?}"
     );
     println!("exposure at most {handed_age} ms handed over, {max_age} ms not handed over");
+}
+
+/// Bug kind: Litestream expands `$NAME` across its whole config, so a
+/// database under a directory with a `$` in its name was replicated from
+/// (or restored to) another path. walguard now starts it with
+/// `-no-expand-env` and writes every value out. Checked by hand: without
+/// the flag this test fails at the start (Litestream finds no database at
+/// the expanded path).
+#[test]
+fn a_database_path_with_a_dollar_replicates_and_restores_as_written() {
+    if !tools() {
+        return;
+    }
+    let s3 = S3::start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("state $HOME ${USER}");
+    std::fs::create_dir(&dir).unwrap();
+    let db = dir.join("engine$1.db");
+    let config = config(work.path(), &db, &s3.endpoint(), "dollar", "local");
+    let lines = run_child(&config, "clean", SECRET, None);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "report writes 500 replicated 500"),
+        "{lines:?}"
+    );
+    let out = dir.join("restored$HOME.db");
+    restore(&config, &out);
+    assert_eq!(survivors(&out), (1..=500).collect::<Vec<_>>());
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use std::io::BufRead as _;
-use walguard::replication::CheckpointHandover;
+use walguard::replication::{CheckpointHandover, SftpLogin};
 use walguard::settings::ReplicationSettings;
 
 use crate::error::ReplicationError;
@@ -80,8 +80,13 @@ impl Files {
         settings: &ReplicationSettings,
         handover: CheckpointHandover,
     ) -> Result<(), ReplicationError> {
-        let text =
-            walguard::replication::litestream_config(&self.db, &self.socket, settings, handover);
+        let text = walguard::replication::litestream_config(
+            &self.db,
+            &self.socket,
+            settings,
+            handover,
+            &SftpLogin::from_env(),
+        );
         let err = |source| ReplicationError::File {
             action: "write the litestream config",
             path: self.config.clone(),
@@ -294,6 +299,9 @@ impl Child {
             .arg("replicate")
             .arg("-config")
             .arg(&files.config)
+            // The config is walguard's own, written out in full: a `$` in a
+            // path or URL must reach Litestream as written.
+            .arg("-no-expand-env")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -533,6 +541,7 @@ fn run_restore(
         .arg("restore")
         .arg("-config")
         .arg(&files.config)
+        .arg("-no-expand-env")
         .arg("-o")
         .arg(out);
     if if_replica_exists {
