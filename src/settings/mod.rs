@@ -103,6 +103,11 @@ pub const DEFAULT_MAILBOX_CAPACITY_MESSAGES: usize = 1024;
 /// auto-checkpoint threshold.
 pub const DEFAULT_SIZE_THRESHOLD_FRAMES: u32 = 1000;
 
+/// Default place of the size-triggered checkpoint's copy
+/// (`checkpoint.size_checkpoint`): two phases, so the writer's stall is
+/// the copy of what was committed while phase 1 ran, not the whole WAL.
+pub const DEFAULT_SIZE_CHECKPOINT: crate::SizeCheckpoint = crate::SizeCheckpoint::TwoPhase;
+
 /// Default period of the replication sync (`replication.sync_period`): 1 s,
 /// Litestream's own default sync interval.
 pub const DEFAULT_SYNC_PERIOD: Duration = Duration::from_secs(1);
@@ -166,6 +171,13 @@ pub struct CheckpointSettings {
     /// zero, so no checkpoint runs unmeasured inside a COMMIT. `0` leaves
     /// size-triggered checkpoints to SQLite (`database.wal_autocheckpoint`).
     pub size_threshold_frames: u32,
+    /// Where that checkpoint copies: `two_phase` (default
+    /// [`DEFAULT_SIZE_CHECKPOINT`]: a second connection copies while the
+    /// writer keeps committing, then the writer copies only the rest) or
+    /// `on_writer` (the writer copies everything; for a VFS of your own
+    /// that cannot take a second connection, or to compare). See
+    /// [`SizeCheckpoint`](crate::SizeCheckpoint).
+    pub size_checkpoint: crate::SizeCheckpoint,
 }
 
 /// Checkpoint statistics.
@@ -223,6 +235,7 @@ impl Default for CheckpointSettings {
             interval: DEFAULT_CHECKPOINT_INTERVAL,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             size_threshold_frames: DEFAULT_SIZE_THRESHOLD_FRAMES,
+            size_checkpoint: DEFAULT_SIZE_CHECKPOINT,
         }
     }
 }

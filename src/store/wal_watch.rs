@@ -28,8 +28,10 @@ use crate::error::{Error, Result};
 use super::Store;
 use super::backfill::{Backfill, BackfillTarget};
 
-/// Where the size-triggered checkpoint copies the WAL back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Where the size-triggered checkpoint copies the WAL back (setting
+/// `checkpoint.size_checkpoint`: `on_writer` or `two_phase`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum SizeCheckpoint {
     /// One PASSIVE on the writer, between two groups: every write waits
@@ -48,6 +50,7 @@ pub enum SizeCheckpoint {
     /// the WAL bound (the WAL then grows under a writer that never pauses).
     #[cfg(feature = "testing")]
     #[doc(hidden)]
+    #[serde(skip)]
     BackfillOnly,
 }
 

@@ -363,12 +363,16 @@ async fn the_wal_stays_bounded_by_frames_under_sustained_writes() {
             "group commit {group_commit}: -wal file {on_disk} bytes"
         );
 
-        // Every size checkpoint reached MetricsActor.
+        // Every size checkpoint reached MetricsActor: by default
+        // (`two_phase`) as two checkpoints, phase 1 (reason backfill) and
+        // phase 2 (reason size), phase 1's report inside phase 2's.
         let report = guard.report().await.unwrap();
-        assert_eq!(report.counts.total, wal.size_checkpoints, "{report:?}");
+        assert_eq!(report.counts.total, 2 * wal.size_checkpoints, "{report:?}");
         let last = report.last_checkpoint.unwrap();
         assert_eq!(last.reason(), CheckpointReason::Size);
         assert_eq!(last.mode(), CheckpointMode::Passive);
+        let phase1 = last.backfill().expect("two phases");
+        assert_eq!(phase1.reason(), CheckpointReason::Backfill);
         let report = guard.shutdown().await.unwrap();
         // CREATE TABLE and the PRAGMA closure count too.
         assert_eq!(report.db.writes_acknowledged, writes as u64 + 2);
