@@ -77,10 +77,15 @@
 //! without the reopen, and none with it, a reader left open included;
 //! `docs/reliability.md` has the figures.
 //!
-//! Checkpoints always run on the single write connection, between
-//! transactions: inside a transaction SQLite answers `SQLITE_LOCKED`, and a
-//! second connection checkpointing against a busy writer never lets the WAL
-//! reset.
+//! Checkpoints run on the single write connection, between transactions
+//! (inside a transaction SQLite answers `SQLITE_LOCKED`), with one
+//! exception: phase 1 of the two-phase size checkpoint
+//! ([`SizeCheckpoint::TwoPhase`](crate::SizeCheckpoint::TwoPhase)) runs on a
+//! second connection while the writer commits. A second connection alone
+//! never lets the WAL reset against a writer that never pauses, so phase 2
+//! always finishes on the writer, and only phase 2 moves the durable
+//! point. Phase 1's connection is closed before the writer learns its
+//! result, so the reopen above still finds no other connection of ours.
 
 use std::fmt;
 use std::str::FromStr;

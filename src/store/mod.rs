@@ -35,6 +35,7 @@ mod wal_watch;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::Value;
 use rusqlite::{Connection, TransactionBehavior, params_from_iter};
 
@@ -82,8 +83,8 @@ use wal_watch::WalWatch;
 /// ```
 #[derive(Debug)]
 pub struct Store {
-    /// Phase 1 of a two-phase size checkpoint in flight. First field: a
-    /// store dropped without closing joins it before `conn` closes.
+    /// Phase 1 of a two-phase size checkpoint in flight (joined before
+    /// `conn` closes: [`Store::close`] and `Drop`).
     backfill: Option<Backfill>,
     conn: Connection,
     settings: DatabaseSettings,
@@ -535,14 +536,47 @@ impl Store {
     pub fn close(mut self) -> std::result::Result<(), (Self, Error)> {
         // Phase 1 goes first: the last connection's close checkpoints and
         // deletes the WAL, and must be the writer's.
+        self.before_close();
+        let path = self.settings.path.clone();
+        let stand_in = match reopen::refusing_connection() {
+            Ok(conn) => conn,
+            Err(source) => return Err((self, Error::Close { path, source })),
+        };
+        let conn = std::mem::replace(&mut self.conn, stand_in);
+        match conn.close() {
+            Ok(()) => Ok(()),
+            Err((conn, source)) => {
+                self.conn = conn;
+                Err((self, Error::Close { path, source }))
+            }
+        }
+    }
+
+    /// What must happen before the writer's connection closes, by `close`
+    /// or by a drop: a phase 1 in flight is stopped and joined (its
+    /// connection closes first), and while a reopen after an I/O error is
+    /// pending (phase 1's included) the close must not checkpoint from the
+    /// stale WAL index (see "Failed fsync" in the
+    /// [checkpoint policy](crate::checkpoint)): the WAL stays, and the next
+    /// open rebuilds the index from it.
+    fn before_close(&mut self) {
         if let Some((report, _)) = self.join_backfill(true) {
             report.log();
         }
-        let path = self.settings.path.clone();
-        self.conn.close().map_err(|(conn, source)| {
-            // Everything but the connection is still in `self`.
-            (Self { conn, ..self }, Error::Close { path, source })
-        })
+        if self.reopen_pending
+            && let Err(e) = self
+                .conn
+                .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        {
+            tracing::error!(target: "walguard::db", error = %e, "cannot turn off the close-time checkpoint while the wal index is stale");
+        }
+    }
+}
+
+impl Drop for Store {
+    /// A store dropped without [`Store::close`] closes in the same order.
+    fn drop(&mut self) {
+        self.before_close();
     }
 }
 

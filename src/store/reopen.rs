@@ -100,7 +100,7 @@ impl Store {
 /// The stand-in connection while a reopen is pending: an in-memory database
 /// whose authorizer refuses every statement (`SQLITE_AUTH`), so nothing is
 /// ever read from or written to the wrong place.
-fn refusing_connection() -> rusqlite::Result<Connection> {
+pub(super) fn refusing_connection() -> rusqlite::Result<Connection> {
     let mut conn = Connection::open_in_memory()?;
     conn.authorizer(Some(|_: rusqlite::hooks::AuthContext<'_>| {
         rusqlite::hooks::Authorization::Deny

@@ -356,7 +356,10 @@ async fn the_wal_stays_bounded_by_frames_under_sustained_writes() {
             wal.peak
         );
         assert!(wal.peak >= threshold, "the threshold was reached: {wal:?}");
-        assert!(wal.size_checkpoints >= 2, "group commit {group_commit}: {wal:?}");
+        assert!(
+            wal.size_checkpoints >= 2,
+            "group commit {group_commit}: {wal:?}"
+        );
         let on_disk = std::fs::metadata(wal_path(&dir.path().join("state.db")))
             .unwrap()
             .len();
