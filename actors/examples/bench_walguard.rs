@@ -42,7 +42,9 @@
 //!   it for `--seconds` each, with the size-triggered checkpoints running;
 //!   latency from each write's due time to its reply, percentiles by
 //!   `hdrhistogram` (`walguard_actors::bench::run_open_loop`). `--runs`
-//!   rounds of the three levels, one JSON line per run;
+//!   rounds of the three levels, each round once with
+//!   `checkpoint.size_checkpoint: on_writer` and once with `two_phase`
+//!   (taking turns), one JSON line per run;
 //! - `mailbox-floor`: the hand-off alone, no SQLite: `--writes` echo
 //!   messages at 1 and 256 in flight through an actix actor on its own
 //!   arbiter (what `DbActor` pays per write), against a thread draining a
@@ -59,7 +61,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::params;
 use walguard::settings::Synchronous;
-use walguard::{Settings, Statement, Store};
+use walguard::{Settings, SizeCheckpoint, Statement, Store};
 use walguard_actors::WalGuard;
 use walguard_actors::bench::{
     self, IN_FLIGHT_LEVELS, INSERT_SQL, Measured, PAYLOAD as BLOB, Progress, Until, Workload,
@@ -464,12 +466,27 @@ async fn wal_peak(args: &Args) -> Result<(), BoxError> {
 
 /// The open loop at 25, 50 and 75 % of the capacity a closed loop at 256
 /// in flight measured just before, `--runs` rounds; one JSON line per run.
+/// The size checkpoints the open loop compares (before and after issue 12
+/// item 3).
+const SIZE_CHECKPOINTS: [SizeCheckpoint; 2] = [SizeCheckpoint::OnWriter, SizeCheckpoint::TwoPhase];
+
+fn size_checkpoint_name(mode: SizeCheckpoint) -> &'static str {
+    match mode {
+        SizeCheckpoint::OnWriter => "on_writer",
+        _ => "two_phase",
+    }
+}
+
 async fn open_loop(args: &Args) -> Result<(), BoxError> {
     use walguard_actors::bench::{OpenLoop, run_open_loop};
     const LEVELS_PERCENT: [u32; 3] = [25, 50, 75];
     let seconds = Duration::from_secs(args.seconds);
     for &sync in &args.synchronous {
-        for round in 1..=args.runs {
+        // Before and after the two-phase size checkpoint, taking turns
+        // round by round, so that load drift hits both alike.
+        for (round, mode) in (1..=args.runs)
+            .flat_map(|round| SIZE_CHECKPOINTS.iter().map(move |&mode| (round, mode)))
+        {
             let setup = Setup {
                 sync,
                 group_commit: true,
@@ -487,7 +504,8 @@ async fn open_loop(args: &Args) -> Result<(), BoxError> {
             for percent in LEVELS_PERCENT {
                 let rate = capacity * f64::from(percent) / 100.0;
                 let dir = temp_dir()?;
-                let settings = settings_for(&dir.path().join(DB_FILE), &setup);
+                let mut settings = settings_for(&dir.path().join(DB_FILE), &setup);
+                settings.checkpoint.size_checkpoint = mode;
                 let run = run_open_loop(
                     settings,
                     &OpenLoop::new(rate, seconds),
@@ -498,13 +516,15 @@ async fn open_loop(args: &Args) -> Result<(), BoxError> {
                 let window = run.checkpoints.window;
                 println!(
                     "{{\"measure\":\"open-loop\",\"system\":\"walguard-group-commit\",\
-                     \"synchronous\":\"{}\",\"round\":{round},\"capacity\":{capacity:.0},\
+                     \"synchronous\":\"{}\",\"size_checkpoint\":\"{}\",\"round\":{round},\
+                     \"capacity\":{capacity:.0},\
                      \"percent\":{percent},\"rate\":{rate:.0},\"writes\":{},\"p50_us\":{:.1},\
                      \"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\
                      \"send_lag_max_us\":{:.1},\"checkpoints\":{},\
                      \"checkpoint_p50_ms\":{:.3},\"checkpoint_max_ms\":{:.3},\
                      \"wal_peak_frames\":{}}}",
                     sync_name(sync),
+                    size_checkpoint_name(mode),
                     run.writes,
                     run.quantile_us(0.50),
                     run.quantile_us(0.99),

@@ -351,7 +351,13 @@ impl DbActor {
         // handle follows it.
         self.state
             .set_interrupt(self.store.as_ref().map(Store::interrupt_handle));
+        // Each phase of a two-phase size checkpoint is one checkpoint,
+        // measured and reported: phase 1 first, so the last one a listener
+        // notes is the one that decided durability.
         for to in &self.reports {
+            if let Some(phase1) = report.backfill() {
+                to.do_send(CheckpointDone(phase1.clone()));
+            }
             to.do_send(CheckpointDone(report.clone()));
         }
     }
@@ -462,6 +468,18 @@ impl Actor for DbActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox_capacity);
+        // Phase 2 of a two-phase size checkpoint runs as soon as phase 1
+        // returned, even if no write comes: phase 1's thread wakes the
+        // writer. A weak address, so the store does not keep its own actor
+        // alive.
+        if let Some(store) = self.store.as_mut() {
+            let me = ctx.address().downgrade();
+            store.set_backfill_waker(move || {
+                if let Some(me) = me.upgrade() {
+                    me.do_send(BackfillReturned);
+                }
+            });
+        }
         self.state
             .set_interrupt(self.store.as_ref().map(Store::interrupt_handle));
     }
@@ -471,6 +489,26 @@ impl Actor for DbActor {
         // address dropped) are committed and answered, not dropped.
         let _ = self.guarded(|act| {
             act.flush();
+            Ok(())
+        });
+    }
+}
+
+/// Sent by phase 1 of a two-phase size checkpoint, from its own thread,
+/// once it returned: the writer then runs phase 2 between two groups
+/// ([`Store::checkpoint_if_due`]). Private, like [`Flush`].
+struct BackfillReturned;
+
+impl Message for BackfillReturned {
+    type Result = ();
+}
+
+impl Handler<BackfillReturned> for DbActor {
+    type Result = ();
+
+    fn handle(&mut self, _: BackfillReturned, _: &mut Self::Context) {
+        let _ = self.guarded(|act| {
+            act.after_write();
             Ok(())
         });
     }

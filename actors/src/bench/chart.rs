@@ -36,6 +36,7 @@ fn reason_colour(reason: &str) -> RGBColor {
     match reason {
         "interval" => RGBColor(44, 160, 44),
         "size" => RGBColor(148, 103, 189),
+        "backfill" => RGBColor(255, 127, 14),
         "shutdown" => RGBColor(0, 0, 0),
         _ => RGBColor(140, 86, 75),
     }

@@ -127,6 +127,7 @@ impl WalGuardBuilder {
         // Every size-triggered checkpoint runs in DbActor and is reported,
         // none silently inside a COMMIT (0 leaves them to SQLite).
         store.set_size_threshold(settings.checkpoint.size_threshold_frames)?;
+        store.set_size_checkpoint(settings.checkpoint.size_checkpoint);
 
         let metrics = MetricsActor::new(settings.metrics.window).start();
         let reports = metrics.clone().recipient();
