@@ -459,6 +459,36 @@ pub fn wal_file(db: &Path) -> PathBuf {
     walguard::files::wal_path(db)
 }
 
+impl BenchError {
+    /// The `map_err` for a step of the subsystem that failed on the
+    /// benchmark database at `path`; `what` names the step.
+    pub(crate) fn actors(path: &Path, what: &'static str) -> impl FnOnce(crate::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::Actors {
+            what,
+            path,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Starts the subsystem on `settings` and creates the benchmark's table:
+/// how every measured run begins.
+///
+/// # Errors
+///
+/// [`BenchError::Actors`] naming the step that failed.
+pub(crate) async fn start_with_table(settings: Settings) -> Result<WalGuard, BenchError> {
+    let path = settings.database.path.clone();
+    let guard = WalGuard::start(settings).map_err(BenchError::actors(&path, "start the system"))?;
+    guard
+        .db()
+        .execute(CREATE_TABLE_SQL)
+        .await
+        .map_err(BenchError::actors(&path, "create the table"))?;
+    Ok(guard)
+}
+
 /// Runs the workload once on `settings.database.path`, which should not
 /// exist yet (the table is created): starts [`WalGuard`] with `settings`
 /// (its checkpoint loop runs when `checkpoint.enabled` is set), runs the
@@ -481,20 +511,8 @@ pub async fn run_once(
     progress: &Progress,
 ) -> Result<Measured, BenchError> {
     let path = settings.database.path.clone();
-    let actors = |what| {
-        let path = path.clone();
-        move |source| BenchError::Actors {
-            what,
-            path,
-            source: Box::new(source),
-        }
-    };
-    let guard = WalGuard::start(settings).map_err(actors("start the system"))?;
-    guard
-        .db()
-        .execute(CREATE_TABLE_SQL)
-        .await
-        .map_err(actors("create the table"))?;
+    let actors = |what| BenchError::actors(&path, what);
+    let guard = start_with_table(settings).await?;
     let cpu_before = cpu_time();
     let (started, elapsed, recorder) =
         closed_loop(guard.db(), workload, progress)

@@ -28,10 +28,9 @@ use hdrhistogram::Histogram as Hdr;
 use walguard::{Settings, Statement};
 
 use super::{
-    BenchError, CREATE_TABLE_SQL, INSERT_SQL, PAYLOAD, Progress, Timeline, cpu_time, wal_file,
+    BenchError, INSERT_SQL, PAYLOAD, Progress, Timeline, cpu_time, start_with_table, wal_file,
 };
 use crate::messages::{Execute, GetWriterStats};
-use crate::system::WalGuard;
 
 /// The generator sends the writes due within this much of now at once, and
 /// sleeps otherwise: about the timer slack of `std::thread::sleep`.
@@ -225,19 +224,9 @@ pub async fn run_open_loop(
     progress: &Progress,
 ) -> Result<OpenMeasured, BenchError> {
     let path = settings.database.path.clone();
-    let actors = |what| {
-        let path = path.clone();
-        move |source| BenchError::Actors {
-            what,
-            path,
-            source: Box::new(source),
-        }
-    };
-    let guard = WalGuard::start(settings).map_err(actors("start the system"))?;
+    let actors = |what| BenchError::actors(&path, what);
+    let guard = start_with_table(settings).await?;
     let db = guard.db().clone();
-    db.execute(CREATE_TABLE_SQL)
-        .await
-        .map_err(actors("create the table"))?;
     progress.reset();
 
     let total = (open.rate * open.duration.as_secs_f64()).ceil() as u64;
