@@ -92,11 +92,7 @@ impl S3 {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("bucket")).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new("rclone")
             .args(["serve", "s3"])
             .arg(dir.path())
@@ -106,14 +102,7 @@ impl S3 {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "rclone did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(port, "rclone");
         Self {
             child,
             port,
@@ -130,6 +119,27 @@ impl Drop for S3 {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A port on 127.0.0.1 that nothing listens on (now).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until a server the test started listens on `port` (10 s at most).
+fn wait_listening(port: u16, server: &str) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{server} did not listen on 127.0.0.1:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -921,11 +931,7 @@ fn bad_input_names_the_setting_and_loses_no_local_write() {
     three_rows(&db);
     let good = config(work.path(), &db, &s3.endpoint(), "bad", "local");
     let text = std::fs::read_to_string(&good).unwrap();
-    let dead_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead_port = free_port();
     let too_old = work.path().join("litestream-0.3");
     std::fs::write(&too_old, "#!/bin/sh\necho v0.3.13\n").unwrap();
     {

@@ -4,10 +4,8 @@
 //! `LITESTREAM_SFTP_KEY_PATH` and checks the host key given in
 //! `LITESTREAM_SFTP_HOST_KEY`.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use super::{SECRET, child_with, survivors, three_rows};
 
@@ -65,11 +63,7 @@ impl Sshd {
         let authorized = dir.join("authorized_keys");
         std::fs::copy(client_key.with_extension("pub"), &authorized).unwrap();
         std::fs::set_permissions(&authorized, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let config = dir.join("sshd_config");
         std::fs::write(
             &config,
@@ -96,14 +90,7 @@ impl Sshd {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "sshd did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::wait_listening(port, "sshd");
         let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
             .unwrap()
             .trim()
