@@ -75,7 +75,7 @@ impl Tools {
         let busybox = found("busybox");
         // The initramfs has no libc: the busybox must be static.
         let bytes = std::fs::read(&busybox).map_err(|e| format!("{}: {e}", busybox.display()))?;
-        if bytes.windows(8).any(|w| w == b"ld-linux") {
+        if has_interpreter(&bytes) {
             return Err(format!(
                 "{} is linked dynamically: install busybox-static (scripts/kernel-lab/install.sh)",
                 busybox.display()
@@ -104,6 +104,29 @@ impl Tools {
             })
             .unwrap_or_else(|e| format!("unknown ({e})"))
     }
+}
+
+/// Whether the 64-bit ELF file `elf` names a program interpreter
+/// (`PT_INTERP`): a dynamically linked program. Not an ELF: `true`.
+fn has_interpreter(elf: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let u16_at = |at: usize| elf.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |at: usize| {
+        elf.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let u64_at = |at: usize| {
+        elf.get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    if !elf.starts_with(b"\x7fELF") {
+        return true;
+    }
+    let (Some(phoff), Some(size), Some(count)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        return true;
+    };
+    (0..usize::from(count)).any(|i| u32_at(phoff as usize + i * usize::from(size)) == Some(PT_INTERP))
 }
 
 /// Runs `cmd`; its stderr in the error.

@@ -58,7 +58,9 @@ impl std::fmt::Display for Line {
 impl Line {
     /// The protocol line in `raw` (a line of the serial console), if any.
     pub(crate) fn parse(raw: &str) -> Option<Self> {
-        let rest = raw.trim().strip_prefix(PREFIX)?.trim();
+        // libtest may have begun the line ("test guest_writer ... ").
+        let at = raw.find(PREFIX)?;
+        let rest = raw[at + PREFIX.len()..].trim();
         let (word, arg) = rest.split_once(' ').unwrap_or((rest, ""));
         let number = |s: &str| s.trim().parse::<u64>().ok();
         Some(match word {
@@ -151,5 +153,9 @@ mod tests {
         }
         assert_eq!(Line::parse("[    3.38] reboot: Power down"), None);
         assert_eq!(Line::parse(&format!("{PREFIX} ack 3")), None);
+        assert_eq!(
+            Line::parse(&format!("test guest_writer ... {}", Line::Ready)),
+            Some(Line::Ready)
+        );
     }
 }

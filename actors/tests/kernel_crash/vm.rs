@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 use crate::host::Tools;
 use crate::protocol::{Line, Transcript};
 
+/// Set to echo every console line on stderr.
+const ECHO_ENV: &str = "WALGUARD_KERNEL_LAB_ECHO";
+
 /// Guest memory: 512 MiB.
 const MEMORY_MIB: u32 = 512;
 
@@ -108,9 +111,13 @@ fn spawn(boot: &Boot<'_>, data_disk: Option<&Path>, env: &str) -> Result<Qemu, S
 fn console(qemu: &mut Qemu) -> Result<(mpsc::Receiver<String>, std::thread::JoinHandle<()>), String> {
     let stdout = qemu.0.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = mpsc::channel();
+    let echo = std::env::var_os(ECHO_ENV).is_some();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).split(b'\n') {
             let Ok(line) = line else { break };
+            if echo {
+                eprintln!("console: {}", String::from_utf8_lossy(&line).trim_end());
+            }
             if tx.send(String::from_utf8_lossy(&line).into_owned()).is_err() {
                 break;
             }
@@ -195,7 +202,11 @@ pub(crate) fn run_and_kill(
     let mut deadline = start + plan.ready_timeout;
     let mut exited = false;
     loop {
+        // A console that never pauses must not hold the kill back.
         let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
         match rx.recv_timeout(left) {
             Ok(line) => {
                 take(line, &mut transcript);
