@@ -207,5 +207,9 @@ fn guest_writer() {
         Ok("full") => Synchronous::Full,
         _ => Synchronous::Normal,
     };
-    guest::main(std::path::Path::new(images::GUEST_DATA_DIR), seed, synchronous);
+    guest::main(
+        std::path::Path::new(images::GUEST_DATA_DIR),
+        seed,
+        synchronous,
+    );
 }

@@ -223,23 +223,20 @@ impl Summary {
         self.journal_replays += u64::from(it.fsck == Fsck::Fixed);
         self.boot_total += it.killed.boot;
         let survived = it.verdict.survived;
-        match it.synchronous {
-            Synchronous::Full => {
-                self.full += 1;
-                self.full_kept_all += u64::from(survived >= t.max_acked);
-            }
-            _ => {
-                self.normal += 1;
-                if it.verdict.violation.is_none() {
-                    if survived < t.max_acked {
-                        self.normal_lost_runs += 1;
-                        self.normal_lost_rows += t.max_acked - survived;
-                    }
-                    if survived == t.durable {
-                        self.normal_at_durable += 1;
-                    } else if survived > t.durable {
-                        self.normal_past_durable += 1;
-                    }
+        if it.synchronous == Synchronous::Full {
+            self.full += 1;
+            self.full_kept_all += u64::from(survived >= t.max_acked);
+        } else {
+            self.normal += 1;
+            if it.verdict.violation.is_none() {
+                if survived < t.max_acked {
+                    self.normal_lost_runs += 1;
+                    self.normal_lost_rows += t.max_acked - survived;
+                }
+                if survived == t.durable {
+                    self.normal_at_durable += 1;
+                } else if survived > t.durable {
+                    self.normal_past_durable += 1;
                 }
             }
         }
@@ -274,7 +271,10 @@ impl Summary {
             "guest kernel",
             format!("{} (`{}`)", self.kernel_release, self.kernel_package),
         );
-        row("QEMU, accelerator", format!("{}, {}", self.qemu_version, self.accel));
+        row(
+            "QEMU, accelerator",
+            format!("{}, {}", self.qemu_version, self.accel),
+        );
         row(
             "wall time",
             format!(
@@ -286,18 +286,33 @@ impl Summary {
         );
         row(
             "rows acknowledged; \"durable through\" moves; clean shutdowns",
-            format!("{}; {}; {}", self.acked_rows, self.durable_moves, self.shutdowns),
+            format!(
+                "{}; {}; {}",
+                self.acked_rows, self.durable_moves, self.shutdowns
+            ),
         );
-        row("kills during a clean shutdown", self.killed_in_shutdown.to_string());
-        row("ext4 journal replays by `e2fsck -fy`", self.journal_replays.to_string());
+        row(
+            "kills during a clean shutdown",
+            self.killed_in_shutdown.to_string(),
+        );
+        row(
+            "ext4 journal replays by `e2fsck -fy`",
+            self.journal_replays.to_string(),
+        );
         row(
             "acknowledged writes lost at or before the durable point (`normal`), or at all (`full`)",
             format!("**{}**", self.lost_before_durable),
         );
-        row("corruptions (integrity, gaps, damaged rows, cut transactions)", format!("**{}**", self.corruptions));
+        row(
+            "corruptions (integrity, gaps, damaged rows, cut transactions)",
+            format!("**{}**", self.corruptions),
+        );
         row(
             "`normal` runs that lost acknowledged writes after the durable point",
-            format!("**{}** of {} ({} rows in all)", self.normal_lost_runs, self.normal, self.normal_lost_rows),
+            format!(
+                "**{}** of {} ({} rows in all)",
+                self.normal_lost_runs, self.normal, self.normal_lost_rows
+            ),
         );
         row(
             "`normal` survivors: exactly the durable point / past it",

@@ -49,7 +49,12 @@ pub(crate) fn fsck(tools: &Tools, image: &Path) -> Result<Fsck, String> {
 
 /// Copies the database and whichever of its `-wal` and `-shm` exist from
 /// the root of `image` into `dir`.
-pub(crate) fn extract(tools: &Tools, image: &Path, db_name: &str, dir: &Path) -> Result<(), String> {
+pub(crate) fn extract(
+    tools: &Tools,
+    image: &Path,
+    db_name: &str,
+    dir: &Path,
+) -> Result<(), String> {
     let listing = run(Command::new(&tools.debugfs)
         .args(["-R", "ls -p /"])
         .arg(image))?;

@@ -130,30 +130,30 @@ pub(crate) fn main(dir: &Path, seed: u64, synchronous: Synchronous) {
     let settings = settings(&path, synchronous);
     let outcome: Result<std::convert::Infallible, String> =
         actix::System::new().block_on(async move {
-        let mut first = true;
-        loop {
-            let guard = WalGuard::start(settings.clone()).map_err(|e| format!("start: {e}"))?;
-            ledger.session.clear();
-            if first {
-                guard
-                    .db()
-                    .execute(CRASH_TABLE_SQL)
+            let mut first = true;
+            loop {
+                let guard = WalGuard::start(settings.clone()).map_err(|e| format!("start: {e}"))?;
+                ledger.session.clear();
+                if first {
+                    guard
+                        .db()
+                        .execute(CRASH_TABLE_SQL)
+                        .await
+                        .map_err(|e| format!("create table: {e}"))?;
+                    ledger.acked(1, 0);
+                    first = false;
+                    say(&Line::Ready);
+                }
+                session(&guard, &path, &mut rng, &mut ledger).await?;
+                say(&Line::ShutdownBegin);
+                let report = guard
+                    .shutdown()
                     .await
-                    .map_err(|e| format!("create table: {e}"))?;
-                ledger.acked(1, 0);
-                first = false;
-                say(&Line::Ready);
+                    .map_err(|e| format!("shutdown: {e}"))?;
+                ledger.observe(report.db.durability);
+                say(&Line::ShutdownEnd);
             }
-            session(&guard, &path, &mut rng, &mut ledger).await?;
-            say(&Line::ShutdownBegin);
-            let report = guard
-                .shutdown()
-                .await
-                .map_err(|e| format!("shutdown: {e}"))?;
-            ledger.observe(report.db.durability);
-            say(&Line::ShutdownEnd);
-        }
-    });
+        });
     let Err(e) = outcome;
     say(&Line::Error(e));
 }
@@ -225,7 +225,11 @@ async fn session(
         }
         let ms = rng.random_range(0..=MAX_PAUSE_MS);
         tokio::time::sleep(Duration::from_millis(ms)).await;
-        ledger.observe(db.durability().await.map_err(|e| format!("durability: {e}"))?);
+        ledger.observe(
+            db.durability()
+                .await
+                .map_err(|e| format!("durability: {e}"))?,
+        );
     }
     // The shutdown's TRUNCATE must not wait on our own reader.
     drop(reader);

@@ -33,8 +33,10 @@ pub(crate) fn pin(key: &str) -> &'static str {
         .lines()
         .filter_map(|l| l.split_once('='))
         .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v.trim())
-        .unwrap_or_else(|| panic!("scripts/kernel-lab/versions has no {key}"))
+        .map_or_else(
+            || panic!("scripts/kernel-lab/versions has no {key}"),
+            |(_, v)| v.trim(),
+        )
 }
 
 /// Finds `name` on PATH (and in the sbin directories, where e2fsprogs
@@ -92,17 +94,14 @@ impl Tools {
 
     /// `qemu-system-x86_64 --version`'s first line.
     pub(crate) fn qemu_version(&self) -> String {
-        Command::new(&self.qemu)
-            .arg("--version")
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-            .unwrap_or_else(|e| format!("unknown ({e})"))
+        match Command::new(&self.qemu).arg("--version").output() {
+            Ok(o) => String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            Err(e) => format!("unknown ({e})"),
+        }
     }
 }
 
@@ -110,7 +109,10 @@ impl Tools {
 /// (`PT_INTERP`): a dynamically linked program. Not an ELF: `true`.
 fn has_interpreter(elf: &[u8]) -> bool {
     const PT_INTERP: u32 = 3;
-    let u16_at = |at: usize| elf.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u16_at = |at: usize| {
+        elf.get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
     let u32_at = |at: usize| {
         elf.get(at..at + 4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -126,7 +128,8 @@ fn has_interpreter(elf: &[u8]) -> bool {
     let (Some(phoff), Some(size), Some(count)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
         return true;
     };
-    (0..usize::from(count)).any(|i| u32_at(phoff as usize + i * usize::from(size)) == Some(PT_INTERP))
+    (0..usize::from(count))
+        .any(|i| u32_at(phoff as usize + i * usize::from(size)) == Some(PT_INTERP))
 }
 
 /// Runs `cmd`; its stderr in the error.
@@ -170,14 +173,19 @@ pub(crate) fn kernel() -> Result<Kernel, String> {
         run(Command::new("apt-get")
             .args(["download", "-q", &spec])
             .current_dir(&scratch))
-        .map_err(|e| format!("{e} (is apt's package list current? scripts/kernel-lab/install.sh)"))?;
+        .map_err(|e| {
+            format!("{e} (is apt's package list current? scripts/kernel-lab/install.sh)")
+        })?;
         let deb = std::fs::read_dir(&scratch)
             .map_err(|e| e.to_string())?
             .filter_map(Result::ok)
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|x| x == "deb"))
             .ok_or("apt-get download left no .deb")?;
-        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(scratch.join("x")))?;
+        run(Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(scratch.join("x")))?;
         std::fs::remove_file(&deb).map_err(|e| e.to_string())?;
         std::fs::write(scratch.join("done"), &spec).map_err(|e| e.to_string())?;
         let _ = std::fs::remove_dir_all(&dir);
@@ -215,6 +223,27 @@ fn depends(module: &Path) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// Puts module `name` in `order` after its dependencies.
+fn visit(
+    name: &str,
+    files: &std::collections::HashMap<String, PathBuf>,
+    order: &mut Vec<PathBuf>,
+    seen: &mut BTreeSet<String>,
+) -> Result<(), String> {
+    let name = name.replace('-', "_");
+    if !seen.insert(name.clone()) {
+        return Ok(());
+    }
+    let path = files
+        .get(&name)
+        .ok_or_else(|| format!("module {name} is not in the kernel package"))?;
+    for dep in depends(path)? {
+        visit(&dep, files, order, seen)?;
+    }
+    order.push(path.clone());
+    Ok(())
+}
+
 /// [`WANTED_MODULES`] and everything they depend on, dependencies first.
 fn load_order(modules_dir: &Path) -> Result<Vec<PathBuf>, String> {
     // Every module file of the kernel, by module name (`-` and `_` are one).
@@ -231,25 +260,6 @@ fn load_order(modules_dir: &Path) -> Result<Vec<PathBuf>, String> {
                 files.insert(stem.replace('-', "_"), path.clone());
             }
         }
-    }
-    fn visit(
-        name: &str,
-        files: &std::collections::HashMap<String, PathBuf>,
-        order: &mut Vec<PathBuf>,
-        seen: &mut BTreeSet<String>,
-    ) -> Result<(), String> {
-        let name = name.replace('-', "_");
-        if !seen.insert(name.clone()) {
-            return Ok(());
-        }
-        let path = files
-            .get(&name)
-            .ok_or_else(|| format!("module {name} is not in the kernel package"))?;
-        for dep in depends(path)? {
-            visit(&dep, files, order, seen)?;
-        }
-        order.push(path.clone());
-        Ok(())
     }
     let (mut order, mut seen) = (Vec::new(), BTreeSet::new());
     for name in WANTED_MODULES {

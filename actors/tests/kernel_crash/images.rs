@@ -90,7 +90,8 @@ impl Cpio {
         self.ino += 1;
         self.bytes.extend_from_slice(b"070701");
         for field in fields {
-            self.bytes.extend_from_slice(format!("{field:08X}").as_bytes());
+            self.bytes
+                .extend_from_slice(format!("{field:08X}").as_bytes());
         }
         self.bytes.extend_from_slice(name.as_bytes());
         self.bytes.push(0);
@@ -166,7 +167,13 @@ fn shared_libraries(exe: &Path) -> Result<Vec<PathBuf>, String> {
 pub(crate) fn program_disk(tools: &Tools, exe: &Path, out: &Path) -> Result<(), String> {
     let root = out.with_extension("root");
     let _ = std::fs::remove_dir_all(&root);
-    for dir in ["bin", "proc", "dev", "tmp", GUEST_DATA_DIR.trim_start_matches('/')] {
+    for dir in [
+        "bin",
+        "proc",
+        "dev",
+        "tmp",
+        GUEST_DATA_DIR.trim_start_matches('/'),
+    ] {
         std::fs::create_dir_all(root.join(dir)).map_err(|e| e.to_string())?;
     }
     let mut bytes = 0;

@@ -108,7 +108,9 @@ fn spawn(boot: &Boot<'_>, data_disk: Option<&Path>, env: &str) -> Result<Qemu, S
 }
 
 /// Forwards the child's stdout lines (the serial console) to a channel.
-fn console(qemu: &mut Qemu) -> Result<(mpsc::Receiver<String>, std::thread::JoinHandle<()>), String> {
+fn console(
+    qemu: &mut Qemu,
+) -> Result<(mpsc::Receiver<String>, std::thread::JoinHandle<()>), String> {
     let stdout = qemu.0.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = mpsc::channel();
     let echo = std::env::var_os(ECHO_ENV).is_some();
@@ -118,7 +120,10 @@ fn console(qemu: &mut Qemu) -> Result<(mpsc::Receiver<String>, std::thread::Join
             if echo {
                 eprintln!("console: {}", String::from_utf8_lossy(&line).trim_end());
             }
-            if tx.send(String::from_utf8_lossy(&line).into_owned()).is_err() {
+            if tx
+                .send(String::from_utf8_lossy(&line).into_owned())
+                .is_err()
+            {
                 break;
             }
         }
