@@ -62,6 +62,8 @@ mod guest;
 mod host;
 #[path = "kernel_crash/images.rs"]
 mod images;
+#[path = "kernel_crash/nbd.rs"]
+mod nbd;
 #[path = "kernel_crash/protocol.rs"]
 mod protocol;
 #[path = "kernel_crash/vm.rs"]
@@ -72,7 +74,7 @@ use std::sync::OnceLock;
 use walguard::settings::Synchronous;
 use walguard::testing::env_u64;
 
-use crate::campaign::{Lab, Summary};
+use crate::campaign::{Disk, Lab, Summary};
 
 /// The database file on the data disk.
 pub(crate) const DB_FILE: &str = "state.db";
@@ -80,8 +82,11 @@ pub(crate) const DB_FILE: &str = "state.db";
 /// The first seed when `WALGUARD_KERNEL_LAB_SEED` is not set.
 const DEFAULT_SEED: u64 = 0x5EED_0C05_0000;
 
-/// Kills per CI run.
+/// OS crashes per CI run.
 const CI_ITERATIONS: u64 = 8;
+
+/// Power cuts (volatile-cache disk) per CI run.
+const CI_POWER_CUTS: u64 = 4;
 
 /// Kills of the on-demand run when `WALGUARD_KERNEL_LAB_ITERATIONS` is not
 /// set.
@@ -95,38 +100,52 @@ fn first_seed() -> u64 {
     number(campaign::SEED_ENV, DEFAULT_SEED)
 }
 
-/// The command that replays `seed` alone.
-pub(crate) fn replay(seed: u64) -> String {
+/// The command that replays `seed` alone, on `disk`.
+pub(crate) fn replay(seed: u64, disk: Disk) -> String {
+    let disk = match disk {
+        Disk::OsCrash => "os-crash",
+        Disk::PowerCut => "power-cut",
+    };
     format!(
-        "{}={seed} WALGUARD_KERNEL_LAB_ITERATIONS=1 cargo test -p walguard-actors \
-         --test kernel_crash -- --ignored --exact kernel_crash_on_demand --nocapture",
+        "{}={seed} WALGUARD_KERNEL_LAB_DISK={disk} WALGUARD_KERNEL_LAB_ITERATIONS=1 cargo test \
+         -p walguard-actors --test kernel_crash -- --ignored --exact kernel_crash_on_demand --nocapture",
         campaign::SEED_ENV
     )
 }
 
-/// The lab, or `None` (with the reason printed) when its tools are missing
-/// outside CI. In CI (`CI=true`) a missing tool fails the test.
-fn lab() -> Option<Lab> {
-    let tools = match host::Tools::find() {
-        Ok(tools) => tools,
-        Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "the kernel crash lab's tools must be installed in CI: {e}"
-            );
-            eprintln!("SKIPPED: {e}");
-            return None;
-        }
-    };
-    Some(Lab::build(tools).unwrap_or_else(|e| panic!("building the lab: {e}")))
+/// The lab, built once per test binary, or `None` (with the reason
+/// printed) when its tools are missing outside CI. In CI (`CI=true`) a
+/// missing tool fails the test.
+fn lab() -> Option<&'static Lab> {
+    static LAB: OnceLock<Option<Lab>> = OnceLock::new();
+    LAB.get_or_init(|| {
+        let tools = match host::Tools::find() {
+            Ok(tools) => tools,
+            Err(e) => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "the kernel crash lab's tools must be installed in CI: {e}"
+                );
+                eprintln!("SKIPPED: {e}");
+                return None;
+            }
+        };
+        Some(Lab::build(tools).unwrap_or_else(|e| panic!("building the lab: {e}")))
+    })
+    .as_ref()
 }
 
-/// The CI campaign, run once and shared by the tests that read it.
-fn ci_campaign() -> Option<&'static Summary> {
-    static CI: OnceLock<Option<Summary>> = OnceLock::new();
-    CI.get_or_init(|| {
-        let lab = lab()?;
-        let summary = campaign::campaign(&lab, first_seed(), CI_ITERATIONS, 1);
+/// The CI campaign of `disk`, run once and shared by the tests that read
+/// it. The two failures' campaigns run side by side (one VM each).
+fn ci_campaign(disk: Disk) -> Option<&'static Summary> {
+    static OS_CRASH: OnceLock<Option<Summary>> = OnceLock::new();
+    static POWER_CUT: OnceLock<Option<Summary>> = OnceLock::new();
+    let (cell, iterations) = match disk {
+        Disk::OsCrash => (&OS_CRASH, CI_ITERATIONS),
+        Disk::PowerCut => (&POWER_CUT, CI_POWER_CUTS),
+    };
+    cell.get_or_init(|| {
+        let summary = campaign::campaign(lab()?, disk, first_seed(), iterations, 1);
         eprintln!("{summary}");
         Some(summary)
     })
@@ -139,7 +158,9 @@ fn ci_campaign() -> Option<&'static Summary> {
 /// losing writes after its durable point), or it proves nothing.
 #[test]
 fn os_crash_on_a_real_kernel_keeps_the_durable_point() {
-    let Some(summary) = ci_campaign() else { return };
+    let Some(summary) = ci_campaign(Disk::OsCrash) else {
+        return;
+    };
     assert!(summary.harness.is_empty(), "{}", summary.harness.join("\n"));
     assert!(
         summary.violations.is_empty(),
@@ -159,7 +180,9 @@ fn os_crash_on_a_real_kernel_keeps_the_durable_point() {
 /// refute it in some runs. If they could not, the check could not fail.
 #[test]
 fn negative_control_the_wrong_claim_fails() {
-    let Some(summary) = ci_campaign() else { return };
+    let Some(summary) = ci_campaign(Disk::OsCrash) else {
+        return;
+    };
     assert!(summary.harness.is_empty(), "{}", summary.harness.join("\n"));
     assert!(
         summary.wrong_claim_failed > 0,
@@ -172,15 +195,43 @@ fn negative_control_the_wrong_claim_fails() {
     );
 }
 
-/// The long run: `WALGUARD_KERNEL_LAB_ITERATIONS` kills (default 300),
+/// POWER CUT at the block layer under the real kernel: the data disk is
+/// our NBD server with a volatile write cache, and the writes after the
+/// last flush are lost at the kill. The same claims hold; and the cache
+/// must really have dropped writes in some cuts, or the run proves nothing
+/// more than the OS crash.
+#[test]
+fn power_cut_with_a_volatile_disk_cache_keeps_the_durable_point() {
+    let Some(summary) = ci_campaign(Disk::PowerCut) else {
+        return;
+    };
+    assert!(summary.harness.is_empty(), "{}", summary.harness.join("\n"));
+    assert!(
+        summary.violations.is_empty(),
+        "{}",
+        summary.violations.join("\n")
+    );
+    assert!(
+        summary.cuts_that_dropped > 0,
+        "the volatile cache never held a write at the cut"
+    );
+    assert!(
+        summary.wrong_claim_failed > 0,
+        "no power cut refuted \"under normal every acknowledged write is durable\""
+    );
+}
+
+/// The long run: `WALGUARD_KERNEL_LAB_ITERATIONS` kills (default 300) of
+/// `WALGUARD_KERNEL_LAB_DISK` (`os-crash`, the default, or `power-cut`),
 /// `WALGUARD_KERNEL_LAB_JOBS` VMs at a time (default 1).
 #[test]
 #[ignore = "long: run on demand, see the module docs"]
 fn kernel_crash_on_demand() {
+    let disk = Disk::from_env().unwrap_or_else(|e| panic!("{e}"));
     let Some(lab) = lab() else { return };
     let n = number("WALGUARD_KERNEL_LAB_ITERATIONS", ON_DEMAND_ITERATIONS);
     let jobs = number("WALGUARD_KERNEL_LAB_JOBS", 1);
-    let summary = campaign::campaign(&lab, first_seed(), n, jobs);
+    let summary = campaign::campaign(lab, disk, first_seed(), n, jobs);
     eprintln!("{summary}");
     println!(
         "\n#### OS crash on a real kernel (`kernel_crash_on_demand`)\n\n{}",

@@ -17,6 +17,7 @@ use walguard::testing::{Violation, ViolationKind};
 use crate::check::{self, Fsck};
 use crate::host::{self, Kernel, Tools};
 use crate::images;
+use crate::nbd::{Cut, VolatileDisk};
 use crate::vm::{self, Accel, Boot, KillPlan};
 
 /// Environment variable carrying the seed to the guest (kernel command
@@ -26,6 +27,45 @@ pub(crate) const SEED_ENV: &str = "WALGUARD_KERNEL_LAB_SEED";
 pub(crate) const SYNC_ENV: &str = "WALGUARD_KERNEL_LAB_SYNC";
 /// Set to `kvm` or `tcg` to skip the accelerator probe.
 const ACCEL_ENV: &str = "WALGUARD_KERNEL_LAB_ACCEL";
+
+/// Which failure a campaign models: how the data disk dies with the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Disk {
+    /// OS CRASH: the data disk is an image file that QEMU writes; every
+    /// write the disk completed survives QEMU's death.
+    #[default]
+    OsCrash,
+    /// POWER CUT: the data disk is our NBD server with a volatile write
+    /// cache ([`VolatileDisk`]); writes after the last flush are lost.
+    PowerCut,
+}
+
+impl Disk {
+    /// From `WALGUARD_KERNEL_LAB_DISK` (`os-crash`, the default, or
+    /// `power-cut`).
+    pub(crate) fn from_env() -> Result<Self, String> {
+        match std::env::var(DISK_ENV).as_deref() {
+            Err(_) | Ok("os-crash") => Ok(Self::OsCrash),
+            Ok("power-cut") => Ok(Self::PowerCut),
+            Ok(other) => Err(format!(
+                "{DISK_ENV}={other}: expected os-crash or power-cut"
+            )),
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::OsCrash => "OS crash (QEMU killed, the disk image keeps every completed write)",
+            Self::PowerCut => {
+                "power cut (QEMU killed, an NBD disk with a volatile cache drops writes after the last flush)"
+            }
+        }
+    }
+}
+
+/// Set to `os-crash` or `power-cut` to choose the on-demand campaign's
+/// failure.
+const DISK_ENV: &str = "WALGUARD_KERNEL_LAB_DISK";
 
 /// The earliest kill after the writer's ready line: 300 ms.
 const KILL_AFTER_MIN: Duration = Duration::from_millis(300);
@@ -52,6 +92,14 @@ fn kill_after(seed: u64) -> Duration {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x4B45_524E_454C);
     let ms = rng.random_range(KILL_AFTER_MIN.as_millis()..=KILL_AFTER_MAX.as_millis());
     Duration::from_millis(ms as u64)
+}
+
+/// Whether the power cut of `seed` is aimed: after its delay, it waits for
+/// the volatile cache to hold unflushed writes (half the cuts). Writes
+/// reach the disk in bursts (an fsync, a journal commit, writeback) and a
+/// flush follows each, so an unaimed cut rarely finds any.
+fn aimed_at_unflushed(seed: u64) -> bool {
+    seed.is_multiple_of(2)
 }
 
 /// The lab, built once per campaign.
@@ -108,7 +156,7 @@ impl Lab {
 
     /// One iteration: a fresh data disk, the VM killed at the seed's moment,
     /// the disk checked.
-    pub(crate) fn iteration(&self, seed: u64) -> Result<Iteration, String> {
+    pub(crate) fn iteration(&self, disk_kind: Disk, seed: u64) -> Result<Iteration, String> {
         let work = tempfile::tempdir_in(self.dir.path()).map_err(|e| e.to_string())?;
         let disk = work.path().join("data.img");
         images::data_disk(&self.tools, &disk)?;
@@ -123,8 +171,26 @@ impl Lab {
         let plan = KillPlan {
             ready_timeout: READY_TIMEOUT,
             after_ready: kill_after(seed),
+            aim: None,
         };
-        let killed = vm::run_and_kill(&self.boot(), &disk, &env, plan)?;
+        let (killed, cut) = match disk_kind {
+            Disk::OsCrash => {
+                let drive = vm::image_drive(&disk);
+                (vm::run_and_kill(&self.boot(), &drive, &env, plan)?, None)
+            }
+            Disk::PowerCut => {
+                let server = VolatileDisk::serve(&disk)?;
+                let unflushed = || server.holds_unflushed_writes();
+                let plan = KillPlan {
+                    aim: aimed_at_unflushed(seed).then_some(&unflushed as &dyn Fn() -> bool),
+                    ..plan
+                };
+                let killed = vm::run_and_kill(&self.boot(), &server.drive(), &env, plan);
+                // QEMU is dead: the power goes, whatever the run said.
+                let cut = server.cut(&disk)?;
+                (killed?, Some(cut))
+            }
+        };
         if !killed.transcript.failures.is_empty() {
             return Err(format!(
                 "{}; console tail:\n{}",
@@ -150,9 +216,11 @@ impl Lab {
             let _ = std::fs::copy(&disk, keep);
         }
         Ok(Iteration {
+            disk: disk_kind,
             seed,
             synchronous,
             killed,
+            cut,
             fsck,
             verdict,
         })
@@ -162,9 +230,12 @@ impl Lab {
 /// One kill and what it left.
 #[derive(Debug)]
 pub(crate) struct Iteration {
+    pub(crate) disk: Disk,
     pub(crate) seed: u64,
     pub(crate) synchronous: Synchronous,
     pub(crate) killed: vm::Killed,
+    /// What the volatile cache dropped (power cut only).
+    pub(crate) cut: Option<Cut>,
     pub(crate) fsck: Fsck,
     pub(crate) verdict: check::Verdict,
 }
@@ -172,6 +243,7 @@ pub(crate) struct Iteration {
 /// What a campaign saw.
 #[derive(Debug, Default)]
 pub(crate) struct Summary {
+    pub(crate) disk: Disk,
     pub(crate) first_seed: u64,
     pub(crate) iterations: u64,
     pub(crate) normal: u64,
@@ -185,6 +257,17 @@ pub(crate) struct Summary {
     pub(crate) shutdowns: u64,
     pub(crate) killed_in_shutdown: u64,
     pub(crate) journal_replays: u64,
+    /// Power cuts at which the volatile cache held writes, and dropped them.
+    pub(crate) cuts_that_dropped: u64,
+    /// Writes dropped by the volatile cache, summed.
+    pub(crate) dropped_writes: u64,
+    /// Flushes the volatile-cache disk served, summed.
+    pub(crate) flushes: u64,
+    /// Writes the volatile-cache disk served, summed.
+    pub(crate) disk_writes: u64,
+    /// Aimed power cuts, and those that found unflushed writes in the cache.
+    pub(crate) aimed: u64,
+    pub(crate) aimed_hit: u64,
     /// `normal` runs that lost acknowledged rows after the durable point.
     pub(crate) normal_lost_runs: u64,
     /// Acknowledged rows those runs lost, summed.
@@ -222,6 +305,14 @@ impl Summary {
         self.killed_in_shutdown += u64::from(t.in_shutdown);
         self.journal_replays += u64::from(it.fsck == Fsck::Fixed);
         self.boot_total += it.killed.boot;
+        if let Some(cut) = it.cut {
+            self.cuts_that_dropped += u64::from(cut.lost_writes > 0);
+            self.dropped_writes += cut.lost_writes;
+            self.flushes += cut.flushes;
+            self.disk_writes += cut.writes;
+            self.aimed += u64::from(aimed_at_unflushed(it.seed));
+            self.aimed_hit += u64::from(it.killed.on_aim);
+        }
         let survived = it.verdict.survived;
         if it.synchronous == Synchronous::Full {
             self.full += 1;
@@ -267,6 +358,7 @@ impl Summary {
                 self.first_seed + self.iterations.saturating_sub(1)
             ),
         );
+        row("failure", self.disk.name().to_owned());
         row(
             "guest kernel",
             format!("{} (`{}`)", self.kernel_release, self.kernel_package),
@@ -353,12 +445,19 @@ fn describe(it: &Iteration, v: &Violation) -> String {
         t.max_acked,
         t.durable,
         it.verdict.survived,
-        crate::replay(it.seed)
+        crate::replay(it.seed, it.disk)
     )
 }
 
-/// Runs `iterations` kills from `first_seed`, `jobs` VMs at a time.
-pub(crate) fn campaign(lab: &Lab, first_seed: u64, iterations: u64, jobs: u64) -> Summary {
+/// Runs `iterations` kills of `disk` from `first_seed`, `jobs` VMs at a
+/// time.
+pub(crate) fn campaign(
+    lab: &Lab,
+    disk: Disk,
+    first_seed: u64,
+    iterations: u64,
+    jobs: u64,
+) -> Summary {
     let start = Instant::now();
     let next = AtomicU64::new(0);
     let done = Mutex::new(Vec::new());
@@ -371,17 +470,19 @@ pub(crate) fn campaign(lab: &Lab, first_seed: u64, iterations: u64, jobs: u64) -
                         break;
                     }
                     let seed = first_seed.wrapping_add(i);
-                    let result = lab.iteration(seed);
+                    let result = lab.iteration(disk, seed);
                     if let Ok(it) = &result {
                         let t = &it.killed.transcript;
                         eprintln!(
-                            "seed {seed} {:?}: acked {} durable {} survived {} (boot {:.1?}, lived {:.1?})",
+                            "seed {seed} {:?} {:?}: acked {} durable {} survived {} (boot {:.1?}, lived {:.1?}){}",
+                            disk,
                             it.synchronous,
                             t.max_acked,
                             t.durable,
                             it.verdict.survived,
                             it.killed.boot,
-                            it.killed.lived
+                            it.killed.lived,
+                            it.cut.map(|c| format!(", cache dropped {} writes", c.lost_writes)).unwrap_or_default()
                         );
                     } else if let Err(e) = &result {
                         eprintln!("seed {seed}: harness failure: {e}");
@@ -394,6 +495,7 @@ pub(crate) fn campaign(lab: &Lab, first_seed: u64, iterations: u64, jobs: u64) -
     let mut results = done.into_inner().unwrap();
     results.sort_by_key(|(seed, _)| *seed);
     let mut summary = Summary {
+        disk,
         first_seed,
         accel: lab.accel.name().to_owned(),
         kernel_package: lab.kernel.package.clone(),
@@ -404,9 +506,10 @@ pub(crate) fn campaign(lab: &Lab, first_seed: u64, iterations: u64, jobs: u64) -
     for (seed, result) in results {
         match result {
             Ok(it) => summary.add(&it),
-            Err(e) => summary
-                .harness
-                .push(format!("seed {seed}: {e}; replay: {}", crate::replay(seed))),
+            Err(e) => summary.harness.push(format!(
+                "seed {seed}: {e}; replay: {}",
+                crate::replay(seed, disk)
+            )),
         }
     }
     summary.elapsed = start.elapsed();

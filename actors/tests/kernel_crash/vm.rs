@@ -76,7 +76,13 @@ impl Drop for Qemu {
     }
 }
 
-fn spawn(boot: &Boot<'_>, data_disk: Option<&Path>, env: &str) -> Result<Qemu, String> {
+/// The `-drive` argument of a data disk image on the host: QEMU writes it
+/// with `pwrite` and never fsyncs it (`cache=unsafe`; see the module docs).
+pub(crate) fn image_drive(image: &Path) -> String {
+    format!("file={},format=raw,if=virtio,cache=unsafe", image.display())
+}
+
+fn spawn(boot: &Boot<'_>, data_drive: Option<&str>, env: &str) -> Result<Qemu, String> {
     let mut cmd = Command::new(&boot.tools.qemu);
     cmd.args(boot.accel.args())
         .args(["-m", &MEMORY_MIB.to_string(), "-smp", "1"])
@@ -87,11 +93,8 @@ fn spawn(boot: &Boot<'_>, data_disk: Option<&Path>, env: &str) -> Result<Qemu, S
         .arg("-initrd")
         .arg(boot.initramfs)
         .args(["-append", &format!("{KERNEL_ARGS} {env}")]);
-    if let Some(data) = data_disk {
-        cmd.arg("-drive").arg(format!(
-            "file={},format=raw,if=virtio,cache=unsafe",
-            data.display()
-        ));
+    if let Some(drive) = data_drive {
+        cmd.arg("-drive").arg(drive);
     }
     cmd.arg("-drive").arg(format!(
         "file={},format=raw,if=virtio,readonly=on",
@@ -159,13 +162,19 @@ pub(crate) fn kvm_works(boot: &Boot<'_>) -> bool {
     }
 }
 
+/// How long an aimed kill waits for its moment after its delay: 2 s.
+const AIM_WINDOW: Duration = Duration::from_secs(2);
+
 /// When the host kills the VM.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct KillPlan {
+#[derive(Clone, Copy)]
+pub(crate) struct KillPlan<'a> {
     /// How long the writer may take to say it is ready.
     pub(crate) ready_timeout: Duration,
     /// The kill comes this long after the writer said it was ready.
     pub(crate) after_ready: Duration,
+    /// If set, after the delay the kill waits (at most [`AIM_WINDOW`],
+    /// polling every millisecond) until this says the moment has come.
+    pub(crate) aim: Option<&'a dyn Fn() -> bool>,
 }
 
 /// What one VM run showed before it was killed.
@@ -176,21 +185,24 @@ pub(crate) struct Killed {
     pub(crate) lived: Duration,
     /// From QEMU's start to the writer's ready line.
     pub(crate) boot: Duration,
+    /// An aimed kill found its moment.
+    pub(crate) on_aim: bool,
     /// The console's last lines, for a failure's message.
     pub(crate) tail: Vec<String>,
 }
 
-/// Boots the VM on `data_disk` with `env` on the kernel command line, waits
+/// Boots the VM with the data disk `data_drive` (a `-drive` argument) and
+/// `env` on the kernel command line, waits
 /// for the writer's ready line, lets it write for `plan.after_ready`, and
 /// kills QEMU with SIGKILL.
 pub(crate) fn run_and_kill(
     boot: &Boot<'_>,
-    data_disk: &Path,
+    data_drive: &str,
     env: &str,
-    plan: KillPlan,
+    plan: KillPlan<'_>,
 ) -> Result<Killed, String> {
     let start = Instant::now();
-    let mut qemu = spawn(boot, Some(data_disk), env)?;
+    let mut qemu = spawn(boot, Some(data_drive), env)?;
     let (rx, reader) = console(&mut qemu)?;
     let mut transcript = Transcript::default();
     let mut tail: Vec<String> = Vec::new();
@@ -231,6 +243,17 @@ pub(crate) fn run_and_kill(
             }
         }
     }
+    let mut on_aim = false;
+    if let (Some(aim), Some(_), false) = (plan.aim, ready_at, exited) {
+        let until = Instant::now() + AIM_WINDOW;
+        while Instant::now() < until {
+            if aim() {
+                on_aim = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
     let lived = start.elapsed();
     let status = qemu.0.try_wait().ok().flatten();
     drop(qemu); // SIGKILL, then reap
@@ -256,6 +279,7 @@ pub(crate) fn run_and_kill(
         transcript,
         lived,
         boot: boot_time,
+        on_aim,
         tail,
     })
 }
