@@ -98,7 +98,8 @@ pub(crate) struct Verdict {
 /// - `integrity_check` ok, rows exactly `1..=k`, intact, requests whole
 ///   (`check_survivors`);
 /// - every row up to the last "durable through" the host saw; under
-///   `full`, every acknowledged row;
+///   `full`, every acknowledged row (a database whose table did not survive
+///   passes when no row was required: its `CREATE TABLE` was not durable);
 /// - the rows required are the generation's own (`seed`).
 ///
 /// # Errors
@@ -109,8 +110,23 @@ pub(crate) fn verdict(
     seen: &Transcript,
     generation: u64,
 ) -> Result<Verdict, String> {
+    let required = match synchronous {
+        Synchronous::Full => seen.max_acked,
+        _ => seen.durable,
+    };
+    let wrong_claim =
+        |survived: u64| (synchronous == Synchronous::Normal).then_some(survived < seen.max_acked);
     let found = match check_survivors(db, AfterCheck::Checkpoint) {
         Ok(found) => found,
+        // The table's own commit was not durable yet: no row survived,
+        // which is a prefix (the empty one) when none was required.
+        Err(SurvivorError::Violation(Violation::TableMissing)) if required == 0 => {
+            return Ok(Verdict {
+                survived: 0,
+                violation: None,
+                wrong_claim_failed: wrong_claim(0),
+            });
+        }
         Err(SurvivorError::Violation(v)) => {
             return Ok(Verdict {
                 survived: 0,
@@ -120,10 +136,6 @@ pub(crate) fn verdict(
         }
         Err(e) => return Err(e.to_string()),
     };
-    let required = match synchronous {
-        Synchronous::Full => seen.max_acked,
-        _ => seen.durable,
-    };
     let violation = found
         .require_between(required, u64::MAX)
         .and_then(|()| match required {
@@ -131,8 +143,7 @@ pub(crate) fn verdict(
             id => found.require_acknowledged(id, generation),
         })
         .err();
-    let wrong_claim_failed = (synchronous == Synchronous::Normal)
-        .then(|| found.require_between(seen.max_acked, u64::MAX).is_err());
+    let wrong_claim_failed = wrong_claim(found.rows());
     Ok(Verdict {
         survived: found.rows(),
         violation,
