@@ -391,6 +391,19 @@ impl Summary {
             "ext4 journal replays by `e2fsck -fy`",
             self.journal_replays.to_string(),
         );
+        if self.disk == Disk::PowerCut {
+            row(
+                "cuts aimed at unflushed writes in the cache; that found some",
+                format!("{}; {}", self.aimed, self.aimed_hit),
+            );
+            row(
+                "volatile cache: cuts at which it dropped writes; writes dropped / served; flushes served",
+                format!(
+                    "{}; {} / {}; {}",
+                    self.cuts_that_dropped, self.dropped_writes, self.disk_writes, self.flushes
+                ),
+            );
+        }
         row(
             "acknowledged writes lost at or before the durable point (`normal`), or at all (`full`)",
             format!("**{}**", self.lost_before_durable),
