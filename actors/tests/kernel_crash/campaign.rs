@@ -388,7 +388,7 @@ impl Summary {
             self.killed_in_shutdown.to_string(),
         );
         row(
-            "ext4 journal replays by `e2fsck -fy`",
+            "`e2fsck -fy` exited 1 (it modified the file system: journal recovery, orphans); none exited higher",
             self.journal_replays.to_string(),
         );
         if self.disk == Disk::PowerCut {
