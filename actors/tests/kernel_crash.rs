@@ -21,7 +21,11 @@
 //!   through" on the serial console (`protocol`).
 //! - The host SIGKILLs QEMU at a seeded moment after the writer's first
 //!   line: the guest's page cache dies with it, an OS crash, on a disk that
-//!   kept every write it completed. `e2fsck -fy` replays the journal on the
+//!   kept every write it completed. Or, for a power cut at the block layer,
+//!   the disk is our NBD server whose volatile cache drops every write
+//!   after the last flush at the kill (`nbd`; half these cuts are aimed at
+//!   a moment when the cache holds such writes). `e2fsck -fy` replays the
+//!   journal on the
 //!   image, `debugfs` dumps the database, `-wal` and `-shm` (`check`), and
 //!   the host asserts: `integrity_check` ok; the rows are a prefix of the
 //!   commits, intact, transactions whole; under `normal`, nothing at or
@@ -44,6 +48,8 @@
 //!   cargo test -p walguard-actors --test kernel_crash -- \
 //!   --ignored --exact kernel_crash_on_demand --nocapture
 //! ```
+//!
+//! (`WALGUARD_KERNEL_LAB_DISK=power-cut` for the power cuts.)
 //!
 //! Every iteration is reproducible from its seed (`WALGUARD_KERNEL_LAB_SEED`
 //! sets the first): the seed fixes `synchronous`, the writer's choices and
