@@ -77,10 +77,15 @@
 //! without the reopen, and none with it, a reader left open included;
 //! `docs/reliability.md` has the figures.
 //!
-//! Checkpoints always run on the single write connection, between
-//! transactions: inside a transaction SQLite answers `SQLITE_LOCKED`, and a
-//! second connection checkpointing against a busy writer never lets the WAL
-//! reset.
+//! Checkpoints run on the single write connection, between transactions
+//! (inside a transaction SQLite answers `SQLITE_LOCKED`), with one
+//! exception: phase 1 of the two-phase size checkpoint
+//! ([`SizeCheckpoint::TwoPhase`](crate::SizeCheckpoint::TwoPhase)) runs on a
+//! second connection while the writer commits. A second connection alone
+//! never lets the WAL reset against a writer that never pauses, so phase 2
+//! always finishes on the writer, and only phase 2 moves the durable
+//! point. Phase 1's connection is closed before the writer learns its
+//! result, so the reopen above still finds no other connection of ours.
 
 use std::fmt;
 use std::str::FromStr;
@@ -165,12 +170,19 @@ pub enum CheckpointReason {
     Shutdown,
     /// Requested explicitly (API or command line).
     Manual,
-    /// The WAL grew past a frame threshold.
+    /// The WAL grew past a frame threshold: the checkpoint on the writer
+    /// (with the two-phase size checkpoint, its phase 2).
     Size,
+    /// Phase 1 of a two-phase size checkpoint: a PASSIVE on a second
+    /// connection, on its own thread, while the writer keeps committing
+    /// (see `docs/design.md`, "Two-phase size checkpoint"). It moves no
+    /// durable point; the phase 2 that follows does.
+    Backfill,
 }
 
 impl CheckpointReason {
-    /// The reason as logged: `interval`, `shutdown`, `manual`, `size`.
+    /// The reason as logged: `interval`, `shutdown`, `manual`, `size`,
+    /// `backfill`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -178,6 +190,7 @@ impl CheckpointReason {
             Self::Shutdown => "shutdown",
             Self::Manual => "manual",
             Self::Size => "size",
+            Self::Backfill => "backfill",
         }
     }
 }
@@ -281,6 +294,9 @@ pub struct CheckpointReport {
     elapsed: Duration,
     outcome: CheckpointOutcome,
     io_error: bool,
+    /// Phase 1 of a two-phase size checkpoint, when this report is its
+    /// phase 2.
+    backfill: Option<Box<CheckpointReport>>,
 }
 
 impl CheckpointReport {
@@ -301,6 +317,7 @@ impl CheckpointReport {
             elapsed,
             outcome: CheckpointOutcome::classify(busy, log_frames, checkpointed_frames),
             io_error: false,
+            backfill: None,
         }
     }
 
@@ -323,6 +340,7 @@ impl CheckpointReport {
                 error: error_chain(error),
             },
             io_error: false,
+            backfill: None,
         }
     }
 
@@ -351,7 +369,9 @@ impl CheckpointReport {
     pub fn checkpointed_frames(&self) -> i64 {
         self.checkpointed_frames
     }
-    /// Wall time spent in the `PRAGMA`.
+    /// Wall time spent in the `PRAGMA`. For the phase 2 of a two-phase size
+    /// checkpoint, the writer's whole stall: any wait for phase 1 at the
+    /// backstop (see [`CheckpointReport::backfill`]) plus its own `PRAGMA`.
     #[must_use]
     pub fn elapsed(&self) -> Duration {
         self.elapsed
@@ -375,6 +395,33 @@ impl CheckpointReport {
     #[must_use]
     pub fn io_error(&self) -> bool {
         self.io_error
+    }
+
+    /// Phase 1 of a two-phase size checkpoint (reason
+    /// [`CheckpointReason::Backfill`], run on a second connection), when
+    /// this report is its phase 2 (reason [`CheckpointReason::Size`]).
+    /// Each phase is one checkpoint with its own measurements; only phase
+    /// 2 can move the durable point.
+    #[must_use]
+    pub fn backfill(&self) -> Option<&CheckpointReport> {
+        self.backfill.as_deref()
+    }
+
+    /// This report as the phase 2 of `backfill`, the writer having waited
+    /// `waited` for phase 1 before its own `PRAGMA`.
+    pub(crate) fn with_backfill(mut self, backfill: CheckpointReport, waited: Duration) -> Self {
+        self.elapsed += waited;
+        self.backfill = Some(Box::new(backfill));
+        self
+    }
+
+    /// Marks a failed report as an I/O error (`SQLITE_IOERR_*`,
+    /// `SQLITE_FULL`) when `error` is one.
+    pub(crate) fn mark_io_error(&mut self, error: &rusqlite::Error) {
+        self.io_error = matches!(
+            error.sqlite_error_code(),
+            Some(ErrorCode::SystemIoFailure | ErrorCode::DiskFull)
+        );
     }
 
     /// Emits the per-checkpoint `tracing` event (target
@@ -459,10 +506,7 @@ pub fn run(conn: &Connection, mode: CheckpointMode, reason: CheckpointReason) ->
         Ok(row) => CheckpointReport::from_row(mode, reason, row, elapsed),
         Err(e) => {
             let mut report = CheckpointReport::failed(mode, reason, elapsed, &e);
-            report.io_error = matches!(
-                e.sqlite_error_code(),
-                Some(ErrorCode::SystemIoFailure | ErrorCode::DiskFull)
-            );
+            report.mark_io_error(&e);
             report
         }
     }

@@ -284,6 +284,22 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// Phase 1 of a two-phase size checkpoint was stopped (shutdown, a
+    /// reopen, an explicit checkpoint) before its checkpoint ran.
+    #[error("phase 1 of the size checkpoint of {} was stopped before it ran", path.display())]
+    BackfillStopped {
+        /// The database file.
+        path: PathBuf,
+    },
+
+    /// The thread of phase 1 of a two-phase size checkpoint panicked (its
+    /// connection was closed by the unwinding); the writer goes on.
+    #[error("phase 1 of the size checkpoint panicked: {message}")]
+    BackfillPanicked {
+        /// The panic's message.
+        message: String,
+    },
+
     /// The power-loss shim (feature `testing`) found no default SQLite VFS
     /// to wrap.
     #[cfg(feature = "testing")]

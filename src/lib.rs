@@ -71,4 +71,7 @@ pub use error::{Error, Result};
 pub use lock::EngineLock;
 pub use settings::Settings;
 pub use stats::{Aggregate, SessionCounts, SessionReport, SessionStats, Window};
-pub use store::{Durability, GroupStats, IntoValue, ResultSet, Statement, Store, WalFrames};
+pub use store::{
+    BACKFILL_BUSY_TIMEOUT, BACKSTOP_PERCENT, Durability, GroupStats, IntoValue, ResultSet,
+    SizeCheckpoint, Statement, Store, WalFrames,
+};

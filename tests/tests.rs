@@ -15,5 +15,7 @@ mod neighbours;
 mod settings;
 #[path = "core/store.rs"]
 mod store;
+#[path = "core/two_phase.rs"]
+mod two_phase;
 #[path = "core/window.rs"]
 mod window;

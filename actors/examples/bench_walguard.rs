@@ -37,6 +37,19 @@
 //!   frames;
 //! - `memory`: peak RSS (`VmHWM`) of a child process after 100k and after
 //!   1M writes at full speed;
+//! - `open-loop`: capacity first (a closed loop at 256 in flight for
+//!   `--seconds`), then writes arriving at a fixed 25 %, 50 % and 75 % of
+//!   it for `--seconds` each, with the size-triggered checkpoints running;
+//!   latency from each write's due time to its reply, percentiles by
+//!   `hdrhistogram` (`walguard_actors::bench::run_open_loop`). `--runs`
+//!   rounds of the three levels, each round once with
+//!   `checkpoint.size_checkpoint: on_writer` and once with `two_phase`
+//!   (taking turns), one JSON line per run;
+//! - `mailbox-floor`: the hand-off alone, no SQLite: `--writes` echo
+//!   messages at 1 and 256 in flight through an actix actor on its own
+//!   arbiter (what `DbActor` pays per write), against a thread draining a
+//!   bounded tokio channel and answering on a oneshot (what the batching
+//!   writer pays), the two taking turns for `--runs` rounds;
 //! - `savepoint-cost`: what a savepoint around every write of a group would
 //!   cost, against walguard's choice (no savepoints; a rerun with them only
 //!   for a group that holds a failing write).
@@ -48,7 +61,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::params;
 use walguard::settings::Synchronous;
-use walguard::{Settings, Statement, Store};
+use walguard::{Settings, SizeCheckpoint, Statement, Store};
 use walguard_actors::WalGuard;
 use walguard_actors::bench::{
     self, IN_FLIGHT_LEVELS, INSERT_SQL, Measured, PAYLOAD as BLOB, Progress, Until, Workload,
@@ -62,11 +75,13 @@ usage: bench_walguard [--writes N] [--runs N] [--synchronous normal|full|both] [
                       [--extra NAME]... [--seconds N]
 
   --writes N        inserts per run (default 200000; underscores allowed)
+  --lone-writes N   inserts per run at one in flight (default: --writes)
+  --in-flight N     only this in-flight level of the table (1 or 256; default: both)
   --runs N          runs per configuration; the median-throughput run is reported (default 3)
   --synchronous S   normal, full or both (default both)
   --only SYSTEM     walguard or walguard-group-commit (default: both)
   --extra NAME      max-batch, checkpoint-loop, wal-peak, shutdown-truncate, memory,
-                    savepoint-cost or all, instead of the table rows
+                    savepoint-cost, open-loop, mailbox-floor or all, instead of the table rows
   --seconds N       length of the sustained runs of checkpoint-loop and wal-peak (default 10)
   -h, --help        this text";
 
@@ -102,16 +117,20 @@ enum Extra {
     /// The child process of `memory`.
     MemoryChild,
     SavepointCost,
+    OpenLoop,
+    MailboxFloor,
 }
 
 impl Extra {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 8] = [
         Self::MaxBatch,
         Self::CheckpointLoop,
         Self::WalPeak,
         Self::ShutdownTruncate,
         Self::Memory,
         Self::SavepointCost,
+        Self::OpenLoop,
+        Self::MailboxFloor,
     ];
 
     fn parse(name: &str) -> Option<Vec<Self>> {
@@ -123,6 +142,8 @@ impl Extra {
             "memory" => vec![Self::Memory],
             "memory-child" => vec![Self::MemoryChild],
             "savepoint-cost" => vec![Self::SavepointCost],
+            "open-loop" => vec![Self::OpenLoop],
+            "mailbox-floor" => vec![Self::MailboxFloor],
             "all" => Self::ALL.to_vec(),
             _ => return None,
         })
@@ -137,6 +158,10 @@ struct Args {
     systems: Vec<System>,
     extras: Vec<Extra>,
     seconds: u64,
+    /// Inserts per run at one in flight (`--lone-writes`; default `writes`).
+    lone_writes: Option<u64>,
+    /// Only this in-flight level of the table (`--in-flight`).
+    in_flight: Option<usize>,
 }
 
 fn parse_count(flag: &str, value: &str) -> Result<u64, String> {
@@ -156,6 +181,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         systems: System::ALL.to_vec(),
         extras: Vec::new(),
         seconds: 10,
+        lone_writes: None,
+        in_flight: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -174,6 +201,14 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         };
         match flag.as_str() {
             "--writes" => parsed.writes = parse_count(&flag, &value()?)?,
+            "--lone-writes" => parsed.lone_writes = Some(parse_count(&flag, &value()?)?),
+            "--in-flight" => {
+                let v = value()?;
+                parsed.in_flight = Some(
+                    usize::try_from(parse_count(&flag, &v)?)
+                        .map_err(|_| format!("--in-flight too large: {v}"))?,
+                );
+            }
             "--runs" => {
                 let v = value()?;
                 parsed.runs = u32::try_from(parse_count(&flag, &v)?)
@@ -267,7 +302,8 @@ fn print_row(system: &str, workload: &str, setup: &Setup, runs: u32, mut run: Me
     println!(
         "{{\"system\":\"{system}\",\"workload\":\"{workload}\",\"synchronous\":\"{}\",\
          \"in_flight\":{},\"writes\":{},\"seconds\":{:.6},\"throughput\":{:.1},\
-         \"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"runs\":{runs}}}",
+         \"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"runs\":{runs},\
+         \"cpu_us_per_write\":{:.3}}}",
         sync_name(setup.sync),
         setup.in_flight,
         run.writes,
@@ -276,6 +312,8 @@ fn print_row(system: &str, workload: &str, setup: &Setup, runs: u32, mut run: Me
         run.latency.percentile_us(50.0),
         run.latency.percentile_us(99.0),
         run.latency.max_us(),
+        run.cpu
+            .map_or(0.0, |c| c.as_secs_f64() * 1e6 / run.writes.max(1) as f64),
     );
 }
 
@@ -323,13 +361,19 @@ async fn table(args: &Args) -> Result<(), BoxError> {
     for &sync in &args.synchronous {
         for &system in &args.systems {
             for in_flight in IN_FLIGHT_LEVELS {
+                if args.in_flight.is_some_and(|n| n != in_flight) {
+                    continue;
+                }
                 let setup = Setup {
                     sync,
                     group_commit: system == System::GroupCommit,
                     in_flight,
                     max_batch: None,
                     checkpoint_loop: None,
-                    until: Until::Writes(args.writes),
+                    until: Until::Writes(match (in_flight, args.lone_writes) {
+                        (1, Some(n)) => n,
+                        _ => args.writes,
+                    }),
                 };
                 measure(system.name(), "single-insert", setup, args.runs).await?;
             }
@@ -416,6 +460,217 @@ async fn wal_peak(args: &Args) -> Result<(), BoxError> {
             window.p95().as_secs_f64() * 1000.0,
             window.max().as_secs_f64() * 1000.0,
         );
+    }
+    Ok(())
+}
+
+/// The open loop at 25, 50 and 75 % of the capacity a closed loop at 256
+/// in flight measured just before, `--runs` rounds; one JSON line per run.
+/// The size checkpoints the open loop compares (before and after issue 12
+/// item 3).
+const SIZE_CHECKPOINTS: [SizeCheckpoint; 2] = [SizeCheckpoint::OnWriter, SizeCheckpoint::TwoPhase];
+
+fn size_checkpoint_name(mode: SizeCheckpoint) -> &'static str {
+    match mode {
+        SizeCheckpoint::OnWriter => "on_writer",
+        _ => "two_phase",
+    }
+}
+
+async fn open_loop(args: &Args) -> Result<(), BoxError> {
+    use walguard_actors::bench::{OpenLoop, run_open_loop};
+    const LEVELS_PERCENT: [u32; 3] = [25, 50, 75];
+    let seconds = Duration::from_secs(args.seconds);
+    for &sync in &args.synchronous {
+        // Before and after the two-phase size checkpoint, taking turns
+        // round by round, so that load drift hits both alike.
+        for (round, mode) in (1..=args.runs)
+            .flat_map(|round| SIZE_CHECKPOINTS.iter().map(move |&mode| (round, mode)))
+        {
+            let setup = Setup {
+                sync,
+                group_commit: true,
+                in_flight: 256,
+                max_batch: None,
+                checkpoint_loop: None,
+                until: Until::Deadline(seconds),
+            };
+            let capacity = one_run(setup).await?.throughput();
+            eprintln!(
+                "bench_walguard: open-loop {} round {round}/{}: capacity {capacity:.0} writes/s",
+                sync_name(sync),
+                args.runs
+            );
+            for percent in LEVELS_PERCENT {
+                let rate = capacity * f64::from(percent) / 100.0;
+                let dir = temp_dir()?;
+                let mut settings = settings_for(&dir.path().join(DB_FILE), &setup);
+                settings.checkpoint.size_checkpoint = mode;
+                let run = run_open_loop(
+                    settings,
+                    &OpenLoop::new(rate, seconds),
+                    &Progress::default(),
+                )
+                .await?;
+                dir.close()?;
+                let window = run.checkpoints.window;
+                println!(
+                    "{{\"measure\":\"open-loop\",\"system\":\"walguard-group-commit\",\
+                     \"synchronous\":\"{}\",\"size_checkpoint\":\"{}\",\"round\":{round},\
+                     \"capacity\":{capacity:.0},\
+                     \"percent\":{percent},\"rate\":{rate:.0},\"writes\":{},\"p50_us\":{:.1},\
+                     \"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\
+                     \"send_lag_max_us\":{:.1},\"checkpoints\":{},\
+                     \"checkpoint_p50_ms\":{:.3},\"checkpoint_max_ms\":{:.3},\
+                     \"wal_peak_frames\":{}}}",
+                    sync_name(sync),
+                    size_checkpoint_name(mode),
+                    run.writes,
+                    run.quantile_us(0.50),
+                    run.quantile_us(0.99),
+                    run.quantile_us(0.999),
+                    run.max_us(),
+                    run.send_lag_max.as_secs_f64() * 1e6,
+                    run.size_checkpoints,
+                    window.p50().as_secs_f64() * 1000.0,
+                    window.max().as_secs_f64() * 1000.0,
+                    run.wal_peak_frames.unwrap_or(0),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An actor that answers each message with its number: the mailbox alone.
+struct Echo;
+
+impl actix::Actor for Echo {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(walguard::settings::DEFAULT_MAILBOX_CAPACITY_MESSAGES);
+    }
+}
+
+struct Ping(u64);
+
+impl actix::Message for Ping {
+    type Result = u64;
+}
+
+impl actix::Handler<Ping> for Echo {
+    type Result = u64;
+
+    fn handle(&mut self, msg: Ping, _: &mut Self::Context) -> u64 {
+        msg.0
+    }
+}
+
+/// A request to the channel echo: its number and where the answer goes.
+type ChannelPing = (u64, tokio::sync::oneshot::Sender<u64>);
+
+/// Sends `n` messages from `in_flight` tasks, each awaiting its answer
+/// before its next; the elapsed time, CPU time and p50 in µs.
+async fn echo_loop<F, Fut>(n: u64, in_flight: usize, send: F) -> (Duration, Duration, f64)
+where
+    F: Fn(u64) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = Option<u64>>,
+{
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    let next = Rc::new(Cell::new(0u64));
+    let hist = Rc::new(RefCell::new(bench::Histogram::new()));
+    let cpu = bench::cpu_time();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..in_flight {
+        let (next, hist, send) = (Rc::clone(&next), Rc::clone(&hist), send.clone());
+        tasks.push(actix_rt::spawn(async move {
+            loop {
+                let i = next.get();
+                if i >= n {
+                    return;
+                }
+                next.set(i + 1);
+                let t = Instant::now();
+                if send(i).await != Some(i) {
+                    return;
+                }
+                hist.borrow_mut().record(t.elapsed());
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = start.elapsed();
+    let cpu = bench::cpu_time()
+        .zip(cpu)
+        .map_or(Duration::ZERO, |(a, b)| a.saturating_sub(b));
+    let p50 = hist.borrow_mut().percentile_us(50.0);
+    (elapsed, cpu, p50)
+}
+
+/// The hand-off alone: actix mailbox against a drained tokio channel.
+async fn mailbox_floor(args: &Args) -> Result<(), BoxError> {
+    for round in 1..=args.runs {
+        for in_flight in IN_FLIGHT_LEVELS {
+            let n = if in_flight == 1 {
+                args.lone_writes.unwrap_or(args.writes)
+            } else {
+                args.writes
+            };
+            // actix: an actor on its own arbiter, as DbActor runs.
+            let arbiter = actix::Arbiter::new();
+            let addr = actix::Actor::start_in_arbiter(&arbiter.handle(), |_| Echo);
+            let actix_run = echo_loop(n, in_flight, move |i| {
+                let addr = addr.clone();
+                async move { addr.send(Ping(i)).await.ok() }
+            })
+            .await;
+            arbiter.stop();
+            // A thread draining a bounded channel, as the batching writer.
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<ChannelPing>(
+                walguard::settings::DEFAULT_MAILBOX_CAPACITY_MESSAGES,
+            );
+            let thread = std::thread::spawn(move || {
+                let mut batch = Vec::with_capacity(1024);
+                while let Some(first) = rx.blocking_recv() {
+                    batch.push(first);
+                    while batch.len() < 1024 {
+                        match rx.try_recv() {
+                            Ok(r) => batch.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    for (i, reply) in batch.drain(..) {
+                        let _ = reply.send(i);
+                    }
+                }
+            });
+            let channel_run = echo_loop(n, in_flight, move |i| {
+                let tx = tx.clone();
+                async move {
+                    let (reply, answer) = tokio::sync::oneshot::channel();
+                    tx.send((i, reply)).await.ok()?;
+                    answer.await.ok()
+                }
+            })
+            .await;
+            let _ = thread.join();
+            for (system, (elapsed, cpu, p50)) in
+                [("actix-mailbox", actix_run), ("channel-drain", channel_run)]
+            {
+                println!(
+                    "{{\"measure\":\"mailbox-floor\",\"system\":\"{system}\",\"round\":{round},\
+                     \"in_flight\":{in_flight},\"messages\":{n},\"per_second\":{:.0},\
+                     \"cpu_us_per_message\":{:.3},\"p50_us\":{p50:.1}}}",
+                    n as f64 / elapsed.as_secs_f64(),
+                    cpu.as_secs_f64() * 1e6 / n as f64,
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -514,29 +769,46 @@ async fn memory_child(args: &Args) -> Result<(), BoxError> {
 
 /// Runs `memory-child` in fresh processes (peak RSS only grows) for 100k and
 /// 1M writes.
-fn memory() -> Result<(), BoxError> {
+fn memory(args: &Args) -> Result<(), BoxError> {
     let exe = std::env::current_exe()?;
-    let mut peaks = Vec::new();
-    for writes in [100_000u64, 1_000_000] {
-        let out = std::process::Command::new(&exe)
-            .args(["--extra", "memory-child", "--writes", &writes.to_string()])
-            .stderr(std::process::Stdio::inherit())
-            .output()?;
-        if !out.status.success() {
-            return Err(format!("the memory child for {writes} writes failed").into());
+    // Medians of `--runs` children per size, the children of the two sizes
+    // taking turns (100k, 1M, 100k, 1M...).
+    let mut peaks: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..args.runs {
+        for (i, writes) in [100_000u64, 1_000_000].into_iter().enumerate() {
+            let out = std::process::Command::new(&exe)
+                .args(["--extra", "memory-child", "--writes", &writes.to_string()])
+                .stderr(std::process::Stdio::inherit())
+                .output()?;
+            if !out.status.success() {
+                return Err(format!("the memory child for {writes} writes failed").into());
+            }
+            let line = String::from_utf8(out.stdout)?;
+            print!("{line}");
+            let kib: u64 = line
+                .split("\"vm_hwm_kib\":")
+                .nth(1)
+                .and_then(|rest| rest.trim().trim_end_matches('}').parse().ok())
+                .ok_or("cannot read the child's VmHWM")?;
+            peaks[i].push(kib);
         }
-        let line = String::from_utf8(out.stdout)?;
-        print!("{line}");
-        let kib: u64 = line
-            .split("\"vm_hwm_kib\":")
-            .nth(1)
-            .and_then(|rest| rest.trim().trim_end_matches('}').parse().ok())
-            .ok_or("cannot read the child's VmHWM")?;
-        peaks.push(kib);
     }
+    let median = |v: &mut Vec<u64>| {
+        v.sort_unstable();
+        v[(v.len() - 1) / 2]
+    };
+    let ratios: Vec<String> = peaks[0]
+        .iter()
+        .zip(&peaks[1])
+        .map(|(a, b)| format!("{:.3}", *b as f64 / *a as f64))
+        .collect();
+    let (small, large) = (median(&mut peaks[0]), median(&mut peaks[1]));
     println!(
-        "{{\"measure\":\"memory-ratio\",\"vm_hwm_1m_over_100k\":{:.3}}}",
-        peaks[1] as f64 / peaks[0] as f64
+        "{{\"measure\":\"memory-ratio\",\"runs\":{},\"vm_hwm_100k_kib\":{small},\
+         \"vm_hwm_1m_kib\":{large},\"vm_hwm_1m_over_100k\":{:.3},\"pairwise\":[{}]}}",
+        args.runs,
+        large as f64 / small as f64,
+        ratios.join(",")
     );
     Ok(())
 }
@@ -649,9 +921,11 @@ async fn run(args: Args) -> Result<(), BoxError> {
             Extra::CheckpointLoop => checkpoint_loop(&args).await?,
             Extra::WalPeak => wal_peak(&args).await?,
             Extra::ShutdownTruncate => shutdown_truncate(&args).await?,
-            Extra::Memory => memory()?,
+            Extra::Memory => memory(&args)?,
             Extra::MemoryChild => memory_child(&args).await?,
             Extra::SavepointCost => savepoint_cost(&args)?,
+            Extra::OpenLoop => open_loop(&args).await?,
+            Extra::MailboxFloor => mailbox_floor(&args).await?,
         }
     }
     Ok(())

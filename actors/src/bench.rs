@@ -47,6 +47,7 @@
 
 mod capture;
 pub mod chart;
+mod open_loop;
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -59,6 +60,7 @@ use crate::messages::GetWriterStats;
 use crate::system::{DbHandle, WalGuard};
 
 pub use capture::{CheckpointLog, CheckpointMark};
+pub use open_loop::{OpenLoop, OpenMeasured, SEND_AHEAD, run_open_loop};
 
 /// Bytes in each inserted blob: the peers' payload.
 pub const PAYLOAD_BYTES: usize = 100;
@@ -114,6 +116,15 @@ pub enum BenchError {
         expected: u64,
         /// Rows counted.
         found: u64,
+    },
+
+    /// The open loop could not be set up or its bookkeeping broke.
+    #[error("benchmark on {}: open loop: {reason}", path.display())]
+    OpenLoop {
+        /// The benchmark database.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
     },
 
     /// The chart could not be drawn or written.
@@ -396,6 +407,9 @@ pub struct Measured {
     /// The whole session's report, from the clean shutdown (with the
     /// shutdown TRUNCATE).
     pub session: SessionReport,
+    /// CPU time of the process's threads during the timed phase
+    /// ([`cpu_time`]); `None` where it cannot be read.
+    pub cpu: Option<Duration>,
 }
 
 impl Measured {
@@ -418,10 +432,61 @@ pub fn median(mut runs: Vec<Measured>) -> Option<Measured> {
     Some(runs.swap_remove(mid))
 }
 
+/// CPU time so far of every live thread of this process: the sum of the
+/// first field (nanoseconds on the CPU) of `/proc/self/task/*/schedstat`,
+/// which has nanosecond resolution where `getrusage` has clock ticks.
+/// `None` where that is not readable (not Linux, or schedstats off).
+#[must_use]
+pub fn cpu_time() -> Option<Duration> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut ns = 0u64;
+    let mut any = false;
+    for task in tasks.flatten() {
+        if let Some(n) = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        {
+            ns += n;
+            any = true;
+        }
+    }
+    any.then(|| Duration::from_nanos(ns))
+}
+
 /// The `-wal` file beside a database ([`walguard::files::wal_path`]).
 #[must_use]
 pub fn wal_file(db: &Path) -> PathBuf {
     walguard::files::wal_path(db)
+}
+
+impl BenchError {
+    /// The `map_err` for a step of the subsystem that failed on the
+    /// benchmark database at `path`; `what` names the step.
+    pub(crate) fn actors(path: &Path, what: &'static str) -> impl FnOnce(crate::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::Actors {
+            what,
+            path,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Starts the subsystem on `settings` and creates the benchmark's table:
+/// how every measured run begins.
+///
+/// # Errors
+///
+/// [`BenchError::Actors`] naming the step that failed.
+pub(crate) async fn start_with_table(settings: Settings) -> Result<WalGuard, BenchError> {
+    let path = settings.database.path.clone();
+    let guard = WalGuard::start(settings).map_err(BenchError::actors(&path, "start the system"))?;
+    guard
+        .db()
+        .execute(CREATE_TABLE_SQL)
+        .await
+        .map_err(BenchError::actors(&path, "create the table"))?;
+    Ok(guard)
 }
 
 /// Runs the workload once on `settings.database.path`, which should not
@@ -446,20 +511,9 @@ pub async fn run_once(
     progress: &Progress,
 ) -> Result<Measured, BenchError> {
     let path = settings.database.path.clone();
-    let actors = |what| {
-        let path = path.clone();
-        move |source| BenchError::Actors {
-            what,
-            path,
-            source: Box::new(source),
-        }
-    };
-    let guard = WalGuard::start(settings).map_err(actors("start the system"))?;
-    guard
-        .db()
-        .execute(CREATE_TABLE_SQL)
-        .await
-        .map_err(actors("create the table"))?;
+    let actors = |what| BenchError::actors(&path, what);
+    let guard = start_with_table(settings).await?;
+    let cpu_before = cpu_time();
     let (started, elapsed, recorder) =
         closed_loop(guard.db(), workload, progress)
             .await
@@ -474,23 +528,11 @@ pub async fn run_once(
                     source,
                 },
             })?;
+    let cpu = cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let writes = progress.writes();
-    let rows = guard
-        .db()
-        .query("SELECT count(*) FROM kv")
-        .await
-        .map_err(actors("count the rows"))?;
-    let found = match rows.rows().first().and_then(|r| r.first()) {
-        Some(rusqlite::types::Value::Integer(n)) => u64::try_from(*n).unwrap_or(0),
-        _ => 0,
-    };
-    if found != writes {
-        return Err(BenchError::RowCount {
-            path,
-            expected: writes,
-            found,
-        });
-    }
+    check_rows(guard.db(), &path, writes).await?;
     let stats = guard
         .db()
         .addr()
@@ -517,7 +559,33 @@ pub async fn run_once(
         size_checkpoints: stats.wal.map_or(0, |w| w.size_checkpoints),
         checkpoints,
         session,
+        cpu,
     })
+}
+
+/// Checks that the table holds one row per acknowledged write.
+async fn check_rows(db: &DbHandle, path: &Path, writes: u64) -> Result<(), BenchError> {
+    let rows = db
+        .query("SELECT count(*) FROM kv")
+        .await
+        .map_err(|source| BenchError::Actors {
+            what: "count the rows",
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })?;
+    let found = match rows.rows().first().and_then(|r| r.first()) {
+        Some(rusqlite::types::Value::Integer(n)) => u64::try_from(*n).unwrap_or(0),
+        _ => 0,
+    };
+    if found == writes {
+        Ok(())
+    } else {
+        Err(BenchError::RowCount {
+            path: path.to_path_buf(),
+            expected: writes,
+            found,
+        })
+    }
 }
 
 enum LoopError {

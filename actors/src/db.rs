@@ -119,6 +119,10 @@ pub struct DbActor {
     group_commit: bool,
     max_batch: usize,
     queue: Arc<Mutex<Queue>>,
+    /// The previous flush's vectors, emptied, swapped in for the next one:
+    /// the queue keeps its capacity instead of growing again from nothing
+    /// on every flush.
+    spare: Queue,
     flush_scheduled: bool,
     // The writes flushed are the store's (`GroupStats::writes`: every write
     // of a flush lands in exactly one group). These two are not: a flush is
@@ -171,6 +175,7 @@ impl DbActor {
             store: Some(store),
             reports: reports.into_iter().collect(),
             queue: Arc::default(),
+            spare: Queue::default(),
             flush_scheduled: false,
             flushes: 0,
             largest_flush: 0,
@@ -346,7 +351,13 @@ impl DbActor {
         // handle follows it.
         self.state
             .set_interrupt(self.store.as_ref().map(Store::interrupt_handle));
+        // Each phase of a two-phase size checkpoint is one checkpoint,
+        // measured and reported: phase 1 first, so the last one a listener
+        // notes is the one that decided durability.
         for to in &self.reports {
+            if let Some(phase1) = report.backfill() {
+                to.do_send(CheckpointDone(phase1.clone()));
+            }
             to.do_send(CheckpointDone(report.clone()));
         }
     }
@@ -358,10 +369,23 @@ impl DbActor {
         }
     }
 
+    /// Counts a flush's answered writes at once (one atomic add and one
+    /// metrics update per outcome, not per write).
+    fn count_many(&mut self, ok: u64, failed: u64) {
+        self.state.count_many(ok, failed);
+        crate::telemetry::record_writes(ok, failed);
+    }
+
     /// Commits every queued write as one group and answers each sender.
     fn flush(&mut self) {
-        let Queue { stmts, replies } = std::mem::take(&mut *lock(&self.queue));
+        debug_assert!(self.spare.stmts.is_empty() && self.spare.replies.is_empty());
+        std::mem::swap(&mut *lock(&self.queue), &mut self.spare);
+        let Queue {
+            mut stmts,
+            mut replies,
+        } = std::mem::take(&mut self.spare);
         if stmts.is_empty() {
+            self.spare = Queue { stmts, replies };
             return;
         }
         self.flushes += 1;
@@ -371,12 +395,13 @@ impl DbActor {
             // Each write gets its own copy of why it did not run.
             Err(_) => stmts.iter().map(|_| self.store().map(|_| 0)).collect(),
         };
+        stmts.clear();
         if self.hold_for_replica.is_some()
             && let Some(commits) = self.store.as_ref().map(|s| s.durability().commits())
         {
             // Failures are answered now; successes wait for the replica.
             let mut kept = Vec::new();
-            for (result, reply) in results.into_iter().zip(replies) {
+            for (result, reply) in results.into_iter().zip(replies.drain(..)) {
                 if result.is_ok() {
                     kept.push((reply, result));
                 } else {
@@ -386,6 +411,7 @@ impl DbActor {
                     }
                 }
             }
+            self.spare = Queue { stmts, replies };
             if !kept.is_empty() {
                 self.held.push_back(Held {
                     commits,
@@ -396,13 +422,20 @@ impl DbActor {
             self.after_write();
             return;
         }
-        for (result, reply) in results.into_iter().zip(replies) {
-            self.count(&result);
+        let (mut ok, mut failed) = (0, 0);
+        for (result, reply) in results.into_iter().zip(replies.drain(..)) {
+            if result.is_ok() {
+                ok += 1;
+            } else {
+                failed += 1;
+            }
             if let Some(reply) = reply {
                 // The sender may have given up waiting; nothing to do then.
                 let _ = reply.send(result);
             }
         }
+        self.spare = Queue { stmts, replies };
+        self.count_many(ok, failed);
         self.after_write();
     }
 
@@ -435,6 +468,18 @@ impl Actor for DbActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox_capacity);
+        // Phase 2 of a two-phase size checkpoint runs as soon as phase 1
+        // returned, even if no write comes: phase 1's thread wakes the
+        // writer. A weak address, so the store does not keep its own actor
+        // alive.
+        if let Some(store) = self.store.as_mut() {
+            let me = ctx.address().downgrade();
+            store.set_backfill_waker(move || {
+                if let Some(me) = me.upgrade() {
+                    me.do_send(BackfillReturned);
+                }
+            });
+        }
         self.state
             .set_interrupt(self.store.as_ref().map(Store::interrupt_handle));
     }
@@ -444,6 +489,26 @@ impl Actor for DbActor {
         // address dropped) are committed and answered, not dropped.
         let _ = self.guarded(|act| {
             act.flush();
+            Ok(())
+        });
+    }
+}
+
+/// Sent by phase 1 of a two-phase size checkpoint, from its own thread,
+/// once it returned: the writer then runs phase 2 between two groups
+/// ([`Store::checkpoint_if_due`]). Private, like [`Flush`].
+struct BackfillReturned;
+
+impl Message for BackfillReturned {
+    type Result = ();
+}
+
+impl Handler<BackfillReturned> for DbActor {
+    type Result = ();
+
+    fn handle(&mut self, _: BackfillReturned, _: &mut Self::Context) {
+        let _ = self.guarded(|act| {
+            act.after_write();
             Ok(())
         });
     }

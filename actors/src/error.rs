@@ -126,6 +126,28 @@ pub enum ReplicationError {
         db: PathBuf,
     },
 
+    /// A `litestream` process already holds this database open: it
+    /// replicates it, whatever its socket.
+    #[error(
+        "a litestream process (pid {pid}) already holds {db} open: refusing to start a second one for the same database (stop it, or set replication.socket to its control socket to use it)"
+    )]
+    AlreadyReplicating {
+        /// Its process id.
+        pid: u32,
+        /// The database.
+        db: PathBuf,
+    },
+
+    /// An `sftp://` replica needs the path of a private key in the
+    /// environment (Litestream reads the key; walguard never does).
+    #[error(
+        "replication.url is an sftp:// replica: set {variable} to the path of the SSH private key Litestream logs in with (Litestream does not use an SSH agent)"
+    )]
+    MissingEnvironment {
+        /// The variable.
+        variable: &'static str,
+    },
+
     /// The control socket's path is longer than a Unix socket address
     /// holds.
     #[error(

@@ -48,6 +48,14 @@ impl MetricsActor {
             replicated: None,
         }
     }
+
+    /// The session so far, with what the replica holds as the replication
+    /// actor last said (its final sync comes before [`Finish`]).
+    fn report(&self) -> walguard::SessionReport {
+        let mut report = self.stats.report();
+        report.replication = self.replicated;
+        report
+    }
 }
 
 impl Actor for MetricsActor {
@@ -56,7 +64,7 @@ impl Actor for MetricsActor {
     fn stopped(&mut self, _: &mut Self::Context) {
         if !self.finished {
             self.finished = true;
-            self.stats.report().log();
+            self.report().log();
         }
     }
 }
@@ -92,7 +100,7 @@ impl Handler<GetReport> for MetricsActor {
     type Result = MessageResult<GetReport>;
 
     fn handle(&mut self, _: GetReport, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.stats.report())
+        MessageResult(self.report())
     }
 }
 
@@ -118,7 +126,7 @@ impl Handler<GetStatus> for MetricsActor {
     fn handle(&mut self, _: GetStatus, _: &mut Self::Context) -> Self::Result {
         let seen = self.seen.as_ref();
         MessageResult(Status {
-            report: self.stats.report(),
+            report: self.report(),
             exposure: seen.and_then(|s| s.exposure),
             starving: seen.is_some_and(|s| s.starving),
             starvation_cause: seen.and_then(|s| s.starvation_cause.clone()),
@@ -136,7 +144,7 @@ impl Handler<Finish> for MetricsActor {
     fn handle(&mut self, msg: Finish, _: &mut Self::Context) -> Self::Result {
         // The session is over: the status no longer shows a watch.
         self.seen = None;
-        let report = self.stats.report().with_db(msg.0);
+        let report = self.report().with_db(msg.0);
         if !self.finished {
             self.finished = true;
             report.log();

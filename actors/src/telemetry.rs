@@ -23,8 +23,9 @@
 //! `mode` is `passive`, `full`, `restart` or `truncate`; `outcome` is
 //! `completed`, `partial`, `busy` or `failed`; `reason` is why the
 //! checkpoint ran ([`walguard::CheckpointReason`]): `interval`, `size`,
-//! `manual` or `shutdown`, so a dashboard can tell the scheduled ones from
-//! the size-triggered ones.
+//! `manual`, `shutdown` or `backfill` (phase 1 of a two-phase size
+//! checkpoint, on its own thread), so a dashboard can tell the scheduled
+//! ones from the size-triggered ones, and the writer's from phase 1's.
 
 use walguard::CheckpointReport;
 use walguard::exposure::Exposure;
@@ -160,6 +161,16 @@ pub fn record_write(ok: bool) {
         metrics::counter!(WRITES_TOTAL).increment(1);
     } else {
         metrics::counter!(WRITE_ERRORS_TOTAL).increment(1);
+    }
+}
+
+/// Records `ok` acknowledged and `failed` failed writes at once.
+pub fn record_writes(ok: u64, failed: u64) {
+    if ok > 0 {
+        metrics::counter!(WRITES_TOTAL).increment(ok);
+    }
+    if failed > 0 {
+        metrics::counter!(WRITE_ERRORS_TOTAL).increment(failed);
     }
 }
 

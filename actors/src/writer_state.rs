@@ -89,6 +89,16 @@ impl WriterState {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts `ok` acknowledged and `failed` failed writes at once.
+    pub(crate) fn count_many(&self, ok: u64, failed: u64) {
+        if ok > 0 {
+            self.writes_acknowledged.fetch_add(ok, Ordering::Relaxed);
+        }
+        if failed > 0 {
+            self.writes_failed.fetch_add(failed, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn writes_acknowledged(&self) -> u64 {
         self.writes_acknowledged.load(Ordering::Relaxed)
     }

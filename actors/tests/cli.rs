@@ -599,6 +599,72 @@ fn inspect_and_checkpoint_print_json() {
     assert!(result["elapsed_ms"].is_number(), "{result}");
 }
 
+/// A failed `inspect --json` or `checkpoint --json` still prints one JSON
+/// object on stdout, naming the database and the reason, with the exit code
+/// it exits with; the same line goes to stderr for people. A checkpoint that
+/// ran and ended busy prints its own result once, not a second object.
+#[test]
+fn a_failed_json_command_still_answers_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_db = dir.path().join("notes.txt");
+    std::fs::write(&not_db, "plain text, not a database\n".repeat(200)).unwrap();
+    let missing = dir.path().join("missing.db");
+    for (args, path, reason) in [
+        (
+            ["inspect", "--json"].as_slice(),
+            &not_db,
+            "not an SQLite database",
+        ),
+        (
+            ["checkpoint", "--json"].as_slice(),
+            &not_db,
+            "not an SQLite database",
+        ),
+        (["inspect", "--json"].as_slice(), &missing, "missing.db"),
+        (["checkpoint", "--json"].as_slice(), &missing, "missing.db"),
+    ] {
+        let out = walguard(dir.path()).args(args).arg(path).output().unwrap();
+        let stdout = text(&out.stdout);
+        let answer: Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("{args:?} {}: {e}: {stdout:?}", path.display()));
+        let code = out.status.code().unwrap();
+        assert_ne!(code, 0, "{args:?}: {answer}");
+        assert_eq!(answer["exit_code"], code, "{args:?}: {answer}");
+        assert_eq!(answer["database"], path.display().to_string(), "{answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains(reason), "{args:?}: {error}");
+        assert!(text(&out.stderr).contains(error), "{}", text(&out.stderr));
+    }
+    assert!(
+        !missing.exists(),
+        "a failed one-shot command created the file"
+    );
+
+    // A checkpoint that ran and could not complete: its own answer only.
+    let db = dir.path().join("held.db");
+    left_with_a_full_wal(&db, "CREATE TABLE t (x); INSERT INTO t VALUES (1);");
+    let reader = rusqlite::Connection::open(&db).unwrap();
+    reader.execute_batch("BEGIN; SELECT * FROM t;").unwrap();
+    let out = walguard(dir.path())
+        .args([
+            "checkpoint",
+            "--json",
+            "--mode",
+            "truncate",
+            "--timeout",
+            "100ms",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.trim().lines().count(), 1, "{stdout}");
+    let result: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(result["outcome"], "busy", "{result}");
+    drop(reader);
+}
+
 /// `--log-level` filters the log lines of every subcommand, wins over
 /// `RUST_LOG`, and is checked like `log.level`.
 #[test]

@@ -102,3 +102,61 @@ fn an_existing_db_is_refused_and_untouched() {
     assert_eq!(std::fs::metadata(&db).unwrap().modified().unwrap(), before);
     assert_eq!(files_in(dir.path()), ["state.db"]);
 }
+
+/// `--open-loop` (issue 12): after the closed loop, writes at a fixed share
+/// of the measured capacity, one JSON object per level with the open-loop
+/// percentiles; the chart is drawn for that run, with its checkpoints as
+/// bars; nothing is left behind.
+#[test]
+fn the_open_loop_runs_at_a_share_of_the_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("open.svg");
+    let out = walguard(dir.path())
+        .args([
+            "bench",
+            "--writes",
+            "2000",
+            "--in-flight",
+            "8",
+            "--group-commit",
+            "on",
+            "--open-loop",
+            "10",
+            "--open-duration",
+            "300ms",
+            "--log-format",
+            "json",
+            "--chart",
+            chart.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let capacity = rows[0]["throughput"].as_f64().unwrap();
+    let open = &rows[1];
+    assert_eq!(open["workload"], "open-loop");
+    assert_eq!(open["percent"], 10);
+    let rate = open["rate"].as_f64().unwrap();
+    assert!((rate - capacity / 10.0).abs() < 1.0, "{open}");
+    // Every write of the schedule was sent and answered.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let expected = (rate * 0.3).ceil() as u64;
+    assert_eq!(open["writes"].as_u64().unwrap(), expected, "{open}");
+    let (p50, p999, max) = (
+        open["p50_us"].as_f64().unwrap(),
+        open["p999_us"].as_f64().unwrap(),
+        open["max_us"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p999 && p999 <= max, "{open}");
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(
+        svg.contains("due time to reply"),
+        "the open-loop axis title"
+    );
+    assert_eq!(files_in(dir.path()), ["open.svg"], "left behind");
+}

@@ -10,6 +10,9 @@ use std::time::Duration;
 /// number that is negative or not finite.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
+    if t.starts_with('-') {
+        return Err(format!("invalid duration {text:?}: must not be negative"));
+    }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| format!("invalid duration {text:?}: missing unit (ms, s, m or h)"))?;
@@ -114,7 +117,11 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown unit")
         );
-        assert!(parse_duration("-1s").is_err());
+        assert!(
+            parse_duration("-1s")
+                .unwrap_err()
+                .contains("must not be negative")
+        );
         assert!(parse_duration("s").is_err());
     }
 

@@ -35,6 +35,8 @@ impl Settings {
             .into_iter()
             .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}")))
             .collect();
+        let env_names: Vec<String> = env.keys().cloned().collect();
+        let from_env = |key: &str| env_variable_for(&env_names, key);
 
         let mut origin = String::from("defaults");
         let mut builder = config::Config::builder().add_source(config::File::from_str(
@@ -74,9 +76,23 @@ impl Settings {
             .map_err(|e| settings_error(origin.clone(), None, &e))?;
         let settings: Settings = serde_path_to_error::deserialize(merged).map_err(|e| {
             let key = e.path().to_string();
-            settings_error(origin.clone(), Some(key), e.inner())
+            // A bad value set by a variable is blamed on that variable.
+            let origin = from_env(&key).map_or_else(
+                || origin.clone(),
+                |name| format!("environment variable {name}"),
+            );
+            settings_error(origin, Some(key), e.inner())
         })?;
-        settings.validate()?;
+        settings.validate().map_err(|e| match e {
+            Error::InvalidSetting { key, value, reason } => {
+                let reason = match from_env(&key) {
+                    Some(name) => format!("{reason} (set by environment variable {name})"),
+                    None => reason,
+                };
+                Error::InvalidSetting { key, value, reason }
+            }
+            other => other,
+        })?;
         Ok(settings)
     }
 
@@ -102,6 +118,23 @@ impl Settings {
         settings.validate()?;
         Ok(settings)
     }
+}
+
+/// The `WALGUARD__SECTION__KEY` variable among `names` that sets the dotted
+/// `key` (compared without case, as the `config` crate lowercases keys).
+fn env_variable_for(names: &[String], key: &str) -> Option<String> {
+    let key = key.trim_matches('.');
+    if key.is_empty() {
+        return None;
+    }
+    let wanted = format!(
+        "{ENV_PREFIX}{ENV_SEPARATOR}{}",
+        key.split('.').collect::<Vec<_>>().join(ENV_SEPARATOR)
+    );
+    names
+        .iter()
+        .find(|name| name.eq_ignore_ascii_case(&wanted))
+        .cloned()
 }
 
 fn settings_error(origin: String, key: Option<String>, err: &dyn fmt::Display) -> Error {

@@ -20,7 +20,8 @@ use crate::error::Result;
 ///
 /// Credentials never live here: Litestream reads them from the environment
 /// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or `LITESTREAM_*` for S3,
-/// an SSH key or agent for SFTP), and no setting, log line or error of
+/// for SFTP the key whose path is in `LITESTREAM_SFTP_KEY_PATH`, and the
+/// host key in `LITESTREAM_SFTP_HOST_KEY`), and no setting, log line or error of
 /// walguard's shows them. A `url` that carries a password is refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

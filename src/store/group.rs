@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
-use super::{Effect, Statement, Store};
+use super::{Effect, Prepared, Statement, Store};
 
 /// How [`Store::execute_group`] has been going: batch sizes, and how often
 /// a failing write made a batch run again.
@@ -93,8 +93,19 @@ impl Store {
         }
         let mut results = Vec::with_capacity(stmts.len());
         let mut start = 0;
+        // The effect of the previous SQL text: a run of the same statement
+        // asks the effect cache once, not once per write.
+        let mut last: Option<(&str, Effect)> = None;
         for (i, stmt) in stmts.iter().enumerate() {
-            if self.effect_of(stmt.sql()) != Effect::Plain {
+            let effect = match last {
+                Some((sql, effect)) if sql == stmt.sql() => effect,
+                _ => {
+                    let effect = self.effect_of(stmt.sql());
+                    last = Some((stmt.sql(), effect));
+                    effect
+                }
+            };
+            if effect != Effect::Plain {
                 self.run_group(&stmts[start..i], &mut results);
                 self.run_group(std::slice::from_ref(stmt), &mut results);
                 start = i + 1;
@@ -155,12 +166,27 @@ impl Store {
         let rollback_to = format!("ROLLBACK TO {GROUP_SAVEPOINT}");
         let mut results = Vec::with_capacity(group.len());
         let mut writes = 0;
+        // The statement of the previous write, kept while the next ones
+        // have the same SQL text (the common case: one INSERT sent many
+        // times). Asking the connection's cache for it per write would
+        // cost a hash, an allocation of its key and a reinsert each time.
+        let mut current: Option<Prepared<'_>> = None;
         for stmt in group {
             if savepoints && self.control(&savepoint).is_err() {
                 self.rollback_quietly();
                 return Pass::Rerun;
             }
-            match self.run_statement(stmt) {
+            let ran = match &mut current {
+                Some(p) if p.sql == stmt.sql() => self.run_prepared(p, stmt),
+                _ => {
+                    current = None;
+                    match self.prepare(stmt) {
+                        Ok(p) => self.run_prepared(current.insert(p), stmt),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match ran {
                 Ok((changed, readonly)) => {
                     if savepoints && self.control(&release).is_err() {
                         self.rollback_quietly();
@@ -174,6 +200,7 @@ impl Store {
                     // undone alone; with them, SQLite may still have rolled
                     // back the whole transaction (then autocommit is back on).
                     if !savepoints || self.conn.is_autocommit() {
+                        drop(current);
                         self.rollback_quietly();
                         return Pass::Rerun;
                     }
@@ -182,6 +209,7 @@ impl Store {
                         .and_then(|()| self.control(&release))
                         .is_err()
                     {
+                        drop(current);
                         self.rollback_quietly();
                         return Pass::Rerun;
                     }
@@ -189,6 +217,9 @@ impl Store {
                 }
             }
         }
+        // Back to the connection's cache before COMMIT: a statement still
+        // held is still a reset, idle statement, but the cache is its home.
+        drop(current);
         if let Err(e) = self.control("COMMIT").map_err(Arc::new) {
             self.rollback_quietly();
             // Nothing of the group was written.
@@ -271,6 +302,42 @@ mod tests {
         assert_eq!((d.commits(), d.writes()), (3, 5), "{d:?}");
         assert_eq!(store.group_stats().savepoint_reruns, 1);
         assert_eq!(store.group_stats().one_by_one_reruns, 0);
+    }
+
+    /// The prepared statement is reused across a run of the same SQL text
+    /// (issue 12): each write still binds its own parameters, a different
+    /// text in between takes its own statement, and a write of the same text
+    /// with the wrong parameter count fails alone.
+    #[test]
+    fn a_reused_statement_binds_each_writes_own_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store_in(&dir);
+        let other = "INSERT INTO kv (id, v) VALUES (?1, x'00')";
+        let group = [
+            insert(1),
+            insert(2),
+            Statement::new(other).bind(10),
+            insert(3),
+            Statement::new("INSERT INTO kv (id, v) VALUES (?1, ?2)").bind(4), // one parameter short
+            insert(5),
+            Statement::new(other).bind(11),
+        ];
+        let results = store.execute_group(&group);
+        assert!(
+            matches!(results[4], Err(Error::Statement { .. })),
+            "{results:?}"
+        );
+        for (i, r) in results.iter().enumerate() {
+            if i != 4 {
+                assert!(matches!(r, Ok(1)), "{i}: {r:?}");
+            }
+        }
+        assert_eq!(ids(&store), vec![1, 2, 3, 5, 10, 11]);
+        let v: Vec<u8> = store
+            .conn
+            .query_row("SELECT v FROM kv WHERE id = 5", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, vec![7u8; 100]);
     }
 
     #[test]

@@ -15,11 +15,14 @@
 //!   ([`Store::set_size_threshold`], [`WalFrames`]);
 //! - `identity`: the database file is still the one the store opened;
 //! - `open`: opening the file and configuring the connection;
-//! - `reopen`: the reopen after a checkpoint I/O error.
+//! - `reopen`: the reopen after a checkpoint I/O error;
+//! - `backfill`: phase 1 of the two-phase size checkpoint, on a second
+//!   connection and its own thread.
 //!
 //! This file holds [`Store`] itself: single statements, atomic
 //! transactions, reads, closures, checkpoints and close.
 
+mod backfill;
 mod durability;
 mod effect;
 mod group;
@@ -30,8 +33,9 @@ mod statement;
 mod wal_watch;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::Value;
 use rusqlite::{Connection, TransactionBehavior, params_from_iter};
 
@@ -41,15 +45,25 @@ use crate::checkpoint::{
 use crate::error::{Error, Result, sql_for_error};
 use crate::settings::{DatabaseSettings, Synchronous};
 
+pub use backfill::BACKFILL_BUSY_TIMEOUT;
 pub use durability::Durability;
 pub use effect::EFFECT_CACHE_ENTRIES;
 pub use group::GroupStats;
 #[cfg(unix)]
 pub use open::NEW_FILE_MODE;
 pub use statement::{IntoValue, ResultSet, Statement};
-pub use wal_watch::WalFrames;
+pub use wal_watch::{BACKSTOP_PERCENT, SizeCheckpoint, WalFrames};
 
 use effect::{Effect, EffectCache};
+
+/// A statement taken from the connection's cache, with the SQL text it was
+/// prepared from (the key to reuse it for the next write of a group).
+struct Prepared<'a> {
+    sql: &'a str,
+    readonly: bool,
+    statement: rusqlite::CachedStatement<'a>,
+}
+use backfill::Backfill;
 use identity::{FileIdentity, Gone};
 use wal_watch::WalWatch;
 
@@ -69,6 +83,9 @@ use wal_watch::WalWatch;
 /// ```
 #[derive(Debug)]
 pub struct Store {
+    /// Phase 1 of a two-phase size checkpoint in flight (joined before
+    /// `conn` closes: [`Store::close`] and `Drop`).
+    backfill: Option<Backfill>,
     conn: Connection,
     settings: DatabaseSettings,
     durability: Durability,
@@ -127,6 +144,7 @@ impl Store {
     fn open_through(settings: &DatabaseSettings, vfs: Option<&str>) -> Result<Self> {
         let conn = open::open_connection(settings, vfs)?;
         let mut store = Self {
+            backfill: None,
             conn,
             settings: settings.clone(),
             durability: Durability::default(),
@@ -191,16 +209,41 @@ impl Store {
     /// Prepares (cached) and runs one statement; the rows changed and
     /// whether it is read-only. Commits nothing by itself.
     fn run_statement(&self, stmt: &Statement) -> Result<(usize, bool)> {
-        let err = |source| Error::Statement {
-            sql: sql_for_error(stmt.sql()),
-            source,
-        };
-        let mut prepared = self.conn.prepare_cached(stmt.sql()).map_err(err)?;
-        let readonly = prepared.readonly();
+        let mut prepared = self.prepare(stmt)?;
+        self.run_prepared(&mut prepared, stmt)
+    }
+
+    /// Takes `stmt`'s prepared statement from the connection's cache (or
+    /// prepares it); it goes back to the cache when dropped.
+    fn prepare<'a>(&'a self, stmt: &'a Statement) -> Result<Prepared<'a>> {
+        let prepared = self
+            .conn
+            .prepare_cached(stmt.sql())
+            .map_err(|source| Error::Statement {
+                sql: sql_for_error(stmt.sql()),
+                source,
+            })?;
+        Ok(Prepared {
+            sql: stmt.sql(),
+            readonly: prepared.readonly(),
+            statement: prepared,
+        })
+    }
+
+    /// Runs `stmt`'s parameters through a statement prepared from the same
+    /// SQL text; the rows changed and whether it is read-only. Every
+    /// parameter is bound again (rusqlite checks the count), so nothing of
+    /// an earlier run carries over.
+    #[allow(clippy::unused_self)] // a method, so that it reads like `run_statement`
+    fn run_prepared(&self, prepared: &mut Prepared<'_>, stmt: &Statement) -> Result<(usize, bool)> {
         let changed = prepared
+            .statement
             .execute(params_from_iter(stmt.params()))
-            .map_err(err)?;
-        Ok((changed, readonly))
+            .map_err(|source| Error::Statement {
+                sql: sql_for_error(stmt.sql()),
+                source,
+            })?;
+        Ok((changed, prepared.readonly))
     }
 
     /// Runs a transaction-control statement (cached: it runs per group).
@@ -411,6 +454,22 @@ impl Store {
         reason: CheckpointReason,
         run: impl FnOnce(&Connection) -> CheckpointReport,
     ) -> CheckpointReport {
+        // A phase 1 in flight finishes first (interrupted at shutdown): it
+        // holds the checkpointer lock, and its report rides on this one.
+        let phase1 = self.join_backfill(reason == CheckpointReason::Shutdown);
+        let report = self.checkpoint_on_writer(mode, reason, run);
+        match phase1 {
+            Some((phase1, waited)) => report.with_backfill(phase1, waited),
+            None => report,
+        }
+    }
+
+    fn checkpoint_on_writer(
+        &mut self,
+        mode: CheckpointMode,
+        reason: CheckpointReason,
+        run: impl FnOnce(&Connection) -> CheckpointReport,
+    ) -> CheckpointReport {
         if let Err(e) = self.check_file() {
             return CheckpointReport::failed(mode, reason, Duration::ZERO, &e);
         }
@@ -424,6 +483,21 @@ impl Store {
         }
         self.reopen_after_io_error(&report);
         report
+    }
+
+    /// Waits for a phase 1 in flight (interrupting it first when
+    /// `interrupt`): its report and how long the writer waited. Its
+    /// connection is closed by then; an I/O error in it makes the reopen
+    /// pending, as one on the writer would (see "Failed fsync" in the
+    /// [checkpoint policy](crate::checkpoint)).
+    fn join_backfill(&mut self, interrupt: bool) -> Option<(CheckpointReport, Duration)> {
+        let backfill = self.backfill.take()?;
+        let start = Instant::now();
+        let report = backfill.join(interrupt);
+        if report.io_error() {
+            self.reopen_pending = true;
+        }
+        Some((report, start.elapsed()))
     }
 
     /// Runs a checkpoint that returns within about `deadline` whatever other
@@ -459,12 +533,50 @@ impl Store {
     // Like rusqlite's `Connection::close`, the store comes back by value on
     // failure; the Err is large, but closing happens once per session.
     #[allow(clippy::result_large_err)]
-    pub fn close(self) -> std::result::Result<(), (Self, Error)> {
+    pub fn close(mut self) -> std::result::Result<(), (Self, Error)> {
+        // Phase 1 goes first: the last connection's close checkpoints and
+        // deletes the WAL, and must be the writer's.
+        self.before_close();
         let path = self.settings.path.clone();
-        self.conn.close().map_err(|(conn, source)| {
-            // Everything but the connection is still in `self`.
-            (Self { conn, ..self }, Error::Close { path, source })
-        })
+        let stand_in = match reopen::refusing_connection() {
+            Ok(conn) => conn,
+            Err(source) => return Err((self, Error::Close { path, source })),
+        };
+        let conn = std::mem::replace(&mut self.conn, stand_in);
+        match conn.close() {
+            Ok(()) => Ok(()),
+            Err((conn, source)) => {
+                self.conn = conn;
+                Err((self, Error::Close { path, source }))
+            }
+        }
+    }
+
+    /// What must happen before the writer's connection closes, by `close`
+    /// or by a drop: a phase 1 in flight is stopped and joined (its
+    /// connection closes first), and while a reopen after an I/O error is
+    /// pending (phase 1's included) the close must not checkpoint from the
+    /// stale WAL index (see "Failed fsync" in the
+    /// [checkpoint policy](crate::checkpoint)): the WAL stays, and the next
+    /// open rebuilds the index from it.
+    fn before_close(&mut self) {
+        if let Some((report, _)) = self.join_backfill(true) {
+            report.log();
+        }
+        if self.reopen_pending
+            && let Err(e) = self
+                .conn
+                .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        {
+            tracing::error!(target: "walguard::db", error = %e, "cannot turn off the close-time checkpoint while the wal index is stale");
+        }
+    }
+}
+
+impl Drop for Store {
+    /// A store dropped without [`Store::close`] closes in the same order.
+    fn drop(&mut self) {
+        self.before_close();
     }
 }
 

@@ -47,6 +47,12 @@ impl Store {
             return Ok(());
         }
         let path = self.settings.path.clone();
+        // No other connection of ours may be open for the index to be
+        // rebuilt: a phase 1 still in flight is stopped and joined first
+        // (`checkpoint_by` has normally joined it already).
+        if let Some((report, _)) = self.join_backfill(true) {
+            report.log();
+        }
         // Never checkpoint from the stale backfill count on the way out.
         self.conn
             .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
@@ -94,7 +100,7 @@ impl Store {
 /// The stand-in connection while a reopen is pending: an in-memory database
 /// whose authorizer refuses every statement (`SQLITE_AUTH`), so nothing is
 /// ever read from or written to the wrong place.
-fn refusing_connection() -> rusqlite::Result<Connection> {
+pub(super) fn refusing_connection() -> rusqlite::Result<Connection> {
     let mut conn = Connection::open_in_memory()?;
     conn.authorizer(Some(|_: rusqlite::hooks::AuthContext<'_>| {
         rusqlite::hooks::Authorization::Deny

@@ -26,6 +26,50 @@ use crate::checkpoint::{CheckpointMode, CheckpointReason, CheckpointReport};
 use crate::error::{Error, Result};
 
 use super::Store;
+use super::backfill::{Backfill, BackfillTarget};
+
+/// Where the size-triggered checkpoint copies the WAL back (setting
+/// `checkpoint.size_checkpoint`: `on_writer` or `two_phase`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SizeCheckpoint {
+    /// One PASSIVE on the writer, between two groups: every write waits
+    /// for the whole copy.
+    #[default]
+    OnWriter,
+    /// Two phases: phase 1, a PASSIVE on a second connection on its own
+    /// thread, copies while the writer keeps committing; phase 2, a PASSIVE
+    /// on the writer between two groups once phase 1 returned, copies only
+    /// what was committed meanwhile, so every frame is backfilled and the
+    /// next commit restarts the WAL. Only phase 2 moves the durable point.
+    /// Should phase 1 still run when the WAL reaches [`BACKSTOP_PERCENT`]
+    /// of the threshold, the writer waits for it.
+    TwoPhase,
+    /// Phase 1 alone, never finished on the writer: the negative control of
+    /// the WAL bound (the WAL then grows under a writer that never pauses).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    #[serde(skip)]
+    BackfillOnly,
+}
+
+/// With [`SizeCheckpoint::TwoPhase`], the WAL size, in percent of the size
+/// threshold, at which the writer stops committing and waits for a phase 1
+/// still running, then runs phase 2: 150 %. It keeps the WAL within about
+/// 1.5 × the threshold plus one commit's frames whatever the two threads'
+/// speeds.
+pub const BACKSTOP_PERCENT: u32 = 150;
+
+/// Waker called (from phase 1's thread) once phase 1 returned.
+#[derive(Clone)]
+pub(super) struct Waker(pub(super) Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Waker")
+    }
+}
 
 /// The WAL as the write connection's WAL hook last reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +81,11 @@ pub struct WalFrames {
     pub peak: u32,
     /// The threshold of [`Store::set_size_threshold`].
     pub threshold: u32,
-    /// Size-triggered checkpoints run so far.
+    /// Size-triggered checkpoints run so far (a two-phase one counts once).
     pub size_checkpoints: u64,
+    /// Two-phase checkpoints whose phase 2 had to wait for phase 1 at the
+    /// backstop ([`BACKSTOP_PERCENT`]).
+    pub backstop_waits: u64,
 }
 
 /// Written by the WAL hook inside each COMMIT, read by the store after it.
@@ -71,6 +118,9 @@ pub(super) struct WalWatch {
     last: u32,
     peak: u32,
     size_checkpoints: u64,
+    backstop_waits: u64,
+    mode: SizeCheckpoint,
+    waker: Option<Waker>,
 }
 
 impl WalWatch {
@@ -83,6 +133,9 @@ impl WalWatch {
             last: 0,
             peak: 0,
             size_checkpoints: 0,
+            backstop_waits: 0,
+            mode: SizeCheckpoint::OnWriter,
+            waker: None,
         }
     }
 }
@@ -178,6 +231,9 @@ impl Store {
     ///
     /// [`Error::Pragma`] when `wal_autocheckpoint` or the hook cannot be set.
     pub fn set_size_threshold(&mut self, frames: u32) -> Result<()> {
+        if let Some((report, _)) = self.join_backfill(false) {
+            report.log();
+        }
         self.wal.threshold = frames;
         self.wal.next_due = frames;
         self.install_wal_hook()
@@ -194,35 +250,145 @@ impl Store {
                 peak: w.peak.max(current),
                 threshold: w.threshold,
                 size_checkpoints: w.size_checkpoints,
+                backstop_waits: w.backstop_waits,
             }
         })
     }
 
-    /// Runs the size-triggered PASSIVE checkpoint when the last commit left
-    /// the WAL at or above the threshold of [`Store::set_size_threshold`];
-    /// `None` when none was due (or the threshold is off). Call it after
-    /// each write; it costs two atomic loads when nothing is due.
+    /// Chooses where the size-triggered checkpoint copies
+    /// ([`SizeCheckpoint`]); a phase 1 in flight is waited for first.
+    pub fn set_size_checkpoint(&mut self, mode: SizeCheckpoint) {
+        if let Some((report, _)) = self.join_backfill(false) {
+            report.log();
+        }
+        self.wal.mode = mode;
+    }
+
+    /// Where the size-triggered checkpoint copies.
+    #[must_use]
+    pub fn size_checkpoint(&self) -> SizeCheckpoint {
+        self.wal.mode
+    }
+
+    /// Sets what phase 1 of a two-phase size checkpoint calls, on its own
+    /// thread, once it returned and its connection is closed: a way to
+    /// have [`Store::checkpoint_if_due`] called then even if no write comes
+    /// (`walguard-actors` sends its writer a message). Without it, phase 2
+    /// runs at the first call after phase 1 returned.
+    pub fn set_backfill_waker(&mut self, waker: impl Fn() + Send + Sync + 'static) {
+        self.wal.waker = Some(Waker(Arc::new(waker)));
+    }
+
+    /// Whether phase 1 of a two-phase size checkpoint is in flight.
+    #[must_use]
+    pub fn backfill_running(&self) -> bool {
+        self.backfill.is_some()
+    }
+
+    /// Runs the size-triggered checkpoint when the last commit left the WAL
+    /// at or above the threshold of [`Store::set_size_threshold`]; `None`
+    /// when none was due (or the threshold is off). Call it after each
+    /// write; it costs two atomic loads when nothing is due.
+    ///
+    /// With [`SizeCheckpoint::OnWriter`] (the default) it runs one PASSIVE
+    /// here. With [`SizeCheckpoint::TwoPhase`] it starts phase 1 on its own
+    /// thread and returns `None`; a later call, once phase 1 returned (or
+    /// at the backstop, waiting for it), runs phase 2 here and returns its
+    /// report, phase 1's inside ([`CheckpointReport::backfill`]).
     pub fn checkpoint_if_due(&mut self) -> Option<CheckpointReport> {
         let watch = &mut self.wal;
-        if watch.threshold == 0 || !watch.hook.fresh.swap(false, Ordering::Acquire) {
+        if watch.threshold == 0 {
             return None;
         }
-        let frames = watch.hook.frames.load(Ordering::Relaxed);
-        if frames < watch.last {
-            // The WAL restarted from its start since the last look.
-            watch.next_due = watch.threshold;
+        let fresh = watch.hook.fresh.swap(false, Ordering::Acquire);
+        if fresh {
+            let frames = watch.hook.frames.load(Ordering::Relaxed);
+            if frames < watch.last {
+                // The WAL restarted from its start since the last look.
+                watch.next_due = watch.threshold;
+            }
+            watch.last = frames;
+            watch.peak = watch.peak.max(frames);
         }
-        watch.last = frames;
-        watch.peak = watch.peak.max(frames);
-        if frames < watch.next_due || !self.conn.is_autocommit() {
+        let frames = watch.last;
+        if !self.conn.is_autocommit() {
+            return None;
+        }
+        if let Some(backfill) = &self.backfill {
+            let backstop = u64::from(frames) * 100
+                >= u64::from(self.wal.threshold) * u64::from(BACKSTOP_PERCENT);
+            let finished = backfill.is_finished();
+            #[cfg(feature = "testing")]
+            let backstop = backstop && self.wal.mode != SizeCheckpoint::BackfillOnly;
+            if !finished && !backstop {
+                return None;
+            }
+            if !finished {
+                self.wal.backstop_waits += 1;
+            }
+            return Some(self.finish_two_phase(frames));
+        }
+        if !fresh || frames < self.wal.next_due {
+            return None;
+        }
+        if self.wal.mode != SizeCheckpoint::OnWriter && self.start_backfill() {
             return None;
         }
         let report = self.checkpoint(CheckpointMode::Passive, CheckpointReason::Size);
+        self.after_size_checkpoint(frames, &report);
+        Some(report)
+    }
+
+    /// Starts phase 1, unless the store cannot run it now (the file's
+    /// identity unknown or gone, a reopen pending, no thread): the size
+    /// checkpoint then runs on the writer as [`SizeCheckpoint::OnWriter`].
+    fn start_backfill(&mut self) -> bool {
+        let Some(identity) = self.identity else {
+            return false;
+        };
+        if self.gone.is_some() || self.reopen_pending {
+            return false;
+        }
+        let target = BackfillTarget {
+            path: self.settings.path.clone(),
+            vfs: self.vfs.clone(),
+            synchronous: self.settings.synchronous,
+            identity,
+        };
+        let waker = self.wal.waker.clone().map(|w| w.0);
+        match Backfill::start(target, waker) {
+            Ok(backfill) => {
+                self.backfill = Some(backfill);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(target: "walguard::db", error = %e, "cannot start the phase-1 checkpoint thread; checkpointing on the writer");
+                false
+            }
+        }
+    }
+
+    /// Phase 2: waits for phase 1 if it still runs, then a PASSIVE on the
+    /// writer ([`Store::checkpoint`] joins phase 1 and carries its report).
+    fn finish_two_phase(&mut self, frames: u32) -> CheckpointReport {
+        #[cfg(feature = "testing")]
+        if self.wal.mode == SizeCheckpoint::BackfillOnly
+            && let Some((report, _)) = self.join_backfill(false)
+        {
+            self.after_size_checkpoint(frames, &report);
+            return report;
+        }
+        let report = self.checkpoint(CheckpointMode::Passive, CheckpointReason::Size);
+        self.after_size_checkpoint(frames, &report);
+        report
+    }
+
+    /// Counts a size checkpoint and sets when the next one is due.
+    fn after_size_checkpoint(&mut self, frames: u32, report: &CheckpointReport) {
         let watch = &mut self.wal;
         watch.size_checkpoints += 1;
         let log = u32::try_from(report.log_frames()).unwrap_or(frames);
         watch.next_due = frames.max(log).saturating_add(watch.threshold);
-        Some(report)
     }
 }
 

@@ -191,6 +191,44 @@ fn unknown_key_is_rejected_with_its_section() {
     assert_settings_error(&err, "checkpoint.intervall", &[]);
 }
 
+/// A bad value that came from the environment names the variable that set
+/// it, so that an operator does not search the config file for it; a bad
+/// value from a file does not blame the environment.
+#[test]
+fn a_bad_value_from_the_environment_names_its_variable() {
+    let err =
+        Settings::load_from(None, env(&[("WALGUARD__CHECKPOINT__INTERVAL", "0ms")])).unwrap_err();
+    assert_invalid(&err, "checkpoint.interval", "0s");
+    assert!(
+        chain(&err).contains("WALGUARD__CHECKPOINT__INTERVAL"),
+        "{}",
+        chain(&err)
+    );
+
+    let err = Settings::load_from(None, env(&[("WALGUARD__METRICS__WINDOW", "lots")])).unwrap_err();
+    assert_settings_error(
+        &err,
+        "metrics.window",
+        &["WALGUARD__METRICS__WINDOW", "lots"],
+    );
+
+    let err =
+        Settings::load_from(None, env(&[("WALGUARD__DATABASE__BUSY_TIMEOUT", "-1s")])).unwrap_err();
+    assert_settings_error(
+        &err,
+        "database.busy_timeout",
+        &["WALGUARD__DATABASE__BUSY_TIMEOUT", "must not be negative"],
+    );
+
+    // A file's bad value, with an unrelated variable set: the variable is
+    // not blamed.
+    let (_dir, path) = yaml_file("checkpoint:\n  interval: 0s\n");
+    let err =
+        Settings::load_from(Some(&path), env(&[("WALGUARD__METRICS__WINDOW", "64")])).unwrap_err();
+    assert_invalid(&err, "checkpoint.interval", "0s");
+    assert!(!chain(&err).contains("WALGUARD__"), "{}", chain(&err));
+}
+
 #[test]
 fn wrong_type_is_rejected() {
     let err = load_yaml("metrics:\n  window: lots\n").unwrap_err();

@@ -3,11 +3,14 @@
 //!
 //! x is the time since the run started (of each write's reply); y is the
 //! latency on a log scale, as three lines per [`Timeline`] bucket: p50,
-//! p99 and max. Each checkpoint is a vertical line at its start, coloured
-//! by reason (`interval`, `size`, `shutdown`, `manual`); interval,
-//! shutdown and manual ones are labelled with their reason and duration
-//! (size-triggered ones too when there are few). A checkpoint that stalls
-//! the writers shows as a gap and a spike of p99/max right after its line.
+//! p99 and max. Each checkpoint is a filled bar in a strip below the
+//! latency lines, from its start to its end, coloured by reason
+//! (`interval`, `size`, `shutdown`, `manual`), with a triangle on top so
+//! that a short one still shows: marks that cannot be taken for grid
+//! lines. Interval, shutdown and manual ones are labelled with their
+//! reason and duration (size-triggered ones too when there are few). A
+//! checkpoint that stalls the writers shows as a spike of p99/max right
+//! above its bar.
 
 use std::path::Path;
 use std::time::Duration;
@@ -33,6 +36,7 @@ fn reason_colour(reason: &str) -> RGBColor {
     match reason {
         "interval" => RGBColor(44, 160, 44),
         "size" => RGBColor(148, 103, 189),
+        "backfill" => RGBColor(255, 127, 14),
         "shutdown" => RGBColor(0, 0, 0),
         _ => RGBColor(140, 86, 75),
     }
@@ -53,8 +57,19 @@ fn latency_label(us: f64) -> String {
     }
 }
 
-/// Writes the chart of `timeline` with `marks` to `path` (an SVG file).
-/// `title` goes on top, e.g. the configuration and the machine.
+/// Where a write's latency starts, for the y axis's title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LatencyFrom {
+    /// A closed loop: from the submit.
+    Submit,
+    /// An open loop: from the time the write was due.
+    DueTime,
+}
+
+/// Writes the chart of a closed loop's `timeline` with `marks` to `path`
+/// (an SVG file). `title` goes on top, e.g. the configuration and the
+/// machine.
 ///
 /// # Errors
 ///
@@ -65,6 +80,21 @@ pub fn write_svg(
     title: &str,
     timeline: &Timeline,
     marks: &[CheckpointMark],
+) -> Result<(), BenchError> {
+    write_svg_from(path, title, timeline, marks, LatencyFrom::Submit)
+}
+
+/// As [`write_svg`], saying on the y axis where latency starts.
+///
+/// # Errors
+///
+/// As [`write_svg`].
+pub fn write_svg_from(
+    path: &Path,
+    title: &str,
+    timeline: &Timeline,
+    marks: &[CheckpointMark],
+    from: LatencyFrom,
 ) -> Result<(), BenchError> {
     let fail = |reason: String| BenchError::Chart {
         path: path.to_path_buf(),
@@ -88,10 +118,11 @@ pub fn write_svg(
         .map(|p| micros(p.p50))
         .fold(f64::MAX, f64::min);
     let highest = points.iter().map(|p| micros(p.max)).fold(0.0, f64::max);
-    // Whole decades around the data, plus an empty one on top for the
-    // checkpoint labels.
-    let y_min = 10f64.powf(lowest.max(1.0).log10().floor());
-    let y_max = 10f64.powf(highest.max(y_min * 10.0).log10().ceil() + 1.0);
+    // Whole decades around the data, plus an empty one at the bottom for
+    // the checkpoint strip and its labels.
+    let data_min = 10f64.powf(lowest.max(1.0).log10().floor());
+    let y_min = data_min / 10.0;
+    let y_max = 10f64.powf(highest.max(data_min * 10.0).log10().ceil());
 
     let root = SVGBackend::new(path, SIZE_PX).into_drawing_area();
     let draw = |e: &dyn std::fmt::Display| fail(e.to_string());
@@ -113,7 +144,10 @@ pub fn write_svg(
             "time since start, s (writes placed by their reply time, {} ms buckets)",
             bucket.as_millis()
         ))
-        .y_desc("write latency, submit to reply (log scale)")
+        .y_desc(match from {
+            LatencyFrom::Submit => "write latency, submit to reply (log scale)",
+            LatencyFrom::DueTime => "write latency, due time to reply (log scale)",
+        })
         .y_label_formatter(&y_formatter)
         .x_label_formatter(&|s| format!("{s:.1}"))
         .light_line_style(RGBColor(235, 235, 235))
@@ -123,19 +157,20 @@ pub fn write_svg(
         .map_err(|e| draw(&e))?;
 
     // The checkpoints first, so the latency lines are drawn over them.
-    let mut entries = draw_marks(&mut chart, marks, (y_min, y_max)).map_err(|e| draw(&e))?;
-    entries.extend(draw_lines(&mut chart, timeline, y_min).map_err(|e| draw(&e))?);
+    let mut entries =
+        draw_marks(&mut chart, marks, (y_min, data_min), x_end).map_err(|e| draw(&e))?;
+    entries.extend(draw_lines(&mut chart, timeline, data_min).map_err(|e| draw(&e))?);
     draw_legend(&legend, &entries).map_err(|e| draw(&e))?;
     root.present().map_err(|e| draw(&e))?;
     Ok(())
 }
 
 /// One legend entry: its text, its style, and whether it stands for a
-/// vertical line (a checkpoint) or a horizontal one (a latency line).
+/// checkpoint bar or a (latency) line.
 struct Entry {
     text: String,
     style: ShapeStyle,
-    vertical: bool,
+    bar: bool,
 }
 
 /// The legend, in its own column right of the plot.
@@ -147,16 +182,15 @@ fn draw_legend(
     const TOP_PX: i32 = 20;
     for (i, entry) in (0i32..).zip(entries) {
         let y = TOP_PX + i * LINE_PX;
-        let symbol = if entry.vertical {
-            vec![(16, y - 8), (16, y + 8)]
+        if entry.bar {
+            area.draw(&Rectangle::new([(8, y - 5), (24, y + 5)], entry.style))?;
         } else {
-            vec![(6, y), (26, y)]
-        };
-        let bold = ShapeStyle {
-            stroke_width: 3,
-            ..entry.style
-        };
-        area.draw(&PathElement::new(symbol, bold))?;
+            let bold = ShapeStyle {
+                stroke_width: 3,
+                ..entry.style
+            };
+            area.draw(&PathElement::new(vec![(6, y), (26, y)], bold))?;
+        }
         area.draw(&Text::new(
             entry.text.clone(),
             (34, y - 7),
@@ -179,50 +213,54 @@ type Chart<'a, 'b> = ChartContext<
 /// The error of a drawing call.
 type DrawError = DrawingAreaErrorKind<<SVGBackend<'static> as DrawingBackend>::ErrorType>;
 
-/// One vertical line per checkpoint, coloured by reason, with a legend
-/// entry per reason and a label per line (size-triggered ones only when
-/// there are few).
+/// One bar per checkpoint in the strip at the bottom (`y_min` to
+/// `strip_top`, log scale), from its start to its end, coloured by reason,
+/// with a triangle on top; a legend entry per reason, and a label per bar
+/// (size-triggered ones only when there are few).
 fn draw_marks(
     chart: &mut Chart<'_, '_>,
     marks: &[CheckpointMark],
-    (y_min, y_max): (f64, f64),
+    (y_min, strip_top): (f64, f64),
+    x_end: f64,
 ) -> Result<Vec<Entry>, DrawError> {
     let mut entries = Vec::new();
     let size_count = marks.iter().filter(|m| m.reason == "size").count();
     let mut reasons: Vec<&str> = marks.iter().map(|m| m.reason.as_str()).collect();
     reasons.sort_unstable();
     reasons.dedup();
+    // The bar's lower half of the strip; the triangles sit on top of it.
+    let bar_top = (y_min * strip_top).sqrt();
+    // A bar at least this wide, so that a short checkpoint still shows.
+    let min_width = x_end / 400.0;
     for reason in reasons {
         let colour = reason_colour(reason);
         let ours: Vec<&CheckpointMark> = marks.iter().filter(|m| m.reason == reason).collect();
-        let style = if reason == "size" {
-            colour.mix(0.45).stroke_width(1)
-        } else {
-            colour.stroke_width(2)
-        };
+        let style = colour.mix(0.8).filled();
         let longest = ours.iter().map(|m| m.elapsed).max().unwrap_or_default();
         chart.draw_series(ours.iter().map(|m| {
-            let x = m.at.as_secs_f64();
-            PathElement::new(vec![(x, y_min), (x, y_max)], style)
+            let x0 = m.at.as_secs_f64();
+            let x1 = (m.at + m.elapsed).as_secs_f64().max(x0 + min_width);
+            Rectangle::new([(x0, y_min), (x1, bar_top)], style)
         }))?;
+        chart.draw_series(
+            ours.iter()
+                .map(|m| TriangleMarker::new((m.at.as_secs_f64(), bar_top), 4, style)),
+        )?;
         entries.push(Entry {
             text: format!(
-                "{reason} checkpoint: {}, longest {:.2} ms",
+                "{reason} checkpoint (bar: start to end): {}, longest {:.2} ms",
                 ours.len(),
                 micros(longest) / 1000.0
             ),
             style,
-            vertical: true,
+            bar: true,
         });
         if reason != "size" || size_count <= MAX_SIZE_LABELS {
             chart.draw_series(ours.iter().map(|m| {
                 Text::new(
                     format!("{} {:.2} ms", m.reason, micros(m.elapsed) / 1000.0),
-                    (m.at.as_secs_f64(), y_max),
-                    ("sans-serif", 12)
-                        .into_font()
-                        .transform(FontTransform::Rotate90)
-                        .color(&colour),
+                    (m.at.as_secs_f64(), strip_top),
+                    ("sans-serif", 11).into_font().color(&colour),
                 )
             }))?;
         }
@@ -261,7 +299,7 @@ fn draw_lines(
         entries.push(Entry {
             text: label.to_owned(),
             style,
-            vertical: false,
+            bar: false,
         });
     }
     Ok(entries)
@@ -292,6 +330,17 @@ mod tests {
         assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
         assert!(svg.contains("interval 0.90 ms"));
         assert!(svg.contains("p99 per bucket"));
+        // A checkpoint is a bar and a triangle, not a vertical line across
+        // the plot that reads like a grid line (issue 12).
+        assert!(svg.contains("interval checkpoint (bar: start to end)"));
+        assert!(
+            svg.contains("<polygon") || svg.contains("<rect"),
+            "no bar drawn"
+        );
+        assert!(svg.contains("submit to reply"));
+        write_svg_from(&path, "open", &t, &marks, LatencyFrom::DueTime).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("due time to reply"));
 
         let empty = Timeline::new(Duration::from_millis(10));
         let err = write_svg(&path, "empty", &empty, &[]).unwrap_err();

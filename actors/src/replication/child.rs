@@ -7,7 +7,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncBufReadExt as _;
+use std::io::BufRead as _;
+use walguard::replication::{CheckpointHandover, SftpLogin};
 use walguard::settings::ReplicationSettings;
 
 use crate::error::ReplicationError;
@@ -21,6 +22,10 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Lines of Litestream's log kept for an error message.
 const LOG_TAIL_LINES: usize = 8;
+
+/// How long, after Litestream exited, its error waits for the last lines
+/// of its log: 500 ms.
+const LOG_DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The files walguard keeps for Litestream beside the database `db`: its
 /// config (`<db>-litestream.yml`) and its control socket
@@ -64,13 +69,24 @@ impl Files {
         })
     }
 
-    /// Writes the config for `settings`, mode 0600 (it names the replica).
+    /// Writes the config for `settings` and `handover`, mode 0600 (it names
+    /// the replica).
     ///
     /// # Errors
     ///
     /// [`ReplicationError::File`] when it cannot be written.
-    pub fn write_config(&self, settings: &ReplicationSettings) -> Result<(), ReplicationError> {
-        let text = walguard::replication::litestream_config(&self.db, &self.socket, settings);
+    pub fn write_config(
+        &self,
+        settings: &ReplicationSettings,
+        handover: CheckpointHandover,
+    ) -> Result<(), ReplicationError> {
+        let text = walguard::replication::litestream_config(
+            &self.db,
+            &self.socket,
+            settings,
+            handover,
+            &SftpLogin::from_env(),
+        );
         let err = |source| ReplicationError::File {
             action: "write the litestream config",
             path: self.config.clone(),
@@ -109,12 +125,14 @@ impl Files {
         Ok(())
     }
 
-    /// Refuses to start a second Litestream: one that answers on the
-    /// socket already replicates this database.
+    /// Refuses to start a second Litestream for this database: one that
+    /// answers on the socket, or (on Linux) a `litestream` process that
+    /// holds the database or its WAL open, whatever its socket or config.
     ///
     /// # Errors
     ///
-    /// [`ReplicationError::AlreadyRunning`].
+    /// [`ReplicationError::AlreadyRunning`] or
+    /// [`ReplicationError::AlreadyReplicating`].
     pub fn check_no_other(&self) -> Result<(), ReplicationError> {
         #[cfg(unix)]
         if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
@@ -123,8 +141,58 @@ impl Files {
                 db: self.db.clone(),
             });
         }
+        if let Some(pid) = litestream_holding(&self.db) {
+            return Err(ReplicationError::AlreadyReplicating {
+                pid,
+                db: self.db.clone(),
+            });
+        }
         Ok(())
     }
+}
+
+/// The process id of a `litestream` (a process whose command name starts
+/// with `litestream`) that holds `db` or its WAL open, other than this
+/// process: Litestream keeps a read transaction on the database it
+/// replicates at all times. Reads `/proc/PID/comm` and `/proc/PID/fd`;
+/// processes it may not look into are passed over.
+#[cfg(target_os = "linux")]
+#[must_use]
+pub fn litestream_holding(db: &Path) -> Option<u32> {
+    let targets: Vec<PathBuf> = [db.to_path_buf(), walguard::files::wal_path(db)]
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    if targets.is_empty() {
+        return None;
+    }
+    let own = std::process::id();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            if pid == own {
+                return None;
+            }
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            if !comm.trim_end().starts_with("litestream") {
+                return None;
+            }
+            std::fs::read_dir(entry.path().join("fd"))
+                .ok()?
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .any(|target| targets.contains(&target))
+                .then_some(pid)
+        })
+}
+
+/// Elsewhere there is no `/proc` to look into: only the socket is checked.
+#[cfg(not(target_os = "linux"))]
+#[must_use]
+pub fn litestream_holding(_db: &Path) -> Option<u32> {
+    None
 }
 
 /// Runs `BINARY version` and checks it is at least
@@ -157,8 +225,8 @@ pub fn check_binary(binary: &Path) -> Result<String, ReplicationError> {
 /// The environment Litestream gets: walguard's own, without
 /// `AWS_CA_BUNDLE` when the endpoint is plain HTTP (with it, Litestream's
 /// S3 client refuses to start: "unable to add custom `RootCAs`").
-fn command(binary: &Path, settings: &ReplicationSettings) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(binary);
+fn command(binary: &Path, settings: &ReplicationSettings) -> std::process::Command {
+    let mut command = std::process::Command::new(binary);
     if settings
         .endpoint
         .as_deref()
@@ -173,17 +241,20 @@ fn command(binary: &Path, settings: &ReplicationSettings) -> tokio::process::Com
 /// A `litestream replicate` walguard started.
 #[derive(Debug)]
 pub struct Child {
-    process: tokio::process::Child,
+    process: std::process::Child,
     pid: Option<u32>,
     log: Arc<Mutex<VecDeque<String>>>,
+    /// The threads that read its stdout and stderr; they end with it.
+    readers: Vec<std::thread::JoinHandle<()>>,
+    binary: PathBuf,
 }
 
 impl Child {
     /// Starts `litestream replicate -config CONFIG` and waits (blocking,
     /// at most [`READY_TIMEOUT`]) until its control socket accepts
-    /// connections. Must run inside a tokio runtime. Its log lines go to
-    /// `tracing` (target `walguard::litestream`): errors as warnings, the
-    /// rest at debug.
+    /// connections: [`Child::spawn`], then [`Child::ready`] until it is.
+    /// For the first start only; a restart must not block (the
+    /// replication actor polls [`Child::ready`] from its ticks instead).
     ///
     /// # Errors
     ///
@@ -194,10 +265,33 @@ impl Child {
         files: &Files,
         settings: &ReplicationSettings,
     ) -> Result<Self, ReplicationError> {
-        let fail = |error: String| ReplicationError::Start {
-            binary: binary.to_path_buf(),
-            error,
-        };
+        let mut child = Self::spawn(binary, files, settings)?;
+        let started = Instant::now();
+        loop {
+            if child.ready(files)? {
+                return Ok(child);
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                child.kill();
+                return Err(child.not_ready(files));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts `litestream replicate -config CONFIG` without waiting for
+    /// it. Must run inside a tokio runtime. Its log lines go to `tracing`
+    /// (target `walguard::litestream`): errors as warnings, the rest at
+    /// debug.
+    ///
+    /// # Errors
+    ///
+    /// [`ReplicationError::Start`] when it cannot be started.
+    pub fn spawn(
+        binary: &Path,
+        files: &Files,
+        settings: &ReplicationSettings,
+    ) -> Result<Self, ReplicationError> {
         // A socket file left by a Litestream that was killed: it would
         // refuse to listen on a path that exists and is not its own.
         let _ = std::fs::remove_file(&files.socket);
@@ -205,41 +299,97 @@ impl Child {
             .arg("replicate")
             .arg("-config")
             .arg(&files.config)
+            // The config is walguard's own, written out in full: a `$` in a
+            // path or URL must reach Litestream as written.
+            .arg("-no-expand-env")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
-            .map_err(|e| fail(e.to_string()))?;
-        let pid = process.id();
+            .map_err(|e| ReplicationError::Start {
+                binary: binary.to_path_buf(),
+                error: format!("cannot run it (replication.litestream_binary): {e}"),
+            })?;
+        let pid = Some(process.id());
         let log = Arc::new(Mutex::new(VecDeque::new()));
-        // Litestream logs to stdout; stderr carries what the Go runtime
-        // prints. Both go to `tracing`.
+        // Litestream logs to stdout, and its last error to stderr. Both go
+        // to `tracing`, from threads of their own: a start that blocks its
+        // runtime still collects them for its error.
+        let mut readers = Vec::new();
         if let Some(stdout) = process.stdout.take() {
-            forward(stdout, pid, Arc::clone(&log));
+            readers.push(forward(stdout, pid, Arc::clone(&log)));
         }
         if let Some(stderr) = process.stderr.take() {
-            forward(stderr, pid, Arc::clone(&log));
+            readers.push(forward(stderr, pid, Arc::clone(&log)));
         }
-        let mut child = Self { process, pid, log };
+        Ok(Self {
+            process,
+            pid,
+            log,
+            readers,
+            binary: binary.to_path_buf(),
+        })
+    }
+
+    /// Whether its control socket accepts connections yet. Does not block
+    /// (a connect to a Unix socket answers at once), but for a moment
+    /// after it exited, to collect its last log lines.
+    ///
+    /// # Errors
+    ///
+    /// [`ReplicationError::Start`] when it has exited, with the end of its
+    /// log and the setting its last line points at.
+    pub fn ready(&mut self, files: &Files) -> Result<bool, ReplicationError> {
+        if let Some(status) = self.exited() {
+            let last = self.last_line();
+            return Err(ReplicationError::Start {
+                binary: self.binary.clone(),
+                error: format!(
+                    "it exited with {status} (check {}){}",
+                    walguard::replication::blame(&last),
+                    self.log_tail()
+                ),
+            });
+        }
+        Ok(Self::socket_open(files))
+    }
+
+    /// Whether its control socket accepts connections (a connect to a
+    /// Unix socket answers at once).
+    #[must_use]
+    pub fn socket_open(files: &Files) -> bool {
+        #[cfg(unix)]
+        return std::os::unix::net::UnixStream::connect(&files.socket).is_ok();
+        #[cfg(not(unix))]
+        {
+            let _ = files;
+            false
+        }
+    }
+
+    /// Its last log line, once the readers have seen the end of its output
+    /// (at most [`LOG_DRAIN_TIMEOUT`] after it exited).
+    fn last_line(&mut self) -> String {
         let started = Instant::now();
-        loop {
-            if let Some(status) = child.exited() {
-                return Err(fail(format!("it exited with {status}{}", child.log_tail())));
-            }
-            #[cfg(unix)]
-            if std::os::unix::net::UnixStream::connect(&files.socket).is_ok() {
-                return Ok(child);
-            }
-            if started.elapsed() > READY_TIMEOUT {
-                child.kill();
-                return Err(fail(format!(
-                    "its control socket {} did not open within {}{}",
-                    files.socket.display(),
-                    walguard::settings::format_duration(READY_TIMEOUT),
-                    child.log_tail()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        while self.readers.iter().any(|r| !r.is_finished()) && started.elapsed() < LOG_DRAIN_TIMEOUT
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let tail = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        tail.back().cloned().unwrap_or_default()
+    }
+
+    /// The error for a Litestream whose socket did not open within
+    /// [`READY_TIMEOUT`].
+    #[must_use]
+    pub fn not_ready(&self, files: &Files) -> ReplicationError {
+        ReplicationError::Start {
+            binary: self.binary.clone(),
+            error: format!(
+                "its control socket {} did not open within {}{}",
+                files.socket.display(),
+                walguard::settings::format_duration(READY_TIMEOUT),
+                self.log_tail()
+            ),
         }
     }
 
@@ -268,28 +418,47 @@ impl Child {
     /// Stops it at once (SIGKILL): walguard has already asked for the
     /// final sync, and Litestream is built to resume after a kill.
     pub fn kill(&mut self) {
-        let _ = self.process.start_kill();
+        let _ = self.process.kill();
     }
 
-    /// Stops it and waits at most `timeout` for it to be gone.
+    /// Stops it and waits at most `timeout` for it to be gone, without
+    /// blocking the runtime.
     pub async fn stop(&mut self, timeout: Duration) {
         self.kill();
-        let _ = tokio::time::timeout(timeout, self.process.wait()).await;
+        let started = Instant::now();
+        while self.exited().is_none() && started.elapsed() < timeout {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for Child {
+    /// A Litestream walguard started does not outlive its handle.
+    fn drop(&mut self) {
+        if self.exited().is_none() {
+            self.kill();
+            // SIGKILL cannot be ignored: this wait is short, and reaps it.
+            let _ = self.process.wait();
+        }
     }
 }
 
 /// Sends each line of `stream` to `tracing` (target `walguard::litestream`:
 /// errors and warnings as warnings, the rest at debug) and keeps the last
-/// [`LOG_TAIL_LINES`] for error messages.
+/// [`LOG_TAIL_LINES`] for error messages, on a thread of its own that ends
+/// with the stream.
 fn forward(
-    stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    stream: impl std::io::Read + Send + 'static,
     pid: Option<u32>,
     log: Arc<Mutex<VecDeque<String>>>,
-) {
-    tokio::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("level=ERROR") || line.contains("level=WARN") {
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("level=ERROR")
+                || line.contains("level=WARN")
+                || line.starts_with("Error:")
+            {
                 tracing::warn!(target: "walguard::litestream", pid, "{line}");
             } else {
                 tracing::debug!(target: "walguard::litestream", pid, "{line}");
@@ -300,7 +469,7 @@ fn forward(
             }
             tail.push_back(line);
         }
-    });
+    })
 }
 
 /// `litestream restore` of the replica of `files.db` into `out`. With
@@ -337,7 +506,8 @@ pub fn restore(
         config: walguard::files::sibling(out, "-litestream-restore.yml"),
         ..files.clone()
     };
-    restore_files.write_config(settings)?;
+    // A restore runs no checkpoint: Litestream's defaults will do.
+    restore_files.write_config(settings, CheckpointHandover::default())?;
     let result = run_restore(binary, &restore_files, settings, out, if_replica_exists);
     let _ = std::fs::remove_file(&restore_files.config);
     result
@@ -371,6 +541,7 @@ fn run_restore(
         .arg("restore")
         .arg("-config")
         .arg(&files.config)
+        .arg("-no-expand-env")
         .arg("-o")
         .arg(out);
     if if_replica_exists {

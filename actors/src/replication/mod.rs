@@ -42,10 +42,14 @@ use actix::{
     ResponseActFuture, WrapFuture,
 };
 use tokio::time::Instant;
-use walguard::replication::{CheckpointOwner, LagEvent, Replicated, ReplicationTracker};
+use walguard::replication::{
+    CheckpointHandover, CheckpointOwner, LagEvent, Replicated, ReplicationTracker,
+};
 use walguard::settings::{AckMode, ReplicationSettings, format_duration};
 
-pub use child::{Child, Files, MAX_SOCKET_PATH_BYTES, READY_TIMEOUT, check_binary, restore};
+pub use child::{
+    Child, Files, MAX_SOCKET_PATH_BYTES, READY_TIMEOUT, check_binary, litestream_holding, restore,
+};
 pub use control::{ControlClient, SyncAnswer};
 
 use crate::checkpoint::CheckpointActor;
@@ -121,6 +125,9 @@ enum Process {
     Managed {
         binary: PathBuf,
         child: Option<Box<Child>>,
+        /// A restarted child whose control socket is not open yet: since
+        /// when (ticks poll it; nothing blocks on it).
+        starting_since: Option<Instant>,
         restart_at: Option<Instant>,
         backoff: Duration,
         restarts: u64,
@@ -141,6 +148,8 @@ pub struct ReplicationActor {
     metrics: Option<Recipient<ReplicationSeen>>,
     tracker: ReplicationTracker,
     in_flight: bool,
+    /// A commit count asked of `DbActor` outside a sync is on its way.
+    looking: bool,
     failed_in_a_row: u32,
     last_sync: Option<Instant>,
     last_error: Option<String>,
@@ -152,7 +161,9 @@ impl ReplicationActor {
     /// checks the binary, refuses a second Litestream, writes the config
     /// (0600) and starts `litestream replicate`, or, with
     /// `replication.socket` set, checks that an external Litestream
-    /// answers there. Then one sync, so a bad URL, credential or endpoint
+    /// answers there. The config hands Litestream walguard's checkpoint
+    /// policy (`handover`; an outside Litestream keeps its own). Then one
+    /// sync, so a bad URL, credential or endpoint
     /// fails here with an error naming it. Blocking; runs inside the actix
     /// `System` (the child's log is read on its runtime).
     ///
@@ -162,20 +173,33 @@ impl ReplicationActor {
     pub fn prepare(
         settings: &ReplicationSettings,
         db: &std::path::Path,
+        handover: CheckpointHandover,
     ) -> Result<Prepared, ReplicationError> {
         let files = Files::for_db(db, settings.socket.as_deref())?;
         files.check_socket_path()?;
+        if settings
+            .url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("sftp://"))
+            && std::env::var_os(walguard::replication::SFTP_KEY_PATH_ENV)
+                .is_none_or(|v| v.is_empty())
+        {
+            return Err(ReplicationError::MissingEnvironment {
+                variable: walguard::replication::SFTP_KEY_PATH_ENV,
+            });
+        }
         let process = if settings.socket.is_some() {
             Process::External
         } else {
             let binary = settings.litestream_binary.clone();
             check_binary(&binary)?;
             files.check_no_other()?;
-            files.write_config(settings)?;
+            files.write_config(settings, handover)?;
             let child = Child::start(&binary, &files, settings)?;
             Process::Managed {
                 binary,
                 child: Some(Box::new(child)),
+                starting_since: None,
                 restart_at: None,
                 backoff: RESTART_BACKOFF_MIN,
                 restarts: 0,
@@ -248,6 +272,7 @@ impl ReplicationActor {
             checkpoint,
             metrics,
             in_flight: false,
+            looking: false,
             failed_in_a_row: 0,
             last_sync: None,
             last_error: None,
@@ -287,11 +312,14 @@ impl ReplicationActor {
         }
     }
 
-    /// The Litestream walguard started: exited? restart due?
+    /// The Litestream walguard started: exited? restart due? restarted
+    /// and ready? Never blocks: a restart spawns the process, and later
+    /// ticks look whether its control socket has opened.
     fn supervise(&mut self) {
         let Process::Managed {
             binary,
             child,
+            starting_since,
             restart_at,
             backoff,
             restarts,
@@ -300,6 +328,32 @@ impl ReplicationActor {
             return;
         };
         if let Some(running) = child {
+            if let Some(since) = *starting_since
+                && running.exited().is_none()
+            {
+                match Child::socket_open(&self.files) {
+                    true => {
+                        *starting_since = None;
+                        *restarts += 1;
+                        crate::telemetry::record_litestream_restart();
+                        tracing::info!(target: "walguard::replication", pid = running.pid(), restarts = *restarts, "litestream restarted");
+                        return;
+                    }
+                    false if since.elapsed() <= READY_TIMEOUT => return,
+                    false => {
+                        let error = running.not_ready(&self.files);
+                        running.kill();
+                        *child = None;
+                        *starting_since = None;
+                        tracing::warn!(target: "walguard::replication", error = %error, retry_in = %format_duration(*backoff), "cannot restart litestream");
+                        *restart_at = Some(Instant::now() + *backoff);
+                        *backoff = (*backoff * 2).min(RESTART_BACKOFF_MAX);
+                        return;
+                    }
+                }
+            }
+            // Exited, while starting or after: the branch below says so.
+            *starting_since = None;
             if let Some(status) = running.exited() {
                 let tail = running.log_tail();
                 *child = None;
@@ -318,12 +372,9 @@ impl ReplicationActor {
         }
         if restart_at.is_some_and(|at| Instant::now() >= at) {
             *restart_at = None;
-            let binary = binary.clone();
-            match Child::start(&binary, &self.files, &self.settings) {
+            match Child::spawn(binary, &self.files, &self.settings) {
                 Ok(started) => {
-                    *restarts += 1;
-                    crate::telemetry::record_litestream_restart();
-                    tracing::info!(target: "walguard::replication", pid = started.pid(), restarts = *restarts, "litestream restarted");
+                    *starting_since = Some(Instant::now());
                     *child = Some(Box::new(started));
                 }
                 Err(e) => {
@@ -337,7 +388,11 @@ impl ReplicationActor {
 
     fn litestream_running(&self) -> bool {
         match &self.process {
-            Process::Managed { child, .. } => child.is_some(),
+            Process::Managed {
+                child,
+                starting_since,
+                ..
+            } => child.is_some() && starting_since.is_none(),
             Process::External => true,
         }
     }
@@ -349,6 +404,10 @@ impl ReplicationActor {
         self.supervise();
         self.observe_lag();
         if self.in_flight || !self.litestream_running() {
+            // No sync will tell the commits made meanwhile: look at them,
+            // so the lag (and its warning, and the gauge) keeps growing
+            // while Litestream is down or a sync hangs.
+            self.look(ctx);
             return;
         }
         let due = self
@@ -382,6 +441,25 @@ impl ReplicationActor {
             act.in_flight = false;
             if let Some((durability, started, answer)) = result {
                 act.answered(durability, started, answer);
+            }
+        }));
+    }
+
+    /// Asks `DbActor` for its commit count (one question at a time), for
+    /// the lag while no sync answers.
+    fn look(&mut self, ctx: &mut Context<Self>) {
+        if self.looking {
+            return;
+        }
+        self.looking = true;
+        let db = self.db.clone();
+        let ask = async move { db.send(GetDurability).await.ok().flatten() };
+        ctx.spawn(ask.into_actor(self).map(|durability, act, _| {
+            act.looking = false;
+            if let Some(d) = durability {
+                act.tracker.see_local(d.commits(), d.writes());
+                act.observe_lag();
+                act.publish();
             }
         }));
     }
@@ -465,6 +543,10 @@ impl Actor for ReplicationActor {
             // A fifth of a period: a sync starts at most that late.
             _ => (self.settings.sync_period / 5).clamp(ACK_POLL_PERIOD, Duration::from_millis(250)),
         };
+        // `prepare` ran the first sync, and it answered: Litestream is
+        // healthy from the first moment, so walguard runs no checkpoint of
+        // its own from the start.
+        self.set_owner(CheckpointOwner::Litestream, "its first sync answered");
         ctx.run_interval(period, Self::tick);
         ctx.notify(Tick);
     }

@@ -127,6 +127,7 @@ impl WalGuardBuilder {
         // Every size-triggered checkpoint runs in DbActor and is reported,
         // none silently inside a COMMIT (0 leaves them to SQLite).
         store.set_size_threshold(settings.checkpoint.size_threshold_frames)?;
+        store.set_size_checkpoint(settings.checkpoint.size_checkpoint);
 
         let metrics = MetricsActor::new(settings.metrics.window).start();
         let reports = metrics.clone().recipient();
@@ -143,6 +144,7 @@ impl WalGuardBuilder {
             Some(ReplicationActor::prepare(
                 &settings.replication,
                 &settings.database.path,
+                walguard::replication::CheckpointHandover::from_settings(&settings.checkpoint),
             )?)
         } else {
             None
@@ -462,7 +464,7 @@ impl WalGuard {
             .send(Finish(summary))
             .await
             .map_err(Error::mailbox("MetricsActor"))?;
-        report.replication = replicated;
+        report.replication = replicated.or(report.replication);
         if let Some(arbiter) = self.arbiter {
             arbiter.stop();
         }

@@ -11,7 +11,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use walguard::{CheckpointMode, CheckpointOutcome, CheckpointReason, Settings, Statement};
+use walguard::{
+    CheckpointMode, CheckpointOutcome, CheckpointReason, Settings, SizeCheckpoint, Statement,
+};
 use walguard_actors::db::{GetWriterStats, WriterStats};
 use walguard_actors::messages::{Call, Execute};
 use walguard_actors::{Placement, WalGuard};
@@ -327,10 +329,20 @@ async fn sustained(guard: &WalGuard, writes: i64, in_flight: usize) {
 async fn the_wal_stays_bounded_by_frames_under_sustained_writes() {
     const PAGE_AND_FRAME_HEADER: u64 = 4096 + 24;
     const WAL_HEADER: u64 = 32;
-    for (group_commit, writes) in [(true, 50_000), (false, 10_000)] {
+    // Both places of the size checkpoint's copy; with two phases, enough
+    // writes for two size checkpoints even when each runs at the backstop
+    // (1.5 × the threshold).
+    for (size_checkpoint, group_commit, writes) in [
+        (SizeCheckpoint::OnWriter, true, 50_000),
+        (SizeCheckpoint::OnWriter, false, 10_000),
+        (SizeCheckpoint::TwoPhase, true, 100_000),
+        (SizeCheckpoint::TwoPhase, false, 20_000),
+    ] {
+        let two_phase = size_checkpoint == SizeCheckpoint::TwoPhase;
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings(dir.path(), MINUTE);
         s.database.group_commit = group_commit;
+        s.checkpoint.size_checkpoint = size_checkpoint;
         let threshold = s.checkpoint.size_threshold_frames;
         assert_eq!(threshold, 1000, "the default, SQLite's own");
         let guard = start_on(s, Placement::OwnArbiter).await;
@@ -350,11 +362,14 @@ async fn the_wal_stays_bounded_by_frames_under_sustained_writes() {
         let bound = 2 * threshold + s.max_batch as u32;
         assert!(
             wal.peak <= bound,
-            "group commit {group_commit}: peak {} frames > {bound}",
+            "{size_checkpoint:?}, group commit {group_commit}: peak {} frames > {bound}",
             wal.peak
         );
         assert!(wal.peak >= threshold, "the threshold was reached: {wal:?}");
-        assert!(wal.size_checkpoints >= 2, "{wal:?}");
+        assert!(
+            wal.size_checkpoints >= 2,
+            "group commit {group_commit}: {wal:?}"
+        );
         let on_disk = std::fs::metadata(wal_path(&dir.path().join("state.db")))
             .unwrap()
             .len();
@@ -363,12 +378,25 @@ async fn the_wal_stays_bounded_by_frames_under_sustained_writes() {
             "group commit {group_commit}: -wal file {on_disk} bytes"
         );
 
-        // Every size checkpoint reached MetricsActor.
+        // Every size checkpoint reached MetricsActor; with `two_phase` as
+        // two checkpoints, phase 1 (reason backfill) and phase 2 (reason
+        // size), phase 1's report inside phase 2's.
         let report = guard.report().await.unwrap();
-        assert_eq!(report.counts.total, wal.size_checkpoints, "{report:?}");
+        let per_checkpoint = if two_phase { 2 } else { 1 };
+        assert_eq!(
+            report.counts.total,
+            per_checkpoint * wal.size_checkpoints,
+            "{report:?}"
+        );
         let last = report.last_checkpoint.unwrap();
         assert_eq!(last.reason(), CheckpointReason::Size);
         assert_eq!(last.mode(), CheckpointMode::Passive);
+        if two_phase {
+            let phase1 = last.backfill().expect("two phases");
+            assert_eq!(phase1.reason(), CheckpointReason::Backfill);
+        } else {
+            assert!(last.backfill().is_none());
+        }
         let report = guard.shutdown().await.unwrap();
         // CREATE TABLE and the PRAGMA closure count too.
         assert_eq!(report.db.writes_acknowledged, writes as u64 + 2);
@@ -404,4 +432,51 @@ async fn threshold_zero_leaves_the_size_checkpoint_to_sqlite() {
         report.counts.total, 1,
         "only the shutdown TRUNCATE: {report:?}"
     );
+}
+
+/// With `two_phase`, phase 1's thread wakes `DbActor` when it returns, so
+/// phase 2 runs and the durable point moves even if no write follows; the
+/// shutdown then closes the writer last (the WAL is deleted) and loses
+/// nothing.
+#[actix_rt::test]
+async fn two_phase_finishes_without_a_further_write_and_shuts_down_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path(), MINUTE);
+    s.checkpoint.size_checkpoint = SizeCheckpoint::TwoPhase;
+    s.checkpoint.size_threshold_frames = 50;
+    let guard = start_on(s, Placement::OwnArbiter).await;
+    let mut writes = 0;
+    while stats(&guard).await.wal.unwrap().current < 50 {
+        guard.db().execute(insert(writes)).await.unwrap();
+        writes += 1;
+    }
+    // No write from here on: only the waker can bring phase 2.
+    let bound = std::time::Instant::now() + Duration::from_secs(30);
+    let wal = loop {
+        let wal = stats(&guard).await.wal.unwrap();
+        if wal.size_checkpoints >= 1 {
+            break wal;
+        }
+        assert!(
+            std::time::Instant::now() < bound,
+            "phase 2 never ran: {wal:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(wal.size_checkpoints, 1, "{wal:?}");
+    let durability = guard.db().durability().await.unwrap().unwrap();
+    assert_eq!(durability.exposed_commits(), 0, "{durability:?}");
+    let report = guard.report().await.unwrap();
+    let last = report.last_checkpoint.unwrap();
+    assert_eq!(last.reason(), CheckpointReason::Size);
+    assert_eq!(*last.outcome(), CheckpointOutcome::Completed, "{last:?}");
+    assert_eq!(
+        last.backfill().unwrap().reason(),
+        CheckpointReason::Backfill
+    );
+    let report = guard.shutdown().await.unwrap();
+    assert_eq!(report.db.writes_acknowledged, writes as u64 + 1);
+    let path = dir.path().join("state.db");
+    assert!(!wal_path(&path).exists(), "the writer's close was the last");
+    assert_eq!(integrity_and_count(&path), ("ok".to_owned(), writes));
 }

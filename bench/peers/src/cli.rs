@@ -11,9 +11,11 @@ pub const USAGE: &str = "\
 usage: walguard-peers [--writes N] [--runs N] [--synchronous normal|full|both] [--only SYSTEM]
 
   --writes N        inserts per run (default 200000; underscores allowed: 200_000)
+  --lone-writes N   inserts per run at one in flight, raw-batched excepted (default: --writes)
+  --in-flight N     only this in-flight level (1 or 256; default: both where the system has both)
   --runs N          runs per configuration; the median-throughput run is reported (default 3)
   --synchronous S   normal, full or both (default both)
-  --only SYSTEM     raw-per-insert, raw-batched or tokio-rusqlite (default: all three)
+  --only SYSTEM     raw-per-insert, raw-batched, tokio-rusqlite or batching-writer (default: all four)
   -h, --help        this text
 
 Prints one JSON object per (system, workload, synchronous, in_flight) on stdout.
@@ -49,13 +51,15 @@ pub enum System {
     RawPerInsert,
     RawBatched,
     TokioRusqlite,
+    BatchingWriter,
 }
 
 impl System {
-    pub const ALL: [System; 3] = [
+    pub const ALL: [System; 4] = [
         System::RawPerInsert,
         System::RawBatched,
         System::TokioRusqlite,
+        System::BatchingWriter,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +67,7 @@ impl System {
             System::RawPerInsert => "raw-per-insert",
             System::RawBatched => "raw-batched",
             System::TokioRusqlite => "tokio-rusqlite",
+            System::BatchingWriter => "batching-writer",
         }
     }
 
@@ -71,7 +76,7 @@ impl System {
     pub fn in_flight_levels(self) -> &'static [usize] {
         match self {
             System::RawPerInsert | System::RawBatched => &[1],
-            System::TokioRusqlite => &[1, 256],
+            System::TokioRusqlite | System::BatchingWriter => &[1, 256],
         }
     }
 }
@@ -82,6 +87,23 @@ pub struct Config {
     pub runs: u32,
     pub synchronous: Vec<Synchronous>,
     pub systems: Vec<System>,
+    /// Inserts per run at one in flight (`--lone-writes`; default `writes`).
+    pub lone_writes: Option<u64>,
+    /// Only this in-flight level (`--in-flight`; default: every level).
+    pub in_flight: Option<usize>,
+}
+
+impl Config {
+    /// Inserts per run of `system` at `in_flight`: a lone writer is slow,
+    /// so it may run fewer (`--lone-writes`). `raw-batched` is the
+    /// throughput ceiling, not a lone writer: it always runs `writes`.
+    pub fn writes_at(&self, system: System, in_flight: usize) -> u64 {
+        match (system, in_flight, self.lone_writes) {
+            (System::RawBatched, _, _) | (_, _, None) => self.writes,
+            (_, 1, Some(n)) => n,
+            _ => self.writes,
+        }
+    }
 }
 
 /// What parsing asked for: a run, or the help text.
@@ -125,6 +147,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         runs: DEFAULT_RUNS,
         synchronous: vec![Synchronous::Normal, Synchronous::Full],
         systems: System::ALL.to_vec(),
+        lone_writes: None,
+        in_flight: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -137,7 +161,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         };
         if !matches!(
             flag.as_str(),
-            "--writes" | "--runs" | "--synchronous" | "--only"
+            "--writes" | "--runs" | "--synchronous" | "--only" | "--lone-writes" | "--in-flight"
         ) {
             return Err(usage_error(format!("unknown argument {arg:?}")));
         }
@@ -149,6 +173,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         };
         match flag.as_str() {
             "--writes" => config.writes = parse_count(&flag, &value)?,
+            "--lone-writes" => config.lone_writes = Some(parse_count(&flag, &value)?),
+            "--in-flight" => {
+                config.in_flight = Some(
+                    usize::try_from(parse_count(&flag, &value)?)
+                        .map_err(|_| usage_error(format!("--in-flight too large: {value}")))?,
+                );
+            }
             "--runs" => {
                 config.runs = u32::try_from(parse_count(&flag, &value)?)
                     .map_err(|_| usage_error(format!("--runs too large: {value}")))?;
@@ -171,7 +202,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
                     .find(|s| s.name() == value)
                     .ok_or_else(|| {
                         usage_error(format!(
-                            "--only wants raw-per-insert, raw-batched or tokio-rusqlite, got {value:?}"
+                            "--only wants raw-per-insert, raw-batched, tokio-rusqlite or batching-writer, got {value:?}"
                         ))
                     })?;
                 config.systems = vec![system];
@@ -199,7 +230,18 @@ mod tests {
         assert_eq!(c.writes, 200_000);
         assert_eq!(c.runs, 3);
         assert_eq!(c.synchronous.len(), 2);
-        assert_eq!(c.systems.len(), 3);
+        assert_eq!(c.systems.len(), 4);
+        assert_eq!((c.lone_writes, c.in_flight), (None, None));
+        assert_eq!(c.writes_at(System::TokioRusqlite, 1), 200_000);
+    }
+
+    #[test]
+    fn lone_writes_apply_at_one_in_flight_but_not_to_the_ceiling() {
+        let c = run(&["--lone-writes", "1000", "--in-flight", "1"]).unwrap();
+        assert_eq!(c.in_flight, Some(1));
+        assert_eq!(c.writes_at(System::BatchingWriter, 1), 1000);
+        assert_eq!(c.writes_at(System::BatchingWriter, 256), 200_000);
+        assert_eq!(c.writes_at(System::RawBatched, 1), 200_000);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!
 //! Usage: `walguard-peers [--writes N] [--runs N] [--synchronous normal|full|both] [--only SYSTEM]`
 
+mod batching;
 mod cli;
 mod peers;
 mod stats;
@@ -61,6 +62,9 @@ fn run_all(config: &Config) -> Result<(), BoxError> {
     for &sync in &config.synchronous {
         for &system in &config.systems {
             for &in_flight in system.in_flight_levels() {
+                if config.in_flight.is_some_and(|n| n != in_flight) {
+                    continue;
+                }
                 measure(config, system, sync, in_flight)?;
             }
         }
@@ -82,6 +86,7 @@ fn one_run(
         System::RawPerInsert => peers::raw_per_insert(&path, sync, writes)?,
         System::RawBatched => peers::raw_batched(&path, sync, writes)?,
         System::TokioRusqlite => peers::tokio_rusqlite(&path, sync, writes, in_flight)?,
+        System::BatchingWriter => batching::run(&path, sync, writes, in_flight)?,
     };
     dir.close()?;
     Ok(run)
@@ -100,7 +105,7 @@ fn measure(
     );
     let mut runs = Vec::with_capacity(config.runs as usize);
     for n in 1..=config.runs {
-        let run = one_run(system, sync, config.writes, in_flight)
+        let run = one_run(system, sync, config.writes_at(system, in_flight), in_flight)
             .map_err(|e| format!("{label} run {n}: {e}"))?;
         eprintln!(
             "  {label} run {n}/{}: {:.3} s, {:.0} writes/s",
@@ -117,7 +122,7 @@ fn measure(
         out,
         "{{\"system\":\"{}\",\"workload\":\"{WORKLOAD}\",\"synchronous\":\"{}\",\"in_flight\":{in_flight},\
          \"writes\":{},\"seconds\":{:.3},\"throughput\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\
-         \"max_us\":{:.1},\"runs\":{}}}",
+         \"max_us\":{:.1},\"runs\":{},\"cpu_us_per_write\":{:.3}}}",
         system.name(),
         sync.name(),
         median.writes,
@@ -127,6 +132,7 @@ fn measure(
         latency.p99_us,
         latency.max_us,
         config.runs,
+        median.cpu_ns as f64 / 1000.0 / median.writes.max(1) as f64,
     )?;
     // One line per configuration, visible at once even when piped.
     out.flush()?;

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, params};
 
 use crate::cli::Synchronous;
-use crate::stats::Run;
+use crate::stats::{Run, cpu_ns};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Payload of every insert: 100 bytes, as the issue specifies. Its content
 /// does not matter to SQLite (no compression).
-static BLOB: [u8; 100] = [0xA5; 100];
+pub static BLOB: [u8; 100] = [0xA5; 100];
 
 /// Inserts per transaction in `raw-batched`.
 pub const BATCH_SIZE: usize = 1000;
@@ -24,7 +24,7 @@ pub const BATCH_SIZE: usize = 1000;
 /// How long a writer waits on a lock before SQLITE_BUSY (the issue's 5 s).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-const INSERT_SQL: &str = "INSERT INTO kv(id, v) VALUES (?1, ?2)";
+pub const INSERT_SQL: &str = "INSERT INTO kv(id, v) VALUES (?1, ?2)";
 
 /// Name of the database file inside each run's temp dir.
 pub const DB_FILE: &str = "bench.db";
@@ -52,7 +52,7 @@ pub fn setup(conn: &Connection, sync: Synchronous) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn check_count(conn: &Connection, writes: u64) -> Result<(), BoxError> {
+pub fn check_count(conn: &Connection, writes: u64) -> Result<(), BoxError> {
     let rows: i64 = conn.query_row("SELECT count(*) FROM kv", [], |r| r.get(0))?;
     if rows as u64 == writes {
         Ok(())
@@ -61,11 +61,11 @@ fn check_count(conn: &Connection, writes: u64) -> Result<(), BoxError> {
     }
 }
 
-fn id(i: u64) -> Result<i64, BoxError> {
+pub fn id(i: u64) -> Result<i64, BoxError> {
     i64::try_from(i).map_err(|_| format!("row id {i} does not fit an i64").into())
 }
 
-fn latency_buffer(n: u64) -> Result<Vec<u64>, BoxError> {
+pub fn latency_buffer(n: u64) -> Result<Vec<u64>, BoxError> {
     let n = usize::try_from(n).map_err(|_| "--writes too large for this machine")?;
     let mut v = Vec::new();
     v.try_reserve_exact(n)
@@ -73,7 +73,7 @@ fn latency_buffer(n: u64) -> Result<Vec<u64>, BoxError> {
     Ok(v)
 }
 
-fn elapsed_ns(since: Instant) -> u64 {
+pub fn elapsed_ns(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
@@ -83,7 +83,7 @@ fn open_raw(path: &Path, sync: Synchronous) -> Result<Connection, BoxError> {
     Ok(conn)
 }
 
-fn close_raw(conn: Connection) -> Result<(), BoxError> {
+pub fn close_raw(conn: Connection) -> Result<(), BoxError> {
     conn.close().map_err(|(_, e)| Box::new(e) as BoxError)
 }
 
@@ -97,15 +97,16 @@ fn close_raw(conn: Connection) -> Result<(), BoxError> {
 pub fn raw_per_insert(path: &Path, sync: Synchronous, writes: u64) -> Result<Run, BoxError> {
     let conn = open_raw(path, sync)?;
     let mut latencies_ns = latency_buffer(writes)?;
-    let elapsed = {
+    let (elapsed, cpu_ns) = {
         let mut stmt = conn.prepare(INSERT_SQL)?;
+        let cpu = cpu_ns();
         let start = Instant::now();
         for i in 0..writes {
             let t = Instant::now();
             stmt.execute(params![id(i)?, &BLOB[..]])?;
             latencies_ns.push(elapsed_ns(t));
         }
-        start.elapsed()
+        (start.elapsed(), cpu_ns() - cpu)
     };
     check_count(&conn, writes)?;
     close_raw(conn)?;
@@ -113,6 +114,7 @@ pub fn raw_per_insert(path: &Path, sync: Synchronous, writes: u64) -> Result<Run
         writes,
         elapsed,
         latencies_ns,
+        cpu_ns,
     })
 }
 
@@ -130,11 +132,12 @@ pub fn raw_batched(path: &Path, sync: Synchronous, writes: u64) -> Result<Run, B
     let conn = open_raw(path, sync)?;
     let mut latencies_ns = latency_buffer(writes)?;
     let mut starts: Vec<Instant> = Vec::with_capacity(BATCH_SIZE);
-    let elapsed =
+    let (elapsed, cpu_ns) =
         {
             let mut insert = conn.prepare(INSERT_SQL)?;
             let mut begin = conn.prepare("BEGIN")?;
             let mut commit = conn.prepare("COMMIT")?;
+            let cpu = cpu_ns();
             let start = Instant::now();
             let mut i = 0;
             while i < writes {
@@ -152,7 +155,7 @@ pub fn raw_batched(path: &Path, sync: Synchronous, writes: u64) -> Result<Run, B
                 }));
                 i = end;
             }
-            start.elapsed()
+            (start.elapsed(), cpu_ns() - cpu)
         };
     check_count(&conn, writes)?;
     close_raw(conn)?;
@@ -160,6 +163,7 @@ pub fn raw_batched(path: &Path, sync: Synchronous, writes: u64) -> Result<Run, B
         writes,
         elapsed,
         latencies_ns,
+        cpu_ns,
     })
 }
 
@@ -207,6 +211,7 @@ pub fn tokio_rusqlite(
 
         let next = Arc::new(AtomicU64::new(0));
         let share = writes.div_ceil(in_flight as u64);
+        let cpu = cpu_ns();
         let start = Instant::now();
         let mut tasks = Vec::with_capacity(in_flight);
         for _ in 0..in_flight {
@@ -247,6 +252,7 @@ pub fn tokio_rusqlite(
             }
         }
         let elapsed = start.elapsed();
+        let cpu_ns = cpu_ns() - cpu;
         if let Some(e) = first_error {
             return Err(e);
         }
@@ -261,6 +267,7 @@ pub fn tokio_rusqlite(
             writes,
             elapsed,
             latencies_ns,
+            cpu_ns,
         })
     })
 }

@@ -10,6 +10,23 @@ pub struct Run {
     /// Latency of every insert, in nanoseconds (see the README for what each
     /// system's latency measures).
     pub latencies_ns: Vec<u64>,
+    /// CPU time of the process's threads during the timed phase ([`cpu_ns`]).
+    pub cpu_ns: u64,
+}
+
+/// CPU time so far of every live thread of this process, in nanoseconds:
+/// the sum of the first field of `/proc/self/task/*/schedstat` (ns
+/// resolution, unlike `getrusage` ticks). 0 where that is not readable
+/// (not Linux, or schedstats off): then the report's CPU column is 0.
+pub fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 impl Run {
@@ -99,6 +116,7 @@ mod tests {
             writes: 1000,
             elapsed: Duration::from_millis(ms),
             latencies_ns: vec![ms],
+            cpu_ns: 0,
         };
         let m = median_run(vec![run(30), run(10), run(20)]).unwrap();
         assert_eq!(m.latencies_ns, vec![20]);

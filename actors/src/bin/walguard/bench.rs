@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use walguard::Settings;
 use walguard::settings::{LogFormat, format_duration};
 use walguard_actors::bench::{
-    self, CheckpointLog, CheckpointMark, DEFAULT_TIMELINE_BUCKET, Measured, Progress, Until,
-    Workload,
+    self, CheckpointLog, CheckpointMark, DEFAULT_TIMELINE_BUCKET, Measured, OpenLoop, OpenMeasured,
+    Progress, Until, Workload,
 };
 
 use crate::cli::{BenchArgs, Global, GroupCommitArg};
@@ -52,6 +52,14 @@ struct Row {
     marks: Vec<CheckpointMark>,
 }
 
+/// One open-loop run, with its checkpoint marks.
+struct OpenRow {
+    percent: u32,
+    run: OpenMeasured,
+    marks: Vec<CheckpointMark>,
+    chart: bool,
+}
+
 /// Runs `walguard bench`.
 pub(crate) fn run(args: &BenchArgs, global: &Global) -> Result<(), CliError> {
     let settings = settings(args)?;
@@ -66,29 +74,221 @@ pub(crate) fn run(args: &BenchArgs, global: &Global) -> Result<(), CliError> {
     let configs = configs(args);
     let scratch = Scratch(path);
     let on_terminal = std::io::stderr().is_terminal();
-    let rows = actix::System::new().block_on(async {
+    let all = actix::System::new().block_on(async {
+        let work = async {
+            let rows = run_all(&settings, &scratch.0, args, &configs, &checkpoints, on_terminal).await?;
+            let open = run_open(&settings, &scratch.0, args, &rows, &checkpoints).await?;
+            Ok((rows, open))
+        };
         tokio::select! {
-            rows = run_all(&settings, &scratch.0, args, &configs, &checkpoints, on_terminal) => rows,
+            all = work => all,
             _ = tokio::signal::ctrl_c() => Err(CliError::BenchInterrupted { path: scratch.0.clone() }),
         }
     });
     status::clear();
     drop(scratch);
-    let rows = rows?;
+    let (rows, open) = all?;
     if let Some(chart) = &args.chart {
-        draw_chart(chart, &settings, &rows)?;
-    }
-    match settings.log.format {
-        LogFormat::Json => {
-            for row in rows {
-                println!("{}", row_json(&settings, row, args.runs));
-            }
+        if open.is_empty() {
+            draw_chart(chart, &settings, &rows)?;
+        } else {
+            draw_open_chart(chart, &settings, &open)?;
         }
-        _ => print!(
+    }
+    if settings.log.format == LogFormat::Json {
+        for row in rows {
+            println!("{}", row_json(&settings, row, args.runs));
+        }
+        for row in open {
+            println!("{}", open_json(&settings, &row));
+        }
+    } else {
+        print!(
             "{}",
             table(&settings, &scratch_name(args, &settings), rows, args)
-        ),
+        );
+        if !open.is_empty() {
+            print!("{}", open_table(&open, args));
+        }
     }
+    Ok(())
+}
+
+/// The open-loop runs (`--open-loop`), at their percentages of the
+/// capacity the group-commit row with the most in flight measured.
+async fn run_open(
+    settings: &Settings,
+    path: &Path,
+    args: &BenchArgs,
+    rows: &[Row],
+    checkpoints: &CheckpointLog,
+) -> Result<Vec<OpenRow>, CliError> {
+    let mut open = Vec::new();
+    if args.open_loop.is_empty() {
+        return Ok(open);
+    }
+    let Some(capacity) = rows
+        .iter()
+        .filter(|r| r.config.group_commit)
+        .max_by_key(|r| r.config.in_flight)
+        .or(rows.last())
+        .map(|r| r.run.throughput())
+    else {
+        return Ok(open);
+    };
+    // The chart shows the level nearest 50 %.
+    let charted = args
+        .open_loop
+        .iter()
+        .copied()
+        .min_by_key(|p| p.abs_diff(50));
+    for &percent in &args.open_loop {
+        let mut settings = settings.clone();
+        settings.database.path = path.to_path_buf();
+        settings.database.group_commit = true;
+        let rate = capacity * f64::from(percent) / 100.0;
+        let chart = args.chart.is_some() && Some(percent) == charted;
+        let mut plan = OpenLoop::new(rate, args.open_duration);
+        if chart {
+            plan = plan.timeline(DEFAULT_TIMELINE_BUCKET);
+        }
+        eprintln!(
+            "walguard bench: open loop at {percent} % of {} writes/s: {} writes/s for {}",
+            thousands(capacity.round() as u64),
+            thousands(rate.round() as u64),
+            format_duration(args.open_duration)
+        );
+        checkpoints.clear();
+        let result = bench::run_open_loop(settings, &plan, &Progress::default()).await;
+        Scratch::remove(path);
+        let run = result?;
+        let marks = checkpoints.since(run.started);
+        open.push(OpenRow {
+            percent,
+            run,
+            marks,
+            chart,
+        });
+    }
+    Ok(open)
+}
+
+/// The open-loop table, on stdout after the closed-loop one.
+fn open_table(open: &[OpenRow], args: &BenchArgs) -> String {
+    let mut text = format!(
+        "\nOpen loop: writes arrive at a fixed rate for {} per level; latency from each \
+         write's due time to its reply (hdrhistogram, 3 significant digits)\n\n",
+        format_duration(args.open_duration)
+    );
+    let _ = writeln!(
+        text,
+        "{:>7} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>9} {:>10} {:>10}",
+        "load",
+        "writes/s",
+        "writes",
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "checkpoints",
+        "ckpt max",
+        "ckpt busy",
+        "send lag"
+    );
+    for row in open {
+        let run = &row.run;
+        let _ = writeln!(
+            text,
+            "{:>6}% {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>9} {:>9.1}% {:>10}",
+            row.percent,
+            thousands(run.rate.round() as u64),
+            thousands(run.writes),
+            latency(run.quantile_us(0.50)),
+            latency(run.quantile_us(0.99)),
+            latency(run.quantile_us(0.999)),
+            latency(run.max_us()),
+            writer_marks(row).count(),
+            writer_marks(row).map(|m| m.elapsed).max().map_or_else(
+                || "-".to_owned(),
+                |max| format!("{:.2} ms", max.as_secs_f64() * 1000.0)
+            ),
+            busy_percent(row),
+            latency(run.send_lag_max.as_secs_f64() * 1e6),
+        );
+    }
+    text.push_str(
+        "\nload: percent of the capacity measured above. checkpoints, ckpt max, ckpt busy: \
+         the checkpoints the writer ran (from the checkpoint log; phase 1 of a two-phase \
+         size checkpoint, reason backfill, runs on its own thread and is not counted), their \
+         longest, and their total length over the run's, the share of the time the writer \
+         spent checkpointing. send lag: the latest the generator \
+         sent a write after its due time (included in the latency; a large one says the \
+         client fell behind).\n",
+    );
+    text
+}
+
+/// The checkpoints of an open-loop run that ran on the writer: all but
+/// phase 1 of the two-phase size checkpoint (reason `backfill`).
+fn writer_marks(row: &OpenRow) -> impl Iterator<Item = &CheckpointMark> {
+    row.marks.iter().filter(|m| m.reason != "backfill")
+}
+
+/// The share of an open-loop run the writer spent in checkpoints, in %.
+fn busy_percent(row: &OpenRow) -> f64 {
+    let busy: Duration = writer_marks(row).map(|m| m.elapsed).sum();
+    100.0 * busy.as_secs_f64() / row.run.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+}
+
+/// One open-loop run as a JSON object.
+fn open_json(settings: &Settings, row: &OpenRow) -> serde_json::Value {
+    let run = &row.run;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    serde_json::json!({
+        "system": "walguard-group-commit",
+        "workload": "open-loop",
+        "synchronous": sync_name(settings),
+        "percent": row.percent,
+        "rate": run.rate,
+        "writes": run.writes,
+        "p50_us": run.quantile_us(0.50),
+        "p99_us": run.quantile_us(0.99),
+        "p999_us": run.quantile_us(0.999),
+        "max_us": run.max_us(),
+        "send_lag_max_us": run.send_lag_max.as_secs_f64() * 1e6,
+        "checkpoints": run.checkpoints.counts.total,
+        "writer_checkpoints": writer_marks(row).count(),
+        "size_checkpoints": run.size_checkpoints,
+        "checkpoint_max_ms": writer_marks(row).map(|m| m.elapsed).max().map(ms),
+        "backfill_max_ms": row.marks.iter().filter(|m| m.reason == "backfill").map(|m| m.elapsed).max().map(ms),
+        "checkpoint_busy_percent": busy_percent(row),
+        "wal_peak_frames": run.wal_peak_frames,
+    })
+}
+
+/// The chart of the charted open-loop run.
+fn draw_open_chart(path: &Path, settings: &Settings, open: &[OpenRow]) -> Result<(), CliError> {
+    let Some(row) = open.iter().find(|r| r.chart) else {
+        return Ok(());
+    };
+    let Some(timeline) = &row.run.timeline else {
+        return Ok(());
+    };
+    let title = format!(
+        "walguard bench: open loop at {} % of capacity ({} writes/s), synchronous={}, checkpoint loop {}",
+        row.percent,
+        thousands(row.run.rate.round() as u64),
+        sync_name(settings),
+        loop_name(settings),
+    );
+    bench::chart::write_svg_from(
+        path,
+        &title,
+        timeline,
+        &row.marks,
+        bench::chart::LatencyFrom::DueTime,
+    )?;
+    eprintln!("walguard bench: chart written to {}", path.display());
     Ok(())
 }
 
@@ -188,7 +388,7 @@ fn configs(args: &BenchArgs) -> Vec<Config> {
             }
         }
     }
-    if args.chart.is_some() {
+    if args.chart.is_some() && args.open_loop.is_empty() {
         let charted = configs
             .iter()
             .rposition(|c| c.group_commit)

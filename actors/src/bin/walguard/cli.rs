@@ -163,6 +163,11 @@ runs at checkpoint.interval (as under `walguard run`) unless
 --no-checkpoint-loop. Each configuration runs --runs times; the run with
 the median throughput is reported.
 
+--open-loop 25,50,75 then sends writes at a fixed rate, those percentages
+of the capacity just measured, for --open-duration each; latency counts
+from each write's due time to its reply, so a checkpoint's stall counts for
+every write due during it.
+
 On a terminal a progress bar is redrawn in place on stderr; otherwise one
 line per run. The table (or, with --log-format json, one JSON object per
 configuration) goes to stdout.
@@ -173,6 +178,7 @@ Examples:
   walguard bench --db /mnt/fast/bench.db --writes 1000000 --runs 3
   walguard bench --in-flight 1,16,256 --group-commit on
   walguard bench --duration 5s --interval 1s --in-flight 256 --group-commit on --chart latency.svg
+  walguard bench --in-flight 256 --group-commit on --duration 4s --open-loop 25,50,75 --chart latency.svg
   walguard bench --log-format json | jq .throughput")]
     Bench(BenchArgs),
 
@@ -318,8 +324,25 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub(crate) runs: u32,
 
+    /// Then an open loop at these percentages of the measured capacity
+    /// (the group-commit run at the highest in-flight level), e.g.
+    /// 25,50,75: writes arrive at a fixed rate whatever the replies do, and
+    /// latency counts from each write's due time (no coordinated omission).
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        value_delimiter = ',',
+        value_parser = clap::value_parser!(u32).range(1..=100)
+    )]
+    pub(crate) open_loop: Vec<u32>,
+
+    /// Length of each open-loop run.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub(crate) open_duration: Duration,
+
     /// Also write an SVG chart of write latency over time with the
-    /// checkpoints marked, for the group-commit run at the highest
+    /// checkpoints marked: for the open-loop run nearest 50 % when
+    /// --open-loop is given, else for the group-commit run at the highest
     /// in-flight level (the last one without group commit if none).
     #[arg(long, value_name = "FILE.svg")]
     pub(crate) chart: Option<PathBuf>,

@@ -225,6 +225,13 @@ pub(crate) enum CliError {
 }
 
 impl CliError {
+    /// Whether the command printed its own answer before failing with this
+    /// error (a one-shot checkpoint that ran and ended `busy` or `partial`
+    /// has already printed its result).
+    pub(crate) fn printed_answer(&self) -> bool {
+        matches!(self, Self::CheckpointIncomplete { .. })
+    }
+
     /// The process exit code for this error.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {

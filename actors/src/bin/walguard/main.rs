@@ -39,19 +39,49 @@ fn main() -> ExitCode {
         }
     };
     let global = &cli.global;
+    // The one-shot commands' `--json`: their answer on stdout is one JSON
+    // object, a failure included.
+    let mut json_database = None;
     let result = match &cli.command {
         Command::Run(args) => run::run(args, global),
         Command::Inspect(args) => {
+            json_database = args.json.then_some(&args.path);
             quiet_logs(global).and_then(|()| inspect::run(&args.path, args.json))
         }
-        Command::Checkpoint(args) => quiet_logs(global).and_then(|()| oneshot::run(args)),
+        Command::Checkpoint(args) => {
+            json_database = args.json.then_some(&args.path);
+            quiet_logs(global).and_then(|()| oneshot::run(args))
+        }
         Command::Bench(args) => bench::run(args, global),
         Command::Restore(args) => quiet_logs(global).and_then(|()| restore::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => ExitCode::from(report(&e)),
+        Err(e) => {
+            if let Some(database) = json_database {
+                print_json_error(database, &e);
+            }
+            ExitCode::from(report(&e))
+        }
     }
+}
+
+/// A failed `--json` command still answers with one JSON object on stdout,
+/// `{"database", "error", "exit_code"}`, so that a script reading it gets the
+/// reason and not an empty input (a command that got as far as its own
+/// answer, such as a checkpoint that ended `busy`, has already printed it).
+fn print_json_error(database: &std::path::Path, error: &CliError) {
+    if error.printed_answer() {
+        return;
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "database": database.display().to_string(),
+            "error": error::render(error),
+            "exit_code": error.exit_code(),
+        })
+    );
 }
 
 /// Prints the error and its causes on one line ([`error::render`]); the

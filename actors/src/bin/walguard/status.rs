@@ -120,17 +120,24 @@ pub(crate) fn render(progress: Progress, status: &Status) -> String {
     if status.starving {
         line.push_str("  STARVED: a reader pins the WAL?");
     }
-    if let Some(r) = status.replicated {
-        let _ = write!(
-            line,
-            "  replicated {}/{} commits (lag {:.1}s{})",
-            r.commits,
-            r.local_commits,
-            r.lag.as_secs_f64(),
-            if r.healthy { "" } else { ", REPLICA DOWN" }
-        );
+    if let Some(r) = &status.replicated {
+        line.push_str("  ");
+        line.push_str(&replicated(r));
     }
     line
+}
+
+/// What the replica holds, for the status line: `replicated 120/130
+/// commits, 240 writes (lag 0.4s)`.
+pub(crate) fn replicated(r: &walguard::replication::Replicated) -> String {
+    format!(
+        "replicated {}/{} commits, {} writes (lag {:.1}s{})",
+        r.commits,
+        r.local_commits,
+        r.writes,
+        r.lag.as_secs_f64(),
+        if r.healthy { "" } else { ", REPLICA DOWN" }
+    )
 }
 
 /// The exposure in words: `exposed 230 commits (oldest 1.1s)`, a count and
@@ -202,6 +209,22 @@ mod tests {
             "exposed 230 commits (oldest 1.1s)"
         );
         assert_eq!(exposed(0, Duration::ZERO), "exposed 0 commits");
+    }
+
+    #[test]
+    fn the_status_line_says_what_the_replica_holds() {
+        let mut r = walguard::replication::Replicated::default();
+        r.commits = 120;
+        r.writes = 240;
+        r.local_commits = 130;
+        r.lag = Duration::from_millis(400);
+        r.healthy = true;
+        assert_eq!(
+            replicated(&r),
+            "replicated 120/130 commits, 240 writes (lag 0.4s)"
+        );
+        r.healthy = false;
+        assert!(replicated(&r).ends_with(", REPLICA DOWN)"));
     }
 
     #[test]
