@@ -33,6 +33,9 @@
 #       SQLite's I/O through walguard's VFS shim, which is the same on every
 #       platform and costs minutes under Wine. tests/windows.rs holds the
 #       Windows kill (TerminateProcess).
+#   actors/tests/kernel_crash.rs
+#       Linux only (`#![cfg(target_os = "linux")]`, empty elsewhere): it
+#       boots a Linux guest in QEMU to crash ext4 under the actors.
 #   actors/tests/cli.rs, cli_safety.rs, cli_bench.rs
 #       process tests of the binary written for Unix: SIGTERM/SIGINT by
 #       `kill`, a second signal, /proc/locks, Unix file modes. The Windows
