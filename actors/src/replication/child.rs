@@ -366,8 +366,11 @@ impl Child {
         }
     }
 
-    /// Its last log line, once the readers have seen the end of its output
-    /// (at most [`LOG_DRAIN_TIMEOUT`] after it exited).
+    /// The line that says why it exited, once the readers have seen the
+    /// end of its output (at most [`LOG_DRAIN_TIMEOUT`] after it exited):
+    /// the last error line, else the last line. stdout and stderr are read
+    /// on two threads, so a last informational line on one can land in the
+    /// tail after the error on the other.
     fn last_line(&mut self) -> String {
         let started = Instant::now();
         while self.readers.iter().any(|r| !r.is_finished()) && started.elapsed() < LOG_DRAIN_TIMEOUT
@@ -375,7 +378,7 @@ impl Child {
             std::thread::sleep(Duration::from_millis(5));
         }
         let tail = self.log.lock().unwrap_or_else(PoisonError::into_inner);
-        tail.back().cloned().unwrap_or_default()
+        exit_reason(&tail).unwrap_or_default()
     }
 
     /// The error for a Litestream whose socket did not open within
@@ -443,6 +446,21 @@ impl Drop for Child {
     }
 }
 
+/// Whether a line of Litestream's log reports an error.
+fn is_error_line(line: &str) -> bool {
+    line.contains("level=ERROR") || line.starts_with("Error:")
+}
+
+/// The line of `tail` that says why Litestream exited: the last error line,
+/// else the last line.
+fn exit_reason(tail: &VecDeque<String>) -> Option<String> {
+    tail.iter()
+        .rev()
+        .find(|line| is_error_line(line))
+        .or_else(|| tail.back())
+        .cloned()
+}
+
 /// Sends each line of `stream` to `tracing` (target `walguard::litestream`:
 /// errors and warnings as warnings, the rest at debug) and keeps the last
 /// [`LOG_TAIL_LINES`] for error messages, on a thread of its own that ends
@@ -455,10 +473,7 @@ fn forward(
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
-            if line.contains("level=ERROR")
-                || line.contains("level=WARN")
-                || line.starts_with("Error:")
-            {
+            if is_error_line(&line) || line.contains("level=WARN") {
                 tracing::warn!(target: "walguard::litestream", pid, "{line}");
             } else {
                 tracing::debug!(target: "walguard::litestream", pid, "{line}");
@@ -570,4 +585,35 @@ fn run_restore(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::exit_reason;
+
+    /// Litestream's stdout and stderr are read on two threads, so its last
+    /// informational line can land after the error that ended it: the
+    /// error is still the one blamed.
+    #[test]
+    fn the_exit_reason_is_the_last_error_not_the_last_line() {
+        let tail: VecDeque<String> = [
+            "time=… level=INFO msg=\"initialized db\"",
+            "Error: ssh: handshake failed: ssh: unable to authenticate",
+            "time=… level=INFO msg=\"litestream shut down\"",
+        ]
+        .map(str::to_owned)
+        .into();
+        let reason = exit_reason(&tail).unwrap();
+        assert!(reason.starts_with("Error: ssh"), "{reason}");
+        assert_eq!(
+            walguard::replication::blame(&reason),
+            walguard::replication::blame("unable to authenticate")
+        );
+        // Without an error line, the last line.
+        let quiet: VecDeque<String> = ["a", "b"].map(str::to_owned).into();
+        assert_eq!(exit_reason(&quiet).as_deref(), Some("b"));
+        assert_eq!(exit_reason(&VecDeque::new()), None);
+    }
 }
