@@ -511,7 +511,6 @@ pub async fn run_once(
     progress: &Progress,
 ) -> Result<Measured, BenchError> {
     let path = settings.database.path.clone();
-    let actors = |what| BenchError::actors(&path, what);
     let guard = start_with_table(settings).await?;
     let cpu_before = cpu_time();
     let (started, elapsed, recorder) =
@@ -531,22 +530,13 @@ pub async fn run_once(
     let cpu = cpu_time()
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
-    let writes = progress.writes();
-    check_rows(guard.db(), &path, writes).await?;
-    let stats = guard
-        .db()
-        .addr()
-        .send(GetWriterStats)
-        .await
-        .map_err(crate::Error::mailbox("DbActor"))
-        .map_err(actors("read the writer's figures"))?;
-    let wal_file_bytes = std::fs::metadata(wal_file(&path)).map_or(0, |m| m.len());
-    guard.stop_checkpoint_loop();
-    let checkpoints = guard
-        .report()
-        .await
-        .map_err(actors("read the checkpoint report"))?;
-    let session = guard.shutdown().await.map_err(actors("shut down"))?;
+    let Ending {
+        writes,
+        stats,
+        wal_file_bytes,
+        checkpoints,
+        session,
+    } = finish(guard, &path, progress).await?;
     Ok(Measured {
         writes,
         started,
@@ -560,6 +550,58 @@ pub async fn run_once(
         checkpoints,
         session,
         cpu,
+    })
+}
+
+/// What a measured run reads at its end.
+pub(crate) struct Ending {
+    /// Writes acknowledged.
+    pub(crate) writes: u64,
+    /// The writer's figures.
+    pub(crate) stats: crate::messages::WriterStats,
+    /// The `-wal` file's size before the shutdown, in bytes.
+    pub(crate) wal_file_bytes: u64,
+    /// The checkpoints of the run, read after the loop stopped.
+    pub(crate) checkpoints: SessionReport,
+    /// The shutdown's report.
+    pub(crate) session: SessionReport,
+}
+
+/// How every measured run ends, in this order: the rows checked against
+/// the acknowledged writes, the writer's figures, the WAL file's size, the
+/// loop stopped and its report read, then the shutdown.
+///
+/// # Errors
+///
+/// [`BenchError`] naming the step that failed.
+pub(crate) async fn finish(
+    guard: WalGuard,
+    path: &Path,
+    progress: &Progress,
+) -> Result<Ending, BenchError> {
+    let actors = |what| BenchError::actors(path, what);
+    let writes = progress.writes();
+    check_rows(guard.db(), path, writes).await?;
+    let stats = guard
+        .db()
+        .addr()
+        .send(GetWriterStats)
+        .await
+        .map_err(crate::Error::mailbox("DbActor"))
+        .map_err(actors("read the writer's figures"))?;
+    let wal_file_bytes = std::fs::metadata(wal_file(path)).map_or(0, |m| m.len());
+    guard.stop_checkpoint_loop();
+    let checkpoints = guard
+        .report()
+        .await
+        .map_err(actors("read the checkpoint report"))?;
+    let session = guard.shutdown().await.map_err(actors("shut down"))?;
+    Ok(Ending {
+        writes,
+        stats,
+        wal_file_bytes,
+        checkpoints,
+        session,
     })
 }
 

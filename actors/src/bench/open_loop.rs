@@ -27,10 +27,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram as Hdr;
 use walguard::{Settings, Statement};
 
-use super::{
-    BenchError, INSERT_SQL, PAYLOAD, Progress, Timeline, cpu_time, start_with_table, wal_file,
-};
-use crate::messages::{Execute, GetWriterStats};
+use super::{BenchError, INSERT_SQL, PAYLOAD, Progress, Timeline, cpu_time, start_with_table};
+use crate::messages::Execute;
 
 /// The generator sends the writes due within this much of now at once, and
 /// sleeps otherwise: about the timer slack of `std::thread::sleep`.
@@ -278,21 +276,13 @@ pub async fn run_open_loop(
     if let Some(t) = &mut shared.timeline {
         t.finish();
     }
-    let writes = progress.writes();
-    super::check_rows(&db, &path, writes).await?;
-    let stats = db
-        .addr()
-        .send(GetWriterStats)
-        .await
-        .map_err(crate::Error::mailbox("DbActor"))
-        .map_err(actors("read the writer's figures"))?;
-    let wal_file_bytes = std::fs::metadata(wal_file(&path)).map_or(0, |m| m.len());
-    guard.stop_checkpoint_loop();
-    let checkpoints = guard
-        .report()
-        .await
-        .map_err(actors("read the checkpoint report"))?;
-    guard.shutdown().await.map_err(actors("shut down"))?;
+    let super::Ending {
+        writes,
+        stats,
+        wal_file_bytes,
+        checkpoints,
+        ..
+    } = super::finish(guard, &path, progress).await?;
     Ok(OpenMeasured {
         rate: open.rate,
         writes,

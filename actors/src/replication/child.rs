@@ -544,14 +544,7 @@ fn run_restore(
     if_replica_exists: bool,
 ) -> Result<(), ReplicationError> {
     let refuse = |error: String| restore_error(out, error);
-    let mut command = std::process::Command::new(binary);
-    if settings
-        .endpoint
-        .as_deref()
-        .is_some_and(|e| e.starts_with("http://"))
-    {
-        command.env_remove("AWS_CA_BUNDLE");
-    }
+    let mut command = command(binary, settings);
     command
         .arg("restore")
         .arg("-config")
@@ -564,7 +557,6 @@ fn run_restore(
     }
     let output = command
         .arg(&files.db)
-        .stdin(Stdio::null())
         .output()
         .map_err(|e| ReplicationError::BinaryMissing {
             binary: binary.to_path_buf(),
