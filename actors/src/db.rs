@@ -34,6 +34,18 @@
 //!   rerun with a savepoint per write, paid only by groups that hold a
 //!   failure).
 //!
+//! # The lane
+//!
+//! The system's [`DbHandle`](crate::DbHandle)s do not send actix messages
+//! per request: they queue every request on a bounded channel that
+//! `DbActor` drains, with one actix message to wake it when the channel
+//! goes from idle to busy ([`crate::lane`], which says why and how the
+//! order is kept). Each round of the lane takes the writes queued, up to
+//! `database.max_batch`, and commits them as one group as soon as the lane
+//! is empty, exactly as the mailbox path above does; any other request
+//! commits the writes before it first. The messages below keep working
+//! for whoever sends them to the actor's address.
+//!
 //! # Every checkpoint measured
 //!
 //! With `checkpoint.size_threshold_frames` above zero (the default, 1000),
@@ -73,6 +85,7 @@ use rusqlite::Connection;
 use walguard::stats::DbSummary;
 use walguard::{CheckpointMode, CheckpointReason, CheckpointReport, EngineLock, Statement, Store};
 
+use crate::lane::{Lane, Request, Wake};
 use crate::messages::{
     Call, Checkpoint, CheckpointDone, Execute, GetDurability, InjectPanic, Query,
     ReplicatedThrough, SetCheckpointOwner, Shutdown, ShutdownOutcome, Transaction,
@@ -145,6 +158,17 @@ pub struct DbActor {
     /// their commit, and the longest they wait (`replication.max_lag`).
     hold_for_replica: Option<std::time::Duration>,
     held: std::collections::VecDeque<Held>,
+    /// The requests of the system's handles ([`crate::lane`]).
+    lane: Option<Lane<DbActor>>,
+}
+
+/// What [`DbActor::accept`] did with a single write.
+enum Accepted {
+    /// Answered at once: group commit is off, or the writer stopped after
+    /// a panic.
+    Now(ExecuteResult),
+    /// To be queued for the next group commit (the queue has room).
+    Queue(Statement),
 }
 
 /// The replies of one group commit, held for the replica.
@@ -185,7 +209,15 @@ impl DbActor {
             size_threshold: walguard::settings::DEFAULT_SIZE_THRESHOLD_FRAMES,
             hold_for_replica: None,
             held: std::collections::VecDeque::new(),
+            lane: None,
         }
+    }
+
+    /// Serves the requests of `lane` ([`crate::lane`]).
+    #[must_use]
+    pub(crate) fn with_lane(mut self, lane: Lane<DbActor>) -> Self {
+        self.lane = Some(lane);
+        self
     }
 
     /// The size threshold walguard uses while it owns checkpointing
@@ -439,6 +471,86 @@ impl DbActor {
         self.after_write();
     }
 
+    /// Takes one single write: runs it now when group commit is off,
+    /// answers it when the writer stopped after a panic, and otherwise makes
+    /// room for it in the queue (a full queue is flushed first).
+    fn accept(&mut self, stmt: Statement) -> Accepted {
+        if !self.group_commit {
+            let result = self.guarded(|act| {
+                let result = act.store().and_then(|s| s.execute(&stmt));
+                act.after_write();
+                result
+            });
+            self.count(&result);
+            return Accepted::Now(result);
+        }
+        if let Some(message) = self.state.panicked() {
+            let result = Err(walguard::Error::WriterPanicked { message });
+            self.count(&result);
+            return Accepted::Now(result);
+        }
+        if lock(&self.queue).stmts.len() >= self.max_batch {
+            self.flush_guarded();
+        }
+        Accepted::Queue(stmt)
+    }
+
+    fn flush_guarded(&mut self) {
+        let _ = self.guarded(|act| {
+            act.flush();
+            Ok(())
+        });
+    }
+
+    /// One round of the lane: the single writes queued, up to
+    /// `max_batch`, committed as one group once the lane is empty or the
+    /// group is full; or one other request (which commits the writes
+    /// before it first). Returns whether another round is due now.
+    fn serve_lane(&mut self, ctx: &mut Context<Self>) -> bool {
+        loop {
+            let Some(request) = self.lane.as_mut().and_then(Lane::next) else {
+                self.flush_guarded();
+                return self.lane.as_ref().is_some_and(Lane::idle);
+            };
+            match request {
+                Request::Execute { stmt, reply } => match self.accept(stmt) {
+                    Accepted::Now(result) => {
+                        let _ = reply.send(result);
+                    }
+                    Accepted::Queue(stmt) => {
+                        let full = {
+                            let mut queue = lock(&self.queue);
+                            queue.stmts.push(stmt);
+                            queue.replies.push(Some(reply));
+                            queue.stmts.len() >= self.max_batch
+                        };
+                        if full {
+                            self.flush_guarded();
+                            return true;
+                        }
+                    }
+                },
+                Request::Other(run) => {
+                    run(self, ctx);
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Serves every request the lane holds, after closing it: the
+    /// shutdown's and the end's (later requests are refused and their
+    /// senders told the writer is gone).
+    fn drain_lane(&mut self, ctx: &mut Context<Self>) {
+        let Some(lane) = self.lane.as_mut() else {
+            return;
+        };
+        lane.close();
+        while self.lane.as_ref().is_some_and(|l| !l.is_empty()) {
+            self.serve_lane(ctx);
+        }
+    }
+
     fn summary(&self) -> DbSummary {
         let mut summary = DbSummary::default();
         summary.writes_acknowledged = self.state.writes_acknowledged();
@@ -484,13 +596,22 @@ impl Actor for DbActor {
             .set_interrupt(self.store.as_ref().map(Store::interrupt_handle));
     }
 
-    fn stopped(&mut self, _: &mut Self::Context) {
+    fn stopped(&mut self, ctx: &mut Self::Context) {
         // Writes queued when the actor stops without `Shutdown` (every
         // address dropped) are committed and answered, not dropped.
-        let _ = self.guarded(|act| {
-            act.flush();
-            Ok(())
-        });
+        self.drain_lane(ctx);
+        self.flush_guarded();
+    }
+}
+
+impl Handler<Wake> for DbActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
+        if self.serve_lane(ctx) {
+            // After the messages already in the mailbox (see crate::lane).
+            ctx.notify(Wake);
+        }
     }
 }
 
@@ -529,10 +650,7 @@ impl Handler<Flush> for DbActor {
 
     fn handle(&mut self, _: Flush, _: &mut Self::Context) {
         self.flush_scheduled = false;
-        let _ = self.guarded(|act| {
-            act.flush();
-            Ok(())
-        });
+        self.flush_guarded();
     }
 }
 
@@ -571,33 +689,17 @@ impl Handler<Execute> for DbActor {
     type Result = ExecuteReply;
 
     fn handle(&mut self, msg: Execute, ctx: &mut Self::Context) -> Self::Result {
-        if !self.group_commit {
-            let result = self.guarded(|act| {
-                let result = act.store().and_then(|s| s.execute(&msg.0));
-                act.after_write();
-                result
-            });
-            self.count(&result);
-            return ExecuteReply(Reply::Now(result));
-        }
-        if let Some(message) = self.state.panicked() {
-            let result = Err(walguard::Error::WriterPanicked { message });
-            self.count(&result);
-            return ExecuteReply(Reply::Now(result));
-        }
-        if lock(&self.queue).stmts.len() >= self.max_batch {
-            let _ = self.guarded(|act| {
-                act.flush();
-                Ok(())
-            });
-        }
+        let stmt = match self.accept(msg.0) {
+            Accepted::Now(result) => return ExecuteReply(Reply::Now(result)),
+            Accepted::Queue(stmt) => stmt,
+        };
         if !self.flush_scheduled {
             self.flush_scheduled = true;
             ctx.notify(Flush);
         }
         ExecuteReply(Reply::Queued {
             queue: Arc::clone(&self.queue),
-            stmt: msg.0,
+            stmt,
         })
     }
 }
@@ -670,10 +772,7 @@ impl Handler<GetDurability> for DbActor {
     type Result = Option<walguard::Durability>;
 
     fn handle(&mut self, _: GetDurability, _: &mut Self::Context) -> Self::Result {
-        let _ = self.guarded(|act| {
-            act.flush();
-            Ok(())
-        });
+        self.flush_guarded();
         self.store.as_ref().map(Store::durability)
     }
 }
@@ -682,10 +781,7 @@ impl Handler<GetWriterStats> for DbActor {
     type Result = MessageResult<GetWriterStats>;
 
     fn handle(&mut self, _: GetWriterStats, _: &mut Self::Context) -> Self::Result {
-        let _ = self.guarded(|act| {
-            act.flush();
-            Ok(())
-        });
+        self.flush_guarded();
         MessageResult(self.writer_stats())
     }
 }
@@ -696,10 +792,9 @@ impl Handler<Shutdown> for DbActor {
     fn handle(&mut self, msg: Shutdown, ctx: &mut Self::Context) -> Self::Result {
         use actix::ActorContext as _;
 
-        let _ = self.guarded(|act| {
-            act.flush();
-            Ok(())
-        });
+        // Every request the lane accepted before the shutdown is served.
+        self.drain_lane(ctx);
+        self.flush_guarded();
         let mut summary = self.summary();
         let Some(mut store) = self.store.take() else {
             summary.close_error = Some(match self.state.panicked() {

@@ -70,6 +70,7 @@ pub mod console;
 pub mod db;
 pub mod error;
 pub mod exposure;
+mod lane;
 pub mod messages;
 pub mod metrics;
 pub mod replication;

@@ -32,6 +32,10 @@ mod events;
 #[path = "actors/group_commit.rs"]
 mod group_commit;
 
+/// The lane a system's handles send on: the same promises as the mailbox.
+#[path = "actors/lane.rs"]
+mod lane;
+
 /// The exposure watch and the live status, on the paused clock.
 #[path = "actors/exposure.rs"]
 mod exposure;

@@ -1,16 +1,20 @@
 //! [`DbHandle`]: sends requests to `DbActor` and flattens mailbox and
-//! database errors into one.
+//! database errors into one. A system's handles send through the lane
+//! ([`crate::lane`]); a handle made from a bare address, through the
+//! mailbox.
 
 use std::sync::Arc;
 
-use actix::{Addr, MailboxError};
+use actix::{Addr, Context, Handler, MailboxError};
 use rusqlite::Connection;
+use tokio::sync::oneshot;
 use walguard::{
     CheckpointMode, CheckpointReason, CheckpointReport, Durability, ResultSet, Statement,
 };
 
 use crate::db::DbActor;
 use crate::error::{Error, Result};
+use crate::lane::{LaneSender, Request};
 use crate::messages::{Call, Checkpoint, Execute, GetDurability, Query, Transaction};
 use crate::writer_state::WriterState;
 
@@ -22,21 +26,52 @@ pub struct DbHandle {
     /// What the writer shares, to say why it did not answer (`None` for a
     /// handle made from a bare address).
     state: Option<Arc<WriterState>>,
+    /// The lane every request takes (`None` for a handle made from a bare
+    /// address: the mailbox then).
+    lane: Option<LaneSender<DbActor>>,
 }
 
 impl DbHandle {
     /// Wraps an address.
     #[must_use]
     pub fn new(addr: Addr<DbActor>) -> Self {
-        Self { addr, state: None }
+        Self {
+            addr,
+            state: None,
+            lane: None,
+        }
     }
 
-    /// Wraps the address of a writer that shares `state`.
-    pub(crate) fn with_state(addr: Addr<DbActor>, state: Arc<WriterState>) -> Self {
+    /// Wraps the address of a writer that shares `state` and serves `lane`.
+    pub(crate) fn with_lane(
+        addr: Addr<DbActor>,
+        state: Arc<WriterState>,
+        lane: LaneSender<DbActor>,
+    ) -> Self {
         Self {
             addr,
             state: Some(state),
+            lane: Some(lane),
         }
+    }
+
+    /// Runs `f` on the writer through `lane`, in the order of the handle's
+    /// requests, and returns what it returned.
+    async fn ask<T: Send + 'static>(
+        &self,
+        lane: &LaneSender<DbActor>,
+        f: impl FnOnce(&mut DbActor, &mut Context<DbActor>) -> T + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        let run = Box::new(move |act: &mut DbActor, ctx: &mut Context<DbActor>| {
+            // The sender may have given up waiting; nothing to do then.
+            let _ = tx.send(f(act, ctx));
+        });
+        lane.send(Request::Other(run))
+            .await
+            .map_err(|_| self.unanswered()(MailboxError::Closed))?;
+        rx.await
+            .map_err(|_| self.unanswered()(MailboxError::Closed))
     }
 
     /// Why the writer did not answer: it stopped after a panic
@@ -64,7 +99,9 @@ impl DbHandle {
         }
     }
 
-    /// The actor's address, to send messages directly.
+    /// The actor's address, to send messages directly. Messages sent there
+    /// keep their order among themselves, not with this handle's requests
+    /// (which take the lane, [`DbActor`]'s "The lane").
     #[must_use]
     pub fn addr(&self) -> &Addr<DbActor> {
         &self.addr
@@ -80,8 +117,21 @@ impl DbHandle {
     /// panic of its own); [`Error::ShutDown`] after shutdown;
     /// [`Error::Mailbox`] when the actor is gone otherwise.
     pub async fn execute(&self, stmt: impl Into<Statement>) -> Result<usize> {
-        let reply = self.addr.send(Execute(stmt.into())).await;
-        Ok(reply.map_err(self.unanswered())??)
+        let Some(lane) = &self.lane else {
+            let reply = self.addr.send(Execute(stmt.into())).await;
+            return Ok(reply.map_err(self.unanswered())??);
+        };
+        let (reply, answer) = oneshot::channel();
+        lane.send(Request::Execute {
+            stmt: stmt.into(),
+            reply,
+        })
+        .await
+        .map_err(|_| self.unanswered()(MailboxError::Closed))?;
+        let result = answer
+            .await
+            .map_err(|_| self.unanswered()(MailboxError::Closed))?;
+        Ok(result?)
     }
 
     /// Runs statements as one atomic transaction; the rows changed by each.
@@ -90,8 +140,13 @@ impl DbHandle {
     ///
     /// As [`DbHandle::execute`]; nothing of the batch is written on error.
     pub async fn transaction(&self, stmts: Vec<Statement>) -> Result<Vec<usize>> {
-        let reply = self.addr.send(Transaction(stmts)).await;
-        Ok(reply.map_err(self.unanswered())??)
+        let msg = Transaction(stmts);
+        let Some(lane) = &self.lane else {
+            return Ok(self.addr.send(msg).await.map_err(self.unanswered())??);
+        };
+        Ok(self
+            .ask(lane, move |act, ctx| act.handle(msg, ctx))
+            .await??)
     }
 
     /// Runs a read query.
@@ -100,8 +155,13 @@ impl DbHandle {
     ///
     /// As [`DbHandle::execute`].
     pub async fn query(&self, stmt: impl Into<Statement>) -> Result<ResultSet> {
-        let reply = self.addr.send(Query(stmt.into())).await;
-        Ok(reply.map_err(self.unanswered())??)
+        let msg = Query(stmt.into());
+        let Some(lane) = &self.lane else {
+            return Ok(self.addr.send(msg).await.map_err(self.unanswered())??);
+        };
+        Ok(self
+            .ask(lane, move |act, ctx| act.handle(msg, ctx))
+            .await??)
     }
 
     /// Runs a closure against the write connection.
@@ -114,8 +174,13 @@ impl DbHandle {
         F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        let reply = self.addr.send(Call::new(f)).await;
-        Ok(reply.map_err(self.unanswered())??)
+        let msg = Call::new(f);
+        let Some(lane) = &self.lane else {
+            return Ok(self.addr.send(msg).await.map_err(self.unanswered())??);
+        };
+        Ok(self
+            .ask(lane, move |act, ctx| act.handle(msg, ctx))
+            .await??)
     }
 
     /// Runs a checkpoint now (reason `manual`); the report also goes to
@@ -126,13 +191,14 @@ impl DbHandle {
     /// [`Error::Mailbox`] when the actor is gone. A failed checkpoint is a
     /// report, not an error.
     pub async fn checkpoint(&self, mode: CheckpointMode) -> Result<CheckpointReport> {
-        self.addr
-            .send(Checkpoint {
-                mode,
-                reason: CheckpointReason::Manual,
-            })
-            .await
-            .map_err(self.unanswered())
+        let msg = Checkpoint {
+            mode,
+            reason: CheckpointReason::Manual,
+        };
+        let Some(lane) = &self.lane else {
+            return self.addr.send(msg).await.map_err(self.unanswered());
+        };
+        self.ask(lane, move |act, ctx| act.handle(msg, ctx).0).await
     }
 
     /// What is durable and what a power loss could take now; `None` after
@@ -142,9 +208,14 @@ impl DbHandle {
     ///
     /// [`Error::Mailbox`] when the actor is gone.
     pub async fn durability(&self) -> Result<Option<Durability>> {
-        self.addr
-            .send(GetDurability)
+        let Some(lane) = &self.lane else {
+            return self
+                .addr
+                .send(GetDurability)
+                .await
+                .map_err(self.unanswered());
+        };
+        self.ask(lane, |act, ctx| act.handle(GetDurability, ctx))
             .await
-            .map_err(self.unanswered())
     }
 }

@@ -152,8 +152,10 @@ impl WalGuardBuilder {
         let size_threshold = settings.checkpoint.size_threshold_frames;
         let hold = (replication_on && settings.replication.ack == AckMode::Replicated)
             .then_some(settings.replication.max_lag);
+        let (lane, served) = crate::lane::lane(settings.database.mailbox_capacity);
         let make_db = move |_: &mut actix::Context<DbActor>| {
             let db = DbActor::new(store, Some(reports))
+                .with_lane(served)
                 .with_reports_to(watch_reports)
                 .with_engine_lock(engine_lock)
                 .with_state(db_state)
@@ -199,7 +201,7 @@ impl WalGuardBuilder {
 
         Ok(WalGuard {
             replication,
-            db: DbHandle::with_state(db, Arc::clone(&state)),
+            db: DbHandle::with_lane(db.clone(), Arc::clone(&state), lane.wake(&db)),
             state,
             checkpoint,
             metrics,
