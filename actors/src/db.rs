@@ -90,6 +90,7 @@ use crate::messages::{
     Call, Checkpoint, CheckpointDone, Execute, GetDurability, InjectPanic, Query,
     ReplicatedThrough, SetCheckpointOwner, Shutdown, ShutdownOutcome, Transaction,
 };
+use crate::replier::{Answers, Replier};
 use crate::writer_state::WriterState;
 use walguard::replication::CheckpointOwner;
 
@@ -103,7 +104,7 @@ pub const DEFAULT_DB_MAILBOX_CAPACITY: usize =
     walguard::settings::DEFAULT_MAILBOX_CAPACITY_MESSAGES;
 
 /// What an [`Execute`] answers.
-type ExecuteResult = Result<usize, walguard::Error>;
+type ExecuteResult = crate::replier::ExecuteResult;
 
 /// Writes waiting for the next group commit, each with its sender's reply
 /// channel (`None` for `do_send`). Shared with [`ExecuteReply`], which adds
@@ -160,6 +161,8 @@ pub struct DbActor {
     held: std::collections::VecDeque<Held>,
     /// The requests of the system's handles ([`crate::lane`]).
     lane: Option<Lane<DbActor>>,
+    /// The thread that answers group commits ([`crate::replier`]).
+    replier: Option<Replier>,
 }
 
 /// What [`DbActor::accept`] did with a single write.
@@ -210,7 +213,22 @@ impl DbActor {
             hold_for_replica: None,
             held: std::collections::VecDeque::new(),
             lane: None,
+            replier: None,
         }
+    }
+
+    /// Answers group commits on a thread of their own ([`crate::replier`]).
+    /// Should the OS refuse the thread, the writer answers them itself, as
+    /// without this call.
+    #[must_use]
+    pub(crate) fn with_replier(mut self) -> Self {
+        match Replier::start() {
+            Ok(replier) => self.replier = Some(replier),
+            Err(e) => {
+                tracing::warn!(target: "walguard::db", error = %e, "cannot start the replier thread; the writer answers group commits itself");
+            }
+        }
+        self
     }
 
     /// Serves the requests of `lane` ([`crate::lane`]).
@@ -427,10 +445,10 @@ impl DbActor {
             // Each write gets its own copy of why it did not run.
             Err(_) => stmts.iter().map(|_| self.store().map(|_| 0)).collect(),
         };
-        stmts.clear();
         if self.hold_for_replica.is_some()
             && let Some(commits) = self.store.as_ref().map(|s| s.durability().commits())
         {
+            stmts.clear();
             // Failures are answered now; successes wait for the replica.
             let mut kept = Vec::new();
             for (result, reply) in results.into_iter().zip(replies.drain(..)) {
@@ -454,21 +472,43 @@ impl DbActor {
             self.after_write();
             return;
         }
-        let (mut ok, mut failed) = (0, 0);
-        for (result, reply) in results.into_iter().zip(replies.drain(..)) {
-            if result.is_ok() {
-                ok += 1;
-            } else {
-                failed += 1;
-            }
-            if let Some(reply) = reply {
-                // The sender may have given up waiting; nothing to do then.
-                let _ = reply.send(result);
-            }
-        }
-        self.spare = Queue { stmts, replies };
+        let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
+        let failed = results.len() as u64 - ok;
+        self.answer(Answers {
+            stmts,
+            replies,
+            results,
+        });
         self.count_many(ok, failed);
         self.after_write();
+    }
+
+    /// Answers a group's writes: on the replier's thread when there is one
+    /// ([`crate::replier`]), else here. Keeps emptied vectors for the next
+    /// flush.
+    fn answer(&mut self, answers: Answers) {
+        let left = match &self.replier {
+            Some(replier) => match replier.answer(answers) {
+                Ok(()) => replier.spare(),
+                Err(answers) => Some(answers),
+            },
+            None => Some(answers),
+        };
+        if let Some(mut left) = left {
+            left.send();
+            self.spare = Queue {
+                stmts: left.stmts,
+                replies: left.replies,
+            };
+        }
+    }
+
+    /// Waits until the replier answered every group handed to it.
+    fn finish_replies(&mut self) {
+        if let Some(replier) = self.replier.as_mut() {
+            replier.finish();
+        }
+        self.replier = None;
     }
 
     /// Takes one single write: runs it now when group commit is off,
@@ -601,6 +641,7 @@ impl Actor for DbActor {
         // address dropped) are committed and answered, not dropped.
         self.drain_lane(ctx);
         self.flush_guarded();
+        self.finish_replies();
     }
 }
 
@@ -792,9 +833,11 @@ impl Handler<Shutdown> for DbActor {
     fn handle(&mut self, msg: Shutdown, ctx: &mut Self::Context) -> Self::Result {
         use actix::ActorContext as _;
 
-        // Every request the lane accepted before the shutdown is served.
+        // Every request the lane accepted before the shutdown is served,
+        // and answered before the summary counts it.
         self.drain_lane(ctx);
         self.flush_guarded();
+        self.finish_replies();
         let mut summary = self.summary();
         let Some(mut store) = self.store.take() else {
             summary.close_error = Some(match self.state.panicked() {

@@ -74,6 +74,7 @@ mod lane;
 pub mod messages;
 pub mod metrics;
 pub mod replication;
+mod replier;
 pub mod system;
 pub mod telemetry;
 mod writer_state;

@@ -153,9 +153,13 @@ impl WalGuardBuilder {
         let hold = (replication_on && settings.replication.ack == AckMode::Replicated)
             .then_some(settings.replication.max_lag);
         let (lane, served) = crate::lane::lane(settings.database.mailbox_capacity);
+        // A thread that answers group commits only where the writer has a
+        // thread of its own (see crate::replier).
+        let replier = matches!(placement, Placement::OwnArbiter);
         let make_db = move |_: &mut actix::Context<DbActor>| {
-            let db = DbActor::new(store, Some(reports))
-                .with_lane(served)
+            let db = DbActor::new(store, Some(reports)).with_lane(served);
+            let db = if replier { db.with_replier() } else { db };
+            let db = db
                 .with_reports_to(watch_reports)
                 .with_engine_lock(engine_lock)
                 .with_state(db_state)
