@@ -165,6 +165,16 @@ pub struct DbActor {
     replier: Option<Replier>,
 }
 
+/// How a round of the lane ended ([`DbActor::serve_lane`]).
+enum Round {
+    /// The group reached `max_batch`.
+    Full,
+    /// A request that is not a single write came next.
+    Other(crate::lane::Run<DbActor>),
+    /// The lane is empty.
+    Empty,
+}
+
 /// What [`DbActor::accept`] did with a single write.
 enum Accepted {
     /// Answered at once: group commit is off, or the writer stopped after
@@ -488,11 +498,13 @@ impl DbActor {
     /// flush.
     fn answer(&mut self, answers: Answers) {
         let left = match &self.replier {
-            Some(replier) => match replier.answer(answers) {
-                Ok(()) => replier.spare(),
-                Err(answers) => Some(answers),
-            },
-            None => Some(answers),
+            Some(replier) if answers.replies.len() >= crate::replier::MIN_GROUP_WRITES => {
+                match replier.answer(answers) {
+                    Ok(()) => replier.spare(),
+                    Err(answers) => Some(answers),
+                }
+            }
+            _ => Some(answers),
         };
         if let Some(mut left) = left {
             left.send();
@@ -547,32 +559,67 @@ impl DbActor {
     /// group is full; or one other request (which commits the writes
     /// before it first). Returns whether another round is due now.
     fn serve_lane(&mut self, ctx: &mut Context<Self>) -> bool {
-        loop {
-            let Some(request) = self.lane.as_mut().and_then(Lane::next) else {
+        if !self.group_commit || self.state.panicked().is_some() {
+            return self.serve_lane_one_by_one(ctx);
+        }
+        // The queue is locked once for the whole round, not per write.
+        let queue = Arc::clone(&self.queue);
+        let mut queued = lock(&queue);
+        let ended = loop {
+            if queued.stmts.len() >= self.max_batch {
+                break Round::Full;
+            }
+            match self.lane.as_mut().and_then(Lane::next) {
+                Some(Request::Execute { stmt, reply }) => {
+                    queued.stmts.push(stmt);
+                    queued.replies.push(Some(reply));
+                }
+                Some(Request::Other(run)) => break Round::Other(run),
+                None => break Round::Empty,
+            }
+        };
+        drop(queued);
+        match ended {
+            Round::Full => {
                 self.flush_guarded();
-                return self.lane.as_ref().is_some_and(Lane::idle);
-            };
-            match request {
-                Request::Execute { stmt, reply } => match self.accept(stmt) {
+                true
+            }
+            // Every handler commits the writes queued before it first.
+            Round::Other(run) => {
+                run(self, ctx);
+                true
+            }
+            Round::Empty => {
+                self.flush_guarded();
+                self.lane.as_ref().is_some_and(Lane::idle)
+            }
+        }
+    }
+
+    /// A round without group commit (or after a panic): each write is
+    /// answered as it comes.
+    fn serve_lane_one_by_one(&mut self, ctx: &mut Context<Self>) -> bool {
+        loop {
+            match self.lane.as_mut().and_then(Lane::next) {
+                Some(Request::Execute { stmt, reply }) => match self.accept(stmt) {
                     Accepted::Now(result) => {
                         let _ = reply.send(result);
                     }
                     Accepted::Queue(stmt) => {
-                        let full = {
-                            let mut queue = lock(&self.queue);
-                            queue.stmts.push(stmt);
-                            queue.replies.push(Some(reply));
-                            queue.stmts.len() >= self.max_batch
-                        };
-                        if full {
-                            self.flush_guarded();
-                            return true;
-                        }
+                        // Not reached (`accept` queues only with group
+                        // commit on and no panic); queued, never dropped.
+                        let mut queued = lock(&self.queue);
+                        queued.stmts.push(stmt);
+                        queued.replies.push(Some(reply));
                     }
                 },
-                Request::Other(run) => {
+                Some(Request::Other(run)) => {
                     run(self, ctx);
                     return true;
+                }
+                None => {
+                    self.flush_guarded();
+                    return self.lane.as_ref().is_some_and(Lane::idle);
                 }
             }
         }

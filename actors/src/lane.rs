@@ -132,12 +132,21 @@ impl<A: Actor> LaneSender<A> {
 pub(crate) struct Lane<A: Actor> {
     rx: mpsc::Receiver<Request<A>>,
     shared: Arc<Shared>,
+    /// Requests taken off the channel in one go and not served yet, in
+    /// order. Taking them [`TAKE_AT_ONCE`] at a time frees their channel
+    /// slots with one lock of the channel's semaphore, where one
+    /// `try_recv` per request takes it each time.
+    taken: std::collections::VecDeque<Request<A>>,
+    fill: Vec<Request<A>>,
 }
+
+/// Most requests [`Lane::next`] takes off the channel at once: 256.
+pub(crate) const TAKE_AT_ONCE: usize = 256;
 
 impl<A: Actor> std::fmt::Debug for Lane<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lane")
-            .field("queued", &self.rx.len())
+            .field("queued", &(self.rx.len() + self.taken.len()))
             .field("shared", &self.shared)
             .finish_non_exhaustive()
     }
@@ -174,14 +183,38 @@ pub(crate) fn lane<A: Actor>(capacity: usize) -> (Unwired<A>, Lane<A>) {
             tx,
             shared: Arc::clone(&shared),
         },
-        Lane { rx, shared },
+        Lane {
+            rx,
+            shared,
+            taken: std::collections::VecDeque::new(),
+            fill: Vec::new(),
+        },
     )
 }
 
 impl<A: Actor> Lane<A> {
     /// The next request, if one is queued.
     pub(crate) fn next(&mut self) -> Option<Request<A>> {
-        self.rx.try_recv().ok()
+        if self.taken.is_empty() {
+            self.take();
+        }
+        self.taken.pop_front()
+    }
+
+    /// Takes up to [`TAKE_AT_ONCE`] requests off the channel without
+    /// waiting. Polled once with a waker that does nothing (the actor
+    /// hears of new requests through [`Wake`], not through the channel),
+    /// outside tokio's task budget, which would otherwise answer "not
+    /// ready" to a busy actor and leave requests behind.
+    fn take(&mut self) {
+        use std::future::Future as _;
+
+        let (rx, fill) = (&mut self.rx, &mut self.fill);
+        let poll = std::pin::pin!(tokio::task::unconstrained(std::future::poll_fn(|cx| {
+            rx.poll_recv_many(cx, fill, TAKE_AT_ONCE)
+        })));
+        let _ = poll.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        self.taken.extend(self.fill.drain(..));
     }
 
     /// Called at the end of a round that found the lane empty: clears the
@@ -190,12 +223,12 @@ impl<A: Actor> Lane<A> {
     /// must schedule the next round itself. The flag is then set again.
     pub(crate) fn idle(&self) -> bool {
         self.shared.scheduled.store(false, Ordering::SeqCst);
-        !self.rx.is_empty() && !self.shared.scheduled.swap(true, Ordering::SeqCst)
+        !self.is_empty() && !self.shared.scheduled.swap(true, Ordering::SeqCst)
     }
 
     /// Whether no request is queued.
     pub(crate) fn is_empty(&self) -> bool {
-        self.rx.is_empty()
+        self.taken.is_empty() && self.rx.is_empty()
     }
 
     /// Refuses new requests; those already queued can still be taken.
