@@ -128,6 +128,24 @@ impl<A: Actor> LaneSender<A> {
     }
 }
 
+impl<A: Actor> LaneSender<A> {
+    /// As [`LaneSender::send`], from a thread outside any async runtime
+    /// (the open-loop benchmark's generator), blocking while the lane is
+    /// full. Called inside a runtime it would panic (tokio's rule), so it
+    /// exists only for the benchmark.
+    #[cfg(feature = "bench")]
+    pub(crate) fn send_from_thread(&self, request: Request<A>) -> Result<(), Closed> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Closed);
+        }
+        self.tx.blocking_send(request).map_err(|_| Closed)?;
+        if !self.shared.scheduled.swap(true, Ordering::SeqCst) {
+            self.wake.do_send(Wake);
+        }
+        Ok(())
+    }
+}
+
 /// The receiving end, owned by the actor.
 pub(crate) struct Lane<A: Actor> {
     rx: mpsc::Receiver<Request<A>>,

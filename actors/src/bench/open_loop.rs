@@ -7,8 +7,9 @@
 //! `i / rate` after the start): it sleeps with `std::thread::sleep` (tens
 //! of microseconds of slack on Linux; tokio's timers have a millisecond
 //! resolution, far too coarse for 100k writes/s) and, on each wake-up,
-//! sends every write that is due to `DbActor`'s mailbox at once
-//! (`Addr::send` queues the message when it is called). It neither spins
+//! puts every write that is due on `DbActor`'s lane at once, as
+//! [`DbHandle::execute`] does (`crate::lane`; it waits only while the lane
+//! is full). It neither spins
 //! nor waits for replies, so it leaves the cores to the writer. The reply
 //! futures go to the caller's actix thread, where one task per write
 //! awaits it and records `reply time - due time` in an [`hdrhistogram`]
@@ -28,7 +29,6 @@ use hdrhistogram::Histogram as Hdr;
 use walguard::{Settings, Statement};
 
 use super::{BenchError, INSERT_SQL, PAYLOAD, Progress, Timeline, cpu_time, start_with_table};
-use crate::messages::Execute;
 
 /// The generator sends the writes due within this much of now at once, and
 /// sleeps otherwise: about the timer slack of `std::thread::sleep`.
@@ -114,17 +114,17 @@ impl OpenMeasured {
     }
 }
 
-/// One write sent by the generator: when it was due, and its reply.
+/// One write sent by the generator: when it was due, and its answer.
 struct Sent {
     due: Instant,
-    reply: actix::dev::Request<crate::DbActor, Execute>,
+    reply: std::pin::Pin<Box<dyn std::future::Future<Output = crate::Result<usize>> + Send>>,
 }
 
 /// The generator thread: sends write `i` at `start + i * period_ns`, every
 /// write due within [`SEND_AHEAD`] at once, until `total` or `stop`.
 /// Returns the latest it sent a write after its due time.
 fn generate(
-    addr: &actix::Addr<crate::DbActor>,
+    db: &crate::DbHandle,
     tx: &tokio::sync::mpsc::UnboundedSender<Sent>,
     stop: &AtomicBool,
     start: Instant,
@@ -147,7 +147,9 @@ fn generate(
             let stmt = Statement::new(INSERT_SQL)
                 .bind(i64::try_from(i).unwrap_or(i64::MAX))
                 .bind(PAYLOAD.to_vec());
-            let reply = addr.send(Execute(stmt));
+            let Ok(reply) = db.execute_from_thread(stmt) else {
+                return lag_max;
+            };
             if tx.send(Sent { due: at, reply }).is_err() {
                 return lag_max;
             }
@@ -179,22 +181,18 @@ async fn await_replies(
             let mut s = shared.borrow_mut();
             s.outstanding -= 1;
             s.last_reply = s.last_reply.max(now);
-            let error = match result {
-                Ok(Ok(_)) => {
-                    let waited = now.saturating_duration_since(due);
-                    let ns = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
-                    s.latency.saturating_record(ns.max(1));
-                    if let Some(t) = &mut s.timeline {
-                        t.record(now.saturating_duration_since(start), waited);
-                    }
-                    progress.add();
-                    return;
-                }
-                Ok(Err(e)) => crate::Error::Db(e),
-                Err(e) => crate::Error::mailbox("DbActor")(e),
-            };
-            failed.set(true);
-            s.error.get_or_insert(error);
+            if let Err(error) = result {
+                failed.set(true);
+                s.error.get_or_insert(error);
+                return;
+            }
+            let waited = now.saturating_duration_since(due);
+            let ns = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+            s.latency.saturating_record(ns.max(1));
+            if let Some(t) = &mut s.timeline {
+                t.record(now.saturating_duration_since(start), waited);
+            }
+            progress.add();
         });
     }
 }
@@ -248,8 +246,8 @@ pub async fn run_open_loop(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
     let stop = Arc::new(AtomicBool::new(false));
     let generator = {
-        let (addr, stop) = (db.addr().clone(), Arc::clone(&stop));
-        std::thread::spawn(move || generate(&addr, &tx, &stop, start, period_ns, total))
+        let (db, stop) = (db.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || generate(&db, &tx, &stop, start, period_ns, total))
     };
     await_replies(&mut rx, &shared, &stop, start, progress).await;
     let send_lag_max = generator.join().map_err(|_| BenchError::OpenLoop {

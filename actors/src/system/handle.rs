@@ -134,6 +134,40 @@ impl DbHandle {
         Ok(result?)
     }
 
+    /// Puts one write on the lane at once, from a thread outside any async
+    /// runtime (the open-loop benchmark's generator, which must send at
+    /// each write's due time and await nothing), and returns its answer to
+    /// await elsewhere. A handle without a lane sends to the mailbox, which
+    /// also queues at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`DbHandle::execute`]; also [`Error::Mailbox`] when called from
+    /// inside an async runtime.
+    #[cfg(feature = "bench")]
+    pub(crate) fn execute_from_thread(
+        &self,
+        stmt: Statement,
+    ) -> Result<std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize>> + Send>>> {
+        let Some(lane) = &self.lane else {
+            let reply = self.addr.send(Execute(stmt));
+            let handle = self.clone();
+            return Ok(Box::pin(async move {
+                Ok(reply.await.map_err(handle.unanswered())??)
+            }));
+        };
+        let (reply, answer) = oneshot::channel();
+        lane.send_from_thread(Request::Execute { stmt, reply })
+            .map_err(|_| self.unanswered()(MailboxError::Closed))?;
+        let handle = self.clone();
+        Ok(Box::pin(async move {
+            let result = answer
+                .await
+                .map_err(|_| handle.unanswered()(MailboxError::Closed))?;
+            Ok(result?)
+        }))
+    }
+
     /// Runs statements as one atomic transaction; the rows changed by each.
     ///
     /// # Errors
