@@ -118,7 +118,7 @@ use std::path::Path;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
-pub use self::crash_point::{CrashPoint, IN_CHECKPOINT_ONE_IN};
+pub use self::crash_point::{BACKFILL_ONE_IN, CrashPoint, IN_CHECKPOINT_ONE_IN};
 pub use self::seeds::env_u64;
 use self::shim::{Registration, Shared};
 pub use self::survivors::{
@@ -193,6 +193,46 @@ pub enum RestoreMode {
     },
 }
 
+/// Which thread an I/O operation came from, as the shim tags it: phase 1
+/// of the two-phase size checkpoint runs on a thread of its own (named
+/// [`BACKFILL_THREAD_NAME`](crate::BACKFILL_THREAD_NAME)), every other
+/// connection on the threads of its caller.
+///
+/// Phase 1 runs beside the writer, so the operations of the two
+/// interleave differently from one run to the next and an operation
+/// number counted over both ([`PowerLossVfs::crash_at`]) does not replay.
+/// Counted per lane ([`PowerLossVfs::crash_at_on`]) it does, as far as the
+/// lane's own work is the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Lane {
+    /// Every thread but phase 1's: the writer, and the test's own
+    /// connections.
+    Foreground,
+    /// Phase 1 of the two-phase size checkpoint.
+    Backfill,
+}
+
+impl Lane {
+    /// The lane of the calling thread.
+    #[must_use]
+    pub fn current() -> Self {
+        if std::thread::current().name() == Some(crate::BACKFILL_THREAD_NAME) {
+            Self::Backfill
+        } else {
+            Self::Foreground
+        }
+    }
+
+    /// Index into per-lane arrays.
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Self::Foreground => 0,
+            Self::Backfill => 1,
+        }
+    }
+}
+
 /// Where the power was cut.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -201,6 +241,28 @@ pub struct CrashReport {
     pub ops_before_crash: u64,
     /// Whether a connection of this shim held the checkpoint lock.
     pub in_checkpoint: bool,
+    /// The lane whose operation met the cut (`None`: [`PowerLossVfs::crash_now`]).
+    pub lane: Option<Lane>,
+    /// The lane whose connection held the checkpoint lock, if one did.
+    pub checkpoint_lane: Option<Lane>,
+    /// The checkpoint in progress is the foreground's first since a
+    /// checkpoint of the backfill lane returned: under the two-phase size
+    /// checkpoint, the writer's checkpoint that finishes a phase 1 (phase 2,
+    /// or an interval, manual or shutdown checkpoint that waited for phase 1
+    /// and does phase 2's work).
+    pub checkpoint_follows_backfill: bool,
+    /// Whether phase 1's connection had a modelled file open (phase 1 was
+    /// in flight, holding the checkpoint lock or not).
+    pub backfill_open: bool,
+    lane_ops_before_crash: [u64; 2],
+}
+
+impl CrashReport {
+    /// How many operations of `lane` took effect before the crash.
+    #[must_use]
+    pub fn ops_before_crash_on(&self, lane: Lane) -> u64 {
+        self.lane_ops_before_crash[lane.index()]
+    }
 }
 
 /// What [`PowerLossVfs::restore_durable_images`] did.
@@ -355,6 +417,27 @@ impl PowerLossVfs {
         self.shared.lock().crash_at(op);
     }
 
+    /// How many I/O operations threads of `lane` have made so far.
+    #[must_use]
+    pub fn io_ops_on(&self, lane: Lane) -> u64 {
+        self.shared.lock().lane_io_ops(lane)
+    }
+
+    /// Cuts the power when `lane`'s I/O operation number `op` starts,
+    /// whatever the other lane did meanwhile: `lane`'s operations `1..op`
+    /// take effect, and from its operation `op` on every operation of
+    /// either lane fails. Only an operation of `lane` triggers the cut; if
+    /// `lane` never makes `op` operations, the power stays on.
+    pub fn crash_at_on(&self, lane: Lane, op: u64) {
+        self.shared.lock().crash_at_on(Some(lane), op);
+    }
+
+    /// Arms the cut `point`: [`Self::crash_at`] or [`Self::crash_at_on`]
+    /// its lane.
+    pub fn arm(&self, point: &CrashPoint) {
+        self.shared.lock().crash_at_on(point.lane, point.op);
+    }
+
     /// Cuts the power now.
     pub fn crash_now(&self) {
         self.shared.lock().crash_now();
@@ -378,6 +461,22 @@ impl PowerLossVfs {
     #[must_use]
     pub fn checkpoint_op_ranges(&self) -> Vec<RangeInclusive<u64>> {
         self.shared.lock().checkpoint_op_ranges()
+    }
+
+    /// Like [`Self::checkpoint_op_ranges`], for the checkpoints that
+    /// connections of `lane` ran, numbered in `lane`'s own operations
+    /// ([`Self::io_ops_on`]): where to aim [`Self::crash_at_on`].
+    #[must_use]
+    pub fn checkpoint_op_ranges_on(&self, lane: Lane) -> Vec<RangeInclusive<u64>> {
+        self.shared.lock().lane_checkpoint_op_ranges(lane)
+    }
+
+    /// The foreground checkpoints that were the first after a phase 1
+    /// returned ([`CrashReport::checkpoint_follows_backfill`]), numbered in
+    /// foreground operations: where to aim a cut inside phase 2.
+    #[must_use]
+    pub fn finishing_checkpoint_op_ranges(&self) -> Vec<RangeInclusive<u64>> {
+        self.shared.lock().finishing_checkpoint_op_ranges()
     }
 
     /// Power comes back: replaces every modelled file on disk by its durable
