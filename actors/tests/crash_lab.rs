@@ -49,10 +49,12 @@ const CI_KILLS: u64 = 200;
 /// Most iterations the negative control may need to catch both a loss and a
 /// corruption.
 const NEGATIVE_CONTROL_MAX_ITERATIONS: u64 = 60;
-/// Most cuts a campaign may draw again, in percent of its cuts: 5. Each cut
-/// is also bounded on its own (`power::MAX_REDRAWS`); a campaign whose cuts
+/// Most cuts a campaign may draw again, in percent of its cuts: 10 (1 % to
+/// 5 % measured: almost all are cuts aimed inside a phase 2 that, in the
+/// real run, copied nothing because its phase 1 had caught up). Each cut is
+/// also bounded on its own (`power::MAX_REDRAWS`); a campaign whose cuts
 /// keep missing their runs aims at nothing.
-const MAX_REDRAWN_PERCENT: u64 = 5;
+const MAX_REDRAWN_PERCENT: u64 = 10;
 
 /// The checks every power-loss campaign must pass.
 fn check_power_campaign(summary: &power::Summary) {

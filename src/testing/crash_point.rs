@@ -7,32 +7,30 @@ use std::ops::RangeInclusive;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Lane, RestoreMode};
+use super::{CutCount, Lane, Phase, PhaseSpan, RestoreMode};
 
 /// One cut in this many is aimed inside a checkpoint (when the dry run saw
 /// any): 3.
 pub const IN_CHECKPOINT_ONE_IN: u32 = 3;
 
-/// With [`CrashPoint::draw_by_lane`], one cut in this many is aimed at an
-/// operation of phase 1 of the two-phase size checkpoint, and one in this
-/// many inside the writer's checkpoint that finishes a phase 1 (when the dry
-/// run saw any): 4.
-pub const BACKFILL_ONE_IN: u32 = 4;
+/// With [`CrashPoint::draw_by_lane`], one cut in this many is aimed inside
+/// a phase 1 of the two-phase size checkpoint, and one in this many inside
+/// a phase 2 (when the dry run saw any): 4.
+pub const IN_PHASE_ONE_IN: u32 = 4;
 
 /// A cut drawn from a seed: the I/O operation at which the power goes, and
 /// how the durable images come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CrashPoint {
-    /// The 1-based I/O operation at which
-    /// [`PowerLossVfs::crash_at`](crate::testing::PowerLossVfs::crash_at)
-    /// cuts the power.
+    /// The 1-based I/O operation at which the power goes, counted as
+    /// `count` says.
     pub op: u64,
-    /// Which operations `op` counts: every lane's (`None`, as
+    /// What `op` counts: every operation (as
     /// [`PowerLossVfs::crash_at`](crate::testing::PowerLossVfs::crash_at)),
-    /// or one lane's ([`PowerLossVfs::crash_at_on`](crate::testing::PowerLossVfs::crash_at_on)).
-    /// [`PowerLossVfs::arm`](crate::testing::PowerLossVfs::arm) arms either.
-    pub lane: Option<Lane>,
+    /// one lane's, or one checkpoint's of a phase.
+    /// [`PowerLossVfs::arm`](crate::testing::PowerLossVfs::arm) arms any.
+    pub count: CutCount,
     /// Exact images, or the torn model, half the time each.
     pub mode: RestoreMode,
 }
@@ -58,68 +56,67 @@ impl CrashPoint {
         } else {
             rng.random_range(setup_ops + 1..=total_ops.max(setup_ops + 1))
         };
-        let mode = if rng.random_bool(0.5) {
-            RestoreMode::Exact
-        } else {
-            RestoreMode::Torn { seed: rng.random() }
-        };
         Self {
             op,
-            lane: None,
-            mode,
+            count: CutCount::All,
+            mode: draw_mode(&mut rng),
         }
     }
 
-    /// Draws the cut of `seed` counted per lane, for a workload whose dry
-    /// run took `setup_ops` foreground operations of setup and
-    /// `foreground_ops` in all, with the foreground's checkpoints at
-    /// `foreground_checkpoints`, those of them that finished a phase 1 at
-    /// `finishing_checkpoints`, and phase 1's at `backfill_checkpoints`
-    /// (from [`PowerLossVfs::checkpoint_op_ranges_on`](crate::testing::PowerLossVfs::checkpoint_op_ranges_on)
-    /// and [`PowerLossVfs::finishing_checkpoint_op_ranges`](crate::testing::PowerLossVfs::finishing_checkpoint_op_ranges)).
+    /// Draws the cut of `seed` for a workload with the two-phase size
+    /// checkpoint, whose dry run took `setup_ops` foreground operations of
+    /// setup and `foreground_ops` in all, with the foreground's checkpoints
+    /// at `foreground_checkpoints` (from
+    /// [`PowerLossVfs::checkpoint_op_ranges_on`](crate::testing::PowerLossVfs::checkpoint_op_ranges_on))
+    /// and the checkpoints of each phase at `phase_one` and `phase_two`
+    /// (from [`PowerLossVfs::phase_spans`](crate::testing::PowerLossVfs::phase_spans)).
     ///
-    /// When phase 1 ran, one cut in [`BACKFILL_ONE_IN`] lands on an
-    /// operation of a phase 1, counted in phase 1's own operations, and one
-    /// in [`BACKFILL_ONE_IN`] inside a finishing checkpoint (phase 2),
-    /// counted on the foreground. The others are drawn as [`Self::draw`]
-    /// draws them, over the foreground's operations, so they land at that
-    /// foreground operation whatever phase 1 is doing then. The same seed
-    /// gives the same cut.
+    /// One cut in [`IN_PHASE_ONE_IN`] is aimed at an operation of a phase
+    /// 1 and one in [`IN_PHASE_ONE_IN`] at an operation of a phase 2, each
+    /// counted inside its checkpoint ([`CutCount::InPhase`]), so it lands
+    /// there whatever the two lanes did before. The others are drawn as
+    /// [`Self::draw`] draws them, over the foreground's operations
+    /// ([`CutCount::Lane`]), so they land at that foreground operation
+    /// whatever phase 1 is doing then. The same seed gives the same cut.
     #[must_use]
     pub fn draw_by_lane(
         seed: u64,
         setup_ops: u64,
         foreground_ops: u64,
         foreground_checkpoints: &[RangeInclusive<u64>],
-        finishing_checkpoints: &[RangeInclusive<u64>],
-        backfill_checkpoints: &[RangeInclusive<u64>],
+        phase_one: &[PhaseSpan],
+        phase_two: &[PhaseSpan],
     ) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
-        let aimed = match rng.random_range(0..BACKFILL_ONE_IN) {
-            0 if !backfill_checkpoints.is_empty() => Some((Lane::Backfill, backfill_checkpoints)),
-            1 if !finishing_checkpoints.is_empty() => {
-                Some((Lane::Foreground, finishing_checkpoints))
-            }
+        let aimed = match rng.random_range(0..IN_PHASE_ONE_IN) {
+            0 if !phase_one.is_empty() => Some((Phase::One, phase_one)),
+            1 if !phase_two.is_empty() => Some((Phase::Two, phase_two)),
             _ => None,
         };
-        if let Some((lane, ranges)) = aimed {
-            let range = &ranges[rng.random_range(0..ranges.len())];
-            let op = rng.random_range(range.clone());
-            let mode = if rng.random_bool(0.5) {
-                RestoreMode::Exact
-            } else {
-                RestoreMode::Torn { seed: rng.random() }
-            };
+        if let Some((phase, spans)) = aimed {
+            let span = spans[rng.random_range(0..spans.len())];
             return Self {
-                op,
-                lane: Some(lane),
-                mode,
+                op: rng.random_range(1..=span.ops.max(1)),
+                count: CutCount::InPhase {
+                    phase,
+                    nth: span.nth,
+                },
+                mode: draw_mode(&mut rng),
             };
         }
         Self {
-            lane: Some(Lane::Foreground),
+            count: CutCount::Lane(Lane::Foreground),
             ..Self::draw(rng.random(), setup_ops, foreground_ops, foreground_checkpoints)
         }
+    }
+}
+
+/// Exact images, or the torn model, half the time each.
+fn draw_mode(rng: &mut StdRng) -> RestoreMode {
+    if rng.random_bool(0.5) {
+        RestoreMode::Exact
+    } else {
+        RestoreMode::Torn { seed: rng.random() }
     }
 }
 
@@ -142,32 +139,35 @@ mod tests {
     }
 
     #[test]
-    fn draws_by_lane_aim_a_quarter_at_phase_one() {
-        let (foreground, finishing, backfill) = ([40..=50, 80..=84], [80..=84], [3..=9, 20..=30]);
-        let (mut on_backfill, mut in_finishing) = (0, 0);
+    fn draws_by_lane_aim_a_quarter_inside_each_phase() {
+        let foreground = [40..=50];
+        let one = [PhaseSpan { nth: 0, ops: 7 }, PhaseSpan { nth: 2, ops: 11 }];
+        let two = [PhaseSpan { nth: 1, ops: 3 }];
+        let mut per_phase = [0; 2];
         for seed in 0..400 {
-            let cut = CrashPoint::draw_by_lane(seed, 10, 100, &foreground, &finishing, &backfill);
+            let cut = CrashPoint::draw_by_lane(seed, 10, 100, &foreground, &one, &two);
             assert_eq!(
                 cut,
-                CrashPoint::draw_by_lane(seed, 10, 100, &foreground, &finishing, &backfill)
+                CrashPoint::draw_by_lane(seed, 10, 100, &foreground, &one, &two)
             );
-            match cut.lane {
-                Some(Lane::Backfill) => {
-                    on_backfill += 1;
-                    assert!(backfill.iter().any(|r| r.contains(&cut.op)), "{cut:?}");
+            match cut.count {
+                CutCount::InPhase { phase, nth } => {
+                    per_phase[phase.index()] += 1;
+                    let spans: &[PhaseSpan] = if phase == Phase::One { &one } else { &two };
+                    let span = spans.iter().find(|s| s.nth == nth).expect("a span");
+                    assert!((1..=span.ops).contains(&cut.op), "{cut:?}");
                 }
-                Some(Lane::Foreground) => {
+                CutCount::Lane(Lane::Foreground) => {
                     assert!((11..=100).contains(&cut.op), "{cut:?}");
-                    in_finishing += u32::from(finishing[0].contains(&cut.op));
                 }
-                None => panic!("{cut:?}"),
+                other => panic!("{other:?}"),
             }
         }
-        assert!((60..=140).contains(&on_backfill), "{on_backfill}");
-        // A quarter aimed, plus some of the checkpoint draws.
-        assert!((80..=200).contains(&in_finishing), "{in_finishing}");
-        // No phase 1 in the dry run: every cut on the foreground.
+        for n in per_phase {
+            assert!((60..=140).contains(&n), "{per_phase:?}");
+        }
+        // No phase in the dry run: every cut on the foreground.
         let cut = CrashPoint::draw_by_lane(7, 10, 100, &foreground, &[], &[]);
-        assert_eq!(cut.lane, Some(Lane::Foreground));
+        assert_eq!(cut.count, CutCount::Lane(Lane::Foreground));
     }
 }

@@ -118,7 +118,7 @@ use std::path::Path;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
-pub use self::crash_point::{BACKFILL_ONE_IN, CrashPoint, IN_CHECKPOINT_ONE_IN};
+pub use self::crash_point::{CrashPoint, IN_CHECKPOINT_ONE_IN, IN_PHASE_ONE_IN};
 pub use self::seeds::env_u64;
 use self::shim::{Registration, Shared};
 pub use self::survivors::{
@@ -233,6 +233,59 @@ impl Lane {
     }
 }
 
+/// A phase of the two-phase size checkpoint, as the shim tells them apart
+/// from the checkpoint lock and the lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Phase 1: a checkpoint on phase 1's thread ([`Lane::Backfill`]).
+    One,
+    /// Phase 2: the foreground's first checkpoint after a phase 1 returned
+    /// (phase 2 itself, or an interval, manual or shutdown checkpoint that
+    /// waited for phase 1 and does phase 2's work).
+    Two,
+}
+
+impl Phase {
+    /// Index into per-phase arrays.
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Self::One => 0,
+            Self::Two => 1,
+        }
+    }
+}
+
+/// One checkpoint of a [`Phase`] that did I/O
+/// ([`PowerLossVfs::phase_spans`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PhaseSpan {
+    /// Its ordinal among the checkpoints of its phase, 0-based (those that
+    /// did no I/O count too).
+    pub nth: u64,
+    /// The I/O operations it made.
+    pub ops: u64,
+}
+
+/// What the operation number of a cut counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CutCount {
+    /// Every operation, of both lanes ([`PowerLossVfs::crash_at`]).
+    All,
+    /// The operations of one lane ([`PowerLossVfs::crash_at_on`]).
+    Lane(Lane),
+    /// The operations of the `nth` (0-based) checkpoint of `phase`,
+    /// whenever it comes ([`PowerLossVfs::crash_in_phase`]).
+    InPhase {
+        /// Which phase.
+        phase: Phase,
+        /// Which of its checkpoints.
+        nth: u64,
+    },
+}
+
 /// Where the power was cut.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -245,12 +298,8 @@ pub struct CrashReport {
     pub lane: Option<Lane>,
     /// The lane whose connection held the checkpoint lock, if one did.
     pub checkpoint_lane: Option<Lane>,
-    /// The checkpoint in progress is the foreground's first since a
-    /// checkpoint of the backfill lane returned: under the two-phase size
-    /// checkpoint, the writer's checkpoint that finishes a phase 1 (phase 2,
-    /// or an interval, manual or shutdown checkpoint that waited for phase 1
-    /// and does phase 2's work).
-    pub checkpoint_follows_backfill: bool,
+    /// The phase of the checkpoint in progress, if it was one.
+    pub phase: Option<Phase>,
     /// Whether phase 1's connection had a modelled file open (phase 1 was
     /// in flight, holding the checkpoint lock or not).
     pub backfill_open: bool,
@@ -429,13 +478,23 @@ impl PowerLossVfs {
     /// either lane fails. Only an operation of `lane` triggers the cut; if
     /// `lane` never makes `op` operations, the power stays on.
     pub fn crash_at_on(&self, lane: Lane, op: u64) {
-        self.shared.lock().crash_at_on(Some(lane), op);
+        self.shared.lock().crash_at_counting(CutCount::Lane(lane), op);
     }
 
-    /// Arms the cut `point`: [`Self::crash_at`] or [`Self::crash_at_on`]
-    /// its lane.
+    /// Cuts the power when the `nth` (0-based) checkpoint of `phase` starts
+    /// its operation number `op` (1-based), whenever that checkpoint comes
+    /// and however many operations either lane made before it. If that
+    /// checkpoint never comes, or makes fewer operations, the power stays
+    /// on.
+    pub fn crash_in_phase(&self, phase: Phase, nth: u64, op: u64) {
+        self.shared
+            .lock()
+            .crash_at_counting(CutCount::InPhase { phase, nth }, op);
+    }
+
+    /// Arms the cut `point` ([`CrashPoint::count`] says how).
     pub fn arm(&self, point: &CrashPoint) {
-        self.shared.lock().crash_at_on(point.lane, point.op);
+        self.shared.lock().crash_at_counting(point.count, point.op);
     }
 
     /// Cuts the power now.
@@ -471,12 +530,11 @@ impl PowerLossVfs {
         self.shared.lock().lane_checkpoint_op_ranges(lane)
     }
 
-    /// The foreground checkpoints that were the first after a phase 1
-    /// returned ([`CrashReport::checkpoint_follows_backfill`]), numbered in
-    /// foreground operations: where to aim a cut inside phase 2.
+    /// The checkpoints of `phase` so far that did I/O, oldest first: where
+    /// to aim [`Self::crash_in_phase`].
     #[must_use]
-    pub fn finishing_checkpoint_op_ranges(&self) -> Vec<RangeInclusive<u64>> {
-        self.shared.lock().finishing_checkpoint_op_ranges()
+    pub fn phase_spans(&self, phase: Phase) -> Vec<PhaseSpan> {
+        self.shared.lock().phase_spans(phase)
     }
 
     /// Power comes back: replaces every modelled file on disk by its durable

@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::ffi;
 
-use super::{CrashReport, Fault, FileKind, Lane, RestoreMode, RestoreReport, VfsStats};
+use super::{
+    CrashReport, CutCount, Fault, FileKind, Lane, Phase, PhaseSpan, RestoreMode, RestoreReport,
+    VfsStats,
+};
 use crate::Error;
 
 /// The sector size a torn write is cut on: the smallest sector any disk has.
@@ -161,9 +164,8 @@ pub(super) struct State {
     ops: u64,
     /// Operations per lane ([`Lane::index`]).
     lane_ops: [u64; 2],
-    /// The cut: an operation number, counted over every lane (`None`) or
-    /// over one lane's operations only.
-    crash_at: Option<(Option<Lane>, u64)>,
+    /// The cut: an operation number, and what it counts.
+    crash_at: Option<(CutCount, u64)>,
     crash: Option<CrashReport>,
     faults: Vec<Fault>,
     in_checkpoint: bool,
@@ -174,15 +176,16 @@ pub(super) struct State {
     checkpoint_ranges: Vec<RangeInclusive<u64>>,
     /// Per lane: the checkpoints its connections ran, in its own numbering.
     lane_checkpoint_ranges: [Vec<RangeInclusive<u64>>; 2],
-    /// The foreground checkpoints that followed a backfill-lane one, in
-    /// foreground numbering.
-    finishing_ranges: Vec<RangeInclusive<u64>>,
     /// A backfill-lane checkpoint released the lock since a foreground
     /// connection last took it.
     backfill_checkpointed: bool,
-    /// The current checkpoint is the first of the foreground since a
-    /// backfill-lane one.
-    checkpoint_follows_backfill: bool,
+    /// The phase of the checkpoint in progress and its ordinal in that
+    /// phase (0-based).
+    phase: Option<(Phase, u64)>,
+    /// Checkpoints seen per phase ([`Phase::index`]).
+    phases_seen: [u64; 2],
+    /// Per phase: its checkpoints that did I/O.
+    phase_spans: [Vec<PhaseSpan>; 2],
     /// Modelled file handles open per lane.
     lane_handles: [usize; 2],
     checkpoints: u64,
@@ -248,7 +251,7 @@ impl State {
             lane,
             lane_ops_before_crash: self.lane_ops,
             checkpoint_lane: self.checkpoint_lane,
-            checkpoint_follows_backfill: self.checkpoint_follows_backfill,
+            phase: self.phase.map(|(phase, _)| phase),
             backfill_open: self.lane_handles[Lane::Backfill.index()] > 0,
         }
     }
@@ -264,9 +267,17 @@ impl State {
         if self.crash.is_some() {
             return Verdict::Fail(io.crash_code());
         }
-        let cut = self.crash_at.is_some_and(|(on, n)| match on {
-            None => self.ops.saturating_add(1) >= n,
-            Some(on) => on == lane && self.lane_ops[lane.index()].saturating_add(1) >= n,
+        let next_of_lane = self.lane_ops[lane.index()].saturating_add(1);
+        let cut = self.crash_at.is_some_and(|(count, n)| match count {
+            CutCount::All => self.ops.saturating_add(1) >= n,
+            CutCount::Lane(on) => on == lane && next_of_lane >= n,
+            CutCount::InPhase { phase, nth } => {
+                // The op's 1-based position inside the checkpoint in
+                // progress, counted on its holder's lane.
+                self.phase == Some((phase, nth))
+                    && self.checkpoint_lane == Some(lane)
+                    && next_of_lane.saturating_sub(self.checkpoint_start_lane_op) + 1 >= n
+            }
         });
         if cut {
             self.crash = Some(self.report(Some(lane)));
@@ -392,13 +403,21 @@ impl State {
             self.checkpoints += 1;
             self.checkpoint_start_op = self.ops.saturating_add(1);
             self.checkpoint_start_lane_op = self.lane_ops[lane.index()].saturating_add(1);
-            self.checkpoint_follows_backfill = false;
-            if lane == Lane::Foreground {
-                self.checkpoint_follows_backfill = std::mem::take(&mut self.backfill_checkpointed);
-            }
+            let phase = match lane {
+                Lane::Backfill => Some(Phase::One),
+                Lane::Foreground if std::mem::take(&mut self.backfill_checkpointed) => {
+                    Some(Phase::Two)
+                }
+                Lane::Foreground => None,
+            };
+            self.phase = phase.map(|phase| {
+                let seen = &mut self.phases_seen[phase.index()];
+                *seen += 1;
+                (phase, *seen - 1)
+            });
         } else if !taken && self.in_checkpoint {
             self.in_checkpoint = false;
-            let finishing = std::mem::take(&mut self.checkpoint_follows_backfill);
+            let phase = self.phase.take();
             let holder = self.checkpoint_lane.take().unwrap_or(lane);
             if holder == Lane::Backfill {
                 self.backfill_checkpointed = true;
@@ -411,9 +430,11 @@ impl State {
             if end >= self.checkpoint_start_lane_op && !self.detached {
                 self.lane_checkpoint_ranges[holder.index()]
                     .push(self.checkpoint_start_lane_op..=end);
-                if finishing {
-                    self.finishing_ranges
-                        .push(self.checkpoint_start_lane_op..=end);
+                if let Some((phase, nth)) = phase {
+                    self.phase_spans[phase.index()].push(PhaseSpan {
+                        nth,
+                        ops: end + 1 - self.checkpoint_start_lane_op,
+                    });
                 }
             }
         }
@@ -423,16 +444,16 @@ impl State {
         self.lane_ops[lane.index()]
     }
 
-    pub(super) fn crash_at_on(&mut self, lane: Option<Lane>, op: u64) {
-        self.crash_at = Some((lane, op));
+    pub(super) fn crash_at_counting(&mut self, count: CutCount, op: u64) {
+        self.crash_at = Some((count, op));
     }
 
     pub(super) fn lane_checkpoint_op_ranges(&self, lane: Lane) -> Vec<RangeInclusive<u64>> {
         self.lane_checkpoint_ranges[lane.index()].clone()
     }
 
-    pub(super) fn finishing_checkpoint_op_ranges(&self) -> Vec<RangeInclusive<u64>> {
-        self.finishing_ranges.clone()
+    pub(super) fn phase_spans(&self, phase: Phase) -> Vec<PhaseSpan> {
+        self.phase_spans[phase.index()].clone()
     }
 
     pub(super) fn io_ops(&self) -> u64 {
@@ -440,7 +461,7 @@ impl State {
     }
 
     pub(super) fn crash_at(&mut self, op: u64) {
-        self.crash_at = Some((None, op));
+        self.crash_at = Some((CutCount::All, op));
     }
 
     pub(super) fn crash_now(&mut self) {
@@ -491,7 +512,7 @@ impl State {
         self.faults.clear();
         self.checkpoint_ranges.clear();
         self.lane_checkpoint_ranges = [Vec::new(), Vec::new()];
-        self.finishing_ranges.clear();
+        self.phase_spans = [Vec::new(), Vec::new()];
     }
 
     /// Power comes back: replace each modelled file on disk by what survived.
@@ -528,7 +549,7 @@ impl State {
         self.crash_at = None;
         self.in_checkpoint = false;
         self.checkpoint_lane = None;
-        self.checkpoint_follows_backfill = false;
+        self.phase = None;
         self.backfill_checkpointed = false;
         Ok(report)
     }

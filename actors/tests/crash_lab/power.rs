@@ -45,7 +45,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rusqlite::{Connection, OpenFlags};
 use walguard::settings::Synchronous;
-use walguard::testing::{CrashPoint, CrashReport, Lane, PowerLossVfs, RestoreMode};
+use walguard::testing::{
+    CrashPoint, CrashReport, CutCount, Lane, Phase, PhaseSpan, PowerLossVfs, RestoreMode,
+};
 use walguard::{CheckpointMode, CheckpointOutcome, Durability, Settings};
 use walguard_actors::messages::Execute;
 use walguard_actors::{Placement, WalGuard};
@@ -204,13 +206,11 @@ pub(crate) struct Run {
     /// Foreground operation ranges of the writer's checkpoints after the
     /// setup.
     pub(crate) checkpoints: Vec<RangeInclusive<u64>>,
-    /// Foreground operation ranges of the writer's checkpoints that
-    /// finished a phase 1 (phase 2).
-    pub(crate) finishing: Vec<RangeInclusive<u64>>,
     /// Phase 1's I/O operations (its own numbering).
     pub(crate) backfill_ops: u64,
-    /// Phase 1's checkpoints, in its own numbering.
-    pub(crate) backfill_checkpoints: Vec<RangeInclusive<u64>>,
+    /// The checkpoints of phase 1 and of phase 2 that did I/O.
+    pub(crate) phase_one: Vec<PhaseSpan>,
+    pub(crate) phase_two: Vec<PhaseSpan>,
     pub(crate) crash: Option<CrashReport>,
 }
 
@@ -261,9 +261,9 @@ pub(crate) fn run(
         .into_iter()
         .filter(|r| *r.start() > run.setup_ops)
         .collect();
-    run.finishing = vfs.finishing_checkpoint_op_ranges();
     run.backfill_ops = vfs.io_ops_on(Lane::Backfill);
-    run.backfill_checkpoints = vfs.checkpoint_op_ranges_on(Lane::Backfill);
+    run.phase_one = vfs.phase_spans(Phase::One);
+    run.phase_two = vfs.phase_spans(Phase::Two);
     Ok(run)
 }
 
@@ -434,9 +434,9 @@ async fn drive(
         setup_ops,
         total_ops: 0,
         checkpoints: Vec::new(),
-        finishing: Vec::new(),
         backfill_ops: 0,
-        backfill_checkpoints: Vec::new(),
+        phase_one: Vec::new(),
+        phase_two: Vec::new(),
         crash: None,
     })
 }
@@ -445,9 +445,9 @@ async fn drive(
 #[derive(Debug)]
 pub(crate) struct Iteration {
     pub(crate) synchronous: Synchronous,
-    /// The cut, counted on `crash_lane`'s operations.
+    /// The cut, counted as `crash_count` says.
     pub(crate) crash_op: u64,
-    pub(crate) crash_lane: Lane,
+    pub(crate) crash_count: CutCount,
     /// Foreground operations of the run the cut was drawn from.
     pub(crate) total_ops: u64,
     pub(crate) in_checkpoint: bool,
@@ -547,7 +547,7 @@ pub(crate) fn iteration(seed: u64, synchronous: Synchronous) -> Result<Iteration
             dry.ledger.acked_rows, dry.ledger.issued_rows
         ));
     }
-    let dry_phase1s = dry.backfill_checkpoints.len();
+    let dry_phase1s = dry.phase_one.len();
     let mut basis = dry;
     let mut redraws = 0;
     loop {
@@ -556,10 +556,9 @@ pub(crate) fn iteration(seed: u64, synchronous: Synchronous) -> Result<Iteration
             basis.setup_ops,
             basis.total_ops,
             &basis.checkpoints,
-            &basis.finishing,
-            &basis.backfill_checkpoints,
+            &basis.phase_one,
+            &basis.phase_two,
         );
-        let lane = point.lane.unwrap_or(Lane::Foreground);
         let path = dir.path().join(format!("state-{redraws}.db"));
         let vfs = PowerLossVfs::register().map_err(|e| e.to_string())?;
         let real = run(&vfs, &path, &steps, synchronous, Some(point))?;
@@ -577,18 +576,13 @@ pub(crate) fn iteration(seed: u64, synchronous: Synchronous) -> Result<Iteration
                 continue;
             }
             return Err(format!(
-                "the crash point {} ({lane:?}) was never reached (phase 1 ran: {phase1_ran}, \
+                "the crash point {} ({:?}) was never reached (phase 1 ran: {phase1_ran}, \
                  after {redraws} redraws)",
-                point.op
+                point.op, point.count
             ));
         };
-        if crash.lane != Some(lane) || crash.ops_before_crash_on(lane) + 1 != point.op {
-            return Err(format!(
-                "crashed after {} {lane:?} ops (on {:?}), not at {}",
-                crash.ops_before_crash_on(lane),
-                crash.lane,
-                point.op
-            ));
+        if let Some(e) = misplaced(&point, &crash) {
+            return Err(e);
         }
         let restored = vfs
             .restore_durable_images_with(point.mode)
@@ -596,12 +590,11 @@ pub(crate) fn iteration(seed: u64, synchronous: Synchronous) -> Result<Iteration
         return Ok(Iteration {
             synchronous,
             crash_op: point.op,
-            crash_lane: lane,
+            crash_count: point.count,
             total_ops: basis.total_ops,
             in_checkpoint: crash.in_checkpoint,
             in_phase1: crash.checkpoint_lane == Some(Lane::Backfill),
-            in_phase2: crash.checkpoint_lane == Some(Lane::Foreground)
-                && crash.checkpoint_follows_backfill,
+            in_phase2: crash.phase == Some(Phase::Two),
             redraws,
             dry_phase1s,
             mode: point.mode,
@@ -610,6 +603,18 @@ pub(crate) fn iteration(seed: u64, synchronous: Synchronous) -> Result<Iteration
             result: survivors(&path, AfterCheck::Checkpoint),
         });
     }
+}
+
+/// Whether the cut landed elsewhere than `point` aimed: `Some` with why.
+fn misplaced(point: &CrashPoint, crash: &CrashReport) -> Option<String> {
+    let landed = match point.count {
+        CutCount::Lane(lane) => {
+            crash.lane == Some(lane) && crash.ops_before_crash_on(lane) + 1 == point.op
+        }
+        CutCount::InPhase { phase, .. } => crash.phase == Some(phase),
+        _ => crash.ops_before_crash + 1 == point.op,
+    };
+    (!landed).then(|| format!("aimed at {point:?}, the power went at {crash:?}"))
 }
 
 /// What a campaign saw.
@@ -623,6 +628,8 @@ pub(crate) struct Summary {
     pub(crate) aimed_at_phase1: u64,
     /// Cuts while phase 1 held the checkpoint lock.
     pub(crate) in_phase1: u64,
+    /// Cuts counted inside a phase 2's own operations.
+    pub(crate) aimed_at_phase2: u64,
     /// Cuts inside the writer's checkpoint that finished a phase 1.
     pub(crate) in_phase2: u64,
     /// Cuts drawn again (never reached by the run they were drawn for).
@@ -646,7 +653,7 @@ impl std::fmt::Display for Summary {
         write!(
             f,
             "{} power cuts (seeds {}..={}, {} under FULL) in {:.1?}: {} inside a checkpoint \
-             ({} inside a phase 1, {} aimed at its own operations; {} inside a phase 2; \
+             ({} inside a phase 1, {} of them aimed there; {} inside a phase 2, {} aimed; \
              dry runs: {} phase 1s in {} runs), {} redrawn, {} torn restores ({} torn writes), {} runs lost {} acknowledged rows \
              above the durable point, {} corrupt, {} violations",
             self.iterations,
@@ -658,6 +665,7 @@ impl std::fmt::Display for Summary {
             self.in_phase1,
             self.aimed_at_phase1,
             self.in_phase2,
+            self.aimed_at_phase2,
             self.dry_phase1s,
             self.dry_runs_with_phase1,
             self.redraws,
@@ -692,8 +700,8 @@ impl Summary {
                 self.in_phase1, self.aimed_at_phase1
             ),
             format!(
-                "| cuts inside the writer's checkpoint that finished a phase 1 (phase 2) | {} |",
-                self.in_phase2
+                "| cuts inside a phase 2 (the writer's checkpoint that finished a phase 1) | {}, {} aimed there |",
+                self.in_phase2, self.aimed_at_phase2
             ),
             format!(
                 "| cuts drawn again, never reached by their run (at most {MAX_REDRAWS} per cut) | {} |",
@@ -739,7 +747,20 @@ pub(crate) fn campaign(
                 summary.in_checkpoint += u64::from(it.in_checkpoint);
                 summary.in_phase1 += u64::from(it.in_phase1);
                 summary.in_phase2 += u64::from(it.in_phase2);
-                summary.aimed_at_phase1 += u64::from(it.crash_lane == Lane::Backfill);
+                summary.aimed_at_phase1 += u64::from(matches!(
+                    it.crash_count,
+                    CutCount::InPhase {
+                        phase: Phase::One,
+                        ..
+                    }
+                ));
+                summary.aimed_at_phase2 += u64::from(matches!(
+                    it.crash_count,
+                    CutCount::InPhase {
+                        phase: Phase::Two,
+                        ..
+                    }
+                ));
                 summary.redraws += u64::from(it.redraws);
                 summary.dry_phase1s += it.dry_phase1s;
                 summary.dry_runs_with_phase1 += u64::from(it.dry_phase1s > 0);
@@ -751,11 +772,11 @@ pub(crate) fn campaign(
                 summary.lost_acked_rows += lost;
                 if let Some(v) = it.failure() {
                     summary.violations.push(format!(
-                        "{}: {sync:?}, crash at {:?} op {} of {} (in checkpoint: {}, phase 1: \
+                        "{}: {sync:?}, crash at {:?}, op {} (of {} foreground) (in checkpoint: {}, phase 1: \
                          {}, phase 2: {}, redraws: {}), {:?}, sent {} rows, acknowledged {}, \
                          durable {}: {v}",
                         seeds::replay(seed, "power_loss_on_demand"),
-                        it.crash_lane,
+                        it.crash_count,
                         it.crash_op,
                         it.total_ops,
                         it.in_checkpoint,
