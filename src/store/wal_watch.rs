@@ -399,7 +399,9 @@ mod tests {
 
     use crate::settings::DatabaseSettings;
     use crate::store::test_support::{insert, store_in};
-    use crate::{CheckpointMode, CheckpointOutcome, CheckpointReason, Statement, Store};
+    use crate::{
+        CheckpointMode, CheckpointOutcome, CheckpointReason, SizeCheckpoint, Statement, Store,
+    };
 
     #[test]
     fn the_size_threshold_bounds_the_wal_by_frames() {
@@ -407,6 +409,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = store_in(&dir);
         store.set_size_threshold(THRESHOLD).unwrap();
+        // The single checkpoint on the writer (tests/core/two_phase.rs has
+        // the two-phase default's).
+        store.set_size_checkpoint(SizeCheckpoint::OnWriter);
         let autocheckpoint: i64 = store
             .conn
             .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
@@ -462,6 +467,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = store_in(&dir);
         store.set_size_threshold(THRESHOLD).unwrap();
+        // The single checkpoint on the writer (tests/core/two_phase.rs has
+        // the two-phase default's).
+        store.set_size_checkpoint(SizeCheckpoint::OnWriter);
         let reader = Connection::open(dir.path().join("state.db")).unwrap();
         reader.execute_batch("BEGIN").unwrap();
         let _: i64 = reader

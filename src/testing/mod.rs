@@ -261,8 +261,9 @@ impl Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PhaseSpan {
-    /// Its ordinal among the checkpoints of its phase, 0-based (those that
-    /// did no I/O count too).
+    /// Its ordinal among the checkpoints of its phase that did I/O,
+    /// 0-based (one that did none is skipped, so that a phase 2 left with
+    /// nothing to copy in one run does not shift the others).
     pub nth: u64,
     /// The I/O operations it made.
     pub ops: u64,
@@ -276,8 +277,8 @@ pub enum CutCount {
     All,
     /// The operations of one lane ([`PowerLossVfs::crash_at_on`]).
     Lane(Lane),
-    /// The operations of the `nth` (0-based) checkpoint of `phase`,
-    /// whenever it comes ([`PowerLossVfs::crash_in_phase`]).
+    /// The operations of the `nth` (0-based) checkpoint of `phase` that
+    /// does I/O, whenever it comes ([`PowerLossVfs::crash_in_phase`]).
     InPhase {
         /// Which phase.
         phase: Phase,
@@ -481,8 +482,9 @@ impl PowerLossVfs {
         self.shared.lock().crash_at_counting(CutCount::Lane(lane), op);
     }
 
-    /// Cuts the power when the `nth` (0-based) checkpoint of `phase` starts
-    /// its operation number `op` (1-based), whenever that checkpoint comes
+    /// Cuts the power when the `nth` (0-based) checkpoint of `phase` that
+    /// does I/O ([`PhaseSpan::nth`]) starts its operation number `op`
+    /// (1-based), whenever that checkpoint comes
     /// and however many operations either lane made before it. If that
     /// checkpoint never comes, or makes fewer operations, the power stays
     /// on.

@@ -179,11 +179,11 @@ pub(super) struct State {
     /// A backfill-lane checkpoint released the lock since a foreground
     /// connection last took it.
     backfill_checkpointed: bool,
-    /// The phase of the checkpoint in progress and its ordinal in that
-    /// phase (0-based).
+    /// The phase of the checkpoint in progress and its ordinal among the
+    /// checkpoints of that phase that did I/O (0-based).
     phase: Option<(Phase, u64)>,
-    /// Checkpoints seen per phase ([`Phase::index`]).
-    phases_seen: [u64; 2],
+    /// Checkpoints that did I/O, per phase ([`Phase::index`]).
+    phases_with_io: [u64; 2],
     /// Per phase: its checkpoints that did I/O.
     phase_spans: [Vec<PhaseSpan>; 2],
     /// Modelled file handles open per lane.
@@ -410,11 +410,7 @@ impl State {
                 }
                 Lane::Foreground => None,
             };
-            self.phase = phase.map(|phase| {
-                let seen = &mut self.phases_seen[phase.index()];
-                *seen += 1;
-                (phase, *seen - 1)
-            });
+            self.phase = phase.map(|phase| (phase, self.phases_with_io[phase.index()]));
         } else if !taken && self.in_checkpoint {
             self.in_checkpoint = false;
             let phase = self.phase.take();
@@ -431,6 +427,7 @@ impl State {
                 self.lane_checkpoint_ranges[holder.index()]
                     .push(self.checkpoint_start_lane_op..=end);
                 if let Some((phase, nth)) = phase {
+                    self.phases_with_io[phase.index()] += 1;
                     self.phase_spans[phase.index()].push(PhaseSpan {
                         nth,
                         ops: end + 1 - self.checkpoint_start_lane_op,

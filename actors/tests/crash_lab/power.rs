@@ -459,8 +459,9 @@ pub(crate) struct Iteration {
     /// Cuts drawn again because the one drawn was never reached (see
     /// [`MAX_REDRAWS`]).
     pub(crate) redraws: u32,
-    /// Phase 1s with I/O in the dry run.
+    /// Phase 1s and phase 2s with I/O in the dry run.
     pub(crate) dry_phase1s: usize,
+    pub(crate) dry_phase2s: usize,
     pub(crate) mode: RestoreMode,
     pub(crate) torn_writes: usize,
     pub(crate) ledger: Ledger,
@@ -547,7 +548,7 @@ pub(crate) fn iteration(seed: u64, synchronous: Synchronous) -> Result<Iteration
             dry.ledger.acked_rows, dry.ledger.issued_rows
         ));
     }
-    let dry_phase1s = dry.phase_one.len();
+    let (dry_phase1s, dry_phase2s) = (dry.phase_one.len(), dry.phase_two.len());
     let mut basis = dry;
     let mut redraws = 0;
     loop {
@@ -597,6 +598,7 @@ pub(crate) fn iteration(seed: u64, synchronous: Synchronous) -> Result<Iteration
             in_phase2: crash.phase == Some(Phase::Two),
             redraws,
             dry_phase1s,
+            dry_phase2s,
             mode: point.mode,
             torn_writes: restored.torn_writes,
             ledger: real.ledger,
@@ -637,6 +639,7 @@ pub(crate) struct Summary {
     /// Phase 1s with I/O, summed over the dry runs, and the dry runs that
     /// had any.
     pub(crate) dry_phase1s: usize,
+    pub(crate) dry_phase2s: usize,
     pub(crate) dry_runs_with_phase1: u64,
     pub(crate) torn_restores: u64,
     pub(crate) torn_writes: usize,
@@ -654,7 +657,7 @@ impl std::fmt::Display for Summary {
             f,
             "{} power cuts (seeds {}..={}, {} under FULL) in {:.1?}: {} inside a checkpoint \
              ({} inside a phase 1, {} of them aimed there; {} inside a phase 2, {} aimed; \
-             dry runs: {} phase 1s in {} runs), {} redrawn, {} torn restores ({} torn writes), {} runs lost {} acknowledged rows \
+             dry runs: {} phase 1s in {} runs, {} phase 2s with I/O), {} redrawn, {} torn restores ({} torn writes), {} runs lost {} acknowledged rows \
              above the durable point, {} corrupt, {} violations",
             self.iterations,
             self.first_seed,
@@ -668,6 +671,7 @@ impl std::fmt::Display for Summary {
             self.aimed_at_phase2,
             self.dry_phase1s,
             self.dry_runs_with_phase1,
+            self.dry_phase2s,
             self.redraws,
             self.torn_restores,
             self.torn_writes,
@@ -763,6 +767,7 @@ pub(crate) fn campaign(
                 ));
                 summary.redraws += u64::from(it.redraws);
                 summary.dry_phase1s += it.dry_phase1s;
+                summary.dry_phase2s += it.dry_phase2s;
                 summary.dry_runs_with_phase1 += u64::from(it.dry_phase1s > 0);
                 summary.torn_restores += u64::from(matches!(it.mode, RestoreMode::Torn { .. }));
                 summary.torn_writes += it.torn_writes;
