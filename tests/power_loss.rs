@@ -1151,11 +1151,7 @@ fn two_phase_campaign(
     iterations: u64,
 ) -> TestResult<(Vec<String>, [u64; 4])> {
     let (_, dry) = two_phase_iteration(synchronous, None, RestoreMode::Exact)?;
-    assert!(
-        dry.phase1s >= 4,
-        "the dry run saw {} phase 1s",
-        dry.phase1s
-    );
+    assert!(dry.phase1s >= 4, "the dry run saw {} phase 1s", dry.phase1s);
     let full = synchronous == Synchronous::Full;
     let base = base_seed();
     let mut violations = Vec::new();

@@ -106,7 +106,12 @@ impl CrashPoint {
         }
         Self {
             count: CutCount::Lane(Lane::Foreground),
-            ..Self::draw(rng.random(), setup_ops, foreground_ops, foreground_checkpoints)
+            ..Self::draw(
+                rng.random(),
+                setup_ops,
+                foreground_ops,
+                foreground_checkpoints,
+            )
         }
     }
 }

@@ -62,6 +62,19 @@
 //! operation numbers belonged to checkpoints
 //! ([`PowerLossVfs::checkpoint_op_ranges`]), to aim crashes there.
 //!
+//! Phase 1 of the two-phase size checkpoint runs on a thread of its own,
+//! beside the writer, so one count over both threads differs from one run
+//! to the next. The shim also counts per [`Lane`] (phase 1's thread, told
+//! by its name, or any other) and per [`Phase`] (a checkpoint on phase 1's
+//! thread, or the foreground's first checkpoint after one):
+//! [`PowerLossVfs::crash_at_on`] cuts at a lane's own operation `n`,
+//! [`PowerLossVfs::crash_in_phase`] at operation `k` of the `n`th phase 1
+//! or phase 2, whenever it comes, and [`CrashReport`] says which lane met
+//! the cut and which phase held the checkpoint lock.
+//! [`CrashPoint::draw_by_lane`] draws such cuts. How much phase 1 copies
+//! still varies, so a cut drawn from one run may lie past the end of
+//! another: the caller redraws it, and counts that.
+//!
 //! # Under the store and the actors
 //!
 //! [`Store::open_with_vfs`](crate::Store::open_with_vfs) opens the store
@@ -479,7 +492,9 @@ impl PowerLossVfs {
     /// either lane fails. Only an operation of `lane` triggers the cut; if
     /// `lane` never makes `op` operations, the power stays on.
     pub fn crash_at_on(&self, lane: Lane, op: u64) {
-        self.shared.lock().crash_at_counting(CutCount::Lane(lane), op);
+        self.shared
+            .lock()
+            .crash_at_counting(CutCount::Lane(lane), op);
     }
 
     /// Cuts the power when the `nth` (0-based) checkpoint of `phase` that
