@@ -1101,8 +1101,9 @@ fn two_phase_store(vfs: &PowerLossVfs, path: &Path, synchronous: Synchronous) ->
 /// Where a two-phase iteration aims its cut.
 #[derive(Debug, Clone, Copy)]
 enum Aim {
-    /// At a foreground operation number drawn from the dry run (the
-    /// writer's own, counted whatever phase 1 does meanwhile).
+    /// At an operation number drawn from the dry run, counted over both
+    /// threads, so that it can land on phase 1's own I/O too (and may
+    /// come later or never, counted: [`CutIn::Unreached`]).
     Op(u64),
     /// `offset` operations after the `nth` phase 1 (0-based) took the
     /// checkpoint lock: its copy and fsyncs, or a commit made beside it.
@@ -1216,9 +1217,9 @@ fn two_phase_iteration(
     store.set_backfill_waker(move || {
         counter.fetch_add(1, Ordering::Release);
     });
-    let setup_ops = vfs.io_ops_on(Lane::Foreground);
+    let setup_ops = vfs.io_ops();
     if let Some(Aim::Op(op)) = aim {
-        vfs.crash_at_on(Lane::Foreground, op);
+        vfs.crash_at(op);
     }
     let aim = aim.unwrap_or(Aim::Op(0));
     let (acked, cut) = two_phase_workload(&vfs, &mut store, aim, &returned);
@@ -1231,9 +1232,9 @@ fn two_phase_iteration(
     let _ = store.close();
     let dry = DryRun {
         setup_ops,
-        total_ops: vfs.io_ops_on(Lane::Foreground),
+        total_ops: vfs.io_ops(),
         checkpoints: vfs
-            .checkpoint_op_ranges_on(Lane::Foreground)
+            .checkpoint_op_ranges()
             .into_iter()
             .filter(|r| *r.start() > setup_ops)
             .collect(),
@@ -1255,7 +1256,7 @@ fn two_phase_iteration(
 /// Runs `iterations` cuts: a third aimed inside a phase 1 (its copy, its
 /// fsyncs, a commit beside it), a third inside a phase 2 (before, between
 /// and after its fsyncs, during its copy), a third drawn as the core
-/// campaign draws them, over the writer's operations. Returns the
+/// campaign draws them, over both threads' operations. Returns the
 /// violations and the cuts per place ([`CutIn`]).
 fn two_phase_campaign(
     synchronous: Synchronous,
