@@ -72,6 +72,6 @@ pub use lock::EngineLock;
 pub use settings::Settings;
 pub use stats::{Aggregate, SessionCounts, SessionReport, SessionStats, Window};
 pub use store::{
-    BACKFILL_BUSY_TIMEOUT, BACKSTOP_PERCENT, Durability, GroupStats, IntoValue, ResultSet,
-    SizeCheckpoint, Statement, Store, WalFrames,
+    BACKFILL_BUSY_TIMEOUT, BACKFILL_THREAD_NAME, BACKSTOP_PERCENT, Durability, GroupStats,
+    IntoValue, ResultSet, SizeCheckpoint, Statement, Store, WalFrames,
 };

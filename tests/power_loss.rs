@@ -32,8 +32,8 @@ use rusqlite::{Connection, OpenFlags, params_from_iter};
 use walguard::settings::DatabaseSettings;
 use walguard::settings::Synchronous;
 use walguard::testing::{
-    AfterCheck, CRASH_TABLE_SQL, CrashPoint, Fault, FileKind, PowerLossVfs, RestoreMode,
-    SurvivorError, VfsOptions, ViolationKind, check_survivors, crash_row,
+    AfterCheck, CRASH_TABLE_SQL, CrashPoint, Fault, FileKind, Lane, Phase, PowerLossVfs,
+    RestoreMode, SurvivorError, VfsOptions, ViolationKind, check_survivors, crash_row,
     disable_checkpoint_on_close, env_u64,
 };
 use walguard::{
@@ -310,6 +310,8 @@ struct DryRun {
     setup_ops: u64,
     total_ops: u64,
     checkpoints: Vec<RangeInclusive<u64>>,
+    /// Phase 1s of the two-phase size checkpoint that did I/O.
+    phase1s: usize,
 }
 
 fn dry_run(synchronous: &str) -> TestResult<DryRun> {
@@ -330,6 +332,7 @@ fn dry_run(synchronous: &str) -> TestResult<DryRun> {
             .into_iter()
             .filter(|r| *r.start() > setup_ops)
             .collect(),
+        phase1s: 0,
     })
 }
 
@@ -755,6 +758,117 @@ fn restore_needs_closed_connections_and_reports_checkpoint_crashes() -> TestResu
     Ok(())
 }
 
+/// Runs `work` on a thread named like phase 1's
+/// ([`walguard::BACKFILL_THREAD_NAME`]): the shim counts its I/O on
+/// [`Lane::Backfill`].
+fn on_backfill_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> TestResult<T> {
+    let handle = std::thread::Builder::new()
+        .name(walguard::BACKFILL_THREAD_NAME.to_owned())
+        .spawn(work)?;
+    handle
+        .join()
+        .map_err(|_| "the backfill-named thread panicked".into())
+}
+
+/// The shim counts phase 1's thread apart. Whatever that thread did first
+/// (here 0 to 40 commits and a checkpoint of its own), a cut counted on the
+/// foreground lands at the foreground's own operation `n`; a cut counted
+/// inside the first phase 1 lands there, on that thread; the foreground's
+/// next checkpoint is a phase 2.
+#[test]
+fn cuts_counted_per_lane_and_phase_land_where_aimed() -> TestResult {
+    for other in [0_u64, 7, 40] {
+        let (dir, path) = temp_db()?;
+        let vfs = Arc::new(PowerLossVfs::register()?);
+        let conn = open(&vfs, &path, "NORMAL")?;
+        setup(&conn)?;
+        let fg_start = vfs.io_ops_on(Lane::Foreground);
+        // The other thread works on a database of its own, then
+        // checkpoints it: a phase 1 as the shim sees it.
+        let (vfs2, other_path) = (Arc::clone(&vfs), dir.path().join("other.db"));
+        let ops_before = on_backfill_thread(move || -> Result<u64, String> {
+            let conn = open(&vfs2, &other_path, "NORMAL").map_err(|e| e.to_string())?;
+            setup(&conn).map_err(|e| e.to_string())?;
+            for txn in 1..=other {
+                commit(&conn, txn).map_err(|e| e.to_string())?;
+            }
+            let before = vfs2.io_ops_on(Lane::Backfill);
+            checkpoint(&conn, "PASSIVE").map_err(|e| e.to_string())?;
+            Ok(before)
+        })??;
+        let phase_one = vfs.phase_spans(Phase::One);
+        assert_eq!(vfs.io_ops_on(Lane::Foreground), fg_start, "{other}");
+        if other > 0 {
+            // Its setup checkpointed first: that was phase 1 number 0.
+            let span = phase_one.last().ok_or("no phase 1 seen")?;
+            assert_eq!(span.nth, 1);
+            // Its operations under the checkpoint lock.
+            let made = vfs.io_ops_on(Lane::Backfill) - ops_before;
+            assert!((1..=made).contains(&span.ops), "{span:?}, {made}");
+        }
+        // A cut at the foreground's 5th operation from here.
+        vfs.crash_at_on(Lane::Foreground, fg_start + 5);
+        let mut acked = 0;
+        for txn in 1..=20 {
+            if commit(&conn, txn).is_err() {
+                break;
+            }
+            acked = txn;
+        }
+        let report = vfs.crash_report().ok_or("no crash")?;
+        assert_eq!(report.lane, Some(Lane::Foreground));
+        assert_eq!(report.ops_before_crash_on(Lane::Foreground), fg_start + 4);
+        assert!(acked < 20, "the cut came at once: {acked}");
+        drop(conn);
+        vfs.restore_durable_images()?;
+        assert!(survivors(&path).is_ok());
+    }
+
+    // Inside a phase 1 and then a phase 2.
+    for (phase, op) in [(Phase::One, 2), (Phase::Two, 1)] {
+        let (_dir, path) = temp_db()?;
+        let vfs = Arc::new(PowerLossVfs::register()?);
+        let conn = open(&vfs, &path, "NORMAL")?;
+        setup(&conn)?;
+        vfs.crash_in_phase(phase, 0, op);
+        for txn in 1..=10 {
+            commit(&conn, txn)?;
+        }
+        let (vfs2, path2) = (Arc::clone(&vfs), path.clone());
+        let phase_one = on_backfill_thread(move || -> Result<bool, String> {
+            let conn = open(&vfs2, &path2, "NORMAL").map_err(|e| e.to_string())?;
+            Ok(checkpoint(&conn, "PASSIVE").is_err())
+        })??;
+        assert_eq!(phase_one, phase == Phase::One, "{phase:?}");
+        assert_eq!(vfs.is_crashed(), phase == Phase::One, "{phase:?}");
+        for txn in 11..=20 {
+            if commit(&conn, txn).is_err() {
+                break;
+            }
+        }
+        // Phase 2 meets the cut, or the power is already off.
+        assert!(checkpoint(&conn, "PASSIVE").is_err(), "{phase:?}");
+        let report = vfs.crash_report().ok_or("no crash")?;
+        assert_eq!(report.phase, Some(phase));
+        assert!(report.in_checkpoint);
+        let lane = if phase == Phase::One {
+            Lane::Backfill
+        } else {
+            Lane::Foreground
+        };
+        assert_eq!(
+            (report.lane, report.checkpoint_lane),
+            (Some(lane), Some(lane))
+        );
+        drop(conn);
+        vfs.restore_durable_images()?;
+        assert!(survivors(&path).is_ok());
+    }
+    Ok(())
+}
+
 /// Dropping the shim under an open connection is safe: the name goes away,
 /// the connection keeps working on the real files (unmodelled, with real
 /// fsyncs from then on), and nothing is lost.
@@ -963,7 +1077,18 @@ enum CutIn {
     Phase2,
     /// Anywhere else (a commit, outside any checkpoint).
     Elsewhere,
+    /// Nowhere: the run ended before the cut came (counted, and bounded
+    /// by [`TWO_PHASE_MAX_UNREACHED_PERCENT`]).
+    Unreached,
 }
+
+/// Most cuts of a two-phase campaign that may never come, in percent: 10.
+/// Phase 1 runs beside the writer, so how far it gets, and how much phase 2
+/// then copies, differs from run to run: a cut aimed at the `nth` phase, or
+/// drawn near the end of the dry run's foreground operations, can lie past
+/// the end of a run. Each such cut still ends with a power loss after the
+/// run and the full check; it just did not land where it was aimed.
+const TWO_PHASE_MAX_UNREACHED_PERCENT: u64 = 10;
 
 /// A store through `vfs` with the two-phase size checkpoint on.
 fn two_phase_store(vfs: &PowerLossVfs, path: &Path, synchronous: Synchronous) -> TestResult<Store> {
@@ -976,7 +1101,9 @@ fn two_phase_store(vfs: &PowerLossVfs, path: &Path, synchronous: Synchronous) ->
 /// Where a two-phase iteration aims its cut.
 #[derive(Debug, Clone, Copy)]
 enum Aim {
-    /// At an operation number drawn from the dry run.
+    /// At an operation number drawn from the dry run, counted over both
+    /// threads, so that it can land on phase 1's own I/O too (and may
+    /// come later or never, counted: [`CutIn::Unreached`]).
     Op(u64),
     /// `offset` operations after the `nth` phase 1 (0-based) took the
     /// checkpoint lock: its copy and fsyncs, or a commit made beside it.
@@ -1096,6 +1223,7 @@ fn two_phase_iteration(
     }
     let aim = aim.unwrap_or(Aim::Op(0));
     let (acked, cut) = two_phase_workload(&vfs, &mut store, aim, &returned);
+    let cut = cut.or(Some(CutIn::Unreached));
     // The claim at the cut: a checkpoint failing after it moves nothing.
     let durable = durable_txns(&store);
     if !vfs.is_crashed() {
@@ -1110,6 +1238,7 @@ fn two_phase_iteration(
             .into_iter()
             .filter(|r| *r.start() > setup_ops)
             .collect(),
+        phase1s: vfs.checkpoint_op_ranges_on(Lane::Backfill).len(),
     };
     vfs.restore_durable_images_with(mode)?;
     let result = check_survivors(&path, AfterCheck::Checkpoint);
@@ -1127,21 +1256,18 @@ fn two_phase_iteration(
 /// Runs `iterations` cuts: a third aimed inside a phase 1 (its copy, its
 /// fsyncs, a commit beside it), a third inside a phase 2 (before, between
 /// and after its fsyncs, during its copy), a third drawn as the core
-/// campaign draws them. Returns the violations and the cuts per place.
+/// campaign draws them, over both threads' operations. Returns the
+/// violations and the cuts per place ([`CutIn`]).
 fn two_phase_campaign(
     synchronous: Synchronous,
     iterations: u64,
-) -> TestResult<(Vec<String>, [u64; 3])> {
+) -> TestResult<(Vec<String>, [u64; 4])> {
     let (_, dry) = two_phase_iteration(synchronous, None, RestoreMode::Exact)?;
-    assert!(
-        dry.checkpoints.len() >= 4,
-        "the dry run saw {} checkpoints",
-        dry.checkpoints.len()
-    );
+    assert!(dry.phase1s >= 4, "the dry run saw {} phase 1s", dry.phase1s);
     let full = synchronous == Synchronous::Full;
     let base = base_seed();
     let mut violations = Vec::new();
-    let mut places = [0; 3];
+    let mut places = [0; 4];
     for i in 0..iterations {
         let seed = base.wrapping_add(i);
         let drawn = CrashPoint::draw(seed, dry.setup_ops, dry.total_ops, &dry.checkpoints);
@@ -1180,19 +1306,30 @@ fn two_phase_campaign(
     Ok((violations, places))
 }
 
+/// Fails when more than [`TWO_PHASE_MAX_UNREACHED_PERCENT`] of
+/// `iterations` cuts never came.
+fn assert_cuts_came(unreached: u64, iterations: u64) {
+    assert!(
+        unreached * 100 <= iterations * TWO_PHASE_MAX_UNREACHED_PERCENT,
+        "{unreached} of {iterations} cuts never came: the campaign aims at nothing"
+    );
+}
+
 /// Power cuts aimed inside each phase of the two-phase size checkpoint,
 /// under NORMAL: integrity always holds, and nothing the store counted
 /// durable (only phase 2 moves that point) is lost.
 #[test]
 fn store_two_phase_checkpoint_power_loss_campaign_normal() -> TestResult {
     let start = Instant::now();
-    let (violations, [phase1, phase2, elsewhere]) = two_phase_campaign(Synchronous::Normal, 150)?;
+    let (violations, [phase1, phase2, elsewhere, unreached]) =
+        two_phase_campaign(Synchronous::Normal, 150)?;
     eprintln!(
         "two-phase NORMAL campaign in {:?}: cuts in phase 1 {phase1}, in phase 2 {phase2}, \
-         elsewhere {elsewhere}",
+         elsewhere {elsewhere}, never came {unreached}",
         start.elapsed()
     );
     assert!(violations.is_empty(), "{}", violations.join("\n"));
+    assert_cuts_came(unreached, 150);
     assert!(phase1 >= 10, "only {phase1} cuts landed inside phase 1");
     assert!(phase2 >= 10, "only {phase2} cuts landed inside phase 2");
     Ok(())
@@ -1201,9 +1338,13 @@ fn store_two_phase_checkpoint_power_loss_campaign_normal() -> TestResult {
 /// The same under FULL: every acknowledged commit survives.
 #[test]
 fn store_two_phase_checkpoint_power_loss_campaign_full() -> TestResult {
-    let (violations, [phase1, phase2, _]) = two_phase_campaign(Synchronous::Full, 60)?;
+    let (violations, [phase1, phase2, _, unreached]) = two_phase_campaign(Synchronous::Full, 60)?;
     assert!(violations.is_empty(), "{}", violations.join("\n"));
-    eprintln!("two-phase FULL campaign: cuts in phase 1 {phase1}, in phase 2 {phase2}");
+    eprintln!(
+        "two-phase FULL campaign: cuts in phase 1 {phase1}, in phase 2 {phase2}, never came \
+         {unreached}"
+    );
+    assert_cuts_came(unreached, 60);
     assert!(
         phase1 >= 1 && phase2 >= 1 && phase1 + phase2 >= 6,
         "{phase1}, {phase2} cuts in phases 1, 2"

@@ -2,7 +2,8 @@
 //! actors. Each module says which failure it models.
 //!
 //! - [`power`]: POWER LOSS / OS CRASH, through `walguard::testing`'s VFS
-//!   shim, under `WalGuard` on the paused clock.
+//!   shim, under `WalGuard` on the paused clock, with cuts counted per
+//!   thread (the writer, phase 1 of the two-phase size checkpoint).
 //! - [`kill`]: PROCESS KILL, SIGKILL of a child process running `WalGuard`
 //!   in real time.
 //! - [`faults`]: I/O faults injected through the shim, then a power loss.
@@ -48,21 +49,45 @@ const CI_KILLS: u64 = 200;
 /// Most iterations the negative control may need to catch both a loss and a
 /// corruption.
 const NEGATIVE_CONTROL_MAX_ITERATIONS: u64 = 60;
+/// Most cuts a campaign may draw again, in percent of its cuts: 15 (2 % to
+/// 9 % measured, more on a loaded machine: mostly cuts aimed inside a
+/// phase 2 that, in the real run, copied nothing because its phase 1 had
+/// caught up). Each cut is also bounded on its own (`power::MAX_REDRAWS`);
+/// a campaign whose cuts keep missing their runs aims at nothing.
+const MAX_REDRAWN_PERCENT: u64 = 15;
 
-/// Power cuts at random I/O operations (a third inside checkpoints), NORMAL
-/// and FULL, exact and torn restores: no corruption, no acknowledged write
-/// lost before the durable point, none at all under FULL.
-#[test]
-fn power_loss_campaign() {
-    let summary = power::campaign(seeds::first(), CI_POWER_CUTS, None);
-    eprintln!("{summary}");
+/// The checks every power-loss campaign must pass.
+fn check_power_campaign(summary: &power::Summary) {
     assert!(
         summary.violations.is_empty(),
         "{}",
         summary.violations.join("\n")
     );
+    assert!(
+        summary.redraws * 100 <= summary.iterations * MAX_REDRAWN_PERCENT,
+        "{} of {} cuts were drawn again: the cuts miss their runs",
+        summary.redraws,
+        summary.iterations
+    );
+}
+
+/// Power cuts at random I/O operations (a third inside checkpoints, a
+/// quarter on phase 1's own I/O, a quarter inside phase 2), NORMAL and
+/// FULL, exact and torn restores: no corruption, no acknowledged write lost
+/// before the durable point, none at all under FULL.
+#[test]
+fn power_loss_campaign() {
+    let summary = power::campaign(seeds::first(), CI_POWER_CUTS, None);
+    eprintln!("{summary}");
+    check_power_campaign(&summary);
     // The campaign must reach the interesting cases, or it proves little.
     assert!(summary.in_checkpoint > 0, "no cut inside a checkpoint");
+    assert!(summary.in_phase1 > 0, "no cut inside a phase 1");
+    // Cuts inside a phase 2 are reported, not required: here phase 2 has
+    // frames to copy only when a write lands while phase 1 copies, which
+    // the scheduler decides (2 to 26 of 300 measured). The dedicated
+    // campaign in tests/power_loss.rs (`two_phase_*`, a writer that never
+    // pauses) requires them.
     assert!(summary.full > 0, "no iteration under FULL");
     assert!(
         summary.lost_acked_runs > 0,
@@ -126,11 +151,7 @@ fn power_loss_on_demand() {
         "\n#### Power loss (`power_loss_on_demand`)\n\n{}",
         summary.table()
     );
-    assert!(
-        summary.violations.is_empty(),
-        "{}",
-        summary.violations.join("\n")
-    );
+    check_power_campaign(&summary);
 }
 
 /// SIGKILL at random moments, inside checkpoints and shutdowns included:

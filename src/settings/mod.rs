@@ -104,12 +104,13 @@ pub const DEFAULT_MAILBOX_CAPACITY_MESSAGES: usize = 1024;
 pub const DEFAULT_SIZE_THRESHOLD_FRAMES: u32 = 1000;
 
 /// Default place of the size-triggered checkpoint's copy
-/// (`checkpoint.size_checkpoint`): on the writer. `two_phase` is opt-in:
-/// its phase 1 runs on a thread of its own, so the I/O of a run is not
-/// the same from one run to the next, and the power-loss crash lab
-/// (`actors/tests/crash_lab`), which replays a cut by its I/O operation
-/// number, cannot replay it yet (docs/reliability.md).
-pub const DEFAULT_SIZE_CHECKPOINT: crate::SizeCheckpoint = crate::SizeCheckpoint::OnWriter;
+/// (`checkpoint.size_checkpoint`): two phases. A second connection, on a
+/// thread of its own, copies while the writer keeps committing; the writer
+/// then copies only the rest, so the copy leaves the writer's critical
+/// path (docs/design.md, "Two-phase size checkpoint"). The power-loss
+/// campaigns cut inside each phase (docs/reliability.md). `on_writer`, a
+/// single PASSIVE on the writer, stays available.
+pub const DEFAULT_SIZE_CHECKPOINT: crate::SizeCheckpoint = crate::SizeCheckpoint::TwoPhase;
 
 /// Default period of the replication sync (`replication.sync_period`): 1 s,
 /// Litestream's own default sync interval.
@@ -174,10 +175,10 @@ pub struct CheckpointSettings {
     /// zero, so no checkpoint runs unmeasured inside a COMMIT. `0` leaves
     /// size-triggered checkpoints to SQLite (`database.wal_autocheckpoint`).
     pub size_threshold_frames: u32,
-    /// Where that checkpoint copies: `on_writer` (default
-    /// [`DEFAULT_SIZE_CHECKPOINT`]: the writer copies everything) or
-    /// `two_phase` (opt-in: a second connection copies while the writer
-    /// keeps committing, then the writer copies only the rest). See
+    /// Where that checkpoint copies: `two_phase` (default
+    /// [`DEFAULT_SIZE_CHECKPOINT`]: a second connection copies while the
+    /// writer keeps committing, then the writer copies only the rest) or
+    /// `on_writer` (the writer copies everything). See
     /// [`SizeCheckpoint`](crate::SizeCheckpoint).
     pub size_checkpoint: crate::SizeCheckpoint,
 }

@@ -45,6 +45,10 @@ use super::identity::FileIdentity;
 /// and the WAL index when it opens: 100 ms. The PASSIVE itself never waits.
 pub const BACKFILL_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// The name of phase 1's thread: `walguard-backfill`. The power-loss VFS
+/// shim (feature `testing`) tells phase 1's I/O from the writer's by it.
+pub const BACKFILL_THREAD_NAME: &str = "walguard-backfill";
+
 /// What phase 1 needs to open its connection.
 #[derive(Debug, Clone)]
 pub(super) struct BackfillTarget {
@@ -99,7 +103,7 @@ impl Backfill {
         let control = Arc::new(Mutex::new(Control::default()));
         let shared = Arc::clone(&control);
         let handle = std::thread::Builder::new()
-            .name("walguard-backfill".to_owned())
+            .name(BACKFILL_THREAD_NAME.to_owned())
             .spawn(move || {
                 let report = run(&target, &shared);
                 lock(&shared).returned = true;

@@ -45,7 +45,7 @@ use crate::checkpoint::{
 use crate::error::{Error, Result, sql_for_error};
 use crate::settings::{DatabaseSettings, Synchronous};
 
-pub use backfill::BACKFILL_BUSY_TIMEOUT;
+pub use backfill::{BACKFILL_BUSY_TIMEOUT, BACKFILL_THREAD_NAME};
 pub use durability::Durability;
 pub use effect::EFFECT_CACHE_ENTRIES;
 pub use group::GroupStats;

@@ -36,7 +36,6 @@ use super::backfill::{Backfill, BackfillTarget};
 pub enum SizeCheckpoint {
     /// One PASSIVE on the writer, between two groups: every write waits
     /// for the whole copy.
-    #[default]
     OnWriter,
     /// Two phases: phase 1, a PASSIVE on a second connection on its own
     /// thread, copies while the writer keeps committing; phase 2, a PASSIVE
@@ -44,7 +43,9 @@ pub enum SizeCheckpoint {
     /// what was committed meanwhile, so every frame is backfilled and the
     /// next commit restarts the WAL. Only phase 2 moves the durable point.
     /// Should phase 1 still run when the WAL reaches [`BACKSTOP_PERCENT`]
-    /// of the threshold, the writer waits for it.
+    /// of the threshold, the writer waits for it. The default
+    /// ([`DEFAULT_SIZE_CHECKPOINT`](crate::settings::DEFAULT_SIZE_CHECKPOINT)).
+    #[default]
     TwoPhase,
     /// Phase 1 alone, never finished on the writer: the negative control of
     /// the WAL bound (the WAL then grows under a writer that never pauses).
@@ -134,7 +135,7 @@ impl WalWatch {
             peak: 0,
             size_checkpoints: 0,
             backstop_waits: 0,
-            mode: SizeCheckpoint::OnWriter,
+            mode: crate::settings::DEFAULT_SIZE_CHECKPOINT,
             waker: None,
         }
     }
@@ -290,8 +291,8 @@ impl Store {
     /// when none was due (or the threshold is off). Call it after each
     /// write; it costs two atomic loads when nothing is due.
     ///
-    /// With [`SizeCheckpoint::OnWriter`] (the default) it runs one PASSIVE
-    /// here. With [`SizeCheckpoint::TwoPhase`] it starts phase 1 on its own
+    /// With [`SizeCheckpoint::OnWriter`] it runs one PASSIVE here. With
+    /// [`SizeCheckpoint::TwoPhase`] (the default) it starts phase 1 on its own
     /// thread and returns `None`; a later call, once phase 1 returned (or
     /// at the backstop, waiting for it), runs phase 2 here and returns its
     /// report, phase 1's inside ([`CheckpointReport::backfill`]).
@@ -398,7 +399,9 @@ mod tests {
 
     use crate::settings::DatabaseSettings;
     use crate::store::test_support::{insert, store_in};
-    use crate::{CheckpointMode, CheckpointOutcome, CheckpointReason, Statement, Store};
+    use crate::{
+        CheckpointMode, CheckpointOutcome, CheckpointReason, SizeCheckpoint, Statement, Store,
+    };
 
     #[test]
     fn the_size_threshold_bounds_the_wal_by_frames() {
@@ -406,6 +409,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = store_in(&dir);
         store.set_size_threshold(THRESHOLD).unwrap();
+        // The single checkpoint on the writer (tests/core/two_phase.rs has
+        // the two-phase default's).
+        store.set_size_checkpoint(SizeCheckpoint::OnWriter);
         let autocheckpoint: i64 = store
             .conn
             .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
@@ -461,6 +467,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = store_in(&dir);
         store.set_size_threshold(THRESHOLD).unwrap();
+        // The single checkpoint on the writer (tests/core/two_phase.rs has
+        // the two-phase default's).
+        store.set_size_checkpoint(SizeCheckpoint::OnWriter);
         let reader = Connection::open(dir.path().join("state.db")).unwrap();
         reader.execute_batch("BEGIN").unwrap();
         let _: i64 = reader

@@ -62,6 +62,19 @@
 //! operation numbers belonged to checkpoints
 //! ([`PowerLossVfs::checkpoint_op_ranges`]), to aim crashes there.
 //!
+//! Phase 1 of the two-phase size checkpoint runs on a thread of its own,
+//! beside the writer, so one count over both threads differs from one run
+//! to the next. The shim also counts per [`Lane`] (phase 1's thread, told
+//! by its name, or any other) and per [`Phase`] (a checkpoint on phase 1's
+//! thread, or the foreground's first checkpoint after one):
+//! [`PowerLossVfs::crash_at_on`] cuts at a lane's own operation `n`,
+//! [`PowerLossVfs::crash_in_phase`] at operation `k` of the `n`th phase 1
+//! or phase 2, whenever it comes, and [`CrashReport`] says which lane met
+//! the cut and which phase held the checkpoint lock.
+//! [`CrashPoint::draw_by_lane`] draws such cuts. How much phase 1 copies
+//! still varies, so a cut drawn from one run may lie past the end of
+//! another: the caller redraws it, and counts that.
+//!
 //! # Under the store and the actors
 //!
 //! [`Store::open_with_vfs`](crate::Store::open_with_vfs) opens the store
@@ -118,7 +131,7 @@ use std::path::Path;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
-pub use self::crash_point::{CrashPoint, IN_CHECKPOINT_ONE_IN};
+pub use self::crash_point::{CrashPoint, IN_CHECKPOINT_ONE_IN, IN_PHASE_ONE_IN};
 pub use self::seeds::env_u64;
 use self::shim::{Registration, Shared};
 pub use self::survivors::{
@@ -193,6 +206,100 @@ pub enum RestoreMode {
     },
 }
 
+/// Which thread an I/O operation came from, as the shim tags it: phase 1
+/// of the two-phase size checkpoint runs on a thread of its own (named
+/// [`BACKFILL_THREAD_NAME`](crate::BACKFILL_THREAD_NAME)), every other
+/// connection on the threads of its caller.
+///
+/// Phase 1 runs beside the writer, so the operations of the two
+/// interleave differently from one run to the next and an operation
+/// number counted over both ([`PowerLossVfs::crash_at`]) does not replay.
+/// Counted per lane ([`PowerLossVfs::crash_at_on`]) it does, as far as the
+/// lane's own work is the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Lane {
+    /// Every thread but phase 1's: the writer, and the test's own
+    /// connections.
+    Foreground,
+    /// Phase 1 of the two-phase size checkpoint.
+    Backfill,
+}
+
+impl Lane {
+    /// The lane of the calling thread.
+    #[must_use]
+    pub fn current() -> Self {
+        if std::thread::current().name() == Some(crate::BACKFILL_THREAD_NAME) {
+            Self::Backfill
+        } else {
+            Self::Foreground
+        }
+    }
+
+    /// Index into per-lane arrays.
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Self::Foreground => 0,
+            Self::Backfill => 1,
+        }
+    }
+}
+
+/// A phase of the two-phase size checkpoint, as the shim tells them apart
+/// from the checkpoint lock and the lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Phase 1: a checkpoint on phase 1's thread ([`Lane::Backfill`]).
+    One,
+    /// Phase 2: the foreground's first checkpoint after a phase 1 returned
+    /// (phase 2 itself, or an interval, manual or shutdown checkpoint that
+    /// waited for phase 1 and does phase 2's work).
+    Two,
+}
+
+impl Phase {
+    /// Index into per-phase arrays.
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Self::One => 0,
+            Self::Two => 1,
+        }
+    }
+}
+
+/// One checkpoint of a [`Phase`] that did I/O
+/// ([`PowerLossVfs::phase_spans`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PhaseSpan {
+    /// Its ordinal among the checkpoints of its phase that did I/O,
+    /// 0-based (one that did none is skipped, so that a phase 2 left with
+    /// nothing to copy in one run does not shift the others).
+    pub nth: u64,
+    /// The I/O operations it made.
+    pub ops: u64,
+}
+
+/// What the operation number of a cut counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CutCount {
+    /// Every operation, of both lanes ([`PowerLossVfs::crash_at`]).
+    All,
+    /// The operations of one lane ([`PowerLossVfs::crash_at_on`]).
+    Lane(Lane),
+    /// The operations of the `nth` (0-based) checkpoint of `phase` that
+    /// does I/O, whenever it comes ([`PowerLossVfs::crash_in_phase`]).
+    InPhase {
+        /// Which phase.
+        phase: Phase,
+        /// Which of its checkpoints.
+        nth: u64,
+    },
+}
+
 /// Where the power was cut.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -201,6 +308,24 @@ pub struct CrashReport {
     pub ops_before_crash: u64,
     /// Whether a connection of this shim held the checkpoint lock.
     pub in_checkpoint: bool,
+    /// The lane whose operation met the cut (`None`: [`PowerLossVfs::crash_now`]).
+    pub lane: Option<Lane>,
+    /// The lane whose connection held the checkpoint lock, if one did.
+    pub checkpoint_lane: Option<Lane>,
+    /// The phase of the checkpoint in progress, if it was one.
+    pub phase: Option<Phase>,
+    /// Whether phase 1's connection had a modelled file open (phase 1 was
+    /// in flight, holding the checkpoint lock or not).
+    pub backfill_open: bool,
+    lane_ops_before_crash: [u64; 2],
+}
+
+impl CrashReport {
+    /// How many operations of `lane` took effect before the crash.
+    #[must_use]
+    pub fn ops_before_crash_on(&self, lane: Lane) -> u64 {
+        self.lane_ops_before_crash[lane.index()]
+    }
 }
 
 /// What [`PowerLossVfs::restore_durable_images`] did.
@@ -355,6 +480,40 @@ impl PowerLossVfs {
         self.shared.lock().crash_at(op);
     }
 
+    /// How many I/O operations threads of `lane` have made so far.
+    #[must_use]
+    pub fn io_ops_on(&self, lane: Lane) -> u64 {
+        self.shared.lock().lane_io_ops(lane)
+    }
+
+    /// Cuts the power when `lane`'s I/O operation number `op` starts,
+    /// whatever the other lane did meanwhile: `lane`'s operations `1..op`
+    /// take effect, and from its operation `op` on every operation of
+    /// either lane fails. Only an operation of `lane` triggers the cut; if
+    /// `lane` never makes `op` operations, the power stays on.
+    pub fn crash_at_on(&self, lane: Lane, op: u64) {
+        self.shared
+            .lock()
+            .crash_at_counting(CutCount::Lane(lane), op);
+    }
+
+    /// Cuts the power when the `nth` (0-based) checkpoint of `phase` that
+    /// does I/O ([`PhaseSpan::nth`]) starts its operation number `op`
+    /// (1-based), whenever that checkpoint comes
+    /// and however many operations either lane made before it. If that
+    /// checkpoint never comes, or makes fewer operations, the power stays
+    /// on.
+    pub fn crash_in_phase(&self, phase: Phase, nth: u64, op: u64) {
+        self.shared
+            .lock()
+            .crash_at_counting(CutCount::InPhase { phase, nth }, op);
+    }
+
+    /// Arms the cut `point` ([`CrashPoint::count`] says how).
+    pub fn arm(&self, point: &CrashPoint) {
+        self.shared.lock().crash_at_counting(point.count, point.op);
+    }
+
     /// Cuts the power now.
     pub fn crash_now(&self) {
         self.shared.lock().crash_now();
@@ -378,6 +537,21 @@ impl PowerLossVfs {
     #[must_use]
     pub fn checkpoint_op_ranges(&self) -> Vec<RangeInclusive<u64>> {
         self.shared.lock().checkpoint_op_ranges()
+    }
+
+    /// Like [`Self::checkpoint_op_ranges`], for the checkpoints that
+    /// connections of `lane` ran, numbered in `lane`'s own operations
+    /// ([`Self::io_ops_on`]): where to aim [`Self::crash_at_on`].
+    #[must_use]
+    pub fn checkpoint_op_ranges_on(&self, lane: Lane) -> Vec<RangeInclusive<u64>> {
+        self.shared.lock().lane_checkpoint_op_ranges(lane)
+    }
+
+    /// The checkpoints of `phase` so far that did I/O, oldest first: where
+    /// to aim [`Self::crash_in_phase`].
+    #[must_use]
+    pub fn phase_spans(&self, phase: Phase) -> Vec<PhaseSpan> {
+        self.shared.lock().phase_spans(phase)
     }
 
     /// Power comes back: replaces every modelled file on disk by its durable

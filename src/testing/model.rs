@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::ffi;
 
-use super::{CrashReport, Fault, FileKind, RestoreMode, RestoreReport, VfsStats};
+use super::{
+    CrashReport, CutCount, Fault, FileKind, Lane, Phase, PhaseSpan, RestoreMode, RestoreReport,
+    VfsStats,
+};
 use crate::Error;
 
 /// The sector size a torn write is cut on: the smallest sector any disk has.
@@ -159,12 +162,32 @@ impl SplitMix64 {
 pub(super) struct State {
     files: BTreeMap<PathBuf, FileModel>,
     ops: u64,
-    crash_at: Option<u64>,
+    /// Operations per lane ([`Lane::index`]).
+    lane_ops: [u64; 2],
+    /// The cut: an operation number, and what it counts.
+    crash_at: Option<(CutCount, u64)>,
     crash: Option<CrashReport>,
     faults: Vec<Fault>,
     in_checkpoint: bool,
+    /// The lane whose connection holds the checkpoint lock.
+    checkpoint_lane: Option<Lane>,
     checkpoint_start_op: u64,
+    checkpoint_start_lane_op: u64,
     checkpoint_ranges: Vec<RangeInclusive<u64>>,
+    /// Per lane: the checkpoints its connections ran, in its own numbering.
+    lane_checkpoint_ranges: [Vec<RangeInclusive<u64>>; 2],
+    /// A backfill-lane checkpoint released the lock since a foreground
+    /// connection last took it.
+    backfill_checkpointed: bool,
+    /// The phase of the checkpoint in progress and its ordinal among the
+    /// checkpoints of that phase that did I/O (0-based).
+    phase: Option<(Phase, u64)>,
+    /// Checkpoints that did I/O, per phase ([`Phase::index`]).
+    phases_with_io: [u64; 2],
+    /// Per phase: its checkpoints that did I/O.
+    phase_spans: [Vec<PhaseSpan>; 2],
+    /// Modelled file handles open per lane.
+    lane_handles: [usize; 2],
     checkpoints: u64,
     faults_fired: u64,
     /// The owner was dropped: forward everything, model nothing.
@@ -210,8 +233,31 @@ impl State {
         }
     }
 
-    /// Decide the fate of one mutating operation, counting it.
-    pub(super) fn begin(&mut self, path: &Path, io: Io) -> Verdict {
+    /// A modelled file handle was opened (`true`) or closed on `lane`.
+    pub(super) fn lane_handle(&mut self, lane: Lane, open: bool) {
+        let handles = &mut self.lane_handles[lane.index()];
+        *handles = if open {
+            handles.saturating_add(1)
+        } else {
+            handles.saturating_sub(1)
+        };
+    }
+
+    /// The report of a cut made now, met by an operation of `lane`.
+    fn report(&self, lane: Option<Lane>) -> CrashReport {
+        CrashReport {
+            ops_before_crash: self.ops,
+            in_checkpoint: self.in_checkpoint,
+            lane,
+            lane_ops_before_crash: self.lane_ops,
+            checkpoint_lane: self.checkpoint_lane,
+            phase: self.phase.map(|(phase, _)| phase),
+            backfill_open: self.lane_handles[Lane::Backfill.index()] > 0,
+        }
+    }
+
+    /// Decide the fate of one mutating operation of `lane`, counting it.
+    pub(super) fn begin(&mut self, path: &Path, io: Io, lane: Lane) -> Verdict {
         if self.detached {
             return Verdict::Proceed;
         }
@@ -221,17 +267,24 @@ impl State {
         if self.crash.is_some() {
             return Verdict::Fail(io.crash_code());
         }
-        if self
-            .crash_at
-            .is_some_and(|n| self.ops.saturating_add(1) >= n)
-        {
-            self.crash = Some(CrashReport {
-                ops_before_crash: self.ops,
-                in_checkpoint: self.in_checkpoint,
-            });
+        let next_of_lane = self.lane_ops[lane.index()].saturating_add(1);
+        let cut = self.crash_at.is_some_and(|(count, n)| match count {
+            CutCount::All => self.ops.saturating_add(1) >= n,
+            CutCount::Lane(on) => on == lane && next_of_lane >= n,
+            CutCount::InPhase { phase, nth } => {
+                // The op's 1-based position inside the checkpoint in
+                // progress, counted on its holder's lane.
+                self.phase == Some((phase, nth))
+                    && self.checkpoint_lane == Some(lane)
+                    && next_of_lane.saturating_sub(self.checkpoint_start_lane_op) + 1 >= n
+            }
+        });
+        if cut {
+            self.crash = Some(self.report(Some(lane)));
             return Verdict::Fail(io.crash_code());
         }
         self.ops += 1;
+        self.lane_ops[lane.index()] += 1;
         if let Some(code) = self.take_fault(kind, io) {
             self.faults_fired += 1;
             if io == Io::Sync {
@@ -342,19 +395,62 @@ impl State {
         }
     }
 
-    /// The checkpoint lock changed hands (taken: `true`).
-    pub(super) fn checkpoint_lock(&mut self, taken: bool) {
+    /// The checkpoint lock changed hands (taken: `true`) on `lane`.
+    pub(super) fn checkpoint_lock(&mut self, taken: bool, lane: Lane) {
         if taken && !self.in_checkpoint {
             self.in_checkpoint = true;
+            self.checkpoint_lane = Some(lane);
             self.checkpoints += 1;
             self.checkpoint_start_op = self.ops.saturating_add(1);
+            self.checkpoint_start_lane_op = self.lane_ops[lane.index()].saturating_add(1);
+            let phase = match lane {
+                Lane::Backfill => Some(Phase::One),
+                Lane::Foreground if std::mem::take(&mut self.backfill_checkpointed) => {
+                    Some(Phase::Two)
+                }
+                Lane::Foreground => None,
+            };
+            self.phase = phase.map(|phase| (phase, self.phases_with_io[phase.index()]));
         } else if !taken && self.in_checkpoint {
             self.in_checkpoint = false;
+            let phase = self.phase.take();
+            let holder = self.checkpoint_lane.take().unwrap_or(lane);
+            if holder == Lane::Backfill {
+                self.backfill_checkpointed = true;
+            }
             if self.ops >= self.checkpoint_start_op && !self.detached {
                 self.checkpoint_ranges
                     .push(self.checkpoint_start_op..=self.ops);
             }
+            let end = self.lane_ops[holder.index()];
+            if end >= self.checkpoint_start_lane_op && !self.detached {
+                self.lane_checkpoint_ranges[holder.index()]
+                    .push(self.checkpoint_start_lane_op..=end);
+                if let Some((phase, nth)) = phase {
+                    self.phases_with_io[phase.index()] += 1;
+                    self.phase_spans[phase.index()].push(PhaseSpan {
+                        nth,
+                        ops: end + 1 - self.checkpoint_start_lane_op,
+                    });
+                }
+            }
         }
+    }
+
+    pub(super) fn lane_io_ops(&self, lane: Lane) -> u64 {
+        self.lane_ops[lane.index()]
+    }
+
+    pub(super) fn crash_at_counting(&mut self, count: CutCount, op: u64) {
+        self.crash_at = Some((count, op));
+    }
+
+    pub(super) fn lane_checkpoint_op_ranges(&self, lane: Lane) -> Vec<RangeInclusive<u64>> {
+        self.lane_checkpoint_ranges[lane.index()].clone()
+    }
+
+    pub(super) fn phase_spans(&self, phase: Phase) -> Vec<PhaseSpan> {
+        self.phase_spans[phase.index()].clone()
     }
 
     pub(super) fn io_ops(&self) -> u64 {
@@ -362,15 +458,12 @@ impl State {
     }
 
     pub(super) fn crash_at(&mut self, op: u64) {
-        self.crash_at = Some(op);
+        self.crash_at = Some((CutCount::All, op));
     }
 
     pub(super) fn crash_now(&mut self) {
         if self.crash.is_none() {
-            self.crash = Some(CrashReport {
-                ops_before_crash: self.ops,
-                in_checkpoint: self.in_checkpoint,
-            });
+            self.crash = Some(self.report(None));
         }
     }
 
@@ -415,6 +508,8 @@ impl State {
         self.files.clear();
         self.faults.clear();
         self.checkpoint_ranges.clear();
+        self.lane_checkpoint_ranges = [Vec::new(), Vec::new()];
+        self.phase_spans = [Vec::new(), Vec::new()];
     }
 
     /// Power comes back: replace each modelled file on disk by what survived.
@@ -450,6 +545,9 @@ impl State {
         self.crash = None;
         self.crash_at = None;
         self.in_checkpoint = false;
+        self.checkpoint_lane = None;
+        self.phase = None;
+        self.backfill_checkpointed = false;
         Ok(report)
     }
 }

@@ -27,7 +27,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::ffi;
 
 use super::model::{Io, State, Verdict, WAL_CKPT_LOCK_SLOT};
-use super::{FileKind, VfsOptions};
+use super::{FileKind, Lane, VfsOptions};
 use crate::Error;
 
 /// Everything a registration owns. Leaked: see the module docs.
@@ -93,6 +93,9 @@ struct ShimFile {
     path: Option<PathBuf>,
     /// This handle holds the WAL checkpoint lock.
     holds_checkpoint_lock: bool,
+    /// The lane of the thread that opened it: a connection's files are
+    /// used from its own thread (phase 1's stays on phase 1's thread).
+    lane: Lane,
 }
 
 // The real file object starts right after our header: keep it aligned.
@@ -273,11 +276,12 @@ unsafe extern "C" fn x_open(
         // life of the file (sqlite3_vfs docs).
         Some(path_from_c(unsafe { CStr::from_ptr(name) }))
     };
+    let lane = Lane::current();
     let path = match (kind_from_flags(flags), path) {
         (Some(kind), Some(path)) => {
-            shared
-                .lock()
-                .opening(&path, kind, flags & ffi::SQLITE_OPEN_CREATE != 0);
+            let mut state = shared.lock();
+            state.opening(&path, kind, flags & ffi::SQLITE_OPEN_CREATE != 0);
+            state.lane_handle(lane, true);
             Some(path)
         }
         _ => None,
@@ -296,6 +300,7 @@ unsafe extern "C" fn x_open(
                 shared,
                 path,
                 holds_checkpoint_lock: false,
+                lane,
             },
         );
         let real_size = usize::try_from((*real).szOsFile).unwrap_or(0);
@@ -315,7 +320,9 @@ unsafe extern "C" fn x_open(
         if rc != ffi::SQLITE_OK {
             // SQLite will not call xClose: undo our half of the open.
             if let Some(path) = &header(file).path {
-                shared.lock().closed(path);
+                let mut state = shared.lock();
+                state.closed(path);
+                state.lane_handle(lane, false);
             }
             ptr::drop_in_place(file.cast::<ShimFile>());
             (*file).pMethods = ptr::null();
@@ -368,7 +375,7 @@ unsafe extern "C" fn x_delete(
         drop(state);
         return call();
     }
-    if let Verdict::Fail(code) = state.begin(&path, Io::Delete) {
+    if let Verdict::Fail(code) = state.begin(&path, Io::Delete, Lane::current()) {
         return code;
     }
     let rc = call();
@@ -565,10 +572,11 @@ unsafe extern "C" fn f_close(file: *mut ffi::sqlite3_file) -> c_int {
         if head.path.is_some() || head.holds_checkpoint_lock {
             let mut state = head.shared.lock();
             if head.holds_checkpoint_lock {
-                state.checkpoint_lock(false);
+                state.checkpoint_lock(false, head.lane);
             }
             if let Some(path) = &head.path {
                 state.closed(path);
+                state.lane_handle(head.lane, false);
             }
         }
         ptr::drop_in_place(file.cast::<ShimFile>());
@@ -600,7 +608,7 @@ unsafe extern "C" fn f_write(
         return ffi::SQLITE_IOERR_WRITE;
     };
     let mut state = head.shared.lock();
-    if let Verdict::Fail(code) = state.begin(path, Io::Write) {
+    if let Verdict::Fail(code) = state.begin(path, Io::Write, head.lane) {
         return code;
     }
     let rc = forward!(file, xWrite, buf, amount, offset);
@@ -626,7 +634,7 @@ unsafe extern "C" fn f_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3
         return ffi::SQLITE_IOERR_TRUNCATE;
     }
     let mut state = head.shared.lock();
-    if let Verdict::Fail(code) = state.begin(path, Io::Truncate) {
+    if let Verdict::Fail(code) = state.begin(path, Io::Truncate, head.lane) {
         return code;
     }
     let rc = forward!(file, xTruncate, size);
@@ -647,7 +655,7 @@ unsafe extern "C" fn f_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int
         };
     };
     let mut state = head.shared.lock();
-    if let Verdict::Fail(code) = state.begin(path, Io::Sync) {
+    if let Verdict::Fail(code) = state.begin(path, Io::Sync, head.lane) {
         return code;
     }
     let rc = if head.shared.options.real_sync {
@@ -737,12 +745,13 @@ unsafe extern "C" fn f_shm_lock(
         // alive across this write.
         unsafe {
             let holds = (*file_header).holds_checkpoint_lock;
+            let lane = (*file_header).lane;
             if flags == exclusive_lock && !holds {
                 (*file_header).holds_checkpoint_lock = true;
-                (*file_header).shared.lock().checkpoint_lock(true);
+                (*file_header).shared.lock().checkpoint_lock(true, lane);
             } else if flags == exclusive_unlock && holds {
                 (*file_header).holds_checkpoint_lock = false;
-                (*file_header).shared.lock().checkpoint_lock(false);
+                (*file_header).shared.lock().checkpoint_lock(false, lane);
             }
         }
     }

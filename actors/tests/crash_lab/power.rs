@@ -5,9 +5,23 @@
 //! its file through `walguard::testing::PowerLossVfs`. A seeded plan drives
 //! it: single writes, bursts that become one group commit, transactions of
 //! several rows, virtual time for the interval checkpoints, a reader that
-//! pins the WAL, manual checkpoints, clean restarts. A dry run counts the
-//! I/O operations; the real run cuts the power at one of them, chosen
-//! uniformly, or inside a checkpoint one time in three. The shim then puts
+//! pins the WAL, manual checkpoints, clean restarts. The size checkpoint
+//! runs in two phases (the default): phase 1 on a thread of its own, beside
+//! the writer.
+//!
+//! A dry run counts the I/O operations, per lane
+//! (`walguard::testing::Lane`): the foreground (the writer, the reader)
+//! and phase 1, each in its own numbering, so that a cut lands at the same
+//! point of its lane's work whatever the other thread did meanwhile. The
+//! real run cuts the power at one of them
+//! (`walguard::testing::CrashPoint::draw_by_lane`): a quarter on an
+//! operation of a phase 1 (its WAL fsync, its copy, its database fsync), a
+//! quarter inside the writer's checkpoint that finished a phase 1 (phase 2),
+//! the rest at a foreground operation drawn uniformly, or inside a
+//! checkpoint one time in three. How much phase 1 copies, and so how many
+//! operations phase 2 makes, differs from run to run: a cut past the end of
+//! its run is drawn again from that run, at most [`MAX_REDRAWS`] times, and
+//! counted (the campaign bounds the total). The shim then puts
 //! back only what reached stable storage (exactly, or with a torn and
 //! reordered tail of unsynced writes), and the check is:
 //!
@@ -31,7 +45,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rusqlite::{Connection, OpenFlags};
 use walguard::settings::Synchronous;
-use walguard::testing::{CrashPoint, CrashReport, PowerLossVfs, RestoreMode};
+use walguard::testing::{
+    CrashPoint, CrashReport, CutCount, Lane, Phase, PhaseSpan, PowerLossVfs, RestoreMode,
+};
 use walguard::{CheckpointMode, CheckpointOutcome, Durability, Settings};
 use walguard_actors::messages::Execute;
 use walguard_actors::{Placement, WalGuard};
@@ -44,8 +60,9 @@ use crate::seeds;
 /// The interval of the checkpoint loop (virtual time).
 const INTERVAL: Duration = Duration::from_secs(1);
 
-/// WAL frames that trigger a size checkpoint: small, so they happen.
-const SIZE_THRESHOLD_FRAMES: u32 = 40;
+/// WAL frames that trigger a size checkpoint: 16, small, so that most
+/// plans run a few two-phase checkpoints between the interval ones.
+const SIZE_THRESHOLD_FRAMES: u32 = 16;
 
 /// One step of a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,16 +190,27 @@ impl Ledger {
     }
 }
 
-/// One run of a plan.
+/// One run of a plan. Operations are counted per lane
+/// ([`Lane`]): the foreground (the writer, the reader of `Pin`) and phase 1
+/// of the two-phase size checkpoint, which runs on a thread of its own, so
+/// that a cut counted on one lane lands at the same point of that lane's
+/// work whatever the other did meanwhile.
 #[derive(Debug)]
 pub(crate) struct Run {
     pub(crate) ledger: Ledger,
-    /// I/O operations of the setup (never crashed: the table must exist).
+    /// Foreground I/O operations of the setup (never crashed: the table
+    /// must exist). Phase 1 never runs in the setup.
     pub(crate) setup_ops: u64,
-    /// I/O operations of the whole run.
+    /// Foreground I/O operations of the whole run.
     pub(crate) total_ops: u64,
-    /// Operation ranges of the checkpoints after the setup.
+    /// Foreground operation ranges of the writer's checkpoints after the
+    /// setup.
     pub(crate) checkpoints: Vec<RangeInclusive<u64>>,
+    /// Phase 1's I/O operations (its own numbering).
+    pub(crate) backfill_ops: u64,
+    /// The checkpoints of phase 1 and of phase 2 that did I/O.
+    pub(crate) phase_one: Vec<PhaseSpan>,
+    pub(crate) phase_two: Vec<PhaseSpan>,
     pub(crate) crash: Option<CrashReport>,
 }
 
@@ -210,29 +238,32 @@ fn start(
 }
 
 /// Runs `steps` on a fresh database at `path` through `vfs`, cutting the
-/// power at I/O operation `crash_at` if given. Each run has its own actix
-/// system on a paused clock.
+/// power at `crash` if given. Each run has its own actix system on a
+/// paused clock.
 pub(crate) fn run(
     vfs: &PowerLossVfs,
     path: &Path,
     steps: &[Step],
     synchronous: Synchronous,
-    crash_at: Option<u64>,
+    crash: Option<CrashPoint>,
 ) -> Result<Run, String> {
-    if let Some(op) = crash_at {
-        vfs.crash_at(op);
+    if let Some(point) = &crash {
+        vfs.arm(point);
     }
     let mut run = actix::System::new().block_on(async {
         tokio::time::pause();
         drive(vfs, path, steps, synchronous).await
     })?;
-    run.total_ops = vfs.io_ops();
+    run.total_ops = vfs.io_ops_on(Lane::Foreground);
     run.crash = vfs.crash_report();
     run.checkpoints = vfs
-        .checkpoint_op_ranges()
+        .checkpoint_op_ranges_on(Lane::Foreground)
         .into_iter()
         .filter(|r| *r.start() > run.setup_ops)
         .collect();
+    run.backfill_ops = vfs.io_ops_on(Lane::Backfill);
+    run.phase_one = vfs.phase_spans(Phase::One);
+    run.phase_two = vfs.phase_spans(Phase::Two);
     Ok(run)
 }
 
@@ -368,7 +399,10 @@ async fn drive(
 ) -> Result<Run, String> {
     let mut ledger = Ledger::default();
     setup(vfs, path, synchronous, &mut ledger).await?;
-    let setup_ops = vfs.io_ops();
+    let setup_ops = vfs.io_ops_on(Lane::Foreground);
+    if vfs.io_ops_on(Lane::Backfill) != 0 {
+        return Err("setup: phase 1 ran during the setup".to_owned());
+    }
     let mut world = World {
         vfs,
         path,
@@ -400,6 +434,9 @@ async fn drive(
         setup_ops,
         total_ops: 0,
         checkpoints: Vec::new(),
+        backfill_ops: 0,
+        phase_one: Vec::new(),
+        phase_two: Vec::new(),
         crash: None,
     })
 }
@@ -408,9 +445,23 @@ async fn drive(
 #[derive(Debug)]
 pub(crate) struct Iteration {
     pub(crate) synchronous: Synchronous,
+    /// The cut, counted as `crash_count` says.
     pub(crate) crash_op: u64,
+    pub(crate) crash_count: CutCount,
+    /// Foreground operations of the run the cut was drawn from.
     pub(crate) total_ops: u64,
     pub(crate) in_checkpoint: bool,
+    /// Phase 1 held the checkpoint lock at the cut: the cut met its copy
+    /// or fsyncs, or a commit made beside it.
+    pub(crate) in_phase1: bool,
+    /// The writer's checkpoint that finishes a phase 1 held the lock.
+    pub(crate) in_phase2: bool,
+    /// Cuts drawn again because the one drawn was never reached (see
+    /// [`MAX_REDRAWS`]).
+    pub(crate) redraws: u32,
+    /// Phase 1s and phase 2s with I/O in the dry run.
+    pub(crate) dry_phase1s: usize,
+    pub(crate) dry_phase2s: usize,
     pub(crate) mode: RestoreMode,
     pub(crate) torn_writes: usize,
     pub(crate) ledger: Ledger,
@@ -469,6 +520,16 @@ impl Iteration {
     }
 }
 
+/// Most times one iteration may draw its cut again: 3. A cut counted on
+/// the foreground or on phase 1 may never come when phase 1 runs: the two
+/// threads interleave differently from run to run, so phase 1 copies more
+/// or fewer pages, and phase 2 the rest, and a cut drawn near the end of a
+/// lane's operations may lie past the end of the real run's. Such a cut
+/// is drawn again from the run that missed it (a complete run, as good as
+/// a dry one), and counted. Without any phase 1 I/O in either run, or past
+/// this bound, a cut never reached is a failure of the harness.
+pub(crate) const MAX_REDRAWS: u32 = 3;
+
 /// Runs the iteration of `seed` under `synchronous`: a dry run, then a run
 /// that crashes, a restore, the check.
 pub(crate) fn iteration(seed: u64, synchronous: Synchronous) -> Result<Iteration, String> {
@@ -487,47 +548,75 @@ pub(crate) fn iteration(seed: u64, synchronous: Synchronous) -> Result<Iteration
             dry.ledger.acked_rows, dry.ledger.issued_rows
         ));
     }
-    let CrashPoint {
-        op: crash_op, mode, ..
-    } = CrashPoint::draw(
-        seed ^ 0xC4A5_11AB_0000_0000,
-        dry.setup_ops,
-        dry.total_ops,
-        &dry.checkpoints,
-    );
+    let (dry_phase1s, dry_phase2s) = (dry.phase_one.len(), dry.phase_two.len());
+    let mut basis = dry;
+    let mut redraws = 0;
+    loop {
+        let point = CrashPoint::draw_by_lane(
+            seed ^ 0xC4A5_11AB_0000_0000 ^ u64::from(redraws),
+            basis.setup_ops,
+            basis.total_ops,
+            &basis.checkpoints,
+            &basis.phase_one,
+            &basis.phase_two,
+        );
+        let path = dir.path().join(format!("state-{redraws}.db"));
+        let vfs = PowerLossVfs::register().map_err(|e| e.to_string())?;
+        let real = run(&vfs, &path, &steps, synchronous, Some(point))?;
+        if real.setup_ops != basis.setup_ops {
+            return Err(format!(
+                "not deterministic: setup took {} ops, {} in the dry run",
+                real.setup_ops, basis.setup_ops
+            ));
+        }
+        let Some(crash) = real.crash.clone() else {
+            let phase1_ran = basis.backfill_ops > 0 || real.backfill_ops > 0;
+            if phase1_ran && redraws < MAX_REDRAWS && real.ledger.harness.is_empty() {
+                redraws += 1;
+                basis = real;
+                continue;
+            }
+            return Err(format!(
+                "the crash point {} ({:?}) was never reached (phase 1 ran: {phase1_ran}, \
+                 after {redraws} redraws)",
+                point.op, point.count
+            ));
+        };
+        if let Some(e) = misplaced(&point, &crash) {
+            return Err(e);
+        }
+        let restored = vfs
+            .restore_durable_images_with(point.mode)
+            .map_err(|e| format!("restore: {e}"))?;
+        return Ok(Iteration {
+            synchronous,
+            crash_op: point.op,
+            crash_count: point.count,
+            total_ops: basis.total_ops,
+            in_checkpoint: crash.in_checkpoint,
+            in_phase1: crash.checkpoint_lane == Some(Lane::Backfill),
+            in_phase2: crash.phase == Some(Phase::Two),
+            redraws,
+            dry_phase1s,
+            dry_phase2s,
+            mode: point.mode,
+            torn_writes: restored.torn_writes,
+            ledger: real.ledger,
+            result: survivors(&path, AfterCheck::Checkpoint),
+        });
+    }
+}
 
-    let path = dir.path().join("state.db");
-    let vfs = PowerLossVfs::register().map_err(|e| e.to_string())?;
-    let real = run(&vfs, &path, &steps, synchronous, Some(crash_op))?;
-    if real.setup_ops != dry.setup_ops {
-        return Err(format!(
-            "not deterministic: setup took {} ops, {} in the dry run",
-            real.setup_ops, dry.setup_ops
-        ));
-    }
-    let crash = real
-        .crash
-        .clone()
-        .ok_or_else(|| format!("the crash point {crash_op} was never reached"))?;
-    if crash.ops_before_crash + 1 != crash_op {
-        return Err(format!(
-            "crashed after {} ops, not {crash_op}",
-            crash.ops_before_crash
-        ));
-    }
-    let restored = vfs
-        .restore_durable_images_with(mode)
-        .map_err(|e| format!("restore: {e}"))?;
-    Ok(Iteration {
-        synchronous,
-        crash_op,
-        total_ops: dry.total_ops,
-        in_checkpoint: crash.in_checkpoint,
-        mode,
-        torn_writes: restored.torn_writes,
-        ledger: real.ledger,
-        result: survivors(&path, AfterCheck::Checkpoint),
-    })
+/// Whether the cut landed elsewhere than `point` aimed: `Some` with why.
+fn misplaced(point: &CrashPoint, crash: &CrashReport) -> Option<String> {
+    let landed = match point.count {
+        CutCount::Lane(lane) => {
+            crash.lane == Some(lane) && crash.ops_before_crash_on(lane) + 1 == point.op
+        }
+        CutCount::InPhase { phase, .. } => crash.phase == Some(phase),
+        _ => crash.ops_before_crash + 1 == point.op,
+    };
+    (!landed).then(|| format!("aimed at {point:?}, the power went at {crash:?}"))
 }
 
 /// What a campaign saw.
@@ -537,6 +626,21 @@ pub(crate) struct Summary {
     pub(crate) first_seed: u64,
     pub(crate) full: u64,
     pub(crate) in_checkpoint: u64,
+    /// Cuts counted on phase 1's own operations.
+    pub(crate) aimed_at_phase1: u64,
+    /// Cuts while phase 1 held the checkpoint lock.
+    pub(crate) in_phase1: u64,
+    /// Cuts counted inside a phase 2's own operations.
+    pub(crate) aimed_at_phase2: u64,
+    /// Cuts inside the writer's checkpoint that finished a phase 1.
+    pub(crate) in_phase2: u64,
+    /// Cuts drawn again (never reached by the run they were drawn for).
+    pub(crate) redraws: u64,
+    /// Phase 1s with I/O, summed over the dry runs, and the dry runs that
+    /// had any.
+    pub(crate) dry_phase1s: usize,
+    pub(crate) dry_phase2s: usize,
+    pub(crate) dry_runs_with_phase1: u64,
     pub(crate) torn_restores: u64,
     pub(crate) torn_writes: usize,
     /// Runs that lost acknowledged writes (allowed above the durable point).
@@ -551,15 +655,24 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} power cuts (seeds {}..={}, {} under FULL) in {:.1?}: {} inside a checkpoint, \
-             {} torn restores ({} torn writes), {} runs lost {} acknowledged rows above the \
-             durable point, {} corrupt, {} violations",
+            "{} power cuts (seeds {}..={}, {} under FULL) in {:.1?}: {} inside a checkpoint \
+             ({} inside a phase 1, {} of them aimed there; {} inside a phase 2, {} aimed; \
+             dry runs: {} phase 1s in {} runs, {} phase 2s with I/O), {} redrawn, {} torn restores ({} torn writes), {} runs lost {} acknowledged rows \
+             above the durable point, {} corrupt, {} violations",
             self.iterations,
             self.first_seed,
             self.first_seed + self.iterations.saturating_sub(1),
             self.full,
             self.elapsed,
             self.in_checkpoint,
+            self.in_phase1,
+            self.aimed_at_phase1,
+            self.in_phase2,
+            self.aimed_at_phase2,
+            self.dry_phase1s,
+            self.dry_runs_with_phase1,
+            self.dry_phase2s,
+            self.redraws,
             self.torn_restores,
             self.torn_writes,
             self.lost_acked_runs,
@@ -586,6 +699,18 @@ impl Summary {
             ),
             format!("| wall time | {:.0?} |", self.elapsed),
             format!("| cuts inside a checkpoint | {} |", self.in_checkpoint),
+            format!(
+                "| cuts inside a phase 1 of the two-phase size checkpoint (its lock held) | {}, {} aimed at its own I/O |",
+                self.in_phase1, self.aimed_at_phase1
+            ),
+            format!(
+                "| cuts inside a phase 2 (the writer's checkpoint that finished a phase 1) | {}, {} aimed there |",
+                self.in_phase2, self.aimed_at_phase2
+            ),
+            format!(
+                "| cuts drawn again, never reached by their run (at most {MAX_REDRAWS} per cut) | {} |",
+                self.redraws
+            ),
             format!(
                 "| torn restores | {}, with {} writes torn on a sector boundary |",
                 self.torn_restores, self.torn_writes
@@ -624,6 +749,26 @@ pub(crate) fn campaign(
             Ok(it) => {
                 summary.full += u64::from(sync == Synchronous::Full);
                 summary.in_checkpoint += u64::from(it.in_checkpoint);
+                summary.in_phase1 += u64::from(it.in_phase1);
+                summary.in_phase2 += u64::from(it.in_phase2);
+                summary.aimed_at_phase1 += u64::from(matches!(
+                    it.crash_count,
+                    CutCount::InPhase {
+                        phase: Phase::One,
+                        ..
+                    }
+                ));
+                summary.aimed_at_phase2 += u64::from(matches!(
+                    it.crash_count,
+                    CutCount::InPhase {
+                        phase: Phase::Two,
+                        ..
+                    }
+                ));
+                summary.redraws += u64::from(it.redraws);
+                summary.dry_phase1s += it.dry_phase1s;
+                summary.dry_phase2s += it.dry_phase2s;
+                summary.dry_runs_with_phase1 += u64::from(it.dry_phase1s > 0);
                 summary.torn_restores += u64::from(matches!(it.mode, RestoreMode::Torn { .. }));
                 summary.torn_writes += it.torn_writes;
                 summary.corrupt += u64::from(it.corrupt());
@@ -632,12 +777,17 @@ pub(crate) fn campaign(
                 summary.lost_acked_rows += lost;
                 if let Some(v) = it.failure() {
                     summary.violations.push(format!(
-                        "{}: {sync:?}, crash at op {} of {} (in checkpoint: {}), {:?}, \
-                         sent {} rows, acknowledged {}, durable {}: {v}",
+                        "{}: {sync:?}, crash at {:?}, op {} (of {} foreground) (in checkpoint: {}, phase 1: \
+                         {}, phase 2: {}, redraws: {}), {:?}, sent {} rows, acknowledged {}, \
+                         durable {}: {v}",
                         seeds::replay(seed, "power_loss_on_demand"),
+                        it.crash_count,
                         it.crash_op,
                         it.total_ops,
                         it.in_checkpoint,
+                        it.in_phase1,
+                        it.in_phase2,
+                        it.redraws,
                         it.mode,
                         it.ledger.issued_rows,
                         it.ledger.acked_rows,
