@@ -151,9 +151,9 @@ MUTANTS = [
         "group commit drops the reply of the second write of each group",
         "every acknowledged write survives (the acknowledgement itself)",
         [(
-            "actors/src/db.rs",
-            "            return;\n        }\n        for (result, reply) in results.into_iter().zip(replies) {",
-            "            return;\n        }\n        for (result, reply) in results.into_iter().zip(replies.into_iter().enumerate().map(|(i, r)| if i == 1 { None } else { r })) {",
+            "actors/src/replier.rs",
+            "        for (reply, result) in self.replies.drain(..).zip(self.results.drain(..)) {\n            if let Some(reply) = reply {",
+            "        for (i, (reply, result)) in self.replies.drain(..).zip(self.results.drain(..)).enumerate() {\n            if let Some(reply) = reply.filter(|_| i != 1) {",
         )],
         [
             actors("group_commit::waiting_writes_share_one_commit"),
