@@ -37,6 +37,10 @@ use walguard::Statement;
 /// Smaller ones are answered by the writer (see the module docs).
 pub(crate) const MIN_GROUP_WRITES: usize = 16;
 
+/// Emptied sets of vectors kept for the writer to fill again: 2 (one
+/// being answered, one ready).
+const SPARE_SETS: usize = 2;
+
 /// What a write is answered.
 pub(crate) type ExecuteResult = Result<usize, walguard::Error>;
 
@@ -79,14 +83,18 @@ impl Replier {
     /// The OS refused the thread.
     pub(crate) fn start() -> std::io::Result<Self> {
         let (to, from_writer) = mpsc::channel::<Answers>();
-        let (to_writer, back) = mpsc::channel();
+        // At most SPARE_SETS emptied sets wait for the writer; the others
+        // are dropped here. Unbounded, they would pile up whenever the
+        // writer answers a small group itself or finds none back yet, and
+        // memory would grow with the run.
+        let (to_writer, back) = mpsc::sync_channel(SPARE_SETS);
         let thread = std::thread::Builder::new()
             .name("walguard-replier".to_owned())
             .spawn(move || {
                 for mut answers in from_writer {
                     answers.send();
-                    // The writer may be gone; the vectors are dropped then.
-                    let _ = to_writer.send(answers);
+                    // Full, or the writer gone: the vectors are dropped.
+                    let _ = to_writer.try_send(answers);
                 }
             })?;
         Ok(Self {
