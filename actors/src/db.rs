@@ -39,7 +39,7 @@
 //! The system's [`DbHandle`](crate::DbHandle)s do not send actix messages
 //! per request: they queue every request on a bounded channel that
 //! `DbActor` drains, with one actix message to wake it when the channel
-//! goes from idle to busy ([`crate::lane`], which says why and how the
+//! goes from idle to busy (`actors/src/lane.rs`, which says why and how the
 //! order is kept). Each round of the lane takes the writes queued, up to
 //! `database.max_batch`, and commits them as one group as soon as the lane
 //! is empty, exactly as the mailbox path above does; any other request
@@ -72,9 +72,12 @@
 //!
 //! # Backpressure
 //!
-//! The mailbox holds `database.mailbox_capacity` messages; senders that use
-//! `send` (as [`DbHandle`](crate::DbHandle) does) wait while it is full.
-//! `do_send` ignores the capacity (actix's rule); do not flood with it.
+//! The lane and the mailbox each hold `database.mailbox_capacity`
+//! requests; a [`DbHandle`](crate::DbHandle) (the lane) and senders that
+//! use `send` (the mailbox) wait while it is full. `do_send` ignores the
+//! capacity (actix's rule); do not flood with it. The lane's bound counts
+//! the requests on its channel: the up to 256 (`TAKE_AT_ONCE` in `actors/src/lane.rs`)
+//! the writer has taken off it and not served yet come on top.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -498,7 +501,9 @@ impl DbActor {
     /// flush.
     fn answer(&mut self, answers: Answers) {
         let left = match &self.replier {
-            Some(replier) if answers.replies.len() >= crate::replier::MIN_GROUP_WRITES => {
+            Some(replier)
+                if answers.replies.len() >= crate::replier::MIN_GROUP_WRITES || replier.busy() =>
+            {
                 match replier.answer(answers) {
                     Ok(()) => replier.spare(),
                     Err(answers) => Some(answers),
@@ -599,7 +604,9 @@ impl DbActor {
     /// A round without group commit (or after a panic): each write is
     /// answered as it comes.
     fn serve_lane_one_by_one(&mut self, ctx: &mut Context<Self>) -> bool {
-        loop {
+        // At most max_batch writes per round, as with group commit, so the
+        // mailbox gets its turn between rounds.
+        for _ in 0..self.max_batch.max(1) {
             match self.lane.as_mut().and_then(Lane::next) {
                 Some(Request::Execute { stmt, reply }) => match self.accept(stmt) {
                     Accepted::Now(result) => {
@@ -623,6 +630,7 @@ impl DbActor {
                 }
             }
         }
+        true
     }
 
     /// Serves every request the lane holds, after closing it: the
@@ -880,6 +888,9 @@ impl Handler<Shutdown> for DbActor {
     fn handle(&mut self, msg: Shutdown, ctx: &mut Self::Context) -> Self::Result {
         use actix::ActorContext as _;
 
+        // Requests refused from here on are told "shut down" (not "mailbox
+        // closed"), also while the drain below still runs.
+        self.state.set_shut_down();
         // Every request the lane accepted before the shutdown is served,
         // and answered before the summary counts it.
         self.drain_lane(ctx);

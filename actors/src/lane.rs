@@ -24,6 +24,13 @@
 //! accepted before it, then closes the lane: later requests are answered
 //! [`Error::ShutDown`](crate::Error::ShutDown).
 //!
+//! # Bound
+//!
+//! The channel holds `database.mailbox_capacity` requests; a sender waits
+//! while it is full. The writer takes up to [`TAKE_AT_ONCE`] off it at a
+//! time, which frees their slots: while it serves them, at most
+//! `mailbox_capacity + TAKE_AT_ONCE - 1` requests are waiting in all.
+//!
 //! # Fairness
 //!
 //! The actor handles at most one round per [`Wake`] (one group commit of

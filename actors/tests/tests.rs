@@ -36,6 +36,11 @@ mod group_commit;
 #[path = "actors/lane.rs"]
 mod lane;
 
+/// The lane under races: many senders and threads, shutdown and panics in
+/// the middle, a busy lane beside the mailbox, the order of answers.
+#[path = "actors/lane_races.rs"]
+mod lane_races;
+
 /// The exposure watch and the live status, on the paused clock.
 #[path = "actors/exposure.rs"]
 mod exposure;

@@ -1,6 +1,6 @@
 //! [`DbHandle`]: sends requests to `DbActor` and flattens mailbox and
 //! database errors into one. A system's handles send through the lane
-//! ([`crate::lane`]); a handle made from a bare address, through the
+//! (`actors/src/lane.rs`); a handle made from a bare address, through the
 //! mailbox.
 
 use std::sync::Arc;
