@@ -54,3 +54,32 @@ pub(crate) fn integrity_and_count(path: &Path) -> (String, i64) {
 
 /// The `-wal` file beside a database (the core's one rule for the name).
 pub(crate) use walguard::files::wal_path;
+
+/// Holds the writer (on its own thread) inside a closure until the sender
+/// returned is used or dropped; returns once the closure runs, with the
+/// task that awaits its answer.
+pub(crate) async fn hold_writer(
+    db: &walguard_actors::DbHandle,
+) -> (
+    actix_rt::task::JoinHandle<walguard_actors::Result<()>>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let held = {
+        let db = db.clone();
+        actix_rt::spawn(async move {
+            db.call(move |_| {
+                started_tx.send(()).unwrap();
+                // Released, or the test gave up: go on either way.
+                let _ = released.recv();
+                Ok(())
+            })
+            .await
+        })
+    };
+    while started.try_recv().is_err() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    (held, release)
+}

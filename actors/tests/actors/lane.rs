@@ -233,22 +233,7 @@ async fn shutdown_serves_every_request_the_lane_accepted() {
     let guard = WalGuard::start(s).unwrap();
     crate::common::create_table(&guard).await;
     let db = guard.db().clone();
-    let (started_tx, started) = std::sync::mpsc::channel();
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let held = {
-        let db = db.clone();
-        actix_rt::spawn(async move {
-            db.call(move |_| {
-                started_tx.send(()).unwrap();
-                released.recv().unwrap();
-                Ok(())
-            })
-            .await
-        })
-    };
-    while started.try_recv().is_err() {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let (held, release) = crate::common::hold_writer(&db).await;
     let tasks = spawn_writes(&db, (0..300).map(insert));
     // Every write is on the lane after its task's first poll; the shutdown
     // then reaches the mailbox behind the held closure.

@@ -468,22 +468,7 @@ async fn later_group_first(a: i64) -> u32 {
     let db = guard.db().clone();
     let mut violations = 0;
     for round in 0..20i64 {
-        let (started_tx, started) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let held = {
-            let db = db.clone();
-            actix_rt::spawn(async move {
-                db.call(move |_| {
-                    started_tx.send(()).unwrap();
-                    released.recv().unwrap();
-                    Ok(())
-                })
-                .await
-            })
-        };
-        while started.try_recv().is_err() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        let (held, release) = crate::common::hold_writer(&db).await;
         let seq = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         let base = round * 10_000;
