@@ -1383,23 +1383,7 @@ fn store_two_phase_failed_fsync_in_phase_one_reopens_and_loses_nothing() -> Test
         let (_dir, path) = temp_db()?;
         let vfs = PowerLossVfs::register()?;
         let mut store = two_phase_store(&vfs, &path, Synchronous::Normal)?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let tx = std::sync::Mutex::new(tx);
-        store.set_backfill_waker(move || {
-            let _ = tx.lock().map(|tx| tx.send(()));
-        });
-        let mut txn = 0;
-        // Up to the threshold, then phase 1 with the fault armed; the
-        // writer waits, so phase 1 catches up and syncs the database too.
-        while !store.backfill_running() {
-            txn += 1;
-            store_commit(&mut store, txn)?;
-            if store.wal_frames().map(|f| f.current) >= Some(TWO_PHASE_THRESHOLD) {
-                vfs.inject(Fault::SyncFails { file, count: 1 });
-            }
-            assert!(store.checkpoint_if_due().is_none());
-        }
-        rx.recv_timeout(Duration::from_secs(30))?;
+        let txn = fail_a_sync_in_phase_one(&vfs, &mut store, file)?;
         let report = store.checkpoint_if_due().ok_or("phase 2")?;
         let phase1 = report.backfill().ok_or("phase 1 inside")?;
         assert!(phase1.io_error(), "{file:?}: {phase1:?}");
@@ -1419,6 +1403,35 @@ fn store_two_phase_failed_fsync_in_phase_one_reopens_and_loses_nothing() -> Test
     Ok(())
 }
 
+/// Commits until the WAL reaches the size threshold, arms a failed sync of
+/// `file` there, starts phase 1 and waits until it returned (its I/O
+/// error then waits for the writer). Returns the last transaction
+/// committed.
+fn fail_a_sync_in_phase_one(
+    vfs: &PowerLossVfs,
+    store: &mut Store,
+    file: FileKind,
+) -> TestResult<u64> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    store.set_backfill_waker(move || {
+        let _ = tx.lock().map(|tx| tx.send(()));
+    });
+    let mut txn = 0;
+    // Up to the threshold, then phase 1 with the fault armed; the writer
+    // waits, so phase 1 catches up and syncs the database too.
+    while !store.backfill_running() {
+        txn += 1;
+        store_commit(store, txn)?;
+        if store.wal_frames().map(|f| f.current) >= Some(TWO_PHASE_THRESHOLD) {
+            vfs.inject(Fault::SyncFails { file, count: 1 });
+        }
+        assert!(store.checkpoint_if_due().is_none());
+    }
+    rx.recv_timeout(Duration::from_secs(30))?;
+    Ok(txn)
+}
+
 /// Kind: the store closes (or is dropped) right after phase 1 failed on an
 /// I/O error, before any phase 2. Its close must not checkpoint from the
 /// stale WAL index: the WAL stays, the next open rebuilds the index, and a
@@ -1429,24 +1442,7 @@ fn store_closed_after_a_failed_phase_one_keeps_its_wal() -> TestResult {
         let (_dir, path) = temp_db()?;
         let vfs = PowerLossVfs::register()?;
         let mut store = two_phase_store(&vfs, &path, Synchronous::Normal)?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let tx = std::sync::Mutex::new(tx);
-        store.set_backfill_waker(move || {
-            let _ = tx.lock().map(|tx| tx.send(()));
-        });
-        let mut txn = 0;
-        while !store.backfill_running() {
-            txn += 1;
-            store_commit(&mut store, txn)?;
-            if store.wal_frames().map(|f| f.current) >= Some(TWO_PHASE_THRESHOLD) {
-                vfs.inject(Fault::SyncFails {
-                    file: FileKind::MainDb,
-                    count: 1,
-                });
-            }
-            assert!(store.checkpoint_if_due().is_none());
-        }
-        rx.recv_timeout(Duration::from_secs(30))?;
+        fail_a_sync_in_phase_one(&vfs, &mut store, FileKind::MainDb)?;
         let durable = durable_txns(&store);
         if close {
             store.close().map_err(|(_, e)| e)?;
@@ -1454,7 +1450,7 @@ fn store_closed_after_a_failed_phase_one_keeps_its_wal() -> TestResult {
             drop(store);
         }
         assert!(
-            wal_path(&path).exists(),
+            walguard::files::wal_path(&path).exists(),
             "close {close}: the close checkpointed and deleted the WAL"
         );
         vfs.crash_now();
@@ -1463,10 +1459,4 @@ fn store_closed_after_a_failed_phase_one_keeps_its_wal() -> TestResult {
         assert!(found >= durable, "close {close}: {found} < {durable}");
     }
     Ok(())
-}
-
-fn wal_path(path: &Path) -> PathBuf {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    PathBuf::from(wal)
 }

@@ -106,7 +106,7 @@ fn two_phase_keeps_the_wal_within_twice_the_threshold_under_sustained_writes() {
     assert!(store.durability().durable_commits() > 0);
     store.close().map_err(|(_, e)| e).unwrap();
     assert!(
-        !path.with_extension("db-wal").exists(),
+        !walguard::files::wal_path(&path).exists(),
         "the last close deletes the WAL"
     );
 }
@@ -301,7 +301,7 @@ fn close_joins_phase_one_first_and_the_last_close_deletes_the_wal() {
     assert!(store.checkpoint_if_due().is_none());
     assert!(store.backfill_running());
     store.close().map_err(|(_, e)| e).unwrap();
-    assert!(!path.with_extension("db-wal").exists());
+    assert!(!walguard::files::wal_path(&path).exists());
     let conn = Connection::open(&path).unwrap();
     assert_eq!(integrity(&conn), "ok");
     let n: i64 = conn
