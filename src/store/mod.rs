@@ -14,6 +14,7 @@
 //! - `wal_watch`: the WAL hook and the size-triggered checkpoint
 //!   ([`Store::set_size_threshold`], [`WalFrames`]);
 //! - `identity`: the database file is still the one the store opened;
+//! - `migrate`: the schema migrations ([`Store::migrate`]);
 //! - `open`: opening the file and configuring the connection;
 //! - `reopen`: the reopen after a checkpoint I/O error;
 //! - `backfill`: phase 1 of the two-phase size checkpoint, on a second
@@ -27,6 +28,7 @@ mod durability;
 mod effect;
 mod group;
 mod identity;
+mod migrate;
 mod open;
 mod reopen;
 mod statement;
