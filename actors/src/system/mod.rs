@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Supervisor, System};
 use walguard::stats::DbSummary;
-use walguard::{EngineLock, SessionReport, Settings, Store};
+use walguard::{EngineLock, Migrations, SessionReport, Settings, Store};
 
 use crate::checkpoint::CheckpointActor;
 use crate::db::DbActor;
@@ -78,9 +78,18 @@ pub struct WalGuardBuilder {
     settings: Settings,
     placement: Placement,
     vfs: Option<String>,
+    migrations: Option<Migrations>,
 }
 
 impl WalGuardBuilder {
+    /// Brings the schema to the latest of `migrations` at start, before the
+    /// writer serves anything (see [`WalGuardBuilder::start`] and
+    /// [`walguard::migrations`]).
+    pub fn migrations(mut self, migrations: Migrations) -> Self {
+        self.migrations = Some(migrations);
+        self
+    }
+
     /// Where `DbActor` runs (default: its own arbiter).
     pub fn db_placement(mut self, placement: Placement) -> Self {
         self.placement = placement;
@@ -100,15 +109,31 @@ impl WalGuardBuilder {
     /// actix `System`. Starts the checkpoint loop only when
     /// `checkpoint.enabled` is set.
     ///
+    /// With [`WalGuardBuilder::migrations`], under the engine lock and
+    /// before any actor starts: a database from the future is refused
+    /// before the write connection opens it (the file stays byte for byte
+    /// as it was), then every pending migration is applied in one
+    /// transaction, fsynced, and a TRUNCATE checkpoint follows
+    /// ([`Store::migrate`]). With replication on, the TRUNCATE is left out
+    /// ([`Store::migrate_leaving_wal`]): Litestream, started next, must read
+    /// the migrations' frames from the WAL. The session report says what
+    /// ran ([`SessionReport::migrations`]).
+    ///
     /// # Errors
     ///
     /// [`Error::Db`] when the settings are invalid or the database cannot be
-    /// opened in WAL mode; [`Error::NoSystem`] outside a running `System`.
+    /// opened in WAL mode, and with migrations:
+    /// [`walguard::Error::SchemaFromTheFuture`],
+    /// [`walguard::Error::MigrationFailed`],
+    /// [`walguard::Error::MigrationSplitsTransaction`] (nothing applied,
+    /// the engine lock released); [`Error::NoSystem`] outside a running
+    /// `System`.
     pub fn start(self) -> Result<WalGuard> {
         let Self {
             settings,
             placement,
             vfs,
+            migrations,
         } = self;
         settings.validate()?;
         if System::try_current().is_none() {
@@ -120,16 +145,28 @@ impl WalGuardBuilder {
         if replication_on && settings.replication.restore_on_start {
             crate::replication::restore_if_missing(&settings)?;
         }
+        // A database from the future is refused before the write
+        // connection could change a byte of it.
+        if let Some(migrations) = &migrations {
+            migrations.refuse_future(&settings.database, vfs.as_deref())?;
+        }
         let mut store = match &vfs {
             Some(vfs) => Store::open_with_vfs(&settings.database, vfs)?,
             None => Store::open(&settings.database)?,
+        };
+        let migrated = match &migrations {
+            Some(migrations) if replication_on => Some(store.migrate_leaving_wal(migrations)?),
+            Some(migrations) => Some(store.migrate(migrations)?),
+            None => None,
         };
         // Every size-triggered checkpoint runs in DbActor and is reported,
         // none silently inside a COMMIT (0 leaves them to SQLite).
         store.set_size_threshold(settings.checkpoint.size_threshold_frames)?;
         store.set_size_checkpoint(settings.checkpoint.size_checkpoint);
 
-        let metrics = MetricsActor::new(settings.metrics.window).start();
+        let metrics = MetricsActor::new(settings.metrics.window)
+            .with_migrations(migrated)
+            .start();
         let reports = metrics.clone().recipient();
         // The exposure watch hears every checkpoint too (for the cause its
         // starvation warning names), so its address exists before DbActor.
@@ -253,6 +290,7 @@ impl WalGuard {
             settings,
             placement: Placement::default(),
             vfs: None,
+            migrations: None,
         }
     }
 
@@ -263,6 +301,29 @@ impl WalGuard {
     /// As [`WalGuardBuilder::start`].
     pub fn start(settings: Settings) -> Result<Self> {
         Self::builder(settings).start()
+    }
+
+    /// Starts like [`WalGuard::start`], after bringing the schema to the
+    /// latest of `migrations` (see [`WalGuardBuilder::start`]).
+    ///
+    /// ```no_run
+    /// use walguard::{Migrations, Settings};
+    /// use walguard_actors::WalGuard;
+    ///
+    /// #[actix::main]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let migrations = Migrations::from_directory("migrations")?;
+    ///     let guard = WalGuard::start_with_migrations(Settings::for_database("engine.db"), migrations)?;
+    ///     println!("{}", guard.shutdown().await?);
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`WalGuardBuilder::start`].
+    pub fn start_with_migrations(settings: Settings, migrations: Migrations) -> Result<Self> {
+        Self::builder(settings).migrations(migrations).start()
     }
 
     /// The handle engines send requests through.
