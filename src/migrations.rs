@@ -401,10 +401,11 @@ impl MigrationReport {
         self.elapsed
     }
 
-    /// `elapsed` in milliseconds.
+    /// `elapsed` in milliseconds, to the microsecond (the rule of the
+    /// session event's other `_ms` fields).
     #[must_use]
     pub fn elapsed_ms(&self) -> f64 {
-        self.elapsed.as_secs_f64() * 1000.0
+        self.elapsed.as_micros() as f64 / 1000.0
     }
 
     /// The TRUNCATE checkpoint after the commit (`None` when nothing was
