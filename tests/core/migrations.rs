@@ -308,10 +308,21 @@ fn a_migration_that_ends_or_opens_a_transaction_is_refused() {
     }
     // A trigger's BEGIN ... END is no transaction control.
     let (_dir, path) = temp_db();
-    let trigger = "CREATE TABLE log (n INTEGER);\n\
-                   CREATE TRIGGER orders_log AFTER INSERT ON orders BEGIN INSERT INTO log VALUES (new.id); END;";
+    // Nor is a `;` inside a string or a trigger's body a boundary.
+    let trigger = "CREATE TABLE log (n INTEGER, note TEXT);\n\
+                   CREATE TRIGGER orders_log AFTER INSERT ON orders BEGIN INSERT INTO log VALUES (new.id, 'a; COMMIT;'); END;\n\
+                   INSERT INTO orders (item) VALUES ('x; COMMIT; y');";
     migrate_once(&path, &Migrations::new(vec![V1, trigger])).unwrap();
     assert_eq!(version_and_schema(&path).0, 2);
+    let conn = Connection::open(&path).unwrap();
+    let logged: (String, String) = conn
+        .query_row(
+            "SELECT item, note FROM orders JOIN log ON log.n = orders.id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(logged, ("x; COMMIT; y".to_owned(), "a; COMMIT;".to_owned()));
 }
 
 fn write(dir: &Path, name: &str, sql: &str) {
