@@ -156,10 +156,11 @@ impl Store {
                     .execute_batch("COMMIT")
                     .map_err(commit_err("commit", &path))
             });
-        if run.is_err() && !self.conn.is_autocommit() {
-            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
-                tracing::error!(target: "walguard::db", error = %e, "rolling back the migrations failed");
-            }
+        if run.is_err()
+            && !self.conn.is_autocommit()
+            && let Err(e) = self.conn.execute_batch("ROLLBACK")
+        {
+            tracing::error!(target: "walguard::db", error = %e, "rolling back the migrations failed");
         }
         run
     }

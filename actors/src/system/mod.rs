@@ -145,20 +145,7 @@ impl WalGuardBuilder {
         if replication_on && settings.replication.restore_on_start {
             crate::replication::restore_if_missing(&settings)?;
         }
-        // A database from the future is refused before the write
-        // connection could change a byte of it.
-        if let Some(migrations) = &migrations {
-            migrations.refuse_future(&settings.database, vfs.as_deref())?;
-        }
-        let mut store = match &vfs {
-            Some(vfs) => Store::open_with_vfs(&settings.database, vfs)?,
-            None => Store::open(&settings.database)?,
-        };
-        let migrated = match &migrations {
-            Some(migrations) if replication_on => Some(store.migrate_leaving_wal(migrations)?),
-            Some(migrations) => Some(store.migrate(migrations)?),
-            None => None,
-        };
+        let (mut store, migrated) = open_store(&settings, vfs.as_deref(), migrations.as_ref())?;
         // Every size-triggered checkpoint runs in DbActor and is reported,
         // none silently inside a COMMIT (0 leaves them to SQLite).
         store.set_size_threshold(settings.checkpoint.size_threshold_frames)?;
@@ -546,6 +533,33 @@ impl WalGuard {
         summary.close_error = Some(close_error);
         summary
     }
+}
+
+/// Opens the write connection (through `vfs` when given) and, with
+/// `migrations`, brings the schema to their latest version: a database from
+/// the future is refused before the connection could change a byte of it;
+/// with replication on the TRUNCATE is left out (see
+/// [`WalGuardBuilder::start`]).
+fn open_store(
+    settings: &Settings,
+    vfs: Option<&str>,
+    migrations: Option<&Migrations>,
+) -> Result<(Store, Option<walguard::MigrationReport>)> {
+    if let Some(migrations) = migrations {
+        migrations.refuse_future(&settings.database, vfs)?;
+    }
+    let mut store = match vfs {
+        Some(vfs) => Store::open_with_vfs(&settings.database, vfs)?,
+        None => Store::open(&settings.database)?,
+    };
+    let migrated = match migrations {
+        Some(migrations) if settings.replication.is_on() => {
+            Some(store.migrate_leaving_wal(migrations)?)
+        }
+        Some(migrations) => Some(store.migrate(migrations)?),
+        None => None,
+    };
+    Ok((store, migrated))
 }
 
 /// The shutdown's drain deadline and whole budget, from the settings (see
