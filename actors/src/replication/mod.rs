@@ -408,6 +408,11 @@ impl ReplicationActor {
             // so the lag (and its warning, and the gauge) keeps growing
             // while Litestream is down or a sync hangs.
             self.look(ctx);
+            if !self.litestream_running() {
+                // Replies held for the replica past `max_lag` are answered
+                // (not replicated) even while no sync answers.
+                self.db.do_send(ReplicatedThrough(None));
+            }
             return;
         }
         let due = self
