@@ -500,7 +500,10 @@ pub struct ReplicationTracker {
     writes: u64,
     local_commits: u64,
     local_writes: u64,
-    /// The start of the newest sync that answered (or the session start).
+    /// The latest moment before which every commit is known to be on the
+    /// replica: the start of the newest sync that answered, or a look that
+    /// found nothing missing (or the session start). The oldest commit the
+    /// replica lacks was made after it, so the lag is measured from it.
     replicated_at: Instant,
     syncs: u64,
     failures: u64,
@@ -531,7 +534,7 @@ impl ReplicationTracker {
 
     /// A sync is about to be asked for, with the store's counts taken now.
     pub fn begin(&mut self, commits: u64, writes: u64, now: Instant) -> SyncTicket {
-        self.see_local(commits, writes);
+        self.see_local(commits, writes, now);
         SyncTicket {
             commits,
             writes,
@@ -539,11 +542,17 @@ impl ReplicationTracker {
         }
     }
 
-    /// The store's counts, seen without a sync.
-    pub fn see_local(&mut self, commits: u64, writes: u64) {
+    /// The store's counts, seen at `now` without a sync (the replication
+    /// actor looks at every tick, so the lag starts counting within a tick
+    /// of a commit the replica lacks). Seen with nothing missing, `now`
+    /// is a moment up to which the replica held everything.
+    pub fn see_local(&mut self, commits: u64, writes: u64, now: Instant) {
         if commits >= self.local_commits {
             self.local_commits = commits;
             self.local_writes = writes;
+        }
+        if self.local_commits <= self.commits {
+            self.replicated_at = self.replicated_at.max(now);
         }
     }
 
@@ -653,7 +662,7 @@ mod tests {
         let t0 = Instant::now();
         let mut t = ReplicationTracker::new(Duration::from_secs(10), t0);
         let a = t.begin(5, 7, t0);
-        t.see_local(9, 11);
+        t.see_local(9, 11, t0);
         assert_eq!(t.replicated(t0).commits, 0);
         t.synced(a);
         let r = t.replicated(t0 + Duration::from_secs(2));
@@ -680,7 +689,7 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let mut t = ReplicationTracker::new(s(1), t0);
-        t.see_local(1, 1);
+        t.see_local(1, 1, t0);
         assert_eq!(t.observe(t0), None);
         assert!(matches!(
             t.observe(t0 + s(2)),
@@ -690,6 +699,27 @@ mod tests {
         let ticket = t.begin(1, 1, t0 + s(3));
         t.synced(ticket);
         assert!(matches!(t.observe(t0 + s(4)), Some(LagEvent::Ended { .. })));
+    }
+
+    /// The lag counts from the last moment the replica held everything, as
+    /// soon as a look sees a commit it lacks: never 0 while one is missing,
+    /// and not the age of the last sync while none is.
+    #[test]
+    fn the_lag_counts_from_the_oldest_missing_commit() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut t = ReplicationTracker::new(s(10), t0);
+        let ticket = t.begin(5, 5, t0);
+        t.synced(ticket);
+        // Nothing missing for a while: no lag, however old the sync.
+        t.see_local(5, 5, t0 + s(3));
+        assert_eq!(t.replicated(t0 + s(4)).lag, Duration::ZERO);
+        // A look sees commit 6: it was made after the last look that found
+        // nothing missing (t0 + 3 s).
+        t.see_local(6, 6, t0 + s(4));
+        let r = t.replicated(t0 + s(5));
+        assert_eq!(r.unreplicated_commits(), 1);
+        assert_eq!(r.lag, s(2));
     }
 
     /// The policy Litestream takes over is walguard's own: its interval

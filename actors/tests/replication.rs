@@ -625,6 +625,9 @@ fn three_rows(db: &Path) {
 
 #[path = "replication/alone.rs"]
 mod alone;
+#[cfg(feature = "cli")]
+#[path = "replication/orphan.rs"]
+mod orphan;
 #[path = "replication/outside.rs"]
 mod outside;
 #[cfg(feature = "cli")]
