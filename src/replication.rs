@@ -62,13 +62,17 @@ pub struct CheckpointHandover {
 }
 
 impl CheckpointHandover {
-    /// walguard's own policy: the interval when the loop is on
-    /// (`checkpoint.enabled`; an opt-out loop hands over no schedule), the
-    /// size threshold when above zero.
+    /// walguard's own policy: `checkpoint.interval` always, the size
+    /// threshold when above zero. The interval goes over whether or not
+    /// the loop is on at start: the loop is opt-in and may be started
+    /// later (`WalGuard::start_checkpoint_loop` in walguard-actors, which
+    /// `walguard run` calls), after Litestream's config was written; and it
+    /// bounds the power-loss exposure while Litestream checkpoints either
+    /// way.
     #[must_use]
     pub fn from_settings(checkpoint: &CheckpointSettings) -> Self {
         Self {
-            interval: checkpoint.enabled.then_some(checkpoint.interval),
+            interval: Some(checkpoint.interval),
             size_threshold_frames: (checkpoint.size_threshold_frames > 0)
                 .then_some(checkpoint.size_threshold_frames),
         }
@@ -723,7 +727,7 @@ mod tests {
     }
 
     /// The policy Litestream takes over is walguard's own: its interval
-    /// (only when the loop is on) and its size threshold (only when set).
+    /// (whether the loop is on or not) and its size threshold (only when set).
     #[test]
     fn the_handover_gives_litestream_walguards_checkpoint_policy() {
         let mut checkpoint = CheckpointSettings {
@@ -753,11 +757,16 @@ mod tests {
             "{text}"
         );
 
+        // The loop off at start (opt-in, started later): the interval goes
+        // over all the same.
         checkpoint.enabled = false;
         checkpoint.size_threshold_frames = 0;
         assert_eq!(
             CheckpointHandover::from_settings(&checkpoint),
-            CheckpointHandover::default()
+            CheckpointHandover {
+                interval: Some(Duration::from_secs(5)),
+                size_threshold_frames: None
+            }
         );
     }
 

@@ -106,3 +106,56 @@ fn a_litestream_orphaned_by_a_killed_walguard_is_replaced_at_the_next_start() {
         .collect();
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
 }
+
+/// Every checkpoint setting reaches Litestream, from every source: the
+/// `--interval` flag of `walguard run` (whose loop starts after the
+/// system) and the environment. Read back from the config walguard wrote.
+#[test]
+fn checkpoint_settings_from_flags_and_environment_reach_litestream() {
+    if !tools() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("engine.db");
+    let config = work.path().join("flags.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "database:\n  path: {}\nreplication:\n  mode: litestream\n  url: file://{}\n",
+            db.display(),
+            work.path().join("replica").display()
+        ),
+    )
+    .unwrap();
+    let log = work.path().join("run.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_walguard"))
+        .env_remove("RUST_LOG")
+        .env("WALGUARD__CHECKPOINT__SIZE_THRESHOLD_FRAMES", "777")
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(["--rate", "50", "--interval", "300ms"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    litestream_of(&db, None, "litestream");
+    let written =
+        std::fs::read_to_string(work.path().join("engine.db-litestream.yml")).unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "exit {status:?}\n{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert!(
+        written.contains("checkpoint-interval: 300ms"),
+        "--interval did not reach litestream:\n{written}"
+    );
+    assert!(
+        written.contains("min-checkpoint-page-count: 777"),
+        "the environment's size threshold did not reach litestream:\n{written}"
+    );
+}
