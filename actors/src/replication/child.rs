@@ -206,8 +206,12 @@ fn signal(pid: u32, signal: &str) {
 
 /// Whether `pid` still runs (a zombie counts as gone).
 fn process_exists(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(") ")
+            .next()
+            .is_some_and(|rest| rest.starts_with('Z'))
+    })
 }
 
 /// The `litestream` processes (other than this one) with `arg` among their

@@ -36,7 +36,10 @@ fn litestream_of(db: &Path, not: Option<u32>, what: &str) -> u32 {
         {
             return pid;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "waited for {what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "waited for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -75,7 +78,10 @@ fn a_litestream_orphaned_by_a_killed_walguard_is_replaced_at_the_next_start() {
     let mut second = run(&config, &second_log);
     let started = Instant::now();
     let replacement = litestream_of(&db, Some(orphan), "the replacement litestream");
-    assert!(!alive(orphan), "the orphan {orphan} still runs beside its replacement");
+    assert!(
+        !alive(orphan),
+        "the orphan {orphan} still runs beside its replacement"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "replacing the orphan took {:?}",
@@ -139,8 +145,7 @@ fn checkpoint_settings_from_flags_and_environment_reach_litestream() {
         .spawn()
         .unwrap();
     litestream_of(&db, None, "litestream");
-    let written =
-        std::fs::read_to_string(work.path().join("engine.db-litestream.yml")).unwrap();
+    let written = std::fs::read_to_string(work.path().join("engine.db-litestream.yml")).unwrap();
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

@@ -221,7 +221,9 @@ pub(crate) enum CliError {
     },
 
     /// `run` stopped while the replica lacked commits (replication on).
-    #[error("stopped with {commits} commits ({writes} writes) not on the replica; they are committed locally, and the wal keeps them for litestream's next start")]
+    #[error(
+        "stopped with {commits} commits ({writes} writes) not on the replica; they are committed locally, and the wal keeps them for litestream's next start"
+    )]
     ReplicaBehind {
         /// Commits of the session not on the replica.
         commits: u64,
