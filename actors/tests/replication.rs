@@ -343,7 +343,7 @@ fn replication_child() {
                         next.set(seq + 1);
                         let t = Instant::now();
                         match write_seq(guard.db(), &how, seq).await {
-                            Ok(_) => println!("ack {seq} {}", t.elapsed().as_micros()),
+                            Ok(()) => println!("ack {seq} {}", t.elapsed().as_micros()),
                             Err(e) => println!("fail {seq} {e}"),
                         }
                     }
@@ -357,7 +357,7 @@ fn replication_child() {
             for seq in 1..=total {
                 tick.tick().await;
                 match write_seq(guard.db(), &how, seq).await {
-                    Ok(_) => println!("ack {seq}"),
+                    Ok(()) => println!("ack {seq}"),
                     Err(e) => println!("fail {seq} {e}"),
                 }
             }
@@ -669,6 +669,8 @@ fn survivors(db: &Path) -> Vec<u64> {
 }
 
 /// One machine loss; `(acknowledged, replicated reported, survived, ack latencies in µs)`.
+// One trial, read top to bottom: run, lose the machine, restore.
+#[allow(clippy::too_many_lines)]
 fn machine_loss(s3: &S3, ack: &str, seed: u64) -> (Vec<u64>, u64, Vec<u64>, Vec<u64>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let work = tempfile::tempdir().unwrap();
