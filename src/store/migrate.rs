@@ -21,7 +21,8 @@ enum After {
 impl Store {
     /// Brings the schema to the latest version: every migration after the
     /// database's `PRAGMA user_version`, in one transaction whose commit is
-    /// fsynced (`synchronous=FULL` for that commit), then a TRUNCATE
+    /// fsynced (`synchronous=FULL` for that commit; it counts as one
+    /// durable commit of no write in [`Store::durability`]), then a TRUNCATE
     /// checkpoint (reason [`CheckpointReason::Migration`], bounded by
     /// `database.checkpoint_busy_timeout`; its outcome is in the report,
     /// and a busy one is no failure: the commit is already durable). See
@@ -101,6 +102,14 @@ impl Store {
             .map_err(|source| self.pragma_error("synchronous", source));
         applied?;
         restored?;
+        // One commit of no write, fsynced at once: counted, so that the
+        // replica hold (replication on) waits for the replica to have it
+        // before the WAL may restart, like any other commit.
+        if self.take_wal_restart() {
+            let before = self.durability;
+            self.durability.durable_through(before);
+        }
+        self.durability.record_commit(0, true);
         let checkpoint = match after {
             After::Truncate => {
                 let wait = self.settings.checkpoint_busy_timeout;

@@ -72,6 +72,9 @@ fn a_fresh_database_reaches_the_latest_version_and_the_wal_is_emptied() {
     assert_eq!(std::fs::metadata(wal_path(&path)).unwrap().len(), 0);
     assert_eq!(store.schema_version().unwrap(), 3);
     assert_eq!(count(&store, "audit"), 1);
+    // One commit, durable, of no write.
+    let d = store.durability();
+    assert_eq!((d.commits(), d.writes(), d.exposed_commits()), (1, 0, 0));
     // Nothing pending: nothing runs, no checkpoint.
     let again = store.migrate(&three()).unwrap();
     assert_eq!((again.from(), again.to(), again.applied().len()), (3, 3, 0));
@@ -389,4 +392,23 @@ fn a_failing_file_is_named_and_bad_names_are_refused() {
     }
     let err = Migrations::from_directory(dir.path().join("absent")).unwrap_err();
     assert!(matches!(err, Error::MigrationsDirectory { .. }), "{err:?}");
+}
+
+/// Without the TRUNCATE (replication on), the commit is durable all the
+/// same: it was fsynced under `synchronous=FULL`, whatever the setting.
+#[test]
+fn leaving_the_wal_the_migrations_are_durable_at_commit() {
+    let (_dir, path) = temp_db();
+    let mut store = Store::open(&DatabaseSettings::at(&path)).unwrap();
+    let report = store.migrate_leaving_wal(&three()).unwrap();
+    assert!(report.checkpoint().is_none());
+    assert!(std::fs::metadata(wal_path(&path)).unwrap().len() > 0);
+    let d = store.durability();
+    assert_eq!((d.commits(), d.exposed_commits()), (1, 0));
+    // The connection is back at the configured level.
+    let level: i64 = store
+        .call(|conn| conn.query_row("PRAGMA synchronous", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(level, DatabaseSettings::at(&path).synchronous.level());
+    store.close().map_err(|(_, e)| e).unwrap();
 }
