@@ -62,6 +62,21 @@ const CHILD_OUT_ENV: &str = "WALGUARD_REPL_CHILD_OUT";
 /// `txn` (a transaction that writes `t` and `t2`) or `mixed` (by `seq % 3`:
 /// `execute`, a transaction, a writing closure).
 const CHILD_WRITES_ENV: &str = "WALGUARD_REPL_CHILD_WRITES";
+/// Set (to anything) in the child's environment: it starts with
+/// [`replica_migrations`] (`WalGuard::start_with_migrations`).
+const CHILD_MIGRATIONS_ENV: &str = "WALGUARD_REPL_CHILD_MIGRATIONS";
+
+/// The migrations of the child started with [`CHILD_MIGRATIONS_ENV`]: a
+/// table with 2,000 rows, then an index.
+fn replica_migrations() -> walguard::Migrations {
+    walguard::Migrations::new(vec![
+        "CREATE TABLE migrated (id INTEGER PRIMARY KEY, body BLOB);\n\
+         INSERT INTO migrated (id, body)\n\
+           WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)\n\
+           SELECT i, zeroblob(100) FROM n;",
+        "CREATE INDEX migrated_body ON migrated (body)",
+    ])
+}
 
 /// Writes `seq` the way `how` ([`CHILD_WRITES_ENV`]) says. Transactions
 /// and closures write `t` and `t2` together: a restore that has one
@@ -253,7 +268,12 @@ fn replication_child() {
         .try_init();
     let looks_closer = matches!(mode.as_str(), "alone" | "external" | "exposure");
     actix::System::new().block_on(async move {
-        let guard = match walguard_actors::WalGuard::start(settings.clone()) {
+        let started = if std::env::var_os(CHILD_MIGRATIONS_ENV).is_some() {
+            walguard_actors::WalGuard::start_with_migrations(settings.clone(), replica_migrations())
+        } else {
+            walguard_actors::WalGuard::start(settings.clone())
+        };
+        let guard = match started {
             Ok(guard) => guard,
             Err(e) => {
                 println!("error {}", chain(&e));
@@ -873,6 +893,51 @@ fn a_clean_stop_leaves_the_replica_complete() {
     let out = work.path().join("restored.db");
     restore(&config, &out);
     assert_eq!(survivors(&out), (1..=500).collect::<Vec<_>>());
+}
+
+/// Migrations at start with replication on: their frames stay in the WAL
+/// for Litestream (no TRUNCATE, the replica hold waits for their commit),
+/// and after a clean stop the replica has them, and the writes after them.
+#[test]
+fn migrations_at_start_reach_the_replica() {
+    if !tools() {
+        return;
+    }
+    let s3 = S3::start();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("engine.db");
+    let config = config(work.path(), &db, &s3.endpoint(), "migrated", "local");
+    let output = child_with(
+        &config,
+        "clean",
+        SECRET,
+        None,
+        &[(CHILD_MIGRATIONS_ENV, "1")],
+        None,
+    )
+    .wait_with_output()
+    .unwrap();
+    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "report writes 500 replicated 500"),
+        "{lines:?}"
+    );
+    let out = work.path().join("restored.db");
+    restore(&config, &out);
+    assert_eq!(survivors(&out), (1..=500).collect::<Vec<_>>());
+    let conn = Connection::open(&out).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM migrated", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((version, rows), (2, 2000));
 }
 
 /// The oldest exposed commit's age, over a run of mode `exposure`, and
