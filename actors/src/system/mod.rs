@@ -120,6 +120,11 @@ impl WalGuardBuilder {
         if replication_on && settings.replication.restore_on_start {
             crate::replication::restore_if_missing(&settings)?;
         }
+        // A replica belongs to one database: checked before anything is
+        // written or replicated.
+        if replication_on {
+            crate::replication::check_identity(&settings)?;
+        }
         let mut store = match &vfs {
             Some(vfs) => Store::open_with_vfs(&settings.database, vfs)?,
             None => Store::open(&settings.database)?,
@@ -132,6 +137,9 @@ impl WalGuardBuilder {
         // replica lacks out of the WAL (walguard::Store::hold_for_replica).
         if replication_on && !replica_hold_disabled_for_tests() {
             store.hold_for_replica()?;
+        }
+        if replication_on {
+            crate::replication::stamp_identity(&settings)?;
         }
 
         let metrics = MetricsActor::new(settings.metrics.window).start();
