@@ -268,15 +268,24 @@ impl Store {
     /// SQL text; the rows changed and whether it is read-only. Every
     /// parameter is bound again (rusqlite checks the count), so nothing of
     /// an earlier run carries over.
-    #[allow(clippy::unused_self)] // a method, so that it reads like `run_statement`
+    ///
+    /// A write that returns rows (`INSERT ... RETURNING`) is stepped to its
+    /// end, its rows dropped: rusqlite's `execute` would step it once (the
+    /// write done, and committed outside a transaction) and then call it an
+    /// error, a write nobody counts.
     fn run_prepared(&self, prepared: &mut Prepared<'_>, stmt: &Statement) -> Result<(usize, bool)> {
-        let changed = prepared
-            .statement
-            .execute(params_from_iter(stmt.params()))
-            .map_err(|source| Error::Statement {
-                sql: sql_for_error(stmt.sql()),
-                source,
-            })?;
+        let err = |source| Error::Statement {
+            sql: sql_for_error(stmt.sql()),
+            source,
+        };
+        let params = params_from_iter(stmt.params());
+        let changed = if !prepared.readonly && prepared.statement.column_count() > 0 {
+            let mut rows = prepared.statement.query(params).map_err(err)?;
+            while rows.next().map_err(err)?.is_some() {}
+            usize::try_from(self.conn.changes()).unwrap_or(usize::MAX)
+        } else {
+            prepared.statement.execute(params).map_err(err)?
+        };
         Ok((changed, prepared.readonly))
     }
 
@@ -360,6 +369,7 @@ impl Store {
                 });
             }
         }
+        let guard = &self.guard;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -369,13 +379,31 @@ impl Store {
             })?;
         let mut changed = Vec::with_capacity(stmts.len());
         for (index, stmt) in stmts.iter().enumerate() {
+            guard.clear_denied();
             let n = tx
                 .prepare_cached(stmt.sql())
-                .and_then(|mut p| p.execute(params_from_iter(stmt.params())))
-                .map_err(|source| Error::Transaction {
-                    index,
-                    sql: sql_for_error(stmt.sql()),
-                    source,
+                .and_then(|mut p| {
+                    if !p.readonly() && p.column_count() > 0 {
+                        // A write that returns rows, stepped to its end
+                        // (see `run_prepared`).
+                        let mut rows = p.query(params_from_iter(stmt.params()))?;
+                        while rows.next()?.is_some() {}
+                        Ok(usize::try_from(tx.changes()).unwrap_or(usize::MAX))
+                    } else {
+                        p.execute(params_from_iter(stmt.params()))
+                    }
+                })
+                .map_err(|source| match guard.take_denied() {
+                    Some(g) => Error::GuardedSetting {
+                        sql: sql_for_error(stmt.sql()),
+                        pragma: g.name,
+                        instead: g.instead,
+                    },
+                    None => Error::Transaction {
+                        index,
+                        sql: sql_for_error(stmt.sql()),
+                        source,
+                    },
                 })?;
             changed.push(n);
         }
@@ -430,7 +458,10 @@ impl Store {
             .conn
             .prepare_cached(stmt.sql())
             .map_err(|source| self.statement_error(stmt.sql(), source))?;
-        if !prepared.readonly() {
+        // `PRAGMA journal_mode` reads, yet its program is not read-only
+        // (`OP_JournalMode`): a pragma the classifier saw only read passes.
+        let pragma_read = seen.outside_transaction && !seen.attach;
+        if !prepared.readonly() && !pragma_read {
             return not_a_read("writes");
         }
         let err = |source| Error::Statement {
