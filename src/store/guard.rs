@@ -120,6 +120,9 @@ const ACTING_PRAGMAS: [&str; 5] = [
 ];
 
 /// What the authorizer saw while SQLite compiled one statement.
+// Independent facts, each set by its own authorizer action: flags, not a
+// state machine.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Seen {
     /// `BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`, `RELEASE`.
