@@ -189,9 +189,14 @@ impl Guard {
                 } => {
                     seen.outside_transaction = true;
                     let lower = pragma_name.to_ascii_lowercase();
-                    if (pragma_value.is_some()
-                        && !READING_PRAGMAS_WITH_ARGUMENT.contains(&lower.as_str()))
-                        || ACTING_PRAGMAS.contains(&lower.as_str())
+                    // `wal_checkpoint(NOOP)` copies nothing: it reports the
+                    // WAL (the exposure watch reads it through `query`).
+                    let noop_checkpoint = lower == "wal_checkpoint"
+                        && pragma_value.is_some_and(|v| v.eq_ignore_ascii_case("noop"));
+                    if !noop_checkpoint
+                        && ((pragma_value.is_some()
+                            && !READING_PRAGMAS_WITH_ARGUMENT.contains(&lower.as_str()))
+                            || ACTING_PRAGMAS.contains(&lower.as_str()))
                     {
                         seen.pragma_acts = true;
                     }
