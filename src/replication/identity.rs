@@ -161,6 +161,8 @@ mod tests {
         }
     }
 
+    // The shape of the argument `judge` takes, built in one place.
+    #[allow(clippy::unnecessary_wraps)]
     fn replica(tokens: Option<&[&str]>) -> Replica {
         Some(tokens.map(|t| t.iter().map(|s| (*s).to_owned()).collect()))
     }
