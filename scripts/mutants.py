@@ -372,8 +372,8 @@ MUTANTS = [
         "migrations: a power cut leaves version and schema in agreement",
         [(
             "src/store/migrate.rs",
-            '            .and_then(|()| {\n                self.conn\n                    .pragma_update(None, "user_version", to as i64)\n                    .map_err(|source| self.pragma_error("user_version", source))\n            })\n            .and_then(|()| {\n                self.conn\n                    .execute_batch("COMMIT")\n                    .map_err(commit_err("commit", &path))\n            });',
-            '            .and_then(|()| {\n                self.conn\n                    .execute_batch("COMMIT")\n                    .map_err(commit_err("commit", &path))\n            })\n            .and_then(|()| {\n                self.conn\n                    .pragma_update(None, "user_version", to as i64)\n                    .map_err(|source| self.pragma_error("user_version", source))\n            });',
+            '            .and_then(|()| {\n                self.guard\n                    .own(|| self.conn.pragma_update(None, "user_version", to as i64))\n                    .map_err(|source| self.pragma_error("user_version", source))\n            })\n            .and_then(|()| {\n                self.conn\n                    .execute_batch("COMMIT")\n                    .map_err(commit_err("commit", &path))\n            });',
+            '            .and_then(|()| {\n                self.conn\n                    .execute_batch("COMMIT")\n                    .map_err(commit_err("commit", &path))\n            })\n            .and_then(|()| {\n                self.guard\n                    .own(|| self.conn.pragma_update(None, "user_version", to as i64))\n                    .map_err(|source| self.pragma_error("user_version", source))\n            });',
         )],
         [crash_lab("power_cut_in_the_middle_of_migrations")],
     ),

@@ -250,7 +250,7 @@ fn replication_child() {
         }
         return;
     }
-    {
+    if mode != "start" {
         let conn = Connection::open(&settings.database.path).unwrap();
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS t (seq INTEGER PRIMARY KEY, pad BLOB);
@@ -645,6 +645,8 @@ fn three_rows(db: &Path) {
 
 #[path = "replication/alone.rs"]
 mod alone;
+#[path = "replication/identity.rs"]
+mod identity;
 #[cfg(feature = "cli")]
 #[path = "replication/orphan.rs"]
 mod orphan;

@@ -91,14 +91,16 @@ impl Store {
             ));
         }
         let to = migrations.len();
-        // The one commit is fsynced whatever database.synchronous says.
-        self.conn
-            .pragma_update(None, "synchronous", "FULL")
+        // The one commit is fsynced whatever database.synchronous says
+        // (walguard's own PRAGMA: the guard lets it through).
+        self.guard
+            .own(|| self.conn.pragma_update(None, "synchronous", "FULL"))
             .map_err(|source| self.pragma_error("synchronous", source))?;
         let applied = self.apply_all(pending, to);
+        let level = self.settings.synchronous.as_str();
         let restored = self
-            .conn
-            .pragma_update(None, "synchronous", self.settings.synchronous.as_str())
+            .guard
+            .own(|| self.conn.pragma_update(None, "synchronous", level))
             .map_err(|source| self.pragma_error("synchronous", source));
         applied?;
         restored?;
@@ -156,8 +158,8 @@ impl Store {
             .iter()
             .try_for_each(|migration| self.apply_one(migration))
             .and_then(|()| {
-                self.conn
-                    .pragma_update(None, "user_version", to as i64)
+                self.guard
+                    .own(|| self.conn.pragma_update(None, "user_version", to as i64))
                     .map_err(|source| self.pragma_error("user_version", source))
             })
             .and_then(|()| {
@@ -190,6 +192,7 @@ impl Store {
         let mut at = skip_empty(text, 0);
         while at < text.len() {
             let rest = &text[at..];
+            self.guard.clear_denied();
             let statement = {
                 let mut batch = rusqlite::Batch::new(&self.conn, rest);
                 match batch.next() {
@@ -203,7 +206,7 @@ impl Store {
                         stmt.expanded_sql()
                     }
                     Ok(None) => return Ok(()),
-                    Err(e) => return Err(fail(first_line(rest), e.to_string())),
+                    Err(e) => return Err(fail(first_line(rest), self.why(first_line(rest), e))),
                 }
             };
             // With no parameters SQLite's text of the statement is the
@@ -224,12 +227,26 @@ impl Store {
                     sql: sql_for_error(&piece),
                 });
             }
+            self.guard.clear_denied();
             self.conn
                 .execute_batch(&piece)
-                .map_err(|e| fail(&piece, e.to_string()))?;
+                .map_err(|e| fail(&piece, self.why(&piece, e)))?;
             at = skip_empty(text, at + piece.len());
         }
         Ok(())
+    }
+}
+
+impl Store {
+    /// What a failed migration statement's error says: SQLite's message, or
+    /// the guard's refusal when it denied a change of a guarded setting
+    /// (`PRAGMA synchronous = OFF` in a migration is refused like anywhere
+    /// else).
+    fn why(&self, sql: &str, source: rusqlite::Error) -> String {
+        match self.statement_error(sql, source) {
+            Error::Statement { source, .. } => source.to_string(),
+            guarded => guarded.to_string(),
+        }
     }
 }
 

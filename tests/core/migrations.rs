@@ -262,7 +262,8 @@ fn a_migration_failing_halfway_through_its_text_applies_nothing() {
 }
 
 /// Siblings of the failure: a syntax error in the first statement, a
-/// constraint violation, SQL that cannot run in a transaction, parameters.
+/// constraint violation, SQL that cannot run in a transaction, parameters,
+/// a change of a setting the store guards.
 #[test]
 fn every_kind_of_failing_statement_applies_nothing() {
     let cases = [
@@ -273,6 +274,9 @@ fn every_kind_of_failing_statement_applies_nothing() {
         ),
         ("VACUUM", "VACUUM"),
         ("INSERT INTO orders (item) VALUES (?1)", "no parameters"),
+        // walguard's own settings stay walguard's (the store's guard).
+        ("PRAGMA synchronous = OFF", "database.synchronous"),
+        ("PRAGMA journal_mode = DELETE", "journal_mode"),
     ];
     for (sql, expected) in cases {
         let (_dir, path) = temp_db();
