@@ -514,6 +514,13 @@ fn summary_text(settings: &Settings, outcome: &Outcome) -> String {
             );
         }
     }
+    if report.db.file_returned {
+        let _ = writeln!(
+            text,
+            "the database file {} was away from its path during the session and the same file came back (renamed back): every acknowledged write is in it; writes and checkpoints were refused while it was away",
+            settings.database.path.display()
+        );
+    }
     if let Some(error) = &report.db.close_error {
         let _ = writeln!(text, "close: {error}");
     }
@@ -552,6 +559,7 @@ fn summary_json(settings: &Settings, outcome: &Outcome) -> serde_json::Value {
         "durable_commits": if report.db.file_gone || off { Some(0) } else { d.map(|d| d.durable_commits()) },
         "exposed_commits": if report.db.file_gone || off { d.map(|d| d.commits()) } else { d.map(|d| d.exposed_commits()) },
         "file_gone": report.db.file_gone,
+        "file_returned": report.db.file_returned,
         "replicated_commits": report.replication.map(|r| r.commits),
         "replicated_writes": report.replication.map(|r| r.writes),
         "replication_lag_s": report.replication.map(|r| secs(r.lag)),
