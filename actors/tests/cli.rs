@@ -947,12 +947,12 @@ fn two_runs_at_once_on_a_new_path_the_loser_hears_served_by_another_engine() {
         let outcomes = two_runs_at_once(dir.path(), n, false);
         let winners = outcomes.iter().filter(|(code, _)| *code == Some(0)).count();
         assert_eq!(winners, 1, "race {n}: {outcomes:#?}");
-        let (code, said) = outcomes
-            .iter()
-            .find(|(code, _)| *code != Some(0))
-            .unwrap();
+        let (code, said) = outcomes.iter().find(|(code, _)| *code != Some(0)).unwrap();
         assert_eq!(*code, Some(1), "race {n}: {said}");
-        assert!(said.contains("is served by another engine"), "race {n}: {said}");
+        assert!(
+            said.contains("is served by another engine"),
+            "race {n}: {said}"
+        );
         assert!(said.contains("-walguard.lock"), "race {n}: {said}");
     }
     // The negative control.

@@ -484,8 +484,15 @@ async fn a_closure_that_replaces_the_wal_hook_finds_it_set_back() {
         .call(|c| c.query_row("PRAGMA wal_checkpoint(NOOP)", [], |r| r.get(1)))
         .await
         .unwrap();
-    assert!(frames >= 40, "the closure's commits passed the threshold: {frames}");
-    assert_eq!(size_checkpoints(&guard).await, 0, "no size checkpoint under the closure's hook");
+    assert!(
+        frames >= 40,
+        "the closure's commits passed the threshold: {frames}"
+    );
+    assert_eq!(
+        size_checkpoints(&guard).await,
+        0,
+        "no size checkpoint under the closure's hook"
+    );
     db.execute(insert(1)).await.unwrap();
     assert_eq!(size_checkpoints(&guard).await, 1, "walguard's hook is back");
     guard.shutdown().await.unwrap();

@@ -170,7 +170,10 @@ async fn ticks_after_a_restart_keep_the_original_schedule() {
         let late = late(start, &ticks);
         eprintln!("fault at {fault_at:?}: late by {late:?}");
         assert!(
-            ticks.iter().zip(1u32..).all(|(t, k)| *t >= start + MINUTE * k)
+            ticks
+                .iter()
+                .zip(1u32..)
+                .all(|(t, k)| *t >= start + MINUTE * k)
                 && late.iter().all(|d| *d <= WHEEL),
             "fault at {fault_at:?}: late by {late:?}"
         );

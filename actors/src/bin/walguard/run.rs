@@ -166,8 +166,7 @@ pub(crate) fn run(args: &RunArgs, global: &Global) -> Result<(), CliError> {
         engine_lock,
         args,
         on_terminal,
-    ))
-    {
+    )) {
         Ok(outcome) => outcome,
         // No session report: say so and exit now, before the actors that
         // are dropped with the system log an end-of-session event that
