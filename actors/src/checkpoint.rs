@@ -66,9 +66,19 @@ pub struct CheckpointActor {
     /// Litestream owns checkpointing ([`SetCheckpointOwner`]): ticks pass
     /// without a checkpoint (and are not counted as skipped).
     deferred: bool,
-    /// The negative control of the restart schedule's test: after a
-    /// restart, the loop starts again from its first tick (issue 21 item 8).
-    old_restart_schedule: bool,
+    /// How the loop comes back after a restart.
+    restart: RestartSchedule,
+}
+
+/// How [`CheckpointActor`] registers its loop again after a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RestartSchedule {
+    /// On the original deadlines (the behaviour).
+    Original,
+    /// From the first tick after the restart: the negative control of the
+    /// restart schedule's test (issue 21 item 8).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    FromFirstTick,
 }
 
 impl CheckpointActor {
@@ -87,7 +97,7 @@ impl CheckpointActor {
             deferred: false,
             anchor: None,
             fired: 0,
-            old_restart_schedule: false,
+            restart: RestartSchedule::Original,
         }
     }
 
@@ -98,7 +108,7 @@ impl CheckpointActor {
     #[doc(hidden)]
     #[must_use]
     pub fn restart_schedule_from_first_tick_for_tests(mut self) -> Self {
-        self.old_restart_schedule = true;
+        self.restart = RestartSchedule::FromFirstTick;
         self
     }
 
@@ -123,7 +133,7 @@ impl CheckpointActor {
         // Deadlines of the schedule that have passed by now.
         let passed = u32::try_from(now.saturating_duration_since(anchor).as_nanos() / period)
             .unwrap_or(u32::MAX);
-        if self.old_restart_schedule {
+        if self.restart == RestartSchedule::FromFirstTick {
             let next = anchor + self.interval * passed.saturating_add(1);
             let wait = next.saturating_duration_since(now);
             self.timer = Some(ctx.run_later(wait, |act, ctx| {

@@ -158,16 +158,7 @@ impl WalGuardBuilder {
             return Err(Error::NoSystem);
         }
         // One engine per file: the lock comes before the connection.
-        let engine_lock = match engine_lock {
-            Some(lock) if lock.database() == settings.database.path => lock,
-            Some(lock) => {
-                return Err(Error::EngineLockForAnotherDatabase {
-                    lock: lock.database().to_owned(),
-                    database: settings.database.path.clone(),
-                });
-            }
-            None => EngineLock::acquire(&settings.database.path)?,
-        };
+        let engine_lock = engine_lock_for(&settings, engine_lock)?;
         let replication_on = settings.replication.is_on();
         if replication_on {
             replication_before_open(&settings)?;
@@ -665,6 +656,19 @@ fn replication_after_open(settings: &Settings, store: &mut Store) -> Result<()> 
     }
     crate::replication::stamp_identity(settings)?;
     Ok(())
+}
+
+/// The engine lock of `database.path`: `given` when it is for that path,
+/// else taken now.
+fn engine_lock_for(settings: &Settings, given: Option<EngineLock>) -> Result<EngineLock> {
+    match given {
+        Some(lock) if lock.database() == settings.database.path => Ok(lock),
+        Some(lock) => Err(Error::EngineLockForAnotherDatabase {
+            lock: lock.database().to_owned(),
+            database: settings.database.path.clone(),
+        }),
+        None => Ok(EngineLock::acquire(&settings.database.path)?),
+    }
 }
 
 /// The negative control of the replication tests: `WALGUARD_TEST_NO_REPLICA_HOLD=1`
