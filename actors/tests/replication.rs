@@ -266,7 +266,7 @@ fn replication_child() {
         .with_ansi(false)
         .with_env_filter("walguard=info,walguard_actors=info")
         .try_init();
-    let looks_closer = matches!(mode.as_str(), "alone" | "external" | "exposure");
+    let looks_closer = matches!(mode.as_str(), "alone" | "external" | "exposure" | "flood");
     actix::System::new().block_on(async move {
         let started = if std::env::var_os(CHILD_MIGRATIONS_ENV).is_some() {
             walguard_actors::WalGuard::start_with_migrations(settings.clone(), replica_migrations())
@@ -345,11 +345,13 @@ fn replication_child() {
         };
         let total: u64 = match mode.as_str() {
             "clean" | "exposure" => 500,
+            "flood" => 20_000,
             "external" => 300,
             _ => u64::MAX,
         };
-        if replicated_ack {
-            // Many writers: groups grow while they wait for the replica.
+        if replicated_ack || mode == "flood" {
+            // Many writers: groups grow while they wait for the replica;
+            // `flood` sends as fast as the writer takes them.
             let next = std::rc::Rc::new(std::cell::Cell::new(1u64));
             let mut tasks = Vec::new();
             for _ in 0..16 {
@@ -657,6 +659,8 @@ mod outside;
 mod run_sigterm;
 #[path = "replication/sftp.rs"]
 mod sftp;
+#[path = "replication/wal_brake.rs"]
+mod wal_brake;
 
 /// Runs the child to its end; its stdout lines.
 fn run_child(config: &Path, mode: &str, secret: &str, out: Option<&Path>) -> Vec<String> {

@@ -237,17 +237,8 @@ impl WalGuardBuilder {
             Some(metrics.clone().recipient()),
         ));
 
-        let replication = prepared.map(|prepared| {
-            ReplicationActor::new(
-                settings.replication.clone(),
-                prepared,
-                db.clone(),
-                Some(checkpoint.clone()),
-                Some(metrics.clone().recipient()),
-            )
-            .start()
-        });
-
+        let replication = prepared
+            .map(|prepared| start_replication(&settings, prepared, &db, &checkpoint, &metrics));
         Ok(WalGuard {
             replication,
             db: DbHandle::with_lane(db.clone(), Arc::clone(&state), lane.wake(&db)),
@@ -633,6 +624,33 @@ fn watchdog(
         tracing::warn!(target: "walguard::system", error = %e, "cannot start the shutdown watchdog; the shutdown has no deadline");
     }
     (done_tx, gave_up_rx)
+}
+
+/// Starts the replication actor for a Litestream made ready, and gives
+/// `DbActor` its WAL brake (`DbActor`'s "Beside Litestream").
+fn start_replication(
+    settings: &Settings,
+    prepared: crate::replication::Prepared,
+    db: &Addr<DbActor>,
+    checkpoint: &Addr<CheckpointActor>,
+    metrics: &Addr<MetricsActor>,
+) -> Addr<ReplicationActor> {
+    let replication = ReplicationActor::new(
+        settings.replication.clone(),
+        prepared,
+        db.clone(),
+        Some(checkpoint.clone()),
+        Some(metrics.clone().recipient()),
+    )
+    .start();
+    db.do_send(crate::messages::SetWalBrake {
+        to: replication.clone().recipient(),
+        frames: settings
+            .checkpoint
+            .size_threshold_frames
+            .saturating_mul(crate::db::BRAKE_THRESHOLD_FACTOR),
+    });
+    replication
 }
 
 /// With replication on, before the store opens: the restore on start
