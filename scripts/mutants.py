@@ -333,8 +333,8 @@ MUTANTS = [
         "neighbours: a second engine on a served file",
         [(
             "actors/src/system/mod.rs",
-            "let engine_lock = EngineLock::acquire(&settings.database.path)?;",
-            'let engine_lock = EngineLock::acquire(&settings.database.path.with_extension(format!("{:?}", std::time::Instant::now()).replace(|c: char| !c.is_ascii_alphanumeric(), "")))?;',
+            "None => Ok(EngineLock::acquire(&settings.database.path)?),",
+            'None => Ok(EngineLock::acquire(&settings.database.path.with_extension(format!("{:?}", std::time::Instant::now()).replace(|c: char| !c.is_ascii_alphanumeric(), "")))?),',
         )],
         [
             actors("neighbours::a_second_engine_on_a_served_file_is_refused"),

@@ -240,7 +240,7 @@ pub enum Error {
     },
     /// Another engine serves this database: it holds the engine lock
     /// ([`EngineLock`](crate::EngineLock)).
-    #[error("database {} is already served by another walguard engine ({}); lock file {}", path.display(), holder(*pid), lock.display())]
+    #[error("database {} is served by another engine (walguard, {}); lock file {}", path.display(), holder(*pid), lock.display())]
     AlreadyServed {
         /// The database path.
         path: PathBuf,

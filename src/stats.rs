@@ -195,10 +195,16 @@ pub struct DbSummary {
     pub durability: Option<Durability>,
     /// Why closing the connection failed, if it did.
     pub close_error: Option<String>,
-    /// The database file was found deleted, renamed or replaced during the
-    /// session ([`Store::check_file`](crate::Store::check_file)): what was
-    /// acknowledged may not be where the path leads.
+    /// The database file was deleted, renamed or replaced, and was not back
+    /// at its path at the end of the session
+    /// ([`Store::file_is_gone`](crate::Store::file_is_gone)): what was
+    /// acknowledged is not where the path leads.
     pub file_gone: bool,
+    /// The database file was away from its path during the session
+    /// (deleted, renamed or replaced) and the very same file was back at
+    /// the end (renamed back): everything acknowledged is in the file at
+    /// the path; writes and checkpoints were refused while it was away.
+    pub file_returned: bool,
 }
 
 /// Session statistics: the window, whole-session quantiles, and counts.

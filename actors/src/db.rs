@@ -1090,8 +1090,12 @@ impl Handler<Shutdown> for DbActor {
         if let Some(report) = &report {
             self.publish(report);
         }
+        // Where the file is now, whether or not a TRUNCATE just looked: a
+        // file renamed back is the same file, with every acknowledged write.
+        let _ = store.check_file();
         summary.durability = Some(store.durability());
-        summary.file_gone = store.file_was_gone();
+        summary.file_gone = store.file_is_gone();
+        summary.file_returned = store.file_was_gone() && !store.file_is_gone();
         self.state.set_interrupt(None);
         if let Err((store, e)) = store.close() {
             let error = walguard::checkpoint::error_chain(&e);

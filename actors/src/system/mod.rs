@@ -79,9 +79,25 @@ pub struct WalGuardBuilder {
     placement: Placement,
     vfs: Option<String>,
     migrations: Option<Migrations>,
+    engine_lock: Option<EngineLock>,
 }
 
 impl WalGuardBuilder {
+    /// Starts under `lock`, an engine lock the caller already holds, instead
+    /// of taking it at [`WalGuardBuilder::start`]: for a program that must
+    /// prepare the file (create it, restore it, migrate it by hand) under
+    /// the lock, so that a second engine started at the same moment hears
+    /// [`walguard::Error::AlreadyServed`] and never a half-made file. The
+    /// `walguard run` command does this.
+    ///
+    /// [`WalGuardBuilder::start`] fails with
+    /// [`Error::EngineLockForAnotherDatabase`] when `lock` is for another
+    /// path than `database.path`.
+    pub fn engine_lock(mut self, lock: EngineLock) -> Self {
+        self.engine_lock = Some(lock);
+        self
+    }
+
     /// Brings the schema to the latest of `migrations` at start, before the
     /// writer serves anything (see [`WalGuardBuilder::start`] and
     /// [`walguard::migrations`]).
@@ -127,20 +143,22 @@ impl WalGuardBuilder {
     /// [`walguard::Error::MigrationFailed`],
     /// [`walguard::Error::MigrationSplitsTransaction`] (nothing applied,
     /// the engine lock released); [`Error::NoSystem`] outside a running
-    /// `System`.
+    /// `System`; [`Error::EngineLockForAnotherDatabase`] when the lock given
+    /// to [`WalGuardBuilder::engine_lock`] is for another path.
     pub fn start(self) -> Result<WalGuard> {
         let Self {
             settings,
             placement,
             vfs,
             migrations,
+            engine_lock,
         } = self;
         settings.validate()?;
         if System::try_current().is_none() {
             return Err(Error::NoSystem);
         }
         // One engine per file: the lock comes before the connection.
-        let engine_lock = EngineLock::acquire(&settings.database.path)?;
+        let engine_lock = engine_lock_for(&settings, engine_lock)?;
         let replication_on = settings.replication.is_on();
         if replication_on {
             replication_before_open(&settings)?;
@@ -272,6 +290,7 @@ impl WalGuard {
             placement: Placement::default(),
             vfs: None,
             migrations: None,
+            engine_lock: None,
         }
     }
 
@@ -655,6 +674,19 @@ fn replication_after_open(settings: &Settings, store: &mut Store) -> Result<()> 
     }
     crate::replication::stamp_identity(settings)?;
     Ok(())
+}
+
+/// The engine lock of `database.path`: `given` when it is for that path,
+/// else taken now.
+fn engine_lock_for(settings: &Settings, given: Option<EngineLock>) -> Result<EngineLock> {
+    match given {
+        Some(lock) if lock.database() == settings.database.path => Ok(lock),
+        Some(lock) => Err(Error::EngineLockForAnotherDatabase {
+            lock: lock.database().to_owned(),
+            database: settings.database.path.clone(),
+        }),
+        None => Ok(EngineLock::acquire(&settings.database.path)?),
+    }
 }
 
 /// The negative control of the replication tests: `WALGUARD_TEST_NO_REPLICA_HOLD=1`
