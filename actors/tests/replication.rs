@@ -1138,3 +1138,63 @@ fn bad_input_names_the_setting_and_loses_no_local_write() {
         );
     }
 }
+
+/// `ack: replicated` while the S3 server is gone: a write held for the
+/// replica is answered `NotReplicated` about `max_lag` after its commit,
+/// not when the hung sync gives up (10 s): the replies past `max_lag` are
+/// let go on every tick, also while a sync is in flight.
+#[test]
+fn ack_replicated_answers_at_max_lag_while_the_replica_is_unreachable() {
+    if !tools() {
+        return;
+    }
+    let s3 = S3::start();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("engine.db");
+    let config = config(
+        work.path(),
+        &db,
+        &s3.endpoint(),
+        "unreachable",
+        "replicated",
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("max_lag: 30s", "max_lag: 1s");
+    std::fs::write(&config, text).unwrap();
+    let mut run = Running::new(child(&config, "run", SECRET, None));
+    run.until(Duration::from_secs(20), "writes replicated", |r| {
+        r.replicated >= 50
+    });
+    drop(s3);
+    let gone = Instant::now();
+    run.until(
+        Duration::from_secs(15),
+        "a write answered not replicated",
+        |r| !r.failed.is_empty(),
+    );
+    let first = gone.elapsed();
+    run.lose_machine();
+    let waited: Vec<u64> = run
+        .failed
+        .iter()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("within ")?;
+            rest.split("ms").next()?.parse().ok()
+        })
+        .collect();
+    assert!(
+        !waited.is_empty(),
+        "no NotReplicated answer: {:?}",
+        run.failed
+    );
+    let longest = *waited.iter().max().unwrap();
+    assert!(
+        longest < 3000,
+        "a held write waited {longest} ms for the replica, max_lag 1 s (the hung sync's timeout is 10 s): {:?}",
+        run.failed
+    );
+    eprintln!(
+        "S3 gone: the first write answered not replicated {first:?} later; held writes waited at most {longest} ms (max_lag 1 s)"
+    );
+}

@@ -165,34 +165,54 @@ impl Files {
     /// serving this database owns it. SIGTERM, then SIGKILL after
     /// [`ORPHAN_STOP_TIMEOUT`]; then the stale socket goes. The pids
     /// stopped. Linux only (elsewhere there is no `/proc` to find them).
+    #[must_use = "the pids of the orphans stopped"]
     pub fn stop_orphans(&self) -> Vec<u32> {
-        let orphans = litestreams_with_arg(&self.config);
-        for &pid in &orphans {
-            tracing::warn!(
-                target: "walguard::replication",
-                pid,
-                config = %self.config.display(),
-                "a litestream left by a walguard that did not stop still runs for this database; replacing it"
-            );
-            signal(pid, "-TERM");
-            let started = Instant::now();
-            while process_exists(pid) && started.elapsed() < ORPHAN_STOP_TIMEOUT {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if process_exists(pid) {
-                signal(pid, "-KILL");
-                let started = Instant::now();
-                while process_exists(pid) && started.elapsed() < ORPHAN_STOP_TIMEOUT {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
+        let orphans = stop_litestreams_with_arg(&self.config);
         if !orphans.is_empty() || !Child::socket_open(self) {
             // A socket file nothing answers on is a leftover too.
             let _ = std::fs::remove_file(&self.socket);
         }
         orphans
     }
+}
+
+/// Stops every `litestream` (other than this process) with `arg` among its
+/// arguments (SIGTERM, then SIGKILL after [`ORPHAN_STOP_TIMEOUT`]); the
+/// pids stopped. See [`Files::stop_orphans`].
+pub(crate) fn stop_litestreams_with_arg(arg: &Path) -> Vec<u32> {
+    let orphans = litestreams_with_arg(arg);
+    for &pid in &orphans {
+        tracing::warn!(
+            target: "walguard::replication",
+            pid,
+            config = %arg.display(),
+            "a litestream left by a walguard that did not stop still runs for this database; replacing it"
+        );
+        signal(pid, "-TERM");
+        let started = Instant::now();
+        while process_exists(pid) && started.elapsed() < ORPHAN_STOP_TIMEOUT {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if process_exists(pid) {
+            signal(pid, "-KILL");
+            let started = Instant::now();
+            while process_exists(pid) && started.elapsed() < ORPHAN_STOP_TIMEOUT {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    orphans
+}
+
+/// The config file of a `litestream restore` into `out`
+/// ([`restore`]).
+pub(crate) fn restore_config(out: &Path) -> PathBuf {
+    walguard::files::sibling(out, "-litestream-restore.yml")
+}
+
+/// The config file of the probe of `db`'s replica ([`replica_exists`]).
+pub(crate) fn probe_config(db: &Path) -> PathBuf {
+    walguard::files::sibling(db, "-litestream-probe.yml")
 }
 
 /// Sends `signal` (`-TERM`, `-KILL`) to `pid` with the system's `kill`.
@@ -438,6 +458,13 @@ impl Child {
     /// log and the setting its last line points at.
     pub fn ready(&mut self, files: &Files) -> Result<bool, ReplicationError> {
         if let Some(status) = self.exited() {
+            if status.code().is_none() {
+                // Killed by a signal: no setting is to blame.
+                return Err(ReplicationError::Start {
+                    binary: self.binary.clone(),
+                    error: format!("it was killed ({status}){}", self.log_tail()),
+                });
+            }
             let last = self.last_line();
             return Err(ReplicationError::Start {
                 binary: self.binary.clone(),
@@ -616,7 +643,7 @@ pub fn restore(
     // The config goes beside the new file (the old machine's directory
     // may not exist here), and goes away afterwards.
     let restore_files = Files {
-        config: walguard::files::sibling(out, "-litestream-restore.yml"),
+        config: restore_config(out),
         ..files.clone()
     };
     // A restore runs no checkpoint: Litestream's defaults will do.
@@ -647,7 +674,7 @@ pub fn replica_exists(
     settings: &ReplicationSettings,
 ) -> Result<bool, ReplicationError> {
     let probe = Files {
-        config: walguard::files::sibling(&files.db, "-litestream-probe.yml"),
+        config: probe_config(&files.db),
         ..files.clone()
     };
     probe.write_config(settings, CheckpointHandover::default())?;

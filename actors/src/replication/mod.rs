@@ -160,9 +160,13 @@ pub fn check_identity(settings: &walguard::Settings) -> Result<(), ReplicationEr
             let _ = std::fs::remove_file(file);
         }
     };
-    // A scratch file left by a start that was killed.
-    remove_scratch();
+    // What a start that was killed during this check left: its probe or
+    // restore still running (they would write the scratch file later), and
+    // the scratch file.
     let files = Files::for_db(path, r.socket.as_deref())?;
+    child::stop_litestreams_with_arg(&child::probe_config(&files.db));
+    child::stop_litestreams_with_arg(&child::restore_config(&scratch));
+    remove_scratch();
     // A quick, bounded look first: a wrong endpoint fails here in seconds,
     // and without a replica nothing is restored.
     if replica_exists(&r.litestream_binary, &files, r)? {
@@ -334,7 +338,7 @@ impl ReplicationActor {
         } else {
             let binary = settings.litestream_binary.clone();
             check_binary(&binary)?;
-            files.stop_orphans();
+            let _stopped = files.stop_orphans();
             files.check_no_other()?;
             files.write_config(settings, handover)?;
             let child = Child::start(&binary, &files, settings)?;
@@ -551,12 +555,11 @@ impl ReplicationActor {
         if self.in_flight || !self.litestream_running() {
             // No sync will tell the commits made meanwhile: look at them,
             // so the lag (and its warning, and the gauge) keeps growing
-            // while Litestream is down or a sync hangs.
-            if !self.litestream_running() {
-                // Replies held for the replica past `max_lag` are answered
-                // (not replicated) even while no sync answers.
-                self.db.do_send(ReplicatedThrough(None));
-            }
+            // while Litestream is down or a sync hangs. Replies held for
+            // the replica past `max_lag` are answered (not replicated)
+            // even while no sync answers: a sync can hang for its whole
+            // timeout (the S3 server gone).
+            self.db.do_send(ReplicatedThrough(None));
             return;
         }
         let due = self

@@ -149,9 +149,16 @@ pub(crate) fn run(args: &RunArgs, global: &Global) -> Result<(), CliError> {
     } else {
         None
     };
-    if settings.replication.is_on() && settings.replication.restore_on_start {
-        // Before the demo's checks create anything at the path.
-        walguard_actors::replication::restore_if_missing(&settings)
+    if settings.replication.is_on() {
+        // Before the demo's checks create anything at the path: the
+        // restore on start, and the replica's identity (a new database is
+        // judged new, not "another database" with the demo's tables). The
+        // system checks the identity again at its start.
+        if settings.replication.restore_on_start {
+            walguard_actors::replication::restore_if_missing(&settings)
+                .map_err(walguard_actors::Error::from)?;
+        }
+        walguard_actors::replication::check_identity(&settings)
             .map_err(walguard_actors::Error::from)?;
     }
     engine::check_target(&settings.database.path)?;
