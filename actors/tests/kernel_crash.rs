@@ -37,9 +37,10 @@
 //! checks the same runs against a wrong claim ("under `normal` every
 //! acknowledged write is durable"), which must fail in some of them.
 //!
-//! In CI (`CI=true`) a missing tool fails the test; elsewhere the tests
-//! skip with the command that installs the tools
-//! (`scripts/kernel-lab/install.sh`). On demand, the long run of
+//! A missing tool fails the test with one line naming it and the command
+//! that installs the tools (`scripts/kernel-lab/install.sh`, which
+//! `scripts/test`, the README's test command, runs where it may); no test
+//! skips. On demand, the long run of
 //! `docs/reliability.md`:
 //!
 //! ```text
@@ -72,6 +73,9 @@ mod images;
 mod nbd;
 #[path = "kernel_crash/protocol.rs"]
 mod protocol;
+#[path = "support/tools.rs"]
+#[allow(dead_code)] // This binary uses `require` alone.
+mod tools;
 #[path = "kernel_crash/vm.rs"]
 mod vm;
 
@@ -119,43 +123,41 @@ pub(crate) fn replay(seed: u64, disk: Disk) -> String {
     )
 }
 
-/// The lab, built once per test binary, or `None` (with the reason
-/// printed) when its tools are missing outside CI. In CI (`CI=true`) a
-/// missing tool fails the test.
-fn lab() -> Option<&'static Lab> {
-    static LAB: OnceLock<Option<Lab>> = OnceLock::new();
+/// The lab, built once per test binary. A missing tool fails the test
+/// with one line naming it and the command that installs it
+/// ([`tools::require`]); it never skips.
+fn lab() -> &'static Lab {
+    static LAB: OnceLock<Lab> = OnceLock::new();
     LAB.get_or_init(|| {
-        let tools = match host::Tools::find() {
-            Ok(tools) => tools,
-            Err(e) => {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "the kernel crash lab's tools must be installed in CI: {e}"
-                );
-                eprintln!("SKIPPED: {e}");
-                return None;
-            }
-        };
-        Some(Lab::build(tools).unwrap_or_else(|e| panic!("building the lab: {e}")))
+        let found = host::Tools::find();
+        tools::require(
+            found.is_ok(),
+            &format!(
+                "the kernel crash lab's tools ({})",
+                found.as_ref().err().map_or("", String::as_str)
+            ),
+            "run the tests with `scripts/test` as root or with sudo, or run \
+             `scripts/kernel-lab/install.sh`",
+        );
+        let tools = found.unwrap_or_else(|e| panic!("{e}"));
+        Lab::build(tools).unwrap_or_else(|e| panic!("building the lab: {e}"))
     })
-    .as_ref()
 }
 
 /// The CI campaign of `disk`, run once and shared by the tests that read
 /// it. The two failures' campaigns run side by side (one VM each).
-fn ci_campaign(disk: Disk) -> Option<&'static Summary> {
-    static OS_CRASH: OnceLock<Option<Summary>> = OnceLock::new();
-    static POWER_CUT: OnceLock<Option<Summary>> = OnceLock::new();
+fn ci_campaign(disk: Disk) -> &'static Summary {
+    static OS_CRASH: OnceLock<Summary> = OnceLock::new();
+    static POWER_CUT: OnceLock<Summary> = OnceLock::new();
     let (cell, iterations) = match disk {
         Disk::OsCrash => (&OS_CRASH, CI_ITERATIONS),
         Disk::PowerCut => (&POWER_CUT, CI_POWER_CUTS),
     };
     cell.get_or_init(|| {
-        let summary = campaign::campaign(lab()?, disk, first_seed(), iterations, 1);
+        let summary = campaign::campaign(lab(), disk, first_seed(), iterations, 1);
         eprintln!("{summary}");
-        Some(summary)
+        summary
     })
-    .as_ref()
 }
 
 /// OS crash under the real kernel: no corruption, nothing lost at or
@@ -164,9 +166,7 @@ fn ci_campaign(disk: Disk) -> Option<&'static Summary> {
 /// losing writes after its durable point), or it proves nothing.
 #[test]
 fn os_crash_on_a_real_kernel_keeps_the_durable_point() {
-    let Some(summary) = ci_campaign(Disk::OsCrash) else {
-        return;
-    };
+    let summary = ci_campaign(Disk::OsCrash);
     assert!(summary.harness.is_empty(), "{}", summary.harness.join("\n"));
     assert!(
         summary.violations.is_empty(),
@@ -186,9 +186,7 @@ fn os_crash_on_a_real_kernel_keeps_the_durable_point() {
 /// refute it in some runs. If they could not, the check could not fail.
 #[test]
 fn negative_control_the_wrong_claim_fails() {
-    let Some(summary) = ci_campaign(Disk::OsCrash) else {
-        return;
-    };
+    let summary = ci_campaign(Disk::OsCrash);
     assert!(summary.harness.is_empty(), "{}", summary.harness.join("\n"));
     assert!(
         summary.wrong_claim_failed > 0,
@@ -208,9 +206,7 @@ fn negative_control_the_wrong_claim_fails() {
 /// more than the OS crash.
 #[test]
 fn power_cut_with_a_volatile_disk_cache_keeps_the_durable_point() {
-    let Some(summary) = ci_campaign(Disk::PowerCut) else {
-        return;
-    };
+    let summary = ci_campaign(Disk::PowerCut);
     assert!(summary.harness.is_empty(), "{}", summary.harness.join("\n"));
     assert!(
         summary.violations.is_empty(),
@@ -233,7 +229,7 @@ fn power_cut_with_a_volatile_disk_cache_keeps_the_durable_point() {
 #[ignore = "long: run on demand, see the module docs"]
 fn kernel_crash_on_demand() {
     let disk = Disk::from_env().unwrap_or_else(|e| panic!("{e}"));
-    let Some(lab) = lab() else { return };
+    let lab = lab();
     let n = number("WALGUARD_KERNEL_LAB_ITERATIONS", ON_DEMAND_ITERATIONS);
     let jobs = number("WALGUARD_KERNEL_LAB_JOBS", 1);
     let summary = campaign::campaign(lab, disk, first_seed(), n, jobs);

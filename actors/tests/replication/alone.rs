@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use super::{
     KEY, RATE_PER_S, Running, S3, SECRET, SYNC_PERIOD, check_loss, child_with, restore, sigkill,
-    tools,
 };
 
 /// `checkpoint.size_threshold_frames` here: while walguard owns
@@ -63,9 +62,7 @@ fn wrapper(dir: &Path, gate: &Path) -> std::path::PathBuf {
 // One scenario, read top to bottom: kill, outage, return, machine loss.
 #[allow(clippy::too_many_lines)]
 fn litestream_killed_alone_walguard_serves_bounds_the_wal_and_replication_resumes() {
-    if !tools() {
-        return;
-    }
+    super::require_replication_tools();
     let s3 = S3::start();
     let work = tempfile::tempdir().unwrap();
     let machine = work.path().join("machine");
