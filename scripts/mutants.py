@@ -355,6 +355,39 @@ MUTANTS = [
             actors("neighbours::shutdown_ends_writes_waiting_on_a_lock_within_its_budget"),
         ],
     ),
+    Mutant(
+        "drain-one-round",
+        "the shutdown's drain serves one round of the lane only",
+        "a clean shutdown answers every request the lane accepted",
+        [(
+            "actors/src/db.rs",
+            "        while self.lane.as_ref().is_some_and(|l| !l.is_empty()) {\n            self.serve_lane(ctx);",
+            "        if self.lane.as_ref().is_some_and(|l| !l.is_empty()) {\n            self.serve_lane(ctx);",
+        )],
+        [actors("lane::shutdown_serves_every_request_the_lane_accepted")],
+    ),
+    Mutant(
+        "identity-inode-only",
+        "the file identity ignores the device (an inode is unique only on its own file system)",
+        "neighbours: a database file replaced under the store",
+        [(
+            "src/store/identity.rs",
+            "            Ok(Self {\n                device: meta.dev(),",
+            "            Ok(Self {\n                device: 0,",
+        )],
+        [Test(CORE, "--lib", "store::identity::tests::the_identity_is_the_device_and_the_inode")],
+    ),
+    Mutant(
+        "missing-tool-skips",
+        "a replication test returns early, as a pass, when litestream or rclone is missing",
+        "evidence: no test reports ok without running",
+        [(
+            "actors/tests/support/tools.rs",
+            "        .collect();\n    require(",
+            "        .collect();\n    if !missing.is_empty() {\n        return;\n    }\n    require(",
+        )],
+        [Test(ACTORS, "replication", "without_its_tools_a_replication_test_fails_naming_them")],
+    ),
 ]
 
 # --- the run ------------------------------------------------------------------
