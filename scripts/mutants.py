@@ -185,7 +185,19 @@ MUTANTS = [
             crash_lab("faults::injected_faults_fail_one_write_and_nothing_acknowledged_is_lost"),
             crash_lab("faults::a_hundred_checkpoint_io_faults_in_one_run"),
             power_loss("the_store_reopens_after_a_failed_checkpoint_fsync_and_loses_nothing"),
+            power_loss("if_the_reopen_fails_every_statement_is_refused_until_a_reopen_succeeds"),
         ],
+    ),
+    Mutant(
+        "stand-in-serves",
+        "the stand-in connection of a failed reopen serves statements (an empty in-memory database)",
+        "failed checkpoint fsync: if the reopen fails, every statement is refused",
+        [(
+            "src/store/reopen.rs",
+            "    conn.authorizer(Some(|_: rusqlite::hooks::AuthContext<'_>| {\n        rusqlite::hooks::Authorization::Deny\n    }))?;",
+            "    let _ = &mut conn;",
+        )],
+        [power_loss("if_the_reopen_fails_every_statement_is_refused_until_a_reopen_succeeds")],
     ),
     Mutant(
         "restart-loses-timer",

@@ -927,6 +927,65 @@ fn store_through_with(
     Ok(store)
 }
 
+/// Kind: the store's reopen after a failed checkpoint fsync fails (the
+/// file cannot be opened again). Until a later checkpoint call reopens it,
+/// every statement is refused (`not authorized`): a write, a read, and a
+/// `CREATE TABLE` that an empty stand-in database would accept and lose.
+/// Nothing refused reaches the file; the next checkpoint call reopens,
+/// completes, and writes go on. A store that never reopened at all would
+/// serve these statements on its old connection, and fail this test.
+#[test]
+fn if_the_reopen_fails_every_statement_is_refused_until_a_reopen_succeeds() -> TestResult {
+    let (_dir, path) = temp_db()?;
+    let vfs = PowerLossVfs::register()?;
+    let mut store = store_through(&vfs, &path)?;
+    for txn in 1..=5 {
+        store_commit(&mut store, txn)?;
+    }
+    vfs.inject(Fault::SyncFails {
+        file: FileKind::MainDb,
+        count: 1,
+    });
+    vfs.inject(Fault::OpenFails {
+        file: FileKind::MainDb,
+        count: 1,
+    });
+    let failed = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+    assert!(failed.io_error(), "{failed:?}");
+    assert_eq!(vfs.stats().faults_fired, 2, "the reopen did not fail");
+    let refused = [
+        store_commit(&mut store, 6).map(|()| 0),
+        store.query(&Statement::new("SELECT 1")).map(|_| 0),
+        store.execute(&Statement::new("CREATE TABLE other (a)")),
+    ];
+    for (i, outcome) in refused.into_iter().enumerate() {
+        let e = outcome.err().unwrap_or_else(|| panic!("statement {i} ran"));
+        assert!(
+            format!("{e:?}").contains("not authorized"),
+            "statement {i}: {e:?}"
+        );
+    }
+    let retried = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+    assert_eq!(
+        *retried.outcome(),
+        CheckpointOutcome::Completed,
+        "{retried:?}"
+    );
+    store_commit(&mut store, 6)?;
+    store.close().map_err(|(_, e)| e)?;
+    let conn = Connection::open(&path)?;
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'other'",
+        [],
+        |r| r.get(0),
+    )?;
+    assert_eq!(tables, 0, "a refused CREATE TABLE reached the file");
+    drop(conn);
+    // Transactions 1..=6: the refused 6 never, the one after the reopen.
+    assert_eq!(survivors(&path)?, 6);
+    Ok(())
+}
+
 /// The failed-fsync scenario of [`failed_fsync_scenario`], answered by
 /// `Store::checkpoint` itself: it reopens its connection on the I/O error.
 /// With `reader_open`, a reader stays open across the failure: the store then

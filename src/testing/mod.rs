@@ -188,6 +188,16 @@ pub enum Fault {
         /// How many writes fail.
         count: u32,
     },
+    /// Opens of `file` fail with `SQLITE_CANTOPEN` (a connection that
+    /// cannot be opened again, e.g. the store's reopen after a failed
+    /// checkpoint fsync). Not counted as an I/O operation: no file is
+    /// touched.
+    OpenFails {
+        /// Which file.
+        file: FileKind,
+        /// How many opens fail.
+        count: u32,
+    },
 }
 
 /// How much of the not-yet-synced data survives a power loss.

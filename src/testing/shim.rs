@@ -277,6 +277,14 @@ unsafe extern "C" fn x_open(
         Some(path_from_c(unsafe { CStr::from_ptr(name) }))
     };
     let lane = Lane::current();
+    if let Some(code) = kind_from_flags(flags).and_then(|kind| shared.lock().take_open_fault(kind))
+    {
+        // SAFETY: `file` points to writable memory SQLite allocated for
+        // this open; a failed xOpen must leave `pMethods` null, so that
+        // SQLite calls no method of it.
+        unsafe { (*file).pMethods = ptr::null() };
+        return code;
+    }
     let path = match (kind_from_flags(flags), path) {
         (Some(kind), Some(path)) => {
             let mut state = shared.lock();
