@@ -368,6 +368,17 @@ MUTANTS = [
         ],
     ),
     Mutant(
+        "phase1-checks-before-open-only",
+        "phase 1 checks the file before opening its connection, not again after",
+        "neighbours: the file is moved, deleted or replaced while phase 1 would run",
+        [(
+            "src/store/backfill.rs",
+            "    // The file is the one the store opened, after the open too: a file\n    // swapped in between is not checkpointed as ours.\n    if let Some(e) = gone(target) {\n        return Err(e);\n    }\n    Ok(conn)",
+            "    Ok(conn)",
+        )],
+        [power_loss("phase_one_checks_the_file_again_after_opening_its_connection")],
+    ),
+    Mutant(
         "drain-one-round",
         "the shutdown's drain serves one round of the lane only",
         "a clean shutdown answers every request the lane accepted",

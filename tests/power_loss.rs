@@ -1157,6 +1157,58 @@ fn two_phase_store(vfs: &PowerLossVfs, path: &Path, synchronous: Synchronous) ->
     Ok(store)
 }
 
+/// Kind: the database file is replaced while phase 1 opens its
+/// connection, between its check before the open and its check after.
+/// Phase 1 fails naming itself and checkpoints nothing; phase 2 finds the
+/// file gone; the durable point does not move. (A phase 1 that checked
+/// only before opening would checkpoint the file it had open as ours.)
+#[cfg(unix)]
+#[test]
+fn phase_one_checks_the_file_again_after_opening_its_connection() -> TestResult {
+    let (dir, path) = temp_db()?;
+    let vfs = PowerLossVfs::register()?;
+    let mut store = two_phase_store(&vfs, &path, Synchronous::Normal)?;
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let done_tx = std::sync::Mutex::new(done_tx);
+    store.set_backfill_waker(move || {
+        let _ = done_tx.lock().map(|tx| tx.send(()));
+    });
+    // A copy of the file takes its place right after phase 1's open.
+    let other = dir.path().join("other.db");
+    std::fs::copy(&path, &other)?;
+    let at = path.clone();
+    let swapped = Arc::new(AtomicU64::new(0));
+    let swapped_in_hook = Arc::clone(&swapped);
+    vfs.after_next_open(Lane::Backfill, FileKind::MainDb, move || {
+        if std::fs::rename(&other, &at).is_ok() {
+            swapped_in_hook.store(1, Ordering::SeqCst);
+        }
+    });
+    let durable = store.durability().durable_commits();
+    let mut txn = 0;
+    let report = loop {
+        txn += 1;
+        assert!(txn < 10_000, "no size checkpoint came");
+        // Refused once phase 2 has found the file gone.
+        let _ = store_commit(&mut store, txn);
+        if let Some(report) = store.checkpoint_if_due() {
+            break report;
+        }
+        if store.backfill_running() {
+            done.recv_timeout(Duration::from_secs(30))?;
+        }
+    };
+    assert_eq!(swapped.load(Ordering::SeqCst), 1, "phase 1 never opened");
+    let phase1 = report.backfill().expect("two phases");
+    assert!(
+        phase1.outcome().is_failure() && phase1.outcome().to_string().contains("phase-1"),
+        "phase 1 checkpointed a file that is not ours: {phase1:?}"
+    );
+    assert!(report.outcome().is_failure(), "{report:?}");
+    assert_eq!(store.durability().durable_commits(), durable);
+    Ok(())
+}
+
 /// Where a two-phase iteration aims its cut.
 #[derive(Debug, Clone, Copy)]
 enum Aim {

@@ -608,6 +608,24 @@ impl PowerLossVfs {
         self.shared.lock().inject(fault);
     }
 
+    /// Runs `action` once, right after the next successful open of a
+    /// `kind` file from a thread of `lane`, before SQLite reads it: to
+    /// change the world between an open and what its caller does next
+    /// (e.g. replace the database file under a connection phase 1 just
+    /// opened). A later call replaces an action not yet run.
+    pub fn after_next_open(
+        &self,
+        lane: Lane,
+        kind: FileKind,
+        action: impl FnOnce() + Send + 'static,
+    ) {
+        self.shared.set_after_open(shim::AfterOpen {
+            lane,
+            kind,
+            action: Box::new(action),
+        });
+    }
+
     /// Disarms all faults.
     pub fn clear_faults(&self) {
         self.shared.lock().clear_faults();
