@@ -379,6 +379,17 @@ MUTANTS = [
         [power_loss("phase_one_checks_the_file_again_after_opening_its_connection")],
     ),
     Mutant(
+        "lock-released-before-truncate",
+        "the engine lock is released before the shutdown's TRUNCATE and close",
+        "neighbours: a second engine on a served file",
+        [(
+            "actors/src/db.rs",
+            "        self.release_all_unreplicated();\n        // Best effort: a busy or failed TRUNCATE",
+            "        self.release_all_unreplicated();\n        self.engine_lock = None;\n        // Best effort: a busy or failed TRUNCATE",
+        )],
+        [actors("shutdown::the_engine_lock_is_held_until_the_shutdown_has_closed_the_store")],
+    ),
+    Mutant(
         "drain-one-round",
         "the shutdown's drain serves one round of the lane only",
         "a clean shutdown answers every request the lane accepted",
