@@ -390,6 +390,17 @@ MUTANTS = [
         [actors("shutdown::the_engine_lock_is_held_until_the_shutdown_has_closed_the_store")],
     ),
     Mutant(
+        "drain-deadline-late",
+        "the shutdown's drain deadline is three busy timeouts + 250 ms, not one",
+        "neighbours: a request holds the writer at shutdown (interrupted at `busy_timeout` + 250 ms)",
+        [(
+            "actors/src/system/mod.rs",
+            "    let drain = settings.database.busy_timeout + SHUTDOWN_DRAIN_GRACE;",
+            "    let drain = settings.database.busy_timeout * 3 + SHUTDOWN_DRAIN_GRACE;",
+        )],
+        [Test(ACTORS, "--lib", "system::tests::the_drain_deadline_is_the_busy_timeout_plus_250_ms")],
+    ),
+    Mutant(
         "drain-one-round",
         "the shutdown's drain serves one round of the lane only",
         "a clean shutdown answers every request the lane accepted",

@@ -255,6 +255,13 @@ async fn shutdown_interrupts_an_endless_query_within_its_budget() {
         took < budget + Duration::from_millis(500),
         "took {took:?} of {budget:?}"
     );
+    // Never before the drain deadline (busy_timeout + 250 ms): a bound
+    // load cannot cross. Its exact value is the unit test
+    // `system::tests::the_drain_deadline_is_the_busy_timeout_plus_250_ms`.
+    assert!(
+        took >= Duration::from_millis(550),
+        "interrupted at {took:?}"
+    );
     // Bounded: without the interrupt the query would run forever.
     let err = tokio::time::timeout(Duration::from_secs(10), endless)
         .await
