@@ -268,7 +268,6 @@ MUTANTS = [
         )],
         [
             core("store::open_on_an_exclusively_locked_database_fails_within_the_busy_timeout"),
-            hostile("a_database_locked_by_another_process_fails_start_within_the_busy_timeout"),
         ],
     ),
     Mutant(

@@ -447,8 +447,18 @@ impl Summary {
             format!("{} of {}", self.full_kept_all, self.full),
         );
         row(
-            "negative control: runs that refute \"under `normal` every acknowledged write is durable\"",
-            format!("**{}** of {}", self.wrong_claim_failed, self.normal),
+            "runs that refute \"under `normal` every acknowledged write is durable\" (a figure: it fails where `normal` lost writes)",
+            format!("{} of {}", self.wrong_claim_failed, self.normal),
+        );
+        row(
+            "negative control: planted losses caught / planted corruptions caught",
+            format!(
+                "**{}** of {} / **{}** of {}",
+                self.planted_losses_caught,
+                self.iterations,
+                self.planted_corruptions_caught,
+                self.planted_corruptions
+            ),
         );
         row("harness failures", self.harness.len().to_string());
         t
