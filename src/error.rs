@@ -241,6 +241,17 @@ pub enum Error {
         /// How long the write waited, in milliseconds.
         waited_ms: u64,
     },
+    /// The replica hold (replication on) could not pin the WAL before a
+    /// checkpoint, so the checkpoint did not run: running it could take
+    /// frames the replica lacks out of the WAL.
+    #[error("cannot pin the wal of {} for the replica; checkpoint not run", path.display())]
+    ReplicaHold {
+        /// The database path.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
     /// The store was already closed (for example after shutdown).
     #[error("database {} is closed", path.display())]
     Closed {

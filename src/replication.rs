@@ -62,13 +62,17 @@ pub struct CheckpointHandover {
 }
 
 impl CheckpointHandover {
-    /// walguard's own policy: the interval when the loop is on
-    /// (`checkpoint.enabled`; an opt-out loop hands over no schedule), the
-    /// size threshold when above zero.
+    /// walguard's own policy: `checkpoint.interval` always, the size
+    /// threshold when above zero. The interval goes over whether or not
+    /// the loop is on at start: the loop is opt-in and may be started
+    /// later (`WalGuard::start_checkpoint_loop` in walguard-actors, which
+    /// `walguard run` calls), after Litestream's config was written; and it
+    /// bounds the power-loss exposure while Litestream checkpoints either
+    /// way.
     #[must_use]
     pub fn from_settings(checkpoint: &CheckpointSettings) -> Self {
         Self {
-            interval: checkpoint.enabled.then_some(checkpoint.interval),
+            interval: Some(checkpoint.interval),
             size_threshold_frames: (checkpoint.size_threshold_frames > 0)
                 .then_some(checkpoint.size_threshold_frames),
         }
@@ -500,7 +504,10 @@ pub struct ReplicationTracker {
     writes: u64,
     local_commits: u64,
     local_writes: u64,
-    /// The start of the newest sync that answered (or the session start).
+    /// The latest moment before which every commit is known to be on the
+    /// replica: the start of the newest sync that answered, or a look that
+    /// found nothing missing (or the session start). The oldest commit the
+    /// replica lacks was made after it, so the lag is measured from it.
     replicated_at: Instant,
     syncs: u64,
     failures: u64,
@@ -531,7 +538,7 @@ impl ReplicationTracker {
 
     /// A sync is about to be asked for, with the store's counts taken now.
     pub fn begin(&mut self, commits: u64, writes: u64, now: Instant) -> SyncTicket {
-        self.see_local(commits, writes);
+        self.see_local(commits, writes, now);
         SyncTicket {
             commits,
             writes,
@@ -539,11 +546,17 @@ impl ReplicationTracker {
         }
     }
 
-    /// The store's counts, seen without a sync.
-    pub fn see_local(&mut self, commits: u64, writes: u64) {
+    /// The store's counts, seen at `now` without a sync (the replication
+    /// actor looks at every tick, so the lag starts counting within a tick
+    /// of a commit the replica lacks). Seen with nothing missing, `now`
+    /// is a moment up to which the replica held everything.
+    pub fn see_local(&mut self, commits: u64, writes: u64, now: Instant) {
         if commits >= self.local_commits {
             self.local_commits = commits;
             self.local_writes = writes;
+        }
+        if self.local_commits <= self.commits {
+            self.replicated_at = self.replicated_at.max(now);
         }
     }
 
@@ -653,7 +666,7 @@ mod tests {
         let t0 = Instant::now();
         let mut t = ReplicationTracker::new(Duration::from_secs(10), t0);
         let a = t.begin(5, 7, t0);
-        t.see_local(9, 11);
+        t.see_local(9, 11, t0);
         assert_eq!(t.replicated(t0).commits, 0);
         t.synced(a);
         let r = t.replicated(t0 + Duration::from_secs(2));
@@ -680,7 +693,7 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let mut t = ReplicationTracker::new(s(1), t0);
-        t.see_local(1, 1);
+        t.see_local(1, 1, t0);
         assert_eq!(t.observe(t0), None);
         assert!(matches!(
             t.observe(t0 + s(2)),
@@ -692,8 +705,29 @@ mod tests {
         assert!(matches!(t.observe(t0 + s(4)), Some(LagEvent::Ended { .. })));
     }
 
+    /// The lag counts from the last moment the replica held everything, as
+    /// soon as a look sees a commit it lacks: never 0 while one is missing,
+    /// and not the age of the last sync while none is.
+    #[test]
+    fn the_lag_counts_from_the_oldest_missing_commit() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut t = ReplicationTracker::new(s(10), t0);
+        let ticket = t.begin(5, 5, t0);
+        t.synced(ticket);
+        // Nothing missing for a while: no lag, however old the sync.
+        t.see_local(5, 5, t0 + s(3));
+        assert_eq!(t.replicated(t0 + s(4)).lag, Duration::ZERO);
+        // A look sees commit 6: it was made after the last look that found
+        // nothing missing (t0 + 3 s).
+        t.see_local(6, 6, t0 + s(4));
+        let r = t.replicated(t0 + s(5));
+        assert_eq!(r.unreplicated_commits(), 1);
+        assert_eq!(r.lag, s(2));
+    }
+
     /// The policy Litestream takes over is walguard's own: its interval
-    /// (only when the loop is on) and its size threshold (only when set).
+    /// (whether the loop is on or not) and its size threshold (only when set).
     #[test]
     fn the_handover_gives_litestream_walguards_checkpoint_policy() {
         let mut checkpoint = CheckpointSettings {
@@ -723,11 +757,16 @@ mod tests {
             "{text}"
         );
 
+        // The loop off at start (opt-in, started later): the interval goes
+        // over all the same.
         checkpoint.enabled = false;
         checkpoint.size_threshold_frames = 0;
         assert_eq!(
             CheckpointHandover::from_settings(&checkpoint),
-            CheckpointHandover::default()
+            CheckpointHandover {
+                interval: Some(Duration::from_secs(5)),
+                size_threshold_frames: None
+            }
         );
     }
 

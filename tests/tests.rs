@@ -11,6 +11,8 @@ mod support;
 mod checkpoint;
 #[path = "core/neighbours.rs"]
 mod neighbours;
+#[path = "core/replica_hold.rs"]
+mod replica_hold;
 #[path = "core/settings.rs"]
 mod settings;
 #[path = "core/store.rs"]

@@ -459,6 +459,21 @@ pub fn wal_file(db: &Path) -> PathBuf {
     walguard::files::wal_path(db)
 }
 
+/// `settings` with replication off: a benchmark never replicates (its
+/// database would land in the replica of the database the settings name).
+/// Says so once in the log when it turned replication off.
+#[must_use]
+pub fn without_replication(mut settings: Settings) -> Settings {
+    if settings.replication.is_on() {
+        tracing::info!(
+            target: "walguard::bench",
+            "the benchmark ignores the replication section: its throwaway database is never replicated"
+        );
+        settings.replication = walguard::settings::ReplicationSettings::default();
+    }
+    settings
+}
+
 impl BenchError {
     /// The `map_err` for a step of the subsystem that failed on the
     /// benchmark database at `path`; `what` names the step.
@@ -473,12 +488,16 @@ impl BenchError {
 }
 
 /// Starts the subsystem on `settings` and creates the benchmark's table:
-/// how every measured run begins.
+/// how every measured run begins. The replication section is ignored
+/// ([`without_replication`]): a benchmark database is throwaway, and
+/// replicating it would write it into the replica of the database the
+/// settings were made for.
 ///
 /// # Errors
 ///
 /// [`BenchError::Actors`] naming the step that failed.
 pub(crate) async fn start_with_table(settings: Settings) -> Result<WalGuard, BenchError> {
+    let settings = without_replication(settings);
     let path = settings.database.path.clone();
     let guard = WalGuard::start(settings).map_err(BenchError::actors(&path, "start the system"))?;
     guard

@@ -185,15 +185,37 @@ enum Accepted {
     Now(ExecuteResult),
     /// To be queued for the next group commit (the queue has room).
     Queue(Statement),
+    /// Committed alone (group commit off), to be answered once the replica
+    /// has it (`replication.ack: replicated`); not counted yet.
+    Hold(ExecuteResult),
 }
 
-/// The replies of one group commit, held for the replica.
+/// The replies of one commit (a group, a lone write, a transaction or a
+/// closure that wrote), held for the replica.
 #[derive(Debug)]
 struct Held {
-    /// The store's commit count after the group's COMMIT.
+    /// The store's commit count after the COMMIT.
     commits: u64,
     since: std::time::Instant,
-    replies: Vec<(Option<OneshotSender<ExecuteResult>>, ExecuteResult)>,
+    replies: Vec<HeldReply>,
+}
+
+/// One held reply.
+enum HeldReply {
+    /// A single write, counted when answered.
+    Write(Option<OneshotSender<ExecuteResult>>, ExecuteResult),
+    /// A transaction or a closure that wrote, counted at its COMMIT: sends
+    /// its result (`None`) or the error instead (`Some`).
+    Other(Box<dyn FnOnce(Option<walguard::Error>) + Send>),
+}
+
+impl std::fmt::Debug for HeldReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Write(_, result) => f.debug_tuple("Write").field(result).finish(),
+            Self::Other(_) => f.write_str("Other(<reply>)"),
+        }
+    }
 }
 
 impl DbActor {
@@ -283,21 +305,70 @@ impl DbActor {
             let Some(group) = self.held.pop_front() else {
                 break;
             };
-            for (reply, result) in group.replies {
-                let result = if replicated {
-                    result
-                } else {
-                    Err(walguard::Error::NotReplicated {
-                        path: self.path.clone(),
-                        waited_ms: waited.as_millis() as u64,
-                    })
-                };
-                self.count(&result);
-                if let Some(reply) = reply {
-                    let _ = reply.send(result);
+            let path = self.path.clone();
+            let not_replicated = || walguard::Error::NotReplicated {
+                path: path.clone(),
+                waited_ms: waited.as_millis() as u64,
+            };
+            for held in group.replies {
+                match held {
+                    HeldReply::Write(reply, result) => {
+                        let result = if replicated {
+                            result
+                        } else {
+                            Err(not_replicated())
+                        };
+                        self.count(&result);
+                        if let Some(reply) = reply {
+                            let _ = reply.send(result);
+                        }
+                    }
+                    HeldReply::Other(send) if replicated => send(None),
+                    HeldReply::Other(send) => {
+                        // Counted acknowledged at its COMMIT: now failed.
+                        self.state.count_not_replicated();
+                        crate::telemetry::record_write(false);
+                        send(Some(not_replicated()));
+                    }
                 }
             }
         }
+    }
+
+    /// This session's commit count (0 once the store is closed).
+    pub(crate) fn commits(&self) -> u64 {
+        self.store.as_ref().map_or(0, |s| s.durability().commits())
+    }
+
+    /// Holds `replies` for the replica, behind the commit made last.
+    fn hold(&mut self, replies: Vec<HeldReply>) {
+        self.held.push_back(Held {
+            commits: self.commits(),
+            since: std::time::Instant::now(),
+            replies,
+        });
+    }
+
+    /// Answers a transaction or a closure sent through the lane: at once,
+    /// or, under `replication.ack: replicated` when it committed something
+    /// (`before` is the commit count before it ran), once the replica has
+    /// it, as a group's writes are.
+    pub(crate) fn answer_write<T: Send + 'static>(
+        &mut self,
+        before: u64,
+        result: Result<T, walguard::Error>,
+        reply: tokio::sync::oneshot::Sender<Result<T, walguard::Error>>,
+    ) {
+        if self.hold_for_replica.is_none() || result.is_err() || self.commits() <= before {
+            let _ = reply.send(result);
+            return;
+        }
+        self.hold(vec![HeldReply::Other(Box::new(move |error| {
+            let _ = reply.send(match error {
+                None => result,
+                Some(e) => Err(e),
+            });
+        }))]);
     }
 
     /// Answers every held reply as not replicated (shutdown).
@@ -466,7 +537,7 @@ impl DbActor {
             let mut kept = Vec::new();
             for (result, reply) in results.into_iter().zip(replies.drain(..)) {
                 if result.is_ok() {
-                    kept.push((reply, result));
+                    kept.push(HeldReply::Write(reply, result));
                 } else {
                     self.count(&result);
                     if let Some(reply) = reply {
@@ -476,11 +547,8 @@ impl DbActor {
             }
             self.spare = Queue { stmts, replies };
             if !kept.is_empty() {
-                self.held.push_back(Held {
-                    commits,
-                    since: std::time::Instant::now(),
-                    replies: kept,
-                });
+                debug_assert_eq!(commits, self.commits());
+                self.hold(kept);
             }
             self.after_write();
             return;
@@ -533,11 +601,16 @@ impl DbActor {
     /// room for it in the queue (a full queue is flushed first).
     fn accept(&mut self, stmt: Statement) -> Accepted {
         if !self.group_commit {
+            let before = self.commits();
             let result = self.guarded(|act| {
                 let result = act.store().and_then(|s| s.execute(&stmt));
                 act.after_write();
                 result
             });
+            if self.hold_for_replica.is_some() && result.is_ok() && self.commits() > before {
+                // Counted when answered, as a group's writes are.
+                return Accepted::Hold(result);
+            }
             self.count(&result);
             return Accepted::Now(result);
         }
@@ -611,6 +684,9 @@ impl DbActor {
                 Some(Request::Execute { stmt, reply }) => match self.accept(stmt) {
                     Accepted::Now(result) => {
                         let _ = reply.send(result);
+                    }
+                    Accepted::Hold(result) => {
+                        self.hold(vec![HeldReply::Write(Some(reply), result)]);
                     }
                     Accepted::Queue(stmt) => {
                         // Not reached (`accept` queues only with group
@@ -787,6 +863,12 @@ impl Handler<Execute> for DbActor {
     fn handle(&mut self, msg: Execute, ctx: &mut Self::Context) -> Self::Result {
         let stmt = match self.accept(msg.0) {
             Accepted::Now(result) => return ExecuteReply(Reply::Now(result)),
+            // The mailbox road answers a lone write at its local COMMIT;
+            // `DbHandle`'s lane holds it for the replica.
+            Accepted::Hold(result) => {
+                self.count(&result);
+                return ExecuteReply(Reply::Now(result));
+            }
             Accepted::Queue(stmt) => stmt,
         };
         if !self.flush_scheduled {
@@ -976,6 +1058,9 @@ impl Handler<ReplicatedThrough> for DbActor {
     type Result = ();
 
     fn handle(&mut self, msg: ReplicatedThrough, _: &mut Self::Context) {
+        if let (Some(commits), Some(store)) = (msg.0, self.store.as_mut()) {
+            store.replicated_through(commits);
+        }
         self.release(msg.0);
     }
 }

@@ -90,6 +90,15 @@ impl WriterState {
     }
 
     /// Counts `ok` acknowledged and `failed` failed writes at once.
+    /// A write counted acknowledged at its COMMIT whose caller was then
+    /// told it is not on the replica (`replication.ack: replicated`).
+    pub(crate) fn count_not_replicated(&self) {
+        let _ = self
+            .writes_acknowledged
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.writes_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn count_many(&self, ok: u64, failed: u64) {
         if ok > 0 {
             self.writes_acknowledged.fetch_add(ok, Ordering::Relaxed);

@@ -160,3 +160,41 @@ fn the_open_loop_runs_at_a_share_of_the_capacity() {
     );
     assert_eq!(files_in(dir.path()), ["open.svg"], "left behind");
 }
+
+/// A production config with replication on: the benchmark never
+/// replicates its throwaway database (it would land in that replica). The
+/// config names a Litestream binary that does not exist and a `file://`
+/// replica: a bench that started replication would fail on the binary, or
+/// leave files in the replica's directory.
+#[test]
+fn bench_ignores_the_replication_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let replica = dir.path().join("replica");
+    std::fs::create_dir(&replica).unwrap();
+    let config = dir.path().join("production.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "database:\n  path: {}\nreplication:\n  mode: litestream\n  url: file://{}\n  litestream_binary: {}\n",
+            dir.path().join("production.db").display(),
+            replica.display(),
+            dir.path().join("no-such-litestream").display()
+        ),
+    )
+    .unwrap();
+    let out = bench(
+        dir.path(),
+        &["--group-commit", "on", "--config", config.to_str().unwrap()],
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "exit {:?}\n{stderr}", out.status);
+    assert!(
+        stderr.contains("the benchmark ignores it"),
+        "the bench must say it ignores replication:\n{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&replica).unwrap().count(),
+        0,
+        "the bench wrote into the replica"
+    );
+}

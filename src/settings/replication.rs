@@ -132,14 +132,13 @@ impl ReplicationSettings {
         self.mode == ReplicationMode::Litestream
     }
 
-    /// Checks the section (called by [`Settings::validate`], which passes
-    /// `database.group_commit`).
+    /// Checks the section (called by [`Settings::validate`]).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidSetting`] naming the key. A value that carries a
     /// password is never echoed.
-    pub fn validate(&self, group_commit: bool) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if self.sync_period.is_zero() {
             return Err(invalid(
                 "replication.sync_period",
@@ -197,13 +196,6 @@ impl ReplicationSettings {
         }
         if !self.is_on() {
             return Ok(());
-        }
-        if self.ack == AckMode::Replicated && !group_commit {
-            return Err(invalid(
-                "replication.ack",
-                "replicated",
-                "needs database.group_commit: true (the held replies are those of group commits)",
-            ));
         }
         if self.url.is_none() {
             return Err(invalid(

@@ -96,7 +96,17 @@ impl Settings {
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "\"\"", "must not be empty"));
         }
-        self.replication.validate(self.database.group_commit)
+        // SQLite's own auto-checkpoint runs inside a COMMIT, where the
+        // replica hold (walguard::Store::hold_for_replica) cannot pin the
+        // WAL first: with replication on, walguard runs every checkpoint.
+        if self.replication.is_on() && self.checkpoint.size_threshold_frames == 0 {
+            return Err(invalid(
+                "checkpoint.size_threshold_frames",
+                "0",
+                "must be above 0 with replication on: 0 hands size checkpoints to SQLite inside a COMMIT, where walguard cannot keep frames the replica lacks in the WAL",
+            ));
+        }
+        self.replication.validate()
     }
 }
 

@@ -29,6 +29,7 @@ mod group;
 mod identity;
 mod open;
 mod reopen;
+mod replica_hold;
 mod statement;
 mod wal_watch;
 
@@ -51,6 +52,7 @@ pub use effect::EFFECT_CACHE_ENTRIES;
 pub use group::GroupStats;
 #[cfg(unix)]
 pub use open::NEW_FILE_MODE;
+pub use replica_hold::ReplicaHoldState;
 pub use statement::{IntoValue, ResultSet, Statement};
 pub use wal_watch::{BACKSTOP_PERCENT, SizeCheckpoint, WalFrames};
 
@@ -65,6 +67,7 @@ struct Prepared<'a> {
 }
 use backfill::Backfill;
 use identity::{FileIdentity, Gone};
+use replica_hold::ReplicaHold;
 use wal_watch::WalWatch;
 
 /// The single write connection, in WAL mode.
@@ -106,6 +109,9 @@ pub struct Store {
     /// rebuilt yet: no checkpoint may run. `conn` is a stand-in that refuses
     /// every statement if the reopen itself failed.
     reopen_pending: bool,
+    /// With replication on: the pin that keeps frames the replica may not
+    /// have from leaving the WAL ([`Store::hold_for_replica`]).
+    replica: Option<ReplicaHold>,
 }
 
 impl Store {
@@ -156,6 +162,7 @@ impl Store {
             gone_ever: false,
             vfs: vfs.map(str::to_owned),
             reopen_pending: false,
+            replica: None,
         };
         store.install_wal_hook()?;
         Ok(store)
@@ -476,6 +483,9 @@ impl Store {
         if let Err(e) = self.reopen_if_pending() {
             return CheckpointReport::failed(mode, reason, Duration::ZERO, &e);
         }
+        if let Some(report) = self.hold_before_checkpoint(mode, reason) {
+            return report;
+        }
         let before = self.durability;
         let report = run(&self.conn);
         if *report.outcome() == CheckpointOutcome::Completed {
@@ -483,6 +493,91 @@ impl Store {
         }
         self.reopen_after_io_error(&report);
         report
+    }
+
+    /// With the replica hold on ([`Store::hold_for_replica`]): pins the
+    /// WAL before a checkpoint that restarts nothing, and answers a
+    /// RESTART or TRUNCATE `busy` at once, without running it, while the
+    /// replica lacks commits (it would restart the WAL under them, or
+    /// wait out its busy timeout on the pin). `None`: run it.
+    fn hold_before_checkpoint(
+        &mut self,
+        mode: CheckpointMode,
+        reason: CheckpointReason,
+    ) -> Option<CheckpointReport> {
+        let commits = self.durability.commits();
+        let hold = self.replica.as_mut()?;
+        if matches!(mode, CheckpointMode::Restart | CheckpointMode::Truncate) {
+            if hold.release_if_caught_up(commits) {
+                return None;
+            }
+            tracing::info!(
+                target: "walguard::replication",
+                mode = mode.as_str(),
+                reason = reason.as_str(),
+                not_replicated = commits.saturating_sub(hold.state().replicated_commits),
+                "checkpoint held back: the replica lacks commits it would take out of the wal"
+            );
+            return Some(CheckpointReport::from_row(
+                mode,
+                reason,
+                (true, -1, -1),
+                Duration::ZERO,
+            ));
+        }
+        match hold.pin(commits) {
+            Ok(()) => None,
+            Err(source) => Some(CheckpointReport::failed(
+                mode,
+                reason,
+                Duration::ZERO,
+                &Error::ReplicaHold {
+                    path: self.settings.path.clone(),
+                    source,
+                },
+            )),
+        }
+    }
+
+    /// Turns the replica hold on (replication through Litestream): from
+    /// now on every checkpoint this store runs first pins the WAL, and the
+    /// pin lasts until [`Store::replicated_through`] says the replica holds
+    /// every commit made before it; RESTART, TRUNCATE and the close-time
+    /// checkpoint wait until the replica holds every commit. See
+    /// `src/store/replica_hold.rs` for why and what it costs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Open`] when the hold's read-only connection cannot be
+    /// opened.
+    pub fn hold_for_replica(&mut self) -> Result<()> {
+        if self.replica.is_none() {
+            self.replica = Some(ReplicaHold::open(&self.settings.path, self.vfs.as_deref())?);
+        }
+        Ok(())
+    }
+
+    /// The replica holds every commit up to `commits` (this session's
+    /// count, [`Durability::commits`]): a pin it covers is released.
+    pub fn replicated_through(&mut self, commits: u64) {
+        if let Some(hold) = self.replica.as_mut() {
+            hold.replicated_through(commits);
+        }
+    }
+
+    /// Whether the replica holds every commit of this session; `true`
+    /// without the replica hold.
+    #[must_use]
+    pub fn replica_caught_up(&self) -> bool {
+        self.replica
+            .as_ref()
+            .is_none_or(|h| h.caught_up(self.durability.commits()))
+    }
+
+    /// What the replica hold holds; `None` without it.
+    #[must_use]
+    pub fn replica_hold(&self) -> Option<ReplicaHoldState> {
+        self.replica.as_ref().map(ReplicaHold::state)
     }
 
     /// Waits for a phase 1 in flight (interrupting it first when
@@ -563,12 +658,21 @@ impl Store {
         if let Some((report, _)) = self.join_backfill(true) {
             report.log();
         }
-        if self.reopen_pending
+        // The replica lacks commits: the close must not checkpoint and
+        // delete the WAL under them (Litestream reads them on its return).
+        let keep_for_replica = !self.replica_caught_up();
+        if keep_for_replica {
+            tracing::info!(target: "walguard::replication", "the wal stays on close: the replica lacks commits in it");
+        }
+        // The hold's connection closes first, so the writer's close is the
+        // last one.
+        self.replica = None;
+        if (self.reopen_pending || keep_for_replica)
             && let Err(e) = self
                 .conn
                 .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
         {
-            tracing::error!(target: "walguard::db", error = %e, "cannot turn off the close-time checkpoint while the wal index is stale");
+            tracing::error!(target: "walguard::db", error = %e, "cannot turn off the close-time checkpoint (a stale wal index, or frames the replica lacks)");
         }
     }
 }

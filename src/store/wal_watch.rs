@@ -350,6 +350,15 @@ impl Store {
         if self.gone.is_some() || self.reopen_pending {
             return false;
         }
+        // Phase 1 copies frames beside the writer: the replica hold pins
+        // the WAL first (a pin that fails leaves it to the writer, whose
+        // checkpoint reports the failure).
+        let commits = self.durability.commits();
+        if let Some(hold) = self.replica.as_mut()
+            && hold.pin(commits).is_err()
+        {
+            return false;
+        }
         let target = BackfillTarget {
             path: self.settings.path.clone(),
             vfs: self.vfs.clone(),

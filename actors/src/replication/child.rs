@@ -151,6 +151,103 @@ impl Files {
     }
 }
 
+/// How long an orphaned Litestream gets to exit after SIGTERM before
+/// SIGKILL: 2 s (within the start's budget; its last upload is not
+/// needed, the new Litestream resumes from its files).
+pub const ORPHAN_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Files {
+    /// Stops every Litestream left behind for this database by a walguard
+    /// that did not stop (killed, crashed): a `litestream replicate` whose
+    /// command line names this database's config file, which only a
+    /// walguard writes. Called under the engine lock, so no walguard
+    /// serving this database owns it. SIGTERM, then SIGKILL after
+    /// [`ORPHAN_STOP_TIMEOUT`]; then the stale socket goes. The pids
+    /// stopped. Linux only (elsewhere there is no `/proc` to find them).
+    pub fn stop_orphans(&self) -> Vec<u32> {
+        let orphans = litestreams_with_arg(&self.config);
+        for &pid in &orphans {
+            tracing::warn!(
+                target: "walguard::replication",
+                pid,
+                config = %self.config.display(),
+                "a litestream left by a walguard that did not stop still runs for this database; replacing it"
+            );
+            signal(pid, "-TERM");
+            let started = Instant::now();
+            while process_exists(pid) && started.elapsed() < ORPHAN_STOP_TIMEOUT {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if process_exists(pid) {
+                signal(pid, "-KILL");
+                let started = Instant::now();
+                while process_exists(pid) && started.elapsed() < ORPHAN_STOP_TIMEOUT {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        if !orphans.is_empty() || !Child::socket_open(self) {
+            // A socket file nothing answers on is a leftover too.
+            let _ = std::fs::remove_file(&self.socket);
+        }
+        orphans
+    }
+}
+
+/// Sends `signal` (`-TERM`, `-KILL`) to `pid` with the system's `kill`.
+fn signal(pid: u32, signal: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Whether `pid` still runs (a zombie counts as gone).
+fn process_exists(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(") ")
+            .next()
+            .is_some_and(|rest| rest.starts_with('Z'))
+    })
+}
+
+/// The `litestream` processes (other than this one) with `arg` among their
+/// arguments.
+#[cfg(target_os = "linux")]
+fn litestreams_with_arg(arg: &Path) -> Vec<u32> {
+    let own = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let wanted = arg.as_os_str().as_encoded_bytes();
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            if pid == own {
+                return None;
+            }
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            if !comm.trim_end().starts_with("litestream") {
+                return None;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            cmdline
+                .split(|b| *b == 0)
+                .any(|a| a == wanted)
+                .then_some(pid)
+        })
+        .collect()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn litestreams_with_arg(_arg: &Path) -> Vec<u32> {
+    Vec::new()
+}
+
 /// The process id of a `litestream` (a process whose command name starts
 /// with `litestream`) that holds `db` or its WAL open, other than this
 /// process: Litestream keeps a read transaction on the database it

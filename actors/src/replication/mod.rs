@@ -48,7 +48,8 @@ use walguard::replication::{
 use walguard::settings::{AckMode, ReplicationSettings, format_duration};
 
 pub use child::{
-    Child, Files, MAX_SOCKET_PATH_BYTES, READY_TIMEOUT, check_binary, litestream_holding, restore,
+    Child, Files, MAX_SOCKET_PATH_BYTES, ORPHAN_STOP_TIMEOUT, READY_TIMEOUT, check_binary,
+    litestream_holding, restore,
 };
 pub use control::{ControlClient, SyncAnswer};
 
@@ -193,6 +194,7 @@ impl ReplicationActor {
         } else {
             let binary = settings.litestream_binary.clone();
             check_binary(&binary)?;
+            files.stop_orphans();
             files.check_no_other()?;
             files.write_config(settings, handover)?;
             let child = Child::start(&binary, &files, settings)?;
@@ -403,11 +405,18 @@ impl ReplicationActor {
         }
         self.supervise();
         self.observe_lag();
+        // The local counts at every tick, so the lag starts counting within
+        // a tick of a commit the replica lacks (not at the next sync).
+        self.look(ctx);
         if self.in_flight || !self.litestream_running() {
             // No sync will tell the commits made meanwhile: look at them,
             // so the lag (and its warning, and the gauge) keeps growing
             // while Litestream is down or a sync hangs.
-            self.look(ctx);
+            if !self.litestream_running() {
+                // Replies held for the replica past `max_lag` are answered
+                // (not replicated) even while no sync answers.
+                self.db.do_send(ReplicatedThrough(None));
+            }
             return;
         }
         let due = self
@@ -457,7 +466,8 @@ impl ReplicationActor {
         ctx.spawn(ask.into_actor(self).map(|durability, act, _| {
             act.looking = false;
             if let Some(d) = durability {
-                act.tracker.see_local(d.commits(), d.writes());
+                act.tracker
+                    .see_local(d.commits(), d.writes(), std::time::Instant::now());
                 act.observe_lag();
                 act.publish();
             }
@@ -637,10 +647,13 @@ impl Handler<FinalSync> for ReplicationActor {
                 Process::Managed { child, .. } => child.take(),
                 Process::External => None,
             };
+            let socket = act.files.socket.clone();
             async move {
                 let ours = child.is_some();
                 if let Some(mut child) = child {
                     child.stop(msg.stop_timeout).await;
+                    // Litestream leaves its socket file behind.
+                    let _ = std::fs::remove_file(&socket);
                 }
                 ours
             }

@@ -74,6 +74,31 @@ impl DbHandle {
             .map_err(|_| self.unanswered()(MailboxError::Closed))
     }
 
+    /// Runs a request that may write (a transaction, a closure) on the
+    /// writer through `lane`, and returns its result once it may be
+    /// acknowledged: at its COMMIT, or under `replication.ack: replicated`
+    /// once the replica has it ([`DbActor::answer_write`]).
+    async fn ask_write<T: Send + 'static>(
+        &self,
+        lane: &LaneSender<DbActor>,
+        f: impl FnOnce(&mut DbActor, &mut Context<DbActor>) -> std::result::Result<T, walguard::Error>
+        + Send
+        + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        let run = Box::new(move |act: &mut DbActor, ctx: &mut Context<DbActor>| {
+            let before = act.commits();
+            let result = f(act, ctx);
+            act.answer_write(before, result, tx);
+        });
+        lane.send(Request::Other(run))
+            .await
+            .map_err(|_| self.unanswered()(MailboxError::Closed))?;
+        Ok(rx
+            .await
+            .map_err(|_| self.unanswered()(MailboxError::Closed))??)
+    }
+
     /// Why the writer did not answer: it stopped after a panic
     /// ([`walguard::Error::WriterPanicked`]), it was shut down
     /// ([`Error::ShutDown`]), or its mailbox is gone for another reason
@@ -178,9 +203,8 @@ impl DbHandle {
         let Some(lane) = &self.lane else {
             return Ok(self.addr.send(msg).await.map_err(self.unanswered())??);
         };
-        Ok(self
-            .ask(lane, move |act, ctx| act.handle(msg, ctx))
-            .await??)
+        self.ask_write(lane, move |act, ctx| act.handle(msg, ctx))
+            .await
     }
 
     /// Runs a read query.
@@ -212,9 +236,8 @@ impl DbHandle {
         let Some(lane) = &self.lane else {
             return Ok(self.addr.send(msg).await.map_err(self.unanswered())??);
         };
-        Ok(self
-            .ask(lane, move |act, ctx| act.handle(msg, ctx))
-            .await??)
+        self.ask_write(lane, move |act, ctx| act.handle(msg, ctx))
+            .await
     }
 
     /// Runs a checkpoint now (reason `manual`); the report also goes to

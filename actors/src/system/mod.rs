@@ -128,6 +128,11 @@ impl WalGuardBuilder {
         // none silently inside a COMMIT (0 leaves them to SQLite).
         store.set_size_threshold(settings.checkpoint.size_threshold_frames)?;
         store.set_size_checkpoint(settings.checkpoint.size_checkpoint);
+        // With replication on, no checkpoint of walguard's takes frames the
+        // replica lacks out of the WAL (walguard::Store::hold_for_replica).
+        if replication_on && !replica_hold_disabled_for_tests() {
+            store.hold_for_replica()?;
+        }
 
         let metrics = MetricsActor::new(settings.metrics.window).start();
         let reports = metrics.clone().recipient();
@@ -536,6 +541,16 @@ fn watchdog(
         tracing::warn!(target: "walguard::system", error = %e, "cannot start the shutdown watchdog; the shutdown has no deadline");
     }
     (done_tx, gave_up_rx)
+}
+
+/// The negative control of the replication tests: `WALGUARD_TEST_NO_REPLICA_HOLD=1`
+/// turns the replica hold off, so a test can show the hole it prevents.
+/// Only in builds with the `testing` feature.
+fn replica_hold_disabled_for_tests() -> bool {
+    #[cfg(feature = "testing")]
+    return std::env::var_os("WALGUARD_TEST_NO_REPLICA_HOLD").is_some_and(|v| v == "1");
+    #[cfg(not(feature = "testing"))]
+    false
 }
 
 #[cfg(test)]

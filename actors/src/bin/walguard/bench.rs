@@ -307,7 +307,12 @@ fn settings(args: &BenchArgs) -> Result<Settings, CliError> {
         settings.log.format = format.into();
     }
     settings.validate().map_err(CliError::Settings)?;
-    Ok(settings)
+    if settings.replication.is_on() {
+        eprintln!(
+            "walguard bench: replication is on in these settings; the benchmark ignores it (its throwaway database is never replicated)"
+        );
+    }
+    Ok(walguard_actors::bench::without_replication(settings))
 }
 
 /// The benchmark database: `--db` when it names no existing file (nor a

@@ -6,6 +6,10 @@ use std::path::PathBuf;
 pub(crate) const EXIT_RUNTIME: u8 = 1;
 /// Exit code of a usage or settings error (the code clap uses too).
 pub(crate) const EXIT_USAGE: u8 = 2;
+/// Exit code of a `run` that stopped while the replica lacked commits:
+/// every write is committed locally, but a machine loss now would take
+/// some.
+pub(crate) const EXIT_REPLICA_BEHIND: u8 = 3;
 
 /// Everything that ends a subcommand with a non-zero exit code.
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +220,17 @@ pub(crate) enum CliError {
         sent: u64,
     },
 
+    /// `run` stopped while the replica lacked commits (replication on).
+    #[error(
+        "stopped with {commits} commits ({writes} writes) not on the replica; they are committed locally, and the wal keeps them for litestream's next start"
+    )]
+    ReplicaBehind {
+        /// Commits of the session not on the replica.
+        commits: u64,
+        /// Their writes.
+        writes: u64,
+    },
+
     /// A one-shot checkpoint ran but did not complete.
     #[error("checkpoint did not complete: {outcome}")]
     CheckpointIncomplete {
@@ -248,6 +263,7 @@ impl CliError {
             | Self::Core(
                 walguard::Error::InvalidSetting { .. } | walguard::Error::Settings { .. },
             ) => EXIT_USAGE,
+            Self::ReplicaBehind { .. } => EXIT_REPLICA_BEHIND,
             _ => EXIT_RUNTIME,
         }
     }

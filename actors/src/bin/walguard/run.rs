@@ -181,6 +181,14 @@ pub(crate) fn run(args: &RunArgs, global: &Global) -> Result<(), CliError> {
             sent: db.writes_failed + db.writes_acknowledged,
         });
     }
+    if let Some(replicated) = &outcome.report.replication
+        && replicated.unreplicated_commits() > 0
+    {
+        return Err(CliError::ReplicaBehind {
+            commits: replicated.unreplicated_commits(),
+            writes: replicated.unreplicated_writes(),
+        });
+    }
     Ok(())
 }
 
