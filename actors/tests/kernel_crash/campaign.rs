@@ -349,7 +349,7 @@ impl Summary {
         }
         self.wrong_claim_failed += u64::from(it.verdict.wrong_claim_failed == Some(true));
         self.planted_losses_caught += u64::from(it.planted.loss_caught);
-        self.planted_corruptions += u64::from(it.planted.corruption_planted);
+        self.planted_corruptions += u64::from(it.planted.corruption_tried);
         self.planted_corruptions_caught += u64::from(it.planted.corruption_caught);
         if let Some(v) = &it.verdict.violation {
             match v.kind() {

@@ -160,7 +160,7 @@ pub(crate) struct Planted {
     pub(crate) loss_caught: bool,
     /// A page of the database was overwritten (`false`: too small to
     /// have a page to spare, not tried).
-    pub(crate) corruption_planted: bool,
+    pub(crate) corruption_tried: bool,
     /// The verdict found that corruption.
     pub(crate) corruption_caught: bool,
 }
@@ -219,7 +219,7 @@ pub(crate) fn planted(
     };
     Ok(Planted {
         loss_caught,
-        corruption_planted: true,
+        corruption_tried: true,
         corruption_caught,
     })
 }
