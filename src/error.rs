@@ -162,6 +162,52 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// A statement would change a setting walguard's promises rest on
+    /// (see [`GUARDED_PRAGMAS`](crate::store::GUARDED_PRAGMAS)): refused
+    /// before it ran, on every entry point. The connection is unchanged.
+    #[error("refused {sql}: the write connection's {pragma} is walguard's to set ({instead})")]
+    GuardedSetting {
+        /// The statement (shortened when long).
+        sql: String,
+        /// The guarded PRAGMA, e.g. `synchronous`.
+        pragma: &'static str,
+        /// What to use instead, e.g. `set database.synchronous`.
+        instead: &'static str,
+    },
+    /// A [`Store::call`](crate::Store::call) closure changed settings
+    /// walguard's promises rest on. walguard set them back; the commits
+    /// the closure made count as exposed until the next checkpoint that
+    /// catches up. The closure's own result is lost with this error.
+    #[error("the closure changed {changed} on the write connection; walguard set it back")]
+    SettingRestored {
+        /// Each setting, the value found and the value restored, e.g.
+        /// `synchronous = 0 (restored to 2)`.
+        changed: String,
+    },
+    /// A [`Store::call`](crate::Store::call) closure changed settings
+    /// walguard's promises rest on, and setting them back failed: from now
+    /// on no commit counts as durable ([`Store::weakened`](crate::Store::weakened)).
+    #[error(
+        "the closure changed {changed} on the write connection and setting it back failed ({reason}); no commit counts as durable from now on"
+    )]
+    SettingLost {
+        /// Each setting and the value found.
+        changed: String,
+        /// Why the restore failed: what SQLite said, or the value still
+        /// found.
+        reason: String,
+    },
+    /// [`Store::query`](crate::Store::query) runs reads only; this
+    /// statement writes, controls a transaction, attaches a database or
+    /// runs a PRAGMA that changes something (as SQLite says when it
+    /// compiles it). Nothing ran.
+    #[error("query runs reads only, and {sql} {what}; send it through execute or transaction")]
+    NotARead {
+        /// The statement (shortened when long).
+        sql: String,
+        /// What it would do, e.g. `writes`.
+        what: &'static str,
+    },
     /// The directory the database should live in does not exist; walguard
     /// creates the file, never its directories.
     #[error("cannot open database {}: directory {} does not exist", path.display(), directory.display())]

@@ -996,6 +996,10 @@ impl Handler<Shutdown> for DbActor {
         // Best effort: a busy or failed TRUNCATE is reported, never fatal.
         // Skipped while a Litestream walguard does not stop owns
         // checkpointing: its read lock would only make it wait.
+        // The TRUNCATE has a deadline of its own: the drain watchdog's
+        // interrupts, repeated until the shutdown ends, must not reach it
+        // and turn a wait on a lock (`busy`) into `failed: interrupted`.
+        self.state.set_interrupt(None);
         let report = (self.owner == CheckpointOwner::Walguard).then(|| {
             store.checkpoint_with_deadline(
                 CheckpointMode::Truncate,

@@ -138,6 +138,56 @@ pub enum ReplicationError {
         db: PathBuf,
     },
 
+    /// The replica belongs to another database (its identity,
+    /// `walguard::replication::identity`, is not in this one's history).
+    #[error(
+        "the replica {url} belongs to another database (its newest identity {replica}, this database's {local}): refusing to replicate {db} into it; restore it with `walguard restore`, point replication.url elsewhere, or set replication.replace_replica: true to replace the replica's history with this database"
+    )]
+    ForeignReplica {
+        /// The replica URL (credentials redacted).
+        url: String,
+        /// The database.
+        db: PathBuf,
+        /// The replica's newest identity token, or `none`.
+        replica: String,
+        /// This database's newest identity token, or `none`.
+        local: String,
+    },
+
+    /// The database is new and empty, and its replica exists: replicating
+    /// it would replace the replica with an empty database.
+    #[error(
+        "{db} is a new, empty database and the replica {url} exists: refusing to replace the replica with it; restore it first (`walguard restore`, or replication.restore_on_start: true) or set replication.replace_replica: true"
+    )]
+    NewDatabaseWithReplica {
+        /// The replica URL (credentials redacted).
+        url: String,
+        /// The database.
+        db: PathBuf,
+    },
+
+    /// The replica could not be listed (a wrong or unreachable endpoint,
+    /// credentials, URL).
+    #[error("cannot reach the replica {url} (check {blame}): {error}")]
+    ReplicaUnreachable {
+        /// The replica URL (credentials redacted).
+        url: String,
+        /// The setting to check.
+        blame: &'static str,
+        /// What Litestream said, or the timeout.
+        error: String,
+    },
+
+    /// The identity of the database or of its replica cannot be read.
+    #[error("cannot read the replica identity of {}: {error}", path.display())]
+    Identity {
+        /// The file read (the database, or the scratch restore of the
+        /// replica).
+        path: PathBuf,
+        /// SQLite's message.
+        error: String,
+    },
+
     /// An `sftp://` replica needs the path of a private key in the
     /// environment (Litestream reads the key; walguard never does).
     #[error(

@@ -841,3 +841,74 @@ fn synchronous_off_claims_nothing_durable() {
     assert!(text(&normal.stdout).contains("durable through: "));
     assert!(!text(&normal.stdout).contains("nothing against a power loss"));
 }
+
+/// Issue 21, kind: walguard's own tool fails the engine it sits beside.
+/// With a reader holding a snapshot (as Litestream always does), `walguard
+/// checkpoint` in its default mode (TRUNCATE), and in `full` and `restart`,
+/// against a served database is refused at once, naming `--mode passive`;
+/// `--mode passive` runs; the engine loses no write and exits 0. (No
+/// negative control of the harm itself: here a 5 s TRUNCATE from another
+/// connection ended busy without failing a write of the engine, so this
+/// test proves the refusal, not the harm the issue measured.)
+#[test]
+fn checkpoint_beside_a_served_database_is_passive_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let mut child = walguard(dir.path())
+        .args(["run", "--duration", "3s", "--interval", "500ms"])
+        .arg("--db")
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut stderr, _) = live_session(&mut child);
+    let reader = rusqlite::Connection::open(&db).unwrap();
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;")
+        .unwrap();
+    for mode in [None, Some("full"), Some("restart"), Some("truncate")] {
+        let started = std::time::Instant::now();
+        let mut cmd = walguard(dir.path());
+        cmd.arg("checkpoint").arg(&db);
+        if let Some(mode) = mode {
+            cmd.args(["--mode", mode]);
+        }
+        let refused = cmd.output().unwrap();
+        let said = text(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{mode:?}: {said}");
+        assert!(said.contains("served by a walguard engine"), "{said}");
+        assert!(said.contains("--mode passive"), "{said}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{mode:?} waited"
+        );
+    }
+    let passive = walguard(dir.path())
+        .args(["checkpoint", "--mode", "passive"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    // Partial or busy beside the reader and the engine: it ran.
+    assert!(
+        text(&passive.stdout).contains("checkpoint PASSIVE"),
+        "{}{}",
+        text(&passive.stdout),
+        text(&passive.stderr)
+    );
+    reader.execute_batch("COMMIT").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let stdout = text(&child.wait_with_output().unwrap().stdout);
+    assert_eq!(status.code(), Some(0), "{stdout}\n{rest}");
+    assert!(stdout.contains("(errors: 0)"), "{stdout}");
+    // Control: on a database nobody serves, the default TRUNCATE runs.
+    let out = walguard(dir.path())
+        .arg("checkpoint")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("checkpoint TRUNCATE"));
+}

@@ -215,7 +215,7 @@ fn replication_child() {
         }
         return;
     }
-    {
+    if mode != "start" {
         let conn = Connection::open(&settings.database.path).unwrap();
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS t (seq INTEGER PRIMARY KEY, pad BLOB);
@@ -609,6 +609,8 @@ use tools::require_replication_tools;
 
 #[path = "replication/alone.rs"]
 mod alone;
+#[path = "replication/identity.rs"]
+mod identity;
 #[cfg(feature = "cli")]
 #[path = "replication/orphan.rs"]
 mod orphan;

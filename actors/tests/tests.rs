@@ -49,3 +49,8 @@ mod exposure;
 /// checkpoint, deadlines, a file that is gone, a second engine.
 #[path = "actors/neighbours.rs"]
 mod neighbours;
+
+/// The writer's contract, second round: guarded settings, reads that only
+/// read, query columns after a schema change.
+#[path = "actors/contract.rs"]
+mod contract;

@@ -62,8 +62,15 @@ pub struct ReplicationSettings {
     /// it). At least 1.
     pub wal_cap_frames: u32,
     /// When the database file is missing at start and the replica exists,
-    /// restore it from the replica first. Off by default.
+    /// restore it from the replica first; also when the file is new and
+    /// empty (see [`identity`](crate::replication::identity)). Off by
+    /// default.
     pub restore_on_start: bool,
+    /// Replicate this database into a replica that belongs to another
+    /// database, replacing the replica's history with this one's. Off by
+    /// default: walguard refuses at start, naming the replica (see
+    /// [`identity`](crate::replication::identity)).
+    pub replace_replica: bool,
 }
 
 /// `replication.mode`.
@@ -121,6 +128,7 @@ impl Default for ReplicationSettings {
             litestream_binary: PathBuf::from("litestream"),
             wal_cap_frames: DEFAULT_WAL_CAP_FRAMES,
             restore_on_start: false,
+            replace_replica: false,
         }
     }
 }

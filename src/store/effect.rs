@@ -8,7 +8,8 @@
 //! (FACTS.md, "Transaction control inside a batch"). Whether a statement
 //! does that is not read off its first keyword, which a comment or odd
 //! spacing defeats, but asked of SQLite: the statement is compiled as
-//! `EXPLAIN <sql>` with a recording authorizer installed, and
+//! `EXPLAIN <sql>` while the store's authorizer (the guard, `guard.rs`)
+//! records what it sees, and
 //!
 //! - the authorizer sees `SQLITE_TRANSACTION` or `SQLITE_SAVEPOINT`, and the
 //!   program holds an `AutoCommit` or `Savepoint` opcode: transaction
@@ -18,18 +19,18 @@
 //!   that cannot run inside a transaction, or may refuse to (VACUUM,
 //!   ATTACH, DETACH, a `journal_mode` or `synchronous` change...).
 //!
-//! Nothing runs: `EXPLAIN` only lists the program. The answer is cached per
-//! SQL text ([`EFFECT_CACHE_ENTRIES`]), so a statement sent again costs a
-//! map lookup. Installing an authorizer expires the connection's prepared
-//! statements (`sqlite3_set_authorizer`), which SQLite then prepares again
-//! on their next use: a cost paid once per new SQL text.
+//! Nothing runs: `EXPLAIN` only lists the program, and the guard denies a
+//! change of a guarded PRAGMA, which SQLite would otherwise apply while
+//! compiling it (FACTS.md, "Preparing is not harmless"). The answer is
+//! cached per SQL text ([`EFFECT_CACHE_ENTRIES`]), so a statement sent
+//! again costs a map lookup. The same record tells [`Store::query`] whether
+//! a statement only reads.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
 use super::Store;
+use super::guard::Seen;
 
 #[cfg(doc)]
 use crate::Error;
@@ -50,78 +51,74 @@ pub(super) enum Effect {
     OutsideTransaction,
 }
 
-/// The effects already asked for, by SQL text.
+/// What SQLite said each SQL text does, by SQL text.
 #[derive(Debug, Default)]
-pub(super) struct EffectCache(HashMap<String, Effect>);
-
-/// What the recording authorizer saw while SQLite compiled a statement.
-#[derive(Debug, Default, Clone, Copy)]
-struct Seen {
-    transaction_control: bool,
-    outside_transaction: bool,
-}
+pub(super) struct EffectCache(RefCell<HashMap<String, Seen>>);
 
 impl Store {
     /// What `sql` does to a transaction (see the [module docs](self)). SQL
     /// that does not compile is [`Effect::Plain`]: running it reports the
     /// real error.
-    pub(super) fn effect_of(&mut self, sql: &str) -> Effect {
-        if let Some(effect) = self.effects.0.get(sql) {
-            return *effect;
-        }
-        let effect = self.ask_sqlite(sql);
-        if self.effects.0.len() >= EFFECT_CACHE_ENTRIES {
-            self.effects.0.clear();
-        }
-        self.effects.0.insert(sql.to_owned(), effect);
-        effect
-    }
-
-    fn ask_sqlite(&mut self, sql: &str) -> Effect {
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let record = Arc::clone(&seen);
-        let installed = self.conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-            let mut seen = record.lock().unwrap_or_else(PoisonError::into_inner);
-            match ctx.action {
-                AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => {
-                    seen.transaction_control = true;
-                }
-                AuthAction::Pragma { .. }
-                | AuthAction::Attach { .. }
-                | AuthAction::Detach { .. } => {
-                    seen.outside_transaction = true;
-                }
-                _ => {}
-            }
-            Authorization::Allow
-        }));
-        let mut opcodes = Vec::new();
-        let mut compiled = false;
-        if installed.is_ok() {
-            // SQL that does not compile (bad SQL, or an `EXPLAIN` of the
-            // caller's own: `EXPLAIN EXPLAIN` does not parse) is plain.
-            if let Ok(mut explain) = self.conn.prepare(&format!("EXPLAIN {sql}")) {
-                compiled = true;
-                if let Ok(rows) = explain.query_map([], |row| row.get::<_, String>(1)) {
-                    opcodes.extend(rows.flatten());
-                }
-            }
-            let _ = self
-                .conn
-                .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
-        }
-        if !compiled {
-            return Effect::Plain;
-        }
-        let seen = *seen.lock().unwrap_or_else(PoisonError::into_inner);
-        let has = |name: &str| opcodes.iter().any(|op| op == name);
-        if seen.transaction_control || has("AutoCommit") || has("Savepoint") {
+    pub(super) fn effect_of(&self, sql: &str) -> Effect {
+        let seen = self.seen_of(sql);
+        if seen.transaction_control {
             Effect::TransactionControl
-        } else if seen.outside_transaction || has("Vacuum") {
+        } else if seen.outside_transaction || seen.guarded.is_some() {
             Effect::OutsideTransaction
         } else {
             Effect::Plain
         }
+    }
+
+    /// Everything SQLite's authorizer and the compiled program say about
+    /// `sql` (cached by SQL text). SQL that does not compile records
+    /// nothing and is not cached (a table it names may exist later), unless
+    /// the guard denied it.
+    pub(super) fn seen_of(&self, sql: &str) -> Seen {
+        if let Some(seen) = self.effects.0.borrow().get(sql) {
+            return *seen;
+        }
+        let (compiled, seen) = self.ask_sqlite(sql);
+        if compiled || seen.guarded.is_some() {
+            let mut cache = self.effects.0.borrow_mut();
+            if cache.len() >= EFFECT_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(sql.to_owned(), seen);
+        }
+        seen
+    }
+
+    /// Compiles `EXPLAIN <sql>` under the recording guard: whether it
+    /// compiled, and what was seen. The guard denies a guarded PRAGMA
+    /// change before SQLite applies it (which it would do while compiling).
+    fn ask_sqlite(&self, sql: &str) -> (bool, Seen) {
+        let conn = &self.conn;
+        let (opcodes, mut seen) = self.guard.record(|| {
+            // SQL that does not compile (bad SQL, or an `EXPLAIN` of the
+            // caller's own: `EXPLAIN EXPLAIN` does not parse) is plain.
+            let mut explain = conn.prepare(&format!("EXPLAIN {sql}")).ok()?;
+            let mut opcodes = Vec::new();
+            if let Ok(rows) = explain.query_map([], |row| row.get::<_, String>(1)) {
+                opcodes.extend(rows.flatten());
+            }
+            Some(opcodes)
+        });
+        // The recording authorizer denied a guarded change: not a denial of
+        // the caller's next statement.
+        self.guard.clear_denied();
+        let Some(opcodes) = opcodes else {
+            return (false, seen);
+        };
+        let has = |name: &str| opcodes.iter().any(|op| op == name);
+        if has("AutoCommit") || has("Savepoint") {
+            seen.transaction_control = true;
+        }
+        if has("Vacuum") {
+            seen.outside_transaction = true;
+            seen.writes = true;
+        }
+        (true, seen)
     }
 }
 
@@ -134,7 +131,7 @@ mod tests {
     #[test]
     fn sqlite_names_the_effect_whatever_the_spelling() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = store_in(&dir);
+        let store = store_in(&dir);
         let table: [(&str, Effect); 22] = [
             ("INSERT INTO kv (id, v) VALUES (?1, ?2)", Effect::Plain),
             ("SELECT count(*) FROM kv", Effect::Plain),

@@ -10,6 +10,8 @@
 //!   that travel in a message;
 //! - `durability`: [`Durability`], the durable point of the commits;
 //! - `effect`: what a statement does to a transaction, as SQLite says;
+//! - `guard`: the connection's settings are walguard's (the authorizer
+//!   that refuses a change of them, and the check after a closure);
 //! - `group`: group commit ([`Store::execute_group`], [`GroupStats`]);
 //! - `wal_watch`: the WAL hook and the size-triggered checkpoint
 //!   ([`Store::set_size_threshold`], [`WalFrames`]);
@@ -26,6 +28,7 @@ mod backfill;
 mod durability;
 mod effect;
 mod group;
+mod guard;
 mod identity;
 mod open;
 mod reopen;
@@ -44,12 +47,13 @@ use crate::checkpoint::{
     self, CheckpointMode, CheckpointOutcome, CheckpointReason, CheckpointReport,
 };
 use crate::error::{Error, Result, sql_for_error};
-use crate::settings::{DatabaseSettings, Synchronous};
+use crate::settings::DatabaseSettings;
 
 pub use backfill::{BACKFILL_BUSY_TIMEOUT, BACKFILL_THREAD_NAME};
 pub use durability::Durability;
 pub use effect::EFFECT_CACHE_ENTRIES;
 pub use group::GroupStats;
+pub use guard::{GUARDED_PRAGMAS, GuardedPragma};
 #[cfg(unix)]
 pub use open::NEW_FILE_MODE;
 pub use replica_hold::ReplicaHoldState;
@@ -57,6 +61,7 @@ pub use statement::{IntoValue, ResultSet, Statement};
 pub use wal_watch::{BACKSTOP_PERCENT, SizeCheckpoint, WalFrames};
 
 use effect::{Effect, EffectCache};
+use guard::{Guard, Snapshot};
 
 /// A statement taken from the connection's cache, with the SQL text it was
 /// prepared from (the key to reuse it for the next write of a group).
@@ -96,6 +101,16 @@ pub struct Store {
     wal: WalWatch,
     /// What SQLite said each statement does to a transaction.
     effects: EffectCache,
+    /// The authorizer that keeps the connection's settings walguard's.
+    guard: Guard,
+    /// The guarded settings as the connection held them once opened.
+    baseline: Snapshot,
+    /// The connection's own `synchronous` fsyncs the WAL at each commit
+    /// (read from the connection, not from the settings).
+    synced: bool,
+    /// Why no commit counts as durable any more (a setting a closure
+    /// changed could not be set back).
+    weakened: Option<String>,
     /// The database file as opened (`None`: it could not be read).
     identity: Option<FileIdentity>,
     /// The database file was found deleted or replaced: writes refused.
@@ -157,6 +172,10 @@ impl Store {
             group: GroupStats::default(),
             wal: WalWatch::new(),
             effects: EffectCache::default(),
+            guard: Guard::default(),
+            synced: false,
+            baseline: Snapshot::default(),
+            weakened: None,
             identity: FileIdentity::of(&settings.path).ok(),
             gone: None,
             gone_ever: false,
@@ -165,6 +184,15 @@ impl Store {
             replica: None,
         };
         store.install_wal_hook()?;
+        store.install_guard()?;
+        // What the connection holds now is walguard's: the baseline a
+        // closure is checked against, and the level commits are counted by.
+        store.baseline = Snapshot::read(&store.conn).map_err(|source| Error::Pragma {
+            path: settings.path.clone(),
+            pragma: "synchronous",
+            source,
+        })?;
+        store.synced = guard::syncs_every_commit(&store.baseline);
         Ok(store)
     }
 
@@ -192,20 +220,28 @@ impl Store {
         self.group
     }
 
-    /// Whether every commit fsyncs the WAL (`synchronous=FULL`/`EXTRA`), so
-    /// it is durable as soon as it returns.
+    /// Why no commit counts as durable any more, if so: a
+    /// [`Store::call`] closure changed a setting walguard's promises rest on
+    /// and setting it back failed ([`Error::SettingLost`]). `None` while
+    /// the connection's settings are walguard's.
+    #[must_use]
+    pub fn weakened(&self) -> Option<&str> {
+        self.weakened.as_deref()
+    }
+
+    /// Whether every commit fsyncs the WAL, so it is durable as soon as it
+    /// returns: the connection's own `synchronous` reads FULL or EXTRA (read
+    /// back from the connection at open and after every closure, never
+    /// taken from the settings alone), and no setting was lost.
     fn every_commit_is_synced(&self) -> bool {
-        matches!(
-            self.settings.synchronous,
-            Synchronous::Full | Synchronous::Extra
-        )
+        self.synced && self.weakened.is_none()
     }
 
     /// One commit, holding `writes` acknowledged writes. A WAL restart the
     /// hook saw in it first makes every earlier commit durable (see the
     /// [WAL watch](wal_watch)).
     fn record_commit(&mut self, writes: u64) {
-        if self.take_wal_restart() {
+        if self.take_wal_restart() && self.weakened.is_none() {
             let before = self.durability;
             self.durability.durable_through(before);
         }
@@ -223,13 +259,11 @@ impl Store {
     /// Takes `stmt`'s prepared statement from the connection's cache (or
     /// prepares it); it goes back to the cache when dropped.
     fn prepare<'a>(&'a self, stmt: &'a Statement) -> Result<Prepared<'a>> {
+        self.guard.clear_denied();
         let prepared = self
             .conn
             .prepare_cached(stmt.sql())
-            .map_err(|source| Error::Statement {
-                sql: sql_for_error(stmt.sql()),
-                source,
-            })?;
+            .map_err(|source| self.statement_error(stmt.sql(), source))?;
         Ok(Prepared {
             sql: stmt.sql(),
             readonly: prepared.readonly(),
@@ -241,15 +275,24 @@ impl Store {
     /// SQL text; the rows changed and whether it is read-only. Every
     /// parameter is bound again (rusqlite checks the count), so nothing of
     /// an earlier run carries over.
-    #[allow(clippy::unused_self)] // a method, so that it reads like `run_statement`
+    ///
+    /// A write that returns rows (`INSERT ... RETURNING`) is stepped to its
+    /// end, its rows dropped: rusqlite's `execute` would step it once (the
+    /// write done, and committed outside a transaction) and then call it an
+    /// error, a write nobody counts.
     fn run_prepared(&self, prepared: &mut Prepared<'_>, stmt: &Statement) -> Result<(usize, bool)> {
-        let changed = prepared
-            .statement
-            .execute(params_from_iter(stmt.params()))
-            .map_err(|source| Error::Statement {
-                sql: sql_for_error(stmt.sql()),
-                source,
-            })?;
+        let err = |source| Error::Statement {
+            sql: sql_for_error(stmt.sql()),
+            source,
+        };
+        let params = params_from_iter(stmt.params());
+        let changed = if !prepared.readonly && prepared.statement.column_count() > 0 {
+            let mut rows = prepared.statement.query(params).map_err(err)?;
+            while rows.next().map_err(err)?.is_some() {}
+            usize::try_from(self.conn.changes()).unwrap_or(usize::MAX)
+        } else {
+            prepared.statement.execute(params).map_err(err)?
+        };
         Ok((changed, prepared.readonly))
     }
 
@@ -286,6 +329,10 @@ impl Store {
     /// count, a constraint violation, a full disk. Nothing was written and
     /// the store keeps serving.
     ///
+    /// [`Error::GuardedSetting`] for a statement that would change a setting
+    /// walguard's promises rest on (`PRAGMA synchronous = OFF`, in any
+    /// spelling): refused before it ran, the connection unchanged.
+    ///
     /// [`Error::LeftTransactionOpen`] for a statement that opens a
     /// transaction and leaves it open (`BEGIN`, `SAVEPOINT`): it is rolled
     /// back and refused, because checkpoints run between transactions and
@@ -310,6 +357,8 @@ impl Store {
     ///
     /// # Errors
     ///
+    /// [`Error::GuardedSetting`], before anything runs, when a statement
+    /// would change a setting walguard's promises rest on.
     /// [`Error::SplitsTransaction`], before anything runs, when a statement
     /// would end or split the transaction (`COMMIT`, `ROLLBACK`,
     /// `SAVEPOINT`, `RELEASE`...), as SQLite says when it compiles it.
@@ -319,6 +368,7 @@ impl Store {
     pub fn transaction(&mut self, stmts: &[Statement]) -> Result<Vec<usize>> {
         self.refuse_if_gone()?;
         for (index, stmt) in stmts.iter().enumerate() {
+            self.refuse_guarded(stmt.sql())?;
             if self.effect_of(stmt.sql()) == Effect::TransactionControl {
                 return Err(Error::SplitsTransaction {
                     index,
@@ -326,6 +376,7 @@ impl Store {
                 });
             }
         }
+        let guard = &self.guard;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -335,13 +386,31 @@ impl Store {
             })?;
         let mut changed = Vec::with_capacity(stmts.len());
         for (index, stmt) in stmts.iter().enumerate() {
+            guard.clear_denied();
             let n = tx
                 .prepare_cached(stmt.sql())
-                .and_then(|mut p| p.execute(params_from_iter(stmt.params())))
-                .map_err(|source| Error::Transaction {
-                    index,
-                    sql: sql_for_error(stmt.sql()),
-                    source,
+                .and_then(|mut p| {
+                    if !p.readonly() && p.column_count() > 0 {
+                        // A write that returns rows, stepped to its end
+                        // (see `run_prepared`).
+                        let mut rows = p.query(params_from_iter(stmt.params()))?;
+                        while rows.next()?.is_some() {}
+                        Ok(usize::try_from(tx.changes()).unwrap_or(usize::MAX))
+                    } else {
+                        p.execute(params_from_iter(stmt.params()))
+                    }
+                })
+                .map_err(|source| match guard.take_denied() {
+                    Some(g) => Error::GuardedSetting {
+                        sql: sql_for_error(stmt.sql()),
+                        pragma: g.name,
+                        instead: g.instead,
+                    },
+                    None => Error::Transaction {
+                        index,
+                        sql: sql_for_error(stmt.sql()),
+                        source,
+                    },
                 })?;
             changed.push(n);
         }
@@ -353,28 +422,77 @@ impl Store {
         Ok(changed)
     }
 
-    /// Runs a read query and collects its rows.
+    /// Runs a read query and collects its rows. The column names are those
+    /// of the schema as it is now, after any schema change by anyone: they
+    /// are read after the first step, when SQLite has prepared an expired
+    /// statement again (FACTS.md, rusqlite#1371).
+    ///
+    /// Reads only: what a statement does is asked of SQLite before it runs
+    /// (the effect classifier, and `sqlite3_stmt_readonly`, which alone
+    /// calls `BEGIN`, `SAVEPOINT` and `ATTACH` read-only). Writes go through
+    /// [`Store::execute`] or [`Store::transaction`], where they are counted.
     ///
     /// # Errors
     ///
-    /// [`Error::Statement`] naming the SQL.
+    /// [`Error::NotARead`], before anything runs, for a statement that
+    /// writes (`INSERT ... RETURNING` included), controls a transaction
+    /// (`BEGIN`, `SAVEPOINT`...), attaches or detaches a database, or runs
+    /// a PRAGMA that changes something; [`Error::GuardedSetting`] for a
+    /// guarded PRAGMA change; [`Error::Statement`] naming the SQL.
     pub fn query(&self, stmt: &Statement) -> Result<ResultSet> {
+        self.refuse_guarded(stmt.sql())?;
+        let seen = self.seen_of(stmt.sql());
+        let not_a_read = |what| {
+            Err(Error::NotARead {
+                sql: sql_for_error(stmt.sql()),
+                what,
+            })
+        };
+        if seen.transaction_control {
+            return not_a_read("controls a transaction");
+        }
+        if seen.attach {
+            return not_a_read("attaches or detaches a database");
+        }
+        if seen.writes {
+            return not_a_read("writes");
+        }
+        if seen.pragma_acts {
+            return not_a_read("runs a pragma that changes something");
+        }
+        self.guard.clear_denied();
+        let mut prepared = self
+            .conn
+            .prepare_cached(stmt.sql())
+            .map_err(|source| self.statement_error(stmt.sql(), source))?;
+        // `PRAGMA journal_mode` reads, yet its program is not read-only
+        // (`OP_JournalMode`): a pragma the classifier saw only read passes.
+        let pragma_read = seen.outside_transaction && !seen.attach;
+        if !prepared.readonly() && !pragma_read {
+            return not_a_read("writes");
+        }
         let err = |source| Error::Statement {
             sql: sql_for_error(stmt.sql()),
             source,
         };
-        let mut prepared = self.conn.prepare_cached(stmt.sql()).map_err(err)?;
-        let columns: Vec<String> = prepared.column_names().map(str::to_owned).collect();
-        let width = columns.len();
-        let rows = prepared
-            .query_map(params_from_iter(stmt.params()), |row| {
-                (0..width)
+        let mut rows = Vec::new();
+        {
+            let mut cursor = prepared
+                .query(params_from_iter(stmt.params()))
+                .map_err(err)?;
+            // The width of each row from the statement as stepped, not as
+            // cached: a schema change makes SQLite prepare it again at the
+            // first step.
+            while let Some(row) = cursor.next().map_err(err)? {
+                let width = row.as_ref().column_count();
+                let values = (0..width)
                     .map(|i| row.get::<_, Value>(i))
                     .collect::<rusqlite::Result<Vec<Value>>>()
-            })
-            .map_err(err)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(err)?;
+                    .map_err(err)?;
+                rows.push(values);
+            }
+        }
+        let columns: Vec<String> = prepared.column_names().map(str::to_owned).collect();
         Ok(ResultSet { columns, rows })
     }
 
@@ -386,8 +504,19 @@ impl Store {
     /// A closure that changed rows counts as one commit for
     /// [`Store::durability`].
     ///
+    /// The connection's settings stay walguard's: a PRAGMA the closure
+    /// prepares that would change a guarded setting is denied (the closure
+    /// sees SQLite's `not authorized`, and the call ends with
+    /// [`Error::GuardedSetting`] if the closure returns that error). A
+    /// closure that removes the authorizer and changes one anyway finds it
+    /// set back after it returns (see the `guard` module of the store).
+    ///
     /// # Errors
     ///
+    /// [`Error::SettingRestored`] when the closure changed a guarded
+    /// setting: it was set back, and what the closure committed counts as
+    /// exposed until the next checkpoint that catches up;
+    /// [`Error::SettingLost`] when setting it back failed.
     /// [`Error::Panic`] when the closure panicked: the panic is caught, a
     /// transaction it left open is rolled back, and the store keeps
     /// serving. [`Error::Call`] with what the closure returned;
@@ -396,6 +525,7 @@ impl Store {
     pub fn call<R>(&mut self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>) -> Result<R> {
         self.refuse_if_gone()?;
         let before = self.conn.total_changes();
+        self.guard.clear_denied();
         // The closure is the caller's code: a panic in it must not take the
         // writer down. The connection it held is still sound (SQLite's
         // state is only changed by SQLite calls, which do not unwind), and
@@ -413,20 +543,42 @@ impl Store {
                         source: e,
                     });
                 }
-                if self.conn.total_changes() != before {
+                let committed = self.conn.total_changes() != before;
+                let settings = self.check_settings_after_call();
+                if committed {
                     // It committed before it panicked.
-                    self.record_commit(1);
+                    self.durability
+                        .record_commit(1, settings.is_ok() && self.every_commit_is_synced());
                 }
+                settings?;
                 return Err(Error::Panic { message });
             }
         };
         if !self.conn.is_autocommit() {
-            return Err(self.roll_back_left_open("closure".to_owned()));
+            let left_open = self.roll_back_left_open("closure".to_owned());
+            self.check_settings_after_call()?;
+            return Err(left_open);
         }
-        if self.conn.total_changes() != before {
+        let changed_rows = self.conn.total_changes() != before;
+        if let Err(e) = self.check_settings_after_call() {
+            // What the closure committed ran under the settings it set: not
+            // durable until a checkpoint catches up.
+            if changed_rows {
+                self.durability.record_commit(1, false);
+            }
+            return Err(e);
+        }
+        if changed_rows {
             self.record_commit(1);
         }
-        result.map_err(|source| Error::Call { source })
+        result.map_err(|source| match self.guard.take_denied() {
+            Some(g) => Error::GuardedSetting {
+                sql: "a statement the closure prepared".to_owned(),
+                pragma: g.name,
+                instead: g.instead,
+            },
+            None => Error::Call { source },
+        })
     }
 
     /// Runs a checkpoint now, on this connection, between transactions.
@@ -488,7 +640,7 @@ impl Store {
         }
         let before = self.durability;
         let report = run(&self.conn);
-        if *report.outcome() == CheckpointOutcome::Completed {
+        if *report.outcome() == CheckpointOutcome::Completed && self.weakened.is_none() {
             self.durability.durable_through(before);
         }
         self.reopen_after_io_error(&report);

@@ -75,6 +75,8 @@ impl Store {
         self.conn = open_connection(&self.settings, self.vfs.as_deref())?;
         // The WAL hook again, on the new connection.
         self.install_wal_hook()?;
+        // And the guard.
+        self.install_guard()?;
         // A NOOP checkpoint copies nothing and reports the frames SQLite
         // counts as copied. The rebuilt index counts none; a count above zero
         // means another connection kept the old index alive.

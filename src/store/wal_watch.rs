@@ -158,8 +158,9 @@ impl Store {
     /// threshold in force. `wal_autocheckpoint` is set to 0 first: setting
     /// it installs (or removes) SQLite's own hook, which shares the slot.
     pub(super) fn install_wal_hook(&mut self) -> Result<()> {
-        self.conn
-            .pragma_update(None, "wal_autocheckpoint", 0)
+        let conn = &self.conn;
+        self.guard
+            .own(|| conn.pragma_update(None, "wal_autocheckpoint", 0))
             .map_err(|source| Error::Pragma {
                 path: self.settings.path.clone(),
                 pragma: "wal_autocheckpoint",

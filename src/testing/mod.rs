@@ -361,6 +361,9 @@ pub struct VfsStats {
     pub io_ops: u64,
     /// Checkpoints seen (the checkpoint lock taken).
     pub checkpoints: u64,
+    /// Successful syncs (`xSync`) of modelled files: the `fsync` calls a
+    /// real disk would have seen.
+    pub syncs: u64,
     /// Injected faults that fired.
     pub faults_fired: u64,
     /// Files modelled.

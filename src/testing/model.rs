@@ -189,6 +189,8 @@ pub(super) struct State {
     /// Modelled file handles open per lane.
     lane_handles: [usize; 2],
     checkpoints: u64,
+    /// Successful syncs of modelled files.
+    syncs: u64,
     faults_fired: u64,
     /// The owner was dropped: forward everything, model nothing.
     detached: bool,
@@ -374,6 +376,7 @@ impl State {
     /// every simulated power loss and roll the database back to empty, which
     /// real file systems do not do.
     pub(super) fn synced(&mut self, path: &Path) {
+        self.syncs += 1;
         for (other, model) in &mut self.files {
             if other == path {
                 for op in model.pending.drain(..) {
@@ -515,6 +518,7 @@ impl State {
         VfsStats {
             io_ops: self.ops,
             checkpoints: self.checkpoints,
+            syncs: self.syncs,
             faults_fired: self.faults_fired,
             tracked_files: self.files.len(),
             open_files: self.files.values().map(|f| f.open_handles).sum(),

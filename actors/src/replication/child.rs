@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use std::io::BufRead as _;
+use std::io::Read as _;
 use walguard::replication::{CheckpointHandover, SftpLogin};
 use walguard::settings::ReplicationSettings;
 
@@ -626,6 +627,113 @@ pub fn restore(
 }
 
 /// The refusal or failure of a restore into `out`.
+/// How long the probe of a replica ([`replica_exists`]) may take: 10 s (a
+/// wrong or unreachable endpoint makes Litestream's S3 client retry for
+/// minutes).
+pub const REPLICA_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether the replica of `files.db` holds anything: `litestream ltx
+/// -level all` on it, bounded by [`REPLICA_PROBE_TIMEOUT`]. Lists the
+/// replica's files, reads none of them.
+///
+/// # Errors
+///
+/// [`ReplicationError::ReplicaUnreachable`] naming the setting to check
+/// when Litestream fails or does not answer in time;
+/// [`ReplicationError::BinaryMissing`] when it cannot be run.
+pub fn replica_exists(
+    binary: &Path,
+    files: &Files,
+    settings: &ReplicationSettings,
+) -> Result<bool, ReplicationError> {
+    let probe = Files {
+        config: walguard::files::sibling(&files.db, "-litestream-probe.yml"),
+        ..files.clone()
+    };
+    probe.write_config(settings, CheckpointHandover::default())?;
+    let result = run_probe(binary, &probe, settings);
+    let _ = std::fs::remove_file(&probe.config);
+    result
+}
+
+fn run_probe(
+    binary: &Path,
+    files: &Files,
+    settings: &ReplicationSettings,
+) -> Result<bool, ReplicationError> {
+    let url = walguard::replication::redact(settings.url.as_deref().unwrap_or_default());
+    let mut child = command(binary, settings)
+        .args(["ltx", "-level", "all", "-json", "-no-expand-env", "-config"])
+        .arg(&files.config)
+        .arg(&files.db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ReplicationError::BinaryMissing {
+            binary: binary.to_path_buf(),
+            error: e.to_string(),
+        })?;
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().ok().flatten() {
+            break Some(status);
+        }
+        if started.elapsed() > REPLICA_PROBE_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+    );
+    let unreachable = |error: String, blame: &'static str| ReplicationError::ReplicaUnreachable {
+        url: url.clone(),
+        blame,
+        error,
+    };
+    match status {
+        None => Err(unreachable(
+            format!(
+                "litestream did not list it within {}",
+                walguard::settings::format_duration(REPLICA_PROBE_TIMEOUT)
+            ),
+            if settings.endpoint.is_some() {
+                "replication.endpoint"
+            } else {
+                "replication.url"
+            },
+        )),
+        Some(status) if !status.success() => {
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message")
+                .to_owned();
+            Err(unreachable(
+                format!("litestream exited with {status}: {last}"),
+                walguard::replication::blame(&last),
+            ))
+        }
+        // A JSON list of the replica's files: `[]` when it holds none.
+        Some(_) => Ok(stdout.contains('{')),
+    }
+}
+
 fn restore_error(out: &Path, error: String) -> ReplicationError {
     ReplicationError::Restore {
         db: out.to_path_buf(),

@@ -48,8 +48,8 @@ use walguard::replication::{
 use walguard::settings::{AckMode, ReplicationSettings, format_duration};
 
 pub use child::{
-    Child, Files, MAX_SOCKET_PATH_BYTES, ORPHAN_STOP_TIMEOUT, READY_TIMEOUT, check_binary,
-    litestream_holding, restore,
+    Child, Files, MAX_SOCKET_PATH_BYTES, ORPHAN_STOP_TIMEOUT, READY_TIMEOUT, REPLICA_PROBE_TIMEOUT,
+    check_binary, litestream_holding, replica_exists, restore,
 };
 pub use control::{ControlClient, SyncAnswer};
 
@@ -101,6 +101,146 @@ pub fn restore_if_missing(settings: &walguard::Settings) -> Result<(), Replicati
         "the database file was missing: restore from the replica on start"
     );
     Ok(())
+}
+
+/// Checks, before Litestream starts, that the replica belongs to this
+/// database ([`walguard::replication::identity`]): restores the replica
+/// (when one exists) into a scratch file beside the database, reads its
+/// newest identity, and judges. A new, empty database is replaced by the
+/// restored replica under `replication.restore_on_start`. Blocking (one
+/// `litestream restore`: its time grows with the database).
+///
+/// An outside Litestream (`replication.socket`) whose binary is not here
+/// cannot restore: the check is skipped, and the log says so.
+///
+/// # Errors
+///
+/// [`ReplicationError::ForeignReplica`],
+/// [`ReplicationError::NewDatabaseWithReplica`] (both unless
+/// `replication.replace_replica`), [`ReplicationError::Identity`], or the
+/// restore's own errors.
+pub fn check_identity(settings: &walguard::Settings) -> Result<(), ReplicationError> {
+    use walguard::replication::identity::{self, Local, Verdict};
+    let r = &settings.replication;
+    let path = &settings.database.path;
+    if let Err(e) = check_binary(&r.litestream_binary) {
+        if r.socket.is_some() {
+            tracing::warn!(target: "walguard::replication", error = %e, "cannot check the replica's identity without a litestream binary here; replicating as told");
+            return Ok(());
+        }
+        return Err(e);
+    }
+    let unreadable = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |e: rusqlite::Error| ReplicationError::Identity {
+            path,
+            error: e.to_string(),
+        }
+    };
+    let read = |file: &std::path::Path| -> Result<Local, ReplicationError> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+        let conn = rusqlite::Connection::open_with_flags(file, flags).map_err(unreadable(file))?;
+        Ok(Local {
+            tokens: identity::tokens(&conn).map_err(unreadable(file))?,
+            has_data: identity::has_own_schema(&conn).map_err(unreadable(file))?,
+        })
+    };
+    let local = if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+        read(path)?
+    } else {
+        Local::default()
+    };
+    let scratch = walguard::files::sibling(path, "-walguard-identity.db");
+    let remove_scratch = || {
+        for file in [
+            scratch.clone(),
+            walguard::files::wal_path(&scratch),
+            walguard::files::shm_path(&scratch),
+        ] {
+            let _ = std::fs::remove_file(file);
+        }
+    };
+    // A scratch file left by a start that was killed.
+    remove_scratch();
+    let files = Files::for_db(path, r.socket.as_deref())?;
+    // A quick, bounded look first: a wrong endpoint fails here in seconds,
+    // and without a replica nothing is restored.
+    if replica_exists(&r.litestream_binary, &files, r)? {
+        restore(&r.litestream_binary, &files, r, &scratch, true)?;
+    }
+    let replica = if scratch.exists() {
+        let on_replica = read(&scratch);
+        match on_replica {
+            Ok(on_replica) => Some(on_replica.tokens),
+            Err(e) => {
+                remove_scratch();
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    let url = walguard::replication::redact(r.url.as_deref().unwrap_or_default());
+    let verdict = identity::judge(&local, &replica);
+    match verdict {
+        Verdict::Replicate => {}
+        Verdict::RestoreFirst if r.restore_on_start => {
+            // The local file is new and empty: nothing of it is lost.
+            for file in [
+                path.clone(),
+                walguard::files::wal_path(path),
+                walguard::files::shm_path(path),
+            ] {
+                let _ = std::fs::remove_file(file);
+            }
+            std::fs::rename(&scratch, path).map_err(|source| ReplicationError::File {
+                action: "move the restored replica into place",
+                path: path.clone(),
+                source,
+            })?;
+            tracing::info!(target: "walguard::replication", database = %path.display(), replica = %url, "the database was new and empty: restored from its replica first");
+        }
+        _ if r.replace_replica => {
+            tracing::warn!(target: "walguard::replication", database = %path.display(), replica = %url, verdict = ?verdict, "the replica belongs to another database; replacing its history with this database (replication.replace_replica)");
+        }
+        Verdict::RestoreFirst => {
+            remove_scratch();
+            return Err(ReplicationError::NewDatabaseWithReplica {
+                url,
+                db: path.clone(),
+            });
+        }
+        Verdict::Foreign { replica, local } => {
+            remove_scratch();
+            return Err(ReplicationError::ForeignReplica {
+                url,
+                db: path.clone(),
+                replica: replica.unwrap_or_else(|| "none".to_owned()),
+                local: local.unwrap_or_else(|| "none".to_owned()),
+            });
+        }
+    }
+    remove_scratch();
+    Ok(())
+}
+
+/// Appends this start's identity token to the database
+/// ([`walguard::replication::identity::stamp`]), through a connection of
+/// its own, before Litestream's first sync carries it to the replica.
+///
+/// # Errors
+///
+/// [`ReplicationError::Identity`] when the write fails.
+pub fn stamp_identity(settings: &walguard::Settings) -> Result<String, ReplicationError> {
+    let path = &settings.database.path;
+    let fail = |e: rusqlite::Error| ReplicationError::Identity {
+        path: path.clone(),
+        error: e.to_string(),
+    };
+    let conn = rusqlite::Connection::open(path).map_err(fail)?;
+    conn.busy_timeout(settings.database.busy_timeout)
+        .map_err(fail)?;
+    walguard::replication::identity::stamp(&conn).map_err(fail)
 }
 
 /// A Litestream made ready by [`ReplicationActor::prepare`], for

@@ -117,8 +117,8 @@ impl WalGuardBuilder {
         // One engine per file: the lock comes before the connection.
         let engine_lock = EngineLock::acquire(&settings.database.path)?;
         let replication_on = settings.replication.is_on();
-        if replication_on && settings.replication.restore_on_start {
-            crate::replication::restore_if_missing(&settings)?;
+        if replication_on {
+            replication_before_open(&settings)?;
         }
         let mut store = match &vfs {
             Some(vfs) => Store::open_with_vfs(&settings.database, vfs)?,
@@ -128,10 +128,8 @@ impl WalGuardBuilder {
         // none silently inside a COMMIT (0 leaves them to SQLite).
         store.set_size_threshold(settings.checkpoint.size_threshold_frames)?;
         store.set_size_checkpoint(settings.checkpoint.size_checkpoint);
-        // With replication on, no checkpoint of walguard's takes frames the
-        // replica lacks out of the WAL (walguard::Store::hold_for_replica).
-        if replication_on && !replica_hold_disabled_for_tests() {
-            store.hold_for_replica()?;
+        if replication_on {
+            replication_after_open(&settings, &mut store)?;
         }
 
         let metrics = MetricsActor::new(settings.metrics.window).start();
@@ -541,6 +539,29 @@ fn watchdog(
         tracing::warn!(target: "walguard::system", error = %e, "cannot start the shutdown watchdog; the shutdown has no deadline");
     }
     (done_tx, gave_up_rx)
+}
+
+/// With replication on, before the store opens: the restore on start
+/// (when asked), then the replica's identity, checked before anything is
+/// written or replicated.
+fn replication_before_open(settings: &Settings) -> Result<()> {
+    if settings.replication.restore_on_start {
+        crate::replication::restore_if_missing(settings)?;
+    }
+    crate::replication::check_identity(settings)?;
+    Ok(())
+}
+
+/// With replication on, once the store is open: the replica hold (no
+/// checkpoint of walguard's takes frames the replica lacks out of the
+/// WAL, `walguard::Store::hold_for_replica`), and this start's identity
+/// token, before Litestream's first sync.
+fn replication_after_open(settings: &Settings, store: &mut Store) -> Result<()> {
+    if !replica_hold_disabled_for_tests() {
+        store.hold_for_replica()?;
+    }
+    crate::replication::stamp_identity(settings)?;
+    Ok(())
 }
 
 /// The negative control of the replication tests: `WALGUARD_TEST_NO_REPLICA_HOLD=1`

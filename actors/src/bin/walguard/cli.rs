@@ -130,13 +130,19 @@ Examples:
 
     /// Run one checkpoint on a database (served by an engine or not), and
     /// print the result row, the outcome and the elapsed time. Beside a
-    /// running engine this is a neighbour's checkpoint: the engine's own
-    /// checkpoints meanwhile come back busy, which is not an error.
+    /// running engine (its engine lock is held) only --mode passive runs:
+    /// it never waits, and the engine's own checkpoints meanwhile come back
+    /// busy, which is not an error. A blocking mode there is refused,
+    /// because it would hold SQLite's write lock while it waits on readers
+    /// and fail the engine's writes.
     #[command(after_help = "\
 Exits 0 when the checkpoint completed, 1 when it was busy, partial or failed
-(another process holds the WAL), or the path is missing, not an SQLite
-database, or not in WAL mode. Never creates a database, and never converts
-a rollback-journal database to WAL.
+(another process holds the WAL), when a blocking mode (full, restart,
+truncate: the default) is asked for on a database a walguard engine
+serves, or when the path is missing, not an SQLite database, or not in WAL
+mode. Never creates a database, and never converts a rollback-journal
+database to WAL. On a database nobody serves it holds the engine lock while
+it runs, so an engine started meanwhile is told the file is served.
 
 Examples:
   walguard checkpoint walguard.db

@@ -103,17 +103,20 @@ pub(crate) fn check_target(path: &Path) -> Result<(), CliError> {
 
 /// Schema objects that are not the engine's: `(type, name)`, in order.
 /// Litestream's own bookkeeping tables (`_litestream_seq`,
-/// `_litestream_lock`), which it adds to every database it replicates, are
-/// not foreign.
+/// `_litestream_lock`), which it adds to every database it replicates, and
+/// walguard's replica identity are not foreign.
 fn foreign_objects(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
     let mut stmt = conn.prepare(
         "SELECT type, name FROM sqlite_schema
          WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-           AND name NOT IN ('_litestream_seq', '_litestream_lock')
+           AND name NOT IN ('_litestream_seq', '_litestream_lock', ?2)
            AND (substr(name, 1, length(?1)) <> ?1 OR substr(tbl_name, 1, length(?1)) <> ?1)
          ORDER BY type, name",
     )?;
-    let rows = stmt.query_map([DEMO_PREFIX], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map(
+        [DEMO_PREFIX, walguard::replication::identity::IDENTITY_TABLE],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     rows.collect()
 }
 

@@ -220,6 +220,22 @@ pub(crate) enum CliError {
         sent: u64,
     },
 
+    /// `walguard checkpoint` in a blocking mode on a database an engine
+    /// serves: refused before the file was opened.
+    #[error(
+        "database {} is served by a walguard engine{}: a {mode} checkpoint would hold SQLite's write lock while it waits on readers, and the engine's writes would fail with \"database is locked\"; use --mode passive (it never waits), or let the engine checkpoint",
+        path.display(),
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    ServedBlockingCheckpoint {
+        /// The database.
+        path: PathBuf,
+        /// The mode asked for, e.g. `truncate`.
+        mode: &'static str,
+        /// The engine's process, when its lock file says.
+        pid: Option<u32>,
+    },
+
     /// `run` stopped while the replica lacked commits (replication on).
     #[error(
         "stopped with {commits} commits ({writes} writes) not on the replica; they are committed locally, and the wal keeps them for litestream's next start"

@@ -1,5 +1,13 @@
-//! `walguard checkpoint PATH`: one checkpoint on a database that is not
-//! being served.
+//! `walguard checkpoint PATH`: one checkpoint on a database, served or not.
+//!
+//! Beside a running engine (its engine lock is held) only PASSIVE runs: a
+//! blocking mode takes SQLite's write lock and holds it while it waits on
+//! readers (Litestream holds a read transaction at all times), and every
+//! write of the engine waits behind it, past its own `busy_timeout`
+//! (measured at 7feb55a: a 5 s TRUNCATE failed 5 of the engine's writes
+//! with `database is locked`). A blocking mode there is refused before the
+//! file is opened; on a database nobody serves, the command holds the
+//! engine lock while it runs, so no engine starts under it.
 //!
 //! The file must exist, be an SQLite database and already be in WAL mode:
 //! [`walguard::Store::open`] creates missing files and switches the journal
@@ -29,6 +37,21 @@ pub(crate) fn run(args: &CheckpointArgs) -> Result<(), CliError> {
             path: path.to_path_buf(),
         });
     }
+    // Served by an engine: PASSIVE only (see the module docs).
+    let _engine_lock = match walguard::EngineLock::acquire(path) {
+        Ok(lock) => Some(lock),
+        Err(walguard::Error::AlreadyServed { pid, .. }) => {
+            if mode != CheckpointMode::Passive {
+                return Err(CliError::ServedBlockingCheckpoint {
+                    path: path.to_path_buf(),
+                    mode: mode.as_str(),
+                    pid,
+                });
+            }
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let wal_path = walguard::files::wal_path(path);
     let wal_before = dbfile::len(&wal_path);
 

@@ -38,6 +38,8 @@
 //! Litestream, and the starvation warning (two intervals) stays a true
 //! alarm rather than Litestream's own one-minute rhythm.
 
+pub mod identity;
+
 use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant};
