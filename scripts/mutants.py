@@ -104,8 +104,8 @@ MUTANTS = [
         "power loss under `normal`; partial or busy is not a durability point",
         [(
             "src/store/mod.rs",
-            "if *report.outcome() == CheckpointOutcome::Completed {",
-            "if matches!(*report.outcome(), CheckpointOutcome::Completed | CheckpointOutcome::Partial) {",
+            "if *report.outcome() == CheckpointOutcome::Completed && self.weakened.is_none() {",
+            "if matches!(*report.outcome(), CheckpointOutcome::Completed | CheckpointOutcome::Partial) && self.weakened.is_none() {",
         )],
         [
             power_loss("store_pinned_reader_checkpoint_is_not_a_durability_point"),
