@@ -290,8 +290,8 @@ MUTANTS = [
         "neighbours: another connection's checkpoint completes",
         [(
             "src/store/mod.rs",
-            "if self.take_wal_restart() {",
-            "if self.take_wal_restart() && false {",
+            "if self.take_wal_restart() && self.weakened.is_none() {",
+            "if self.take_wal_restart() && self.weakened.is_none() && false {",
         )],
         [
             core("neighbours::a_checkpoint_by_another_connection_moves_the_durable_point"),
