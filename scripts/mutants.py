@@ -344,8 +344,8 @@ MUTANTS = [
         "neighbours: a second engine on a served file",
         [(
             "actors/src/system/mod.rs",
-            "let engine_lock = EngineLock::acquire(&settings.database.path)?;",
-            'let engine_lock = EngineLock::acquire(&settings.database.path.with_extension(format!("{:?}", std::time::Instant::now()).replace(|c: char| !c.is_ascii_alphanumeric(), "")))?;',
+            "None => Ok(EngineLock::acquire(&settings.database.path)?),",
+            'None => Ok(EngineLock::acquire(&settings.database.path.with_extension(format!("{:?}", std::time::Instant::now()).replace(|c: char| !c.is_ascii_alphanumeric(), "")))?),',
         )],
         [
             actors("neighbours::a_second_engine_on_a_served_file_is_refused"),
@@ -431,6 +431,75 @@ MUTANTS = [
             "        .collect();\n    if !missing.is_empty() {\n        return;\n    }\n    require(",
         )],
         [Test(ACTORS, "replication", "without_its_tools_a_replication_test_fails_naming_them")],
+    ),
+    Mutant(
+        "migration-not-fsynced",
+        "the migrations' commit runs under database.synchronous, not FULL",
+        "migrations: durable when the start returns",
+        [(
+            "src/store/migrate.rs",
+            '.pragma_update(None, "synchronous", "FULL")',
+            '.pragma_update(None, "synchronous", self.settings.synchronous.as_str())',
+        )],
+        [crash_lab("migrations_are_durable_when_the_start_returns")],
+    ),
+    Mutant(
+        "migration-version-after-commit",
+        "user_version is set in a transaction of its own, after the migrations' commit",
+        "migrations: a power cut leaves version and schema in agreement",
+        [(
+            "src/store/migrate.rs",
+            '            .and_then(|()| {\n                self.guard\n                    .own(|| self.conn.pragma_update(None, "user_version", to as i64))\n                    .map_err(|source| self.pragma_error("user_version", source))\n            })\n            .and_then(|()| {\n                self.conn\n                    .execute_batch("COMMIT")\n                    .map_err(commit_err("commit", &path))\n            });',
+            '            .and_then(|()| {\n                self.conn\n                    .execute_batch("COMMIT")\n                    .map_err(commit_err("commit", &path))\n            })\n            .and_then(|()| {\n                self.guard\n                    .own(|| self.conn.pragma_update(None, "user_version", to as i64))\n                    .map_err(|source| self.pragma_error("user_version", source))\n            });',
+        )],
+        [crash_lab("power_cut_in_the_middle_of_migrations")],
+    ),
+    Mutant(
+        "migration-commit-each",
+        "each migration commits on its own (with its version)",
+        "migrations: a failed or killed start applies nothing",
+        [(
+            "src/store/migrate.rs",
+            ".try_for_each(|migration| self.apply_one(migration))",
+            '.try_for_each(|migration| { self.apply_one(migration)?; self.conn.pragma_update(None, "user_version", migration.number() as i64).map_err(|s| self.pragma_error("user_version", s))?; self.conn.execute_batch("COMMIT; BEGIN IMMEDIATE").map_err(commit_err("commit", &path)) })',
+        )],
+        [
+            core("migrations::a_migration_failing_halfway_through_its_text_applies_nothing"),
+            crash_lab("process_kill_in_the_middle_of_migrations"),
+        ],
+    ),
+    Mutant(
+        "migration-split-allowed",
+        "the classifier is not asked about a migration's statements",
+        "migrations: a migration is never split",
+        [(
+            "src/store/migrate.rs",
+            "if self.effect_of(&piece) == Effect::TransactionControl {",
+            "if self.effect_of(&piece) == Effect::TransactionControl && piece.is_empty() {",
+        )],
+        [core("migrations::a_migration_that_ends_or_opens_a_transaction_is_refused")],
+    ),
+    Mutant(
+        "migration-future-opened",
+        "a database from the future is only refused after the write connection opened it",
+        "migrations: a refused file is left byte for byte",
+        [(
+            "src/migrations.rs",
+            "        self.check_version(&database.path, found)\n    }",
+            "        let _ = found;\n        Ok(())\n    }",
+        )],
+        [core("migrations::a_future_database_in_rollback_mode_or_with_a_wal_is_refused_untouched")],
+    ),
+    Mutant(
+        "migration-name-order",
+        "migration files are applied in name order, not numeric order",
+        "migrations: directory order",
+        [(
+            "src/migrations.rs",
+            "found.sort_by_key(|(number, _, _)| *number);",
+            "found.sort_by(|a, b| a.2.cmp(&b.2));",
+        )],
+        [core("migrations::a_directory_is_applied_in_numeric_order")],
     ),
 ]
 

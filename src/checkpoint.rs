@@ -178,11 +178,14 @@ pub enum CheckpointReason {
     /// (see `docs/design.md`, "Two-phase size checkpoint"). It moves no
     /// durable point; the phase 2 that follows does.
     Backfill,
+    /// The TRUNCATE after the schema migrations applied at start
+    /// ([`Store::migrate`](crate::Store::migrate)).
+    Migration,
 }
 
 impl CheckpointReason {
     /// The reason as logged: `interval`, `shutdown`, `manual`, `size`,
-    /// `backfill`.
+    /// `backfill`, `migration`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -191,6 +194,7 @@ impl CheckpointReason {
             Self::Manual => "manual",
             Self::Size => "size",
             Self::Backfill => "backfill",
+            Self::Migration => "migration",
         }
     }
 }

@@ -240,7 +240,7 @@ pub enum Error {
     },
     /// Another engine serves this database: it holds the engine lock
     /// ([`EngineLock`](crate::EngineLock)).
-    #[error("database {} is already served by another walguard engine ({}); lock file {}", path.display(), holder(*pid), lock.display())]
+    #[error("database {} is served by another engine (walguard, {}); lock file {}", path.display(), holder(*pid), lock.display())]
     AlreadyServed {
         /// The database path.
         path: PathBuf,
@@ -355,6 +355,96 @@ pub enum Error {
     BackfillPanicked {
         /// The panic's message.
         message: String,
+    },
+
+    /// The migrations directory cannot be read.
+    #[error("cannot read the migrations directory {}", path.display())]
+    MigrationsDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A `.sql` file of the migrations directory is not named
+    /// `NNNN_name.sql`, or shares its number with another: nothing was
+    /// applied.
+    #[error("migration file {} is refused: {reason}; name them NNNN_name.sql with distinct numbers", path.display())]
+    MigrationFileName {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its name.
+        reason: String,
+    },
+
+    /// A migration file cannot be read (or is not UTF-8).
+    #[error("cannot read migration file {}", path.display())]
+    MigrationFile {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The database's schema version (`PRAGMA user_version`) is above the
+    /// number of migrations this build knows: a newer build has changed it.
+    /// Nothing was written; the file is as it was.
+    #[error(
+        "database {} is at schema version {found}, but this build knows only {known} migrations: a newer build has changed it, so nothing was touched; run the newer build, or restore a copy made before it"
+    , path.display())]
+    SchemaFromTheFuture {
+        /// The database path.
+        path: PathBuf,
+        /// The schema version found in the file.
+        found: i64,
+        /// The migrations given (the latest version this build knows).
+        known: usize,
+    },
+
+    /// A statement of a migration failed. The transaction of all pending
+    /// migrations was rolled back: none of them is applied, and the schema
+    /// version is as it was.
+    #[error("{} failed, so no migration was applied: {message}; in: {sql}", crate::migrations::describe(*number, file.as_ref()))]
+    MigrationFailed {
+        /// The migration's 1-based number.
+        number: usize,
+        /// Its file, when it came from a directory.
+        file: Option<PathBuf>,
+        /// The failing statement (shortened when long).
+        sql: String,
+        /// What SQLite said.
+        message: String,
+    },
+
+    /// A statement of a migration would end or open a transaction of its
+    /// own (`COMMIT`, `BEGIN`, `SAVEPOINT`, `RELEASE`, `ROLLBACK`...), as
+    /// SQLite says when it compiles it: the migrations run in walguard's
+    /// one transaction. Nothing was applied.
+    #[error("{} would end or open a transaction of its own, so no migration was applied: {sql}", crate::migrations::describe(*number, file.as_ref()))]
+    MigrationSplitsTransaction {
+        /// The migration's 1-based number.
+        number: usize,
+        /// Its file, when it came from a directory.
+        file: Option<PathBuf>,
+        /// The statement (shortened when long).
+        sql: String,
+    },
+
+    /// `BEGIN` or `COMMIT` of the migrations' transaction failed; nothing
+    /// was applied.
+    #[error("cannot {step} the migrations of {} to schema version {to}", path.display())]
+    MigrationCommit {
+        /// The database path.
+        path: PathBuf,
+        /// `begin` or `commit`.
+        step: &'static str,
+        /// The version the migrations would have reached.
+        to: usize,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
     },
 
     /// The power-loss shim (feature `testing`) found no default SQLite VFS

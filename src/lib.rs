@@ -41,6 +41,9 @@
 //! - [`files`] names the files SQLite keeps beside a database (`-wal`,
 //!   `-shm`, `-journal`).
 //! - [`EngineLock`] makes sure one engine serves a database file.
+//! - [`Migrations`] are the engine's schema: versioned in `PRAGMA
+//!   user_version`, applied at start in one transaction by
+//!   [`Store::migrate`], refusing a database from the future.
 //! - Group commit ([`Store::execute_group`]) and the size-triggered
 //!   checkpoint ([`Store::set_size_threshold`]) are plain store methods too;
 //!   `walguard-actors` drives them.
@@ -58,6 +61,7 @@ pub mod error;
 pub mod exposure;
 pub mod files;
 pub mod lock;
+pub mod migrations;
 pub mod replication;
 pub mod settings;
 pub mod stats;
@@ -69,6 +73,7 @@ pub mod testing;
 pub use checkpoint::{CheckpointMode, CheckpointOutcome, CheckpointReason, CheckpointReport};
 pub use error::{Error, Result};
 pub use lock::EngineLock;
+pub use migrations::{Migration, MigrationReport, Migrations};
 pub use settings::Settings;
 pub use stats::{Aggregate, SessionCounts, SessionReport, SessionStats, Window};
 pub use store::{

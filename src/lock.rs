@@ -30,6 +30,7 @@ use crate::files;
 pub struct EngineLock {
     file: File,
     path: PathBuf,
+    database: PathBuf,
 }
 
 impl EngineLock {
@@ -87,7 +88,11 @@ impl EngineLock {
                 .and_then(|()| file.rewind())
                 .and_then(|()| writeln!(file, "{}", std::process::id()))
                 .map_err(io_err)?;
-            return Ok(Self { file, path });
+            return Ok(Self {
+                file,
+                path,
+                database: database.to_owned(),
+            });
         }
     }
 
@@ -95,6 +100,12 @@ impl EngineLock {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The database this lock is for, as given to [`EngineLock::acquire`].
+    #[must_use]
+    pub fn database(&self) -> &Path {
+        &self.database
     }
 }
 

@@ -195,10 +195,16 @@ pub struct DbSummary {
     pub durability: Option<Durability>,
     /// Why closing the connection failed, if it did.
     pub close_error: Option<String>,
-    /// The database file was found deleted, renamed or replaced during the
-    /// session ([`Store::check_file`](crate::Store::check_file)): what was
-    /// acknowledged may not be where the path leads.
+    /// The database file was deleted, renamed or replaced, and was not back
+    /// at its path at the end of the session
+    /// ([`Store::file_is_gone`](crate::Store::file_is_gone)): what was
+    /// acknowledged is not where the path leads.
     pub file_gone: bool,
+    /// The database file was away from its path during the session
+    /// (deleted, renamed or replaced) and the very same file was back at
+    /// the end (renamed back): everything acknowledged is in the file at
+    /// the path; writes and checkpoints were refused while it was away.
+    pub file_returned: bool,
 }
 
 /// Session statistics: the window, whole-session quantiles, and counts.
@@ -282,6 +288,7 @@ impl SessionStats {
             shutdown_checkpoint: self.shutdown.clone(),
             db: DbSummary::default(),
             replication: None,
+            migrations: None,
         }
     }
 }
@@ -306,6 +313,9 @@ pub struct SessionReport {
     pub db: DbSummary,
     /// What the replica holds (`None` with replication off).
     pub replication: Option<crate::replication::Replicated>,
+    /// The migrations applied at start (`None`: the engine started without
+    /// migrations).
+    pub migrations: Option<crate::MigrationReport>,
 }
 
 /// The stable fields of the end-of-session event ([`SessionReport::log`]),
@@ -337,7 +347,10 @@ impl SessionReport {
     }
 
     /// Emits the end-of-session `tracing` event (target `walguard::session`)
-    /// with the stable fields of [`SESSION_LOG_FIELDS`].
+    /// with the stable fields of [`SESSION_LOG_FIELDS`], the replica's
+    /// counts, and what the migrations at start did: `schema_version`,
+    /// `migrations` (the names applied, or `none`) and `migrations_ms`
+    /// (absent when the engine started without migrations).
     pub fn log(&self) {
         tracing::info!(
             target: "walguard::session",
@@ -356,6 +369,9 @@ impl SessionReport {
             write_errors = self.db.writes_failed,
             replicated_commits = self.replication.map(|r| r.commits),
             replicated_writes = self.replication.map(|r| r.writes),
+            schema_version = self.migrations.as_ref().map(crate::MigrationReport::to),
+            migrations = self.migrations.as_ref().map(crate::MigrationReport::applied_list),
+            migrations_ms = self.migrations.as_ref().map(crate::MigrationReport::elapsed_ms),
             shutdown_outcome = self
                 .shutdown_checkpoint
                 .as_ref()
@@ -368,6 +384,9 @@ impl SessionReport {
 impl fmt::Display for SessionReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.counts;
+        if let Some(m) = &self.migrations {
+            writeln!(f, "migrations at start: {m}")?;
+        }
         writeln!(
             f,
             "writes acknowledged: {} (errors: {})",

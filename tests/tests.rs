@@ -9,6 +9,8 @@ mod support;
 
 #[path = "core/checkpoint.rs"]
 mod checkpoint;
+#[path = "core/migrations.rs"]
+mod migrations;
 #[path = "core/neighbours.rs"]
 mod neighbours;
 #[path = "core/replica_hold.rs"]

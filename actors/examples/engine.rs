@@ -1,7 +1,9 @@
 //! An engine that keeps its live state in walguard.
 //!
 //! It opens (or creates) `walguard-example.db` in the working directory, or
-//! the path given as the first argument, runs a short session in which
+//! the path given as the first argument, brings its schema to the latest
+//! version with [`Migrations`] (applied at start, in one transaction, before
+//! the first request), runs a short session in which
 //! "orders" are upserted and "events" appended through `DbActor` messages
 //! while the checkpoint loop runs every 250 ms, then shuts down cleanly and
 //! prints the end-of-session report.
@@ -12,11 +14,20 @@
 
 use std::time::Duration;
 
-use walguard::{Settings, Statement};
+use walguard::{Migrations, Settings, Statement};
 use walguard_actors::WalGuard;
 
 /// How long the example session runs.
 const SESSION: Duration = Duration::from_secs(2);
+
+/// The engine's schema, one migration per release; only ever appended to.
+/// Migration 1 says `IF NOT EXISTS` so that it adopts a database made by
+/// an earlier version of this example, before it had migrations.
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, qty INTEGER NOT NULL, updated_ms INTEGER NOT NULL);\n\
+     CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, order_id INTEGER NOT NULL, kind TEXT NOT NULL);",
+    "CREATE INDEX IF NOT EXISTS events_by_order ON events (order_id)",
+];
 
 #[actix::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,17 +43,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut settings = Settings::for_database(path);
     settings.checkpoint.interval = Duration::from_millis(250);
 
-    let guard = WalGuard::start(settings)?;
+    // The schema is at the latest version before anything is served; a
+    // database a newer build has changed is refused, untouched.
+    let guard = WalGuard::start_with_migrations(settings, Migrations::new(MIGRATIONS))?;
     let db = guard.db().clone();
-    db.transaction(vec![
-        Statement::new(
-            "CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, qty INTEGER NOT NULL, updated_ms INTEGER NOT NULL)",
-        ),
-        Statement::new(
-            "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, order_id INTEGER NOT NULL, kind TEXT NOT NULL)",
-        ),
-    ])
-    .await?;
     // The engine's startup turns the loop on; building the system did not.
     guard.start_checkpoint_loop();
 

@@ -21,8 +21,10 @@
 //!   [`actix::Supervisor`], it is restarted: everything spawned in its
 //!   context is dropped, the restart is counted, and `started` registers the
 //!   interval again, exactly once, **on the same schedule**: the first tick
-//!   after a restart comes at the next deadline the loop had before it, so
-//!   a restart never costs a tick.
+//!   after a restart comes at the deadline after the last tick that fired
+//!   (at once, when it passed during the restart), so a restart never costs
+//!   a tick, and each later deadline comes from the previous deadline, so
+//!   a restart never shifts the schedule.
 //! - **Busy is not a fault.** A checkpoint that finds another connection's
 //!   checkpoint running (Litestream, a backup, the `sqlite3` shell) or a
 //!   reader in the way comes back busy or partial: logged and counted, and
@@ -58,9 +60,25 @@ pub struct CheckpointActor {
     /// When the loop was armed: ticks are due at `anchor + k * interval`,
     /// across restarts. `None` while the loop is stopped.
     anchor: Option<Instant>,
+    /// The index `k` of the last deadline (`anchor + k * interval`) whose
+    /// tick fired; 0 before the first.
+    fired: u32,
     /// Litestream owns checkpointing ([`SetCheckpointOwner`]): ticks pass
     /// without a checkpoint (and are not counted as skipped).
     deferred: bool,
+    /// How the loop comes back after a restart.
+    restart: RestartSchedule,
+}
+
+/// How [`CheckpointActor`] registers its loop again after a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RestartSchedule {
+    /// On the original deadlines (the behaviour).
+    Original,
+    /// From the first tick after the restart: the negative control of the
+    /// restart schedule's test (issue 21 item 8).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    FromFirstTick,
 }
 
 impl CheckpointActor {
@@ -78,7 +96,20 @@ impl CheckpointActor {
             timer: None,
             deferred: false,
             anchor: None,
+            fired: 0,
+            restart: RestartSchedule::Original,
         }
+    }
+
+    /// The negative control of the restart schedule's test (feature
+    /// `testing`): after a restart, the interval is registered again from
+    /// the first tick, the way it was before issue 21 item 8.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    #[must_use]
+    pub fn restart_schedule_from_first_tick_for_tests(mut self) -> Self {
+        self.restart = RestartSchedule::FromFirstTick;
+        self
     }
 
     /// Starts with the loop already on (as `checkpoint.enabled` does).
@@ -98,16 +129,29 @@ impl CheckpointActor {
             self.timer = Some(ctx.run_interval(self.interval, Self::tick));
             return;
         };
-        // After a restart: wait for the deadline the old schedule had next,
-        // then go on from there.
-        let since = now.saturating_duration_since(anchor).as_nanos();
         let period = self.interval.as_nanos().max(1);
-        let next = anchor + self.interval * u32::try_from(since / period + 1).unwrap_or(u32::MAX);
-        let wait = next.saturating_duration_since(now);
-        self.timer = Some(ctx.run_later(wait, |act, ctx| {
-            act.timer = Some(ctx.run_interval(act.interval, Self::tick));
-            act.tick(ctx);
-        }));
+        // Deadlines of the schedule that have passed by now.
+        let passed = u32::try_from(now.saturating_duration_since(anchor).as_nanos() / period)
+            .unwrap_or(u32::MAX);
+        if self.restart == RestartSchedule::FromFirstTick {
+            let next = anchor + self.interval * passed.saturating_add(1);
+            let wait = next.saturating_duration_since(now);
+            self.timer = Some(ctx.run_later(wait, |act, ctx| {
+                act.timer = Some(ctx.run_interval(act.interval, Self::tick));
+                act.tick(ctx);
+            }));
+            return;
+        }
+        // After a restart: the deadline after the last tick that fired. If
+        // it has passed unfired (the fault came at the tick's own instant)
+        // it fires at once, so a restart never costs a tick; never more
+        // than one (no catch-up burst). Each later deadline comes from the
+        // previous deadline (`run_interval_at`), not from the moment a tick
+        // fired: tokio's timer wheel fires up to 1 ms after a deadline (it
+        // rounds up to its millisecond), and a loop registered again from
+        // that moment ran late by as much ever after (issue 21 item 8).
+        let next = anchor + self.interval * self.fired.saturating_add(1).max(passed);
+        self.timer = Some(ctx.run_interval_at(next, self.interval, Self::tick));
     }
 
     fn disarm(&mut self, ctx: &mut Context<Self>) {
@@ -115,9 +159,15 @@ impl CheckpointActor {
             ctx.cancel_future(timer);
         }
         self.anchor = None;
+        self.fired = 0;
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
+        if let Some(anchor) = self.anchor {
+            // The deadline this tick is for (it fires at or just after it).
+            let since = Instant::now().saturating_duration_since(anchor).as_nanos();
+            self.fired = u32::try_from(since / self.interval.as_nanos().max(1)).unwrap_or(u32::MAX);
+        }
         if self.deferred {
             return;
         }

@@ -166,7 +166,40 @@ pub struct DbActor {
     lane: Option<Lane<DbActor>>,
     /// The thread that answers group commits ([`crate::replier`]).
     replier: Option<Replier>,
+    /// The WAL brake beside Litestream ([`SetWalBrake`]).
+    brake: Option<Brake>,
 }
+
+/// The WAL brake: while Litestream owns checkpointing, its PASSIVE
+/// checkpoints run beside walguard's writes and, under sustained load,
+/// rarely find the moment to start the WAL over (measured: 52,238 frames
+/// at about 12,000 writes/s against 1,503 without replication). Once the
+/// WAL passes `frames`, the writer stops taking requests from the lane and
+/// asks the replication actor for a local sync ([`WalBrake`]); Litestream
+/// then copies the WAL and checkpoints with no writer beside it, which
+/// lets the next write start the WAL over. Writes go on at
+/// [`WalBrakeDone`], or after [`BRAKE_MAX_PAUSE`] whatever happened.
+#[derive(Debug)]
+struct Brake {
+    to: Recipient<crate::messages::WalBrake>,
+    frames: u32,
+    /// The WAL size that engages the brake next: `frames`, and after a
+    /// brake that did not start the WAL over, `frames` more than it was
+    /// then (at most one brake per `frames` frames written).
+    next_at: u32,
+    /// Since when the writer waits, while it does.
+    engaged: Option<std::time::Instant>,
+    /// Brakes engaged in this session.
+    count: u64,
+}
+
+/// The longest the WAL brake holds the writes back: 250 ms.
+pub const BRAKE_MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The WAL size at which the brake engages, as a multiple of
+/// `checkpoint.size_threshold_frames` (Litestream's
+/// `min-checkpoint-page-count`): 2.
+pub const BRAKE_THRESHOLD_FACTOR: u32 = 2;
 
 /// How a round of the lane ended ([`DbActor::serve_lane`]).
 enum Round {
@@ -249,6 +282,7 @@ impl DbActor {
             held: std::collections::VecDeque::new(),
             lane: None,
             replier: None,
+            brake: None,
         }
     }
 
@@ -637,6 +671,10 @@ impl DbActor {
     /// group is full; or one other request (which commits the writes
     /// before it first). Returns whether another round is due now.
     fn serve_lane(&mut self, ctx: &mut Context<Self>) -> bool {
+        if self.braking(ctx) {
+            // The lane stays scheduled: the brake's end wakes it.
+            return false;
+        }
         if !self.group_commit || self.state.panicked().is_some() {
             return self.serve_lane_one_by_one(ctx);
         }
@@ -709,10 +747,52 @@ impl DbActor {
         true
     }
 
+    /// Whether the WAL brake holds the writes back now: engages it when
+    /// the WAL passed its threshold while Litestream owns checkpointing,
+    /// and lets go after [`BRAKE_MAX_PAUSE`]. Never during the shutdown.
+    fn braking(&mut self, ctx: &mut Context<Self>) -> bool {
+        let Some(brake) = self.brake.as_mut() else {
+            return false;
+        };
+        if self.state.is_shut_down() {
+            brake.engaged = None;
+            return false;
+        }
+        if let Some(since) = brake.engaged {
+            if since.elapsed() < BRAKE_MAX_PAUSE {
+                return true;
+            }
+            brake.engaged = None;
+            return false;
+        }
+        let frames = self
+            .store
+            .as_ref()
+            .and_then(Store::wal_frames)
+            .map_or(0, |w| w.current);
+        if frames < brake.frames {
+            // The WAL started over (or never grew): back to the threshold.
+            brake.next_at = brake.frames;
+        }
+        if self.owner != CheckpointOwner::Litestream || frames < brake.next_at {
+            return false;
+        }
+        brake.next_at = frames.saturating_add(brake.frames);
+        brake.engaged = Some(std::time::Instant::now());
+        brake.count += 1;
+        brake.to.do_send(crate::messages::WalBrake);
+        // Let go after the longest pause, whatever the sync does.
+        ctx.run_later(BRAKE_MAX_PAUSE, |_, ctx| ctx.notify(Wake));
+        tracing::debug!(target: "walguard::db", frames, "wal brake: writes wait for litestream's checkpoint");
+        true
+    }
+
     /// Serves every request the lane holds, after closing it: the
     /// shutdown's and the end's (later requests are refused and their
     /// senders told the writer is gone).
     fn drain_lane(&mut self, ctx: &mut Context<Self>) {
+        // The end serves what is left without pausing for the WAL.
+        self.brake = None;
         let Some(lane) = self.lane.as_mut() else {
             return;
         };
@@ -1010,8 +1090,12 @@ impl Handler<Shutdown> for DbActor {
         if let Some(report) = &report {
             self.publish(report);
         }
+        // Where the file is now, whether or not a TRUNCATE just looked: a
+        // file renamed back is the same file, with every acknowledged write.
+        let _ = store.check_file();
         summary.durability = Some(store.durability());
-        summary.file_gone = store.file_was_gone();
+        summary.file_gone = store.file_is_gone();
+        summary.file_returned = store.file_was_gone() && !store.file_is_gone();
         self.state.set_interrupt(None);
         if let Err((store, e)) = store.close() {
             let error = walguard::checkpoint::error_chain(&e);
@@ -1054,6 +1138,37 @@ impl Handler<SetCheckpointOwner> for DbActor {
             && let Err(e) = store.set_size_threshold(frames)
         {
             tracing::warn!(target: "walguard::db", error = %walguard::checkpoint::error_chain(&e), frames, "cannot set the size threshold for the new checkpoint owner");
+        }
+    }
+}
+
+impl Handler<crate::messages::SetWalBrake> for DbActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::messages::SetWalBrake, _: &mut Self::Context) {
+        // The negative control of the brake's test (feature `testing`).
+        #[cfg(feature = "testing")]
+        if std::env::var_os("WALGUARD_TEST_NO_WAL_BRAKE").is_some_and(|v| v == "1") {
+            return;
+        }
+        self.brake = (msg.frames > 0).then(|| Brake {
+            to: msg.to,
+            frames: msg.frames,
+            next_at: msg.frames,
+            engaged: None,
+            count: 0,
+        });
+    }
+}
+
+impl Handler<crate::messages::WalBrakeDone> for DbActor {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::messages::WalBrakeDone, ctx: &mut Self::Context) {
+        if let Some(brake) = self.brake.as_mut()
+            && brake.engaged.take().is_some()
+        {
+            ctx.notify(Wake);
         }
     }
 }

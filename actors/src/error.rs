@@ -34,6 +34,20 @@ pub enum Error {
     #[error(transparent)]
     Replication(#[from] ReplicationError),
 
+    /// [`WalGuardBuilder::engine_lock`](crate::WalGuardBuilder::engine_lock)
+    /// was given the lock of another database than `database.path`.
+    #[error(
+        "the engine lock given to the builder is for {}, not for database.path {}",
+        lock.display(),
+        database.display()
+    )]
+    EngineLockForAnotherDatabase {
+        /// The database the lock is for.
+        lock: PathBuf,
+        /// `database.path`.
+        database: PathBuf,
+    },
+
     /// The system was started outside a running actix `System`.
     #[error(
         "walguard must be started inside a running actix System (use #[actix::main] or System::new().block_on)"

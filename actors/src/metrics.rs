@@ -35,6 +35,8 @@ pub struct MetricsActor {
     seen: Option<ExposureView>,
     /// What the replication actor last saw.
     replicated: Option<walguard::replication::Replicated>,
+    /// The migrations applied at start.
+    migrations: Option<walguard::MigrationReport>,
 }
 
 impl MetricsActor {
@@ -46,7 +48,15 @@ impl MetricsActor {
             finished: false,
             seen: None,
             replicated: None,
+            migrations: None,
         }
+    }
+
+    /// Carries what the migrations at start did into the session report.
+    #[must_use]
+    pub fn with_migrations(mut self, migrations: Option<walguard::MigrationReport>) -> Self {
+        self.migrations = migrations;
+        self
     }
 
     /// The session so far, with what the replica holds as the replication
@@ -54,6 +64,7 @@ impl MetricsActor {
     fn report(&self) -> walguard::SessionReport {
         let mut report = self.stats.report();
         report.replication = self.replicated;
+        report.migrations.clone_from(&self.migrations);
         report
     }
 }

@@ -7,6 +7,8 @@
 //! - [`kill`]: PROCESS KILL, SIGKILL of a child process running `WalGuard`
 //!   in real time.
 //! - [`faults`]: I/O faults injected through the shim, then a power loss.
+//! - [`migration`]: POWER LOSS and PROCESS KILL in the middle of the
+//!   migrations at start.
 //!
 //! Every check ends with `PRAGMA integrity_check` and the exact set of rows
 //! that survived. Seeds come from `WALGUARD_CAMPAIGN_SEED` (default
@@ -31,6 +33,8 @@ mod faults;
 #[cfg(target_os = "linux")]
 #[path = "crash_lab/kill.rs"]
 mod kill;
+#[path = "crash_lab/migration.rs"]
+mod migration;
 #[path = "crash_lab/power.rs"]
 mod power;
 #[path = "crash_lab/rows.rs"]
@@ -253,4 +257,99 @@ fn kill_child() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     kill::child_main(std::path::Path::new(&path), seed);
+}
+
+/// Kills per CI run of the migration kill campaign.
+#[cfg(target_os = "linux")]
+const CI_MIGRATION_KILLS: u64 = 8;
+
+/// A power cut at every I/O operation of a start that migrates from
+/// version 1 to 3, restored exactly or torn: the version is 1 or 3 and
+/// the schema is that version's, the old rows are intact, and the next
+/// start runs migration 2 again whole.
+#[test]
+fn power_cut_in_the_middle_of_migrations() {
+    let summary = migration::power_campaign(seeds::first(), migration::POWER_ITEMS, 1);
+    eprintln!("{summary:?}");
+    assert!(
+        summary.failures.is_empty(),
+        "{}",
+        summary.failures.join("\n")
+    );
+    assert!(summary.cuts > 50, "only {} cuts", summary.cuts);
+    // Cuts before the commit's fsync, and after it.
+    assert!(summary.at_version_1 > 0, "no cut left version 1");
+    assert!(summary.at_version_3 > 0, "no cut left version 3");
+    assert!(summary.torn > 0, "no torn restore");
+}
+
+/// Migrations that returned survive a power cut right after, though a
+/// reader kept their TRUNCATE from completing: their commit was fsynced.
+#[test]
+fn migrations_are_durable_when_the_start_returns() {
+    let outcome = migration::durable_when_returned(migration::POWER_ITEMS).unwrap();
+    eprintln!("the truncate after the migrations: {outcome}");
+}
+
+/// Negative control of the migration campaigns' check: a version that
+/// disagrees with the schema, a version between the two, and lost rows
+/// are each caught.
+#[test]
+fn the_migration_check_catches_a_version_that_disagrees_with_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str); 3] = [
+        // The schema of version 3 under version 1.
+        (
+            "ALTER TABLE orders ADD COLUMN qty INTEGER; CREATE TABLE items (id, body); CREATE INDEX items_body ON items (body);",
+            "disagree",
+        ),
+        // Version 2: a start that stopped between migrations.
+        (
+            "ALTER TABLE orders ADD COLUMN qty INTEGER; CREATE TABLE items (id, body); PRAGMA user_version = 2;",
+            "disagree",
+        ),
+        ("DELETE FROM orders WHERE id = 3", "orders"),
+    ];
+    for (i, (damage, expected)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(format!("damaged-{i}.db"));
+        migration::base(&path).unwrap();
+        assert_eq!(migration::check(&path, 0), Ok(1));
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(damage)
+            .unwrap();
+        let err = migration::check(&path, 0).unwrap_err();
+        assert!(err.contains(expected), "{damage}: {err}");
+    }
+}
+
+/// SIGKILL in the middle of a start that migrates (most kills inside the
+/// migrations' transaction): the same checks as the power cuts.
+#[cfg(target_os = "linux")]
+#[test]
+fn process_kill_in_the_middle_of_migrations() {
+    let summary = migration::kill_campaign(seeds::first(), CI_MIGRATION_KILLS);
+    eprintln!("{summary:?}");
+    assert!(
+        summary.failures.is_empty(),
+        "{}",
+        summary.failures.join("\n")
+    );
+    assert!(
+        summary.in_migration > 0,
+        "no kill landed inside the migrations' transaction"
+    );
+    assert!(summary.at_version_1 > 0, "no kill left version 1");
+}
+
+/// The child process of the migration kill campaign; does nothing unless
+/// the parent set its environment.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "the child process of the migration kill campaign"]
+fn migration_kill_child() {
+    let Some(path) = std::env::var_os(migration::CHILD_DB_ENV) else {
+        return;
+    };
+    migration::child_main(std::path::Path::new(&path));
 }

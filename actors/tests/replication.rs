@@ -64,6 +64,21 @@ const CHILD_OUT_ENV: &str = "WALGUARD_REPL_CHILD_OUT";
 /// `txn` (a transaction that writes `t` and `t2`) or `mixed` (by `seq % 3`:
 /// `execute`, a transaction, a writing closure).
 const CHILD_WRITES_ENV: &str = "WALGUARD_REPL_CHILD_WRITES";
+/// Set (to anything) in the child's environment: it starts with
+/// [`replica_migrations`] (`WalGuard::start_with_migrations`).
+const CHILD_MIGRATIONS_ENV: &str = "WALGUARD_REPL_CHILD_MIGRATIONS";
+
+/// The migrations of the child started with [`CHILD_MIGRATIONS_ENV`]: a
+/// table with 2,000 rows, then an index.
+fn replica_migrations() -> walguard::Migrations {
+    walguard::Migrations::new(vec![
+        "CREATE TABLE migrated (id INTEGER PRIMARY KEY, body BLOB);\n\
+         INSERT INTO migrated (id, body)\n\
+           WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)\n\
+           SELECT i, zeroblob(100) FROM n;",
+        "CREATE INDEX migrated_body ON migrated (body)",
+    ])
+}
 
 /// Writes `seq` the way `how` ([`CHILD_WRITES_ENV`]) says. Transactions
 /// and closures write `t` and `t2` together: a restore that has one
@@ -231,9 +246,14 @@ fn replication_child() {
         .with_ansi(false)
         .with_env_filter("walguard=info,walguard_actors=info")
         .try_init();
-    let looks_closer = matches!(mode.as_str(), "alone" | "external" | "exposure");
+    let looks_closer = matches!(mode.as_str(), "alone" | "external" | "exposure" | "flood");
     actix::System::new().block_on(async move {
-        let guard = match walguard_actors::WalGuard::start(settings.clone()) {
+        let started = if std::env::var_os(CHILD_MIGRATIONS_ENV).is_some() {
+            walguard_actors::WalGuard::start_with_migrations(settings.clone(), replica_migrations())
+        } else {
+            walguard_actors::WalGuard::start(settings.clone())
+        };
+        let guard = match started {
             Ok(guard) => guard,
             Err(e) => {
                 println!("error {}", chain(&e));
@@ -305,11 +325,13 @@ fn replication_child() {
         };
         let total: u64 = match mode.as_str() {
             "clean" | "exposure" => 500,
+            "flood" => 20_000,
             "external" => 300,
             _ => u64::MAX,
         };
-        if replicated_ack {
-            // Many writers: groups grow while they wait for the replica.
+        if replicated_ack || mode == "flood" {
+            // Many writers: groups grow while they wait for the replica;
+            // `flood` sends as fast as the writer takes them.
             let next = std::rc::Rc::new(std::cell::Cell::new(1u64));
             let mut tasks = Vec::new();
             for _ in 0..16 {
@@ -621,6 +643,8 @@ mod outside;
 mod run_sigterm;
 #[path = "replication/sftp.rs"]
 mod sftp;
+#[path = "replication/wal_brake.rs"]
+mod wal_brake;
 
 /// Runs the child to its end; its stdout lines.
 fn run_child(config: &Path, mode: &str, secret: &str, out: Option<&Path>) -> Vec<String> {
@@ -897,14 +921,80 @@ fn a_clean_stop_leaves_the_replica_complete() {
     assert_eq!(survivors(&out), (1..=500).collect::<Vec<_>>());
 }
 
+/// Migrations at start with replication on: their frames stay in the WAL
+/// for Litestream (no TRUNCATE, the replica hold waits for their commit),
+/// and after a clean stop the replica has them, and the writes after them.
+#[test]
+fn migrations_at_start_reach_the_replica() {
+    require_replication_tools();
+    let s3 = S3::start();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("engine.db");
+    let config = config(work.path(), &db, &s3.endpoint(), "migrated", "local");
+    let output = child_with(
+        &config,
+        "clean",
+        SECRET,
+        None,
+        &[(CHILD_MIGRATIONS_ENV, "1")],
+        None,
+    )
+    .wait_with_output()
+    .unwrap();
+    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "report writes 500 replicated 500"),
+        "{lines:?}"
+    );
+    let out = work.path().join("restored.db");
+    restore(&config, &out);
+    assert_eq!(survivors(&out), (1..=500).collect::<Vec<_>>());
+    let conn = Connection::open(&out).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM migrated", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((version, rows), (2, 2000));
+}
+
 /// The oldest exposed commit's age, over a run of mode `exposure`, and
 /// whether the starvation warning fired.
-fn exposure_run(s3: &S3, name: &str, checkpoint_yaml: &str) -> (u128, bool, Vec<String>) {
+fn exposure_run(
+    s3: &S3,
+    name: &str,
+    checkpoint_yaml: &str,
+    outside: bool,
+) -> (u128, bool, Vec<String>) {
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("engine.db");
     let config = config(work.path(), &db, &s3.endpoint(), name, "local");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(checkpoint_yaml);
+    // An outside Litestream, on its own default config: walguard hands it
+    // nothing.
+    let _outside = outside.then(|| {
+        let socket = work.path().join("outside.sock");
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; CREATE TABLE t (seq INTEGER PRIMARY KEY, pad BLOB);
+                 CREATE TABLE t2 (seq INTEGER PRIMARY KEY, pad BLOB)",
+            )
+            .unwrap();
+        text = text.replacen(
+            "replication:\n",
+            &format!("replication:\n  socket: {}\n", socket.display()),
+            1,
+        );
+        OutsideLitestream::start(work.path(), &db, &socket, s3, name)
+    });
     std::fs::write(&config, text).unwrap();
     let lines = run_child(&config, "exposure", SECRET, None);
     let ages: Vec<u128> = lines
@@ -931,10 +1021,11 @@ fn exposure_run(s3: &S3, name: &str, checkpoint_yaml: &str) -> (u128, bool, Vec<
 /// checkpoints to Litestream now hands it walguard's policy too
 /// (`checkpoint-interval`, `min-checkpoint-page-count`), so the exposure to
 /// a power loss keeps its bound of about one interval, and the warning
-/// stays a true alarm. The negative control runs the same writes with the
-/// loop off in the settings (started by message, so walguard's ticks are
-/// the same), which hands Litestream no interval: it then leaves the WAL
-/// alone for the whole run, and the exposure passes two intervals.
+/// stays a true alarm. The negative control runs the same writes beside a
+/// Litestream on its own default config (an outside one, given by its
+/// socket), to which walguard hands nothing: it leaves the WAL alone for
+/// the whole run (its own interval is one minute), and the exposure passes
+/// two intervals.
 #[test]
 fn litestream_checkpoints_on_walguards_interval() {
     require_replication_tools();
@@ -942,16 +1033,14 @@ fn litestream_checkpoints_on_walguards_interval() {
     // 500 writes at 200/s: 2.5 s, five intervals; about 500 frames, under
     // the size threshold, so only the interval can checkpoint.
     let handed = "checkpoint:\n  enabled: true\n  interval: 500ms\n  size_threshold_frames: 5000\n";
-    let (handed_age, starving, lines) = exposure_run(&s3, "handed", handed);
+    let (handed_age, starving, lines) = exposure_run(&s3, "handed", handed, false);
     assert!(!starving, "starvation reported: {lines:?}");
     assert!(
         handed_age < 1000,
         "exposure reached {handed_age} ms, past two intervals (1000 ms): {lines:?}"
     );
 
-    let not_handed =
-        "checkpoint:\n  enabled: false\n  interval: 500ms\n  size_threshold_frames: 5000\n";
-    let (max_age, starving, lines) = exposure_run(&s3, "not-handed", not_handed);
+    let (max_age, starving, lines) = exposure_run(&s3, "not-handed", handed, true);
     assert!(
         starving && max_age >= 1000,
         "negative control: with no interval handed over, Litestream (1 min) \

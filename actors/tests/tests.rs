@@ -23,6 +23,10 @@ mod shutdown;
 #[path = "actors/writes.rs"]
 mod writes;
 
+/// Migrations at start: the latest schema before the first request.
+#[path = "actors/migrations.rs"]
+mod migrations;
+
 /// The tracing events other tools read.
 #[path = "actors/events.rs"]
 mod events;

@@ -387,14 +387,20 @@ impl super::Store {
             }
         };
         let changed = self.baseline.changed_in(&now);
-        if changed.is_empty() {
+        // The WAL hook: replaced without touching `wal_autocheckpoint`, it
+        // shows in no setting (issue 21).
+        let hook_replaced = self.wal_hook_replaced();
+        if changed.is_empty() && !hook_replaced {
             return Ok(());
         }
-        let found = changed
+        let mut found = changed
             .iter()
             .map(|(name, was, found)| format!("{name} = {found} (restored to {was})"))
-            .collect::<Vec<_>>()
-            .join(", ");
+            .collect::<Vec<_>>();
+        if hook_replaced {
+            found.push("the WAL hook replaced (walguard's installed again)".to_owned());
+        }
+        let found = found.join(", ");
         let restored = self.guard.own(|| {
             for (name, was, _) in &changed {
                 if *name == "wal_autocheckpoint" {
@@ -405,9 +411,10 @@ impl super::Store {
             }
             Ok::<_, rusqlite::Error>(())
         });
-        let hook = if changed
-            .iter()
-            .any(|(name, _, _)| *name == "wal_autocheckpoint")
+        let hook = if hook_replaced
+            || changed
+                .iter()
+                .any(|(name, _, _)| *name == "wal_autocheckpoint")
         {
             self.install_wal_hook()
         } else {
@@ -423,7 +430,7 @@ impl super::Store {
         let result = match (restored, hook, after) {
             (Ok(()), Ok(()), Ok(after)) => {
                 let still = self.baseline.changed_in(&after);
-                if still.is_empty() {
+                if still.is_empty() && !self.wal_hook_replaced() {
                     Err(crate::Error::SettingRestored {
                         changed: found.clone(),
                     })

@@ -132,17 +132,37 @@ impl Store {
                 );
                 self.gone_ever = true;
             }
+            if now.is_none()
+                && let Some(was) = self.gone
+            {
+                tracing::warn!(
+                    target: "walguard::db",
+                    path = %self.settings.path.display(),
+                    "the database file that was {} is back at its path (the same file): writes and checkpoints resume",
+                    was.as_str()
+                );
+            }
             self.gone = now;
         }
         self.refuse_if_gone()
     }
 
     /// Whether [`Store::check_file`] has ever found the database file
-    /// gone since the store opened: what was acknowledged before may not
-    /// be where the path leads.
+    /// gone since the store opened (it may have come back since: see
+    /// [`Store::file_is_gone`]).
     #[must_use]
     pub fn file_was_gone(&self) -> bool {
         self.gone_ever
+    }
+
+    /// Whether the last [`Store::check_file`] found the database file gone:
+    /// deleted, renamed away, or another file at its path. Then what was
+    /// acknowledged is not where the path leads. False again once the very
+    /// file the store opened is back at its path (renamed back): then
+    /// everything acknowledged is in the file at the path.
+    #[must_use]
+    pub fn file_is_gone(&self) -> bool {
+        self.gone.is_some()
     }
 
     /// [`Error::DatabaseGone`] once [`Store::check_file`] has found the file

@@ -16,6 +16,7 @@
 //! - `wal_watch`: the WAL hook and the size-triggered checkpoint
 //!   ([`Store::set_size_threshold`], [`WalFrames`]);
 //! - `identity`: the database file is still the one the store opened;
+//! - `migrate`: the schema migrations ([`Store::migrate`]);
 //! - `open`: opening the file and configuring the connection;
 //! - `reopen`: the reopen after a checkpoint I/O error;
 //! - `backfill`: phase 1 of the two-phase size checkpoint, on a second
@@ -30,6 +31,7 @@ mod effect;
 mod group;
 mod guard;
 mod identity;
+mod migrate;
 mod open;
 mod reopen;
 mod replica_hold;

@@ -154,6 +154,16 @@ impl Store {
         self.wal.hook.auto_checkpoint.store(0, Ordering::Relaxed);
     }
 
+    /// Whether the store's WAL hook is no longer on the connection: a
+    /// closure replaced or removed it through rusqlite's
+    /// `Connection::wal_hook`, which frees the hook it replaces, and with it
+    /// the hook's clone of the shared state. (SQLite's own hook, installed
+    /// by `PRAGMA wal_autocheckpoint`, shows in that setting instead; a
+    /// hook set through the C API behind rusqlite's back is not seen.)
+    pub(super) fn wal_hook_replaced(&self) -> bool {
+        Arc::strong_count(&self.wal.hook) < 2
+    }
+
     /// Installs the WAL hook on the current connection, with the size
     /// threshold in force. `wal_autocheckpoint` is set to 0 first: setting
     /// it installs (or removes) SQLite's own hook, which shares the slot.

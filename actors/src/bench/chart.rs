@@ -37,6 +37,7 @@ fn reason_colour(reason: &str) -> RGBColor {
         "interval" => RGBColor(44, 160, 44),
         "size" => RGBColor(148, 103, 189),
         "backfill" => RGBColor(255, 127, 14),
+        "migration" => RGBColor(23, 190, 207),
         "shutdown" => RGBColor(0, 0, 0),
         _ => RGBColor(140, 86, 75),
     }

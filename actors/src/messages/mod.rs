@@ -34,3 +34,5 @@ pub use replication::{
     FinalSync, GetReplicated, KillLitestream, ReplicatedThrough, ReplicationSeen,
     SetCheckpointOwner,
 };
+
+pub(crate) use replication::{SetWalBrake, WalBrake, WalBrakeDone};

@@ -71,3 +71,35 @@ pub struct ReplicationSeen(pub Replicated);
 impl Message for ReplicationSeen {
     type Result = ();
 }
+
+/// `ReplicationActor`: `DbActor` has paused its writes because the WAL
+/// passed the brake while Litestream owns checkpointing; sync now (locally,
+/// without waiting for the replica) so that Litestream's checkpoint finds
+/// no writer beside it, then answer [`WalBrakeDone`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WalBrake;
+
+impl Message for WalBrake {
+    type Result = ();
+}
+
+/// `DbActor`: the sync asked for by [`WalBrake`] returned (or failed):
+/// writes go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WalBrakeDone;
+
+impl Message for WalBrakeDone {
+    type Result = ();
+}
+
+/// `DbActor`: where to ask for the brake's sync
+/// ([`WalBrake`]), and the WAL size in frames that engages it.
+#[derive(Debug, Clone)]
+pub(crate) struct SetWalBrake {
+    pub(crate) to: actix::Recipient<WalBrake>,
+    pub(crate) frames: u32,
+}
+
+impl Message for SetWalBrake {
+    type Result = ();
+}

@@ -72,9 +72,34 @@ impl ControlClient {
     /// time or the exchange fails; [`ReplicationError::Sync`] with
     /// Litestream's own error text when it answers with one.
     pub async fn sync(&self, db: &Path, timeout: Duration) -> Result<SyncAnswer, ReplicationError> {
+        self.sync_waiting(db, timeout, true).await
+    }
+
+    /// `/sync` without `wait`: Litestream copies the WAL into its own files
+    /// (and checkpoints when its policy says so) and answers
+    /// `synced_local` or `no_change` without waiting for the replica. What
+    /// the WAL brake asks for (`DbActor`'s "Beside Litestream").
+    ///
+    /// # Errors
+    ///
+    /// As [`ControlClient::sync`].
+    pub async fn sync_local(
+        &self,
+        db: &Path,
+        timeout: Duration,
+    ) -> Result<SyncAnswer, ReplicationError> {
+        self.sync_waiting(db, timeout, false).await
+    }
+
+    async fn sync_waiting(
+        &self,
+        db: &Path,
+        timeout: Duration,
+        wait: bool,
+    ) -> Result<SyncAnswer, ReplicationError> {
         let body = serde_json::json!({
             "path": db.to_string_lossy(),
-            "wait": true,
+            "wait": wait,
             "timeout": timeout.as_secs_f64().ceil().max(1.0) as u64,
         });
         let value = self.request("POST", "/sync", Some(body), timeout).await?;

@@ -734,6 +734,30 @@ impl Handler<GetReplicated> for ReplicationActor {
     }
 }
 
+impl Handler<crate::messages::WalBrake> for ReplicationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::messages::WalBrake, ctx: &mut Self::Context) {
+        let db = self.db.clone();
+        if self.stopped || !self.litestream_running() {
+            db.do_send(crate::messages::WalBrakeDone);
+            return;
+        }
+        let client = self.client.clone();
+        let path = self.files.db.clone();
+        let work = async move {
+            let answer = client.sync_local(&path, crate::db::BRAKE_MAX_PAUSE).await;
+            db.do_send(crate::messages::WalBrakeDone);
+            answer
+        };
+        ctx.spawn(work.into_actor(self).map(|answer, _, _| {
+            if let Err(e) = answer {
+                tracing::debug!(target: "walguard::replication", error = %e, "the wal brake's sync failed");
+            }
+        }));
+    }
+}
+
 impl Handler<KillLitestream> for ReplicationActor {
     type Result = Option<u32>;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Supervisor, System};
 use walguard::stats::DbSummary;
-use walguard::{EngineLock, SessionReport, Settings, Store};
+use walguard::{EngineLock, Migrations, SessionReport, Settings, Store};
 
 use crate::checkpoint::CheckpointActor;
 use crate::db::DbActor;
@@ -78,9 +78,34 @@ pub struct WalGuardBuilder {
     settings: Settings,
     placement: Placement,
     vfs: Option<String>,
+    migrations: Option<Migrations>,
+    engine_lock: Option<EngineLock>,
 }
 
 impl WalGuardBuilder {
+    /// Starts under `lock`, an engine lock the caller already holds, instead
+    /// of taking it at [`WalGuardBuilder::start`]: for a program that must
+    /// prepare the file (create it, restore it, migrate it by hand) under
+    /// the lock, so that a second engine started at the same moment hears
+    /// [`walguard::Error::AlreadyServed`] and never a half-made file. The
+    /// `walguard run` command does this.
+    ///
+    /// [`WalGuardBuilder::start`] fails with
+    /// [`Error::EngineLockForAnotherDatabase`] when `lock` is for another
+    /// path than `database.path`.
+    pub fn engine_lock(mut self, lock: EngineLock) -> Self {
+        self.engine_lock = Some(lock);
+        self
+    }
+
+    /// Brings the schema to the latest of `migrations` at start, before the
+    /// writer serves anything (see [`WalGuardBuilder::start`] and
+    /// [`walguard::migrations`]).
+    pub fn migrations(mut self, migrations: Migrations) -> Self {
+        self.migrations = Some(migrations);
+        self
+    }
+
     /// Where `DbActor` runs (default: its own arbiter).
     pub fn db_placement(mut self, placement: Placement) -> Self {
         self.placement = placement;
@@ -100,30 +125,45 @@ impl WalGuardBuilder {
     /// actix `System`. Starts the checkpoint loop only when
     /// `checkpoint.enabled` is set.
     ///
+    /// With [`WalGuardBuilder::migrations`], under the engine lock and
+    /// before any actor starts: a database from the future is refused
+    /// before the write connection opens it (the file stays byte for byte
+    /// as it was), then every pending migration is applied in one
+    /// transaction, fsynced, and a TRUNCATE checkpoint follows
+    /// ([`Store::migrate`]). With replication on, the TRUNCATE is left out
+    /// ([`Store::migrate_leaving_wal`]): Litestream, started next, must read
+    /// the migrations' frames from the WAL. The session report says what
+    /// ran ([`SessionReport::migrations`]).
+    ///
     /// # Errors
     ///
     /// [`Error::Db`] when the settings are invalid or the database cannot be
-    /// opened in WAL mode; [`Error::NoSystem`] outside a running `System`.
+    /// opened in WAL mode, and with migrations:
+    /// [`walguard::Error::SchemaFromTheFuture`],
+    /// [`walguard::Error::MigrationFailed`],
+    /// [`walguard::Error::MigrationSplitsTransaction`] (nothing applied,
+    /// the engine lock released); [`Error::NoSystem`] outside a running
+    /// `System`; [`Error::EngineLockForAnotherDatabase`] when the lock given
+    /// to [`WalGuardBuilder::engine_lock`] is for another path.
     pub fn start(self) -> Result<WalGuard> {
         let Self {
             settings,
             placement,
             vfs,
+            migrations,
+            engine_lock,
         } = self;
         settings.validate()?;
         if System::try_current().is_none() {
             return Err(Error::NoSystem);
         }
         // One engine per file: the lock comes before the connection.
-        let engine_lock = EngineLock::acquire(&settings.database.path)?;
+        let engine_lock = engine_lock_for(&settings, engine_lock)?;
         let replication_on = settings.replication.is_on();
         if replication_on {
             replication_before_open(&settings)?;
         }
-        let mut store = match &vfs {
-            Some(vfs) => Store::open_with_vfs(&settings.database, vfs)?,
-            None => Store::open(&settings.database)?,
-        };
+        let (mut store, migrated) = open_store(&settings, vfs.as_deref(), migrations.as_ref())?;
         // Every size-triggered checkpoint runs in DbActor and is reported,
         // none silently inside a COMMIT (0 leaves them to SQLite).
         store.set_size_threshold(settings.checkpoint.size_threshold_frames)?;
@@ -132,7 +172,9 @@ impl WalGuardBuilder {
             replication_after_open(&settings, &mut store)?;
         }
 
-        let metrics = MetricsActor::new(settings.metrics.window).start();
+        let metrics = MetricsActor::new(settings.metrics.window)
+            .with_migrations(migrated)
+            .start();
         let reports = metrics.clone().recipient();
         // The exposure watch hears every checkpoint too (for the cause its
         // starvation warning names), so its address exists before DbActor.
@@ -195,17 +237,8 @@ impl WalGuardBuilder {
             Some(metrics.clone().recipient()),
         ));
 
-        let replication = prepared.map(|prepared| {
-            ReplicationActor::new(
-                settings.replication.clone(),
-                prepared,
-                db.clone(),
-                Some(checkpoint.clone()),
-                Some(metrics.clone().recipient()),
-            )
-            .start()
-        });
-
+        let replication = prepared
+            .map(|prepared| start_replication(&settings, prepared, &db, &checkpoint, &metrics));
         Ok(WalGuard {
             replication,
             db: DbHandle::with_lane(db.clone(), Arc::clone(&state), lane.wake(&db)),
@@ -256,6 +289,8 @@ impl WalGuard {
             settings,
             placement: Placement::default(),
             vfs: None,
+            migrations: None,
+            engine_lock: None,
         }
     }
 
@@ -266,6 +301,29 @@ impl WalGuard {
     /// As [`WalGuardBuilder::start`].
     pub fn start(settings: Settings) -> Result<Self> {
         Self::builder(settings).start()
+    }
+
+    /// Starts like [`WalGuard::start`], after bringing the schema to the
+    /// latest of `migrations` (see [`WalGuardBuilder::start`]).
+    ///
+    /// ```no_run
+    /// use walguard::{Migrations, Settings};
+    /// use walguard_actors::WalGuard;
+    ///
+    /// #[actix::main]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let migrations = Migrations::from_directory("migrations")?;
+    ///     let guard = WalGuard::start_with_migrations(Settings::for_database("engine.db"), migrations)?;
+    ///     println!("{}", guard.shutdown().await?);
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`WalGuardBuilder::start`].
+    pub fn start_with_migrations(settings: Settings, migrations: Migrations) -> Result<Self> {
+        Self::builder(settings).migrations(migrations).start()
     }
 
     /// The handle engines send requests through.
@@ -490,6 +548,33 @@ impl WalGuard {
     }
 }
 
+/// Opens the write connection (through `vfs` when given) and, with
+/// `migrations`, brings the schema to their latest version: a database from
+/// the future is refused before the connection could change a byte of it;
+/// with replication on the TRUNCATE is left out (see
+/// [`WalGuardBuilder::start`]).
+fn open_store(
+    settings: &Settings,
+    vfs: Option<&str>,
+    migrations: Option<&Migrations>,
+) -> Result<(Store, Option<walguard::MigrationReport>)> {
+    if let Some(migrations) = migrations {
+        migrations.refuse_future(&settings.database, vfs)?;
+    }
+    let mut store = match vfs {
+        Some(vfs) => Store::open_with_vfs(&settings.database, vfs)?,
+        None => Store::open(&settings.database)?,
+    };
+    let migrated = match migrations {
+        Some(migrations) if settings.replication.is_on() => {
+            Some(store.migrate_leaving_wal(migrations)?)
+        }
+        Some(migrations) => Some(store.migrate(migrations)?),
+        None => None,
+    };
+    Ok((store, migrated))
+}
+
 /// The shutdown's drain deadline and whole budget, from the settings (see
 /// [`WalGuard::shutdown_budget`]).
 fn budget(settings: &Settings) -> (Duration, Duration) {
@@ -541,6 +626,33 @@ fn watchdog(
     (done_tx, gave_up_rx)
 }
 
+/// Starts the replication actor for a Litestream made ready, and gives
+/// `DbActor` its WAL brake (`DbActor`'s "Beside Litestream").
+fn start_replication(
+    settings: &Settings,
+    prepared: crate::replication::Prepared,
+    db: &Addr<DbActor>,
+    checkpoint: &Addr<CheckpointActor>,
+    metrics: &Addr<MetricsActor>,
+) -> Addr<ReplicationActor> {
+    let replication = ReplicationActor::new(
+        settings.replication.clone(),
+        prepared,
+        db.clone(),
+        Some(checkpoint.clone()),
+        Some(metrics.clone().recipient()),
+    )
+    .start();
+    db.do_send(crate::messages::SetWalBrake {
+        to: replication.clone().recipient(),
+        frames: settings
+            .checkpoint
+            .size_threshold_frames
+            .saturating_mul(crate::db::BRAKE_THRESHOLD_FACTOR),
+    });
+    replication
+}
+
 /// With replication on, before the store opens: the restore on start
 /// (when asked), then the replica's identity, checked before anything is
 /// written or replicated.
@@ -562,6 +674,19 @@ fn replication_after_open(settings: &Settings, store: &mut Store) -> Result<()> 
     }
     crate::replication::stamp_identity(settings)?;
     Ok(())
+}
+
+/// The engine lock of `database.path`: `given` when it is for that path,
+/// else taken now.
+fn engine_lock_for(settings: &Settings, given: Option<EngineLock>) -> Result<EngineLock> {
+    match given {
+        Some(lock) if lock.database() == settings.database.path => Ok(lock),
+        Some(lock) => Err(Error::EngineLockForAnotherDatabase {
+            lock: lock.database().to_owned(),
+            database: settings.database.path.clone(),
+        }),
+        None => Ok(EngineLock::acquire(&settings.database.path)?),
+    }
 }
 
 /// The negative control of the replication tests: `WALGUARD_TEST_NO_REPLICA_HOLD=1`

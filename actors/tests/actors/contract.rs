@@ -432,3 +432,68 @@ async fn query_results_describe_the_current_schema() {
         .column_count();
     assert_eq!(stale, 3, "before the first step the names are the old ones");
 }
+
+/// Whether the last checkpoint of the session was a size checkpoint (the
+/// loop is off here: nothing else checkpoints).
+async fn size_checkpoints(guard: &WalGuard) -> usize {
+    let report = guard.report().await.unwrap();
+    usize::from(
+        report
+            .last_checkpoint
+            .is_some_and(|r| r.reason() == walguard::CheckpointReason::Size),
+    )
+}
+
+/// Kind: a `call` closure replaces walguard's WAL hook through rusqlite's
+/// `wal_hook` without touching `wal_autocheckpoint`, so no setting shows
+/// it. After the call the caller hears `SettingRestored` naming the WAL
+/// hook, and the hook is walguard's again: the next commit past
+/// `checkpoint.size_threshold_frames` runs a size checkpoint. Negative
+/// control, in the same run: while the closure's hook is on (the commits
+/// the closure makes), the WAL passes the threshold and no size
+/// checkpoint follows.
+#[actix_rt::test]
+async fn a_closure_that_replaces_the_wal_hook_finds_it_set_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path(), MINUTE);
+    s.checkpoint.size_threshold_frames = 20;
+    // On the writer: the report is there when the write's answer is.
+    s.checkpoint.size_checkpoint = walguard::SizeCheckpoint::OnWriter;
+    let guard = start_here(s).await;
+    let db = guard.db();
+    let err = db
+        .call(|c| {
+            c.wal_hook(Some(|_: &mut rusqlite::hooks::Wal, _| Ok(())))?;
+            for i in 0..40 {
+                c.execute(
+                    "INSERT INTO kv (id, v) VALUES (?1, zeroblob(4000))",
+                    [1000 + i],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Db(walguard::Error::SettingRestored { changed }) => {
+            assert!(changed.contains("WAL hook"), "{changed}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let frames: i64 = db
+        .call(|c| c.query_row("PRAGMA wal_checkpoint(NOOP)", [], |r| r.get(1)))
+        .await
+        .unwrap();
+    assert!(
+        frames >= 40,
+        "the closure's commits passed the threshold: {frames}"
+    );
+    assert_eq!(
+        size_checkpoints(&guard).await,
+        0,
+        "no size checkpoint under the closure's hook"
+    );
+    db.execute(insert(1)).await.unwrap();
+    assert_eq!(size_checkpoints(&guard).await, 1, "walguard's hook is back");
+    guard.shutdown().await.unwrap();
+}

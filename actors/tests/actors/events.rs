@@ -99,3 +99,54 @@ async fn checkpoint_and_session_events_carry_the_stable_fields() {
         &walguard::stats::SESSION_LOG_FIELDS
     ));
 }
+
+/// The session event says which migrations ran at start and how long they
+/// took; without migrations it carries none of those fields.
+#[actix_rt::test]
+async fn the_session_event_names_the_migrations_run_at_start() {
+    let _ = recorder();
+    let migration_fields = ["schema_version", "migrations", "migrations_ms"];
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = walguard::Migrations::new(vec![
+        "CREATE TABLE kv (id INTEGER PRIMARY KEY, v BLOB NOT NULL)",
+        "CREATE INDEX kv_v ON kv (v)",
+    ]);
+    let guard = walguard_actors::WalGuard::builder(settings(dir.path(), Duration::from_secs(10)))
+        .db_placement(walguard_actors::Placement::Current)
+        .migrations(migrations)
+        .start()
+        .unwrap();
+    guard.db().execute(insert(1)).await.unwrap();
+    let report = guard.shutdown().await.unwrap();
+    let applied = report
+        .migrations
+        .as_ref()
+        .expect("the report has the migrations");
+    assert_eq!(applied.applied(), ["migration 1", "migration 2"]);
+    assert!(report.to_string().contains(
+        "migrations at start: schema version 0 -> 2: applied migration 1, migration 2 in"
+    ));
+    let sessions: Vec<_> = events_here()
+        .into_iter()
+        .filter(|(target, _)| target == "walguard::session")
+        .collect();
+    assert_eq!(sessions.len(), 1);
+    assert!(
+        has_fields(&sessions[0].1, &migration_fields),
+        "{sessions:?}"
+    );
+
+    // The same database, started without migrations: no such fields.
+    let guard = start_here(settings(dir.path(), Duration::from_secs(10))).await;
+    let report = guard.shutdown().await.unwrap();
+    assert!(report.migrations.is_none());
+    let sessions: Vec<_> = events_here()
+        .into_iter()
+        .filter(|(target, _)| target == "walguard::session")
+        .collect();
+    assert_eq!(sessions.len(), 2);
+    assert!(
+        migration_fields.iter().all(|f| !sessions[1].1.contains(*f)),
+        "{sessions:?}"
+    );
+}

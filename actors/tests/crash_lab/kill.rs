@@ -194,7 +194,7 @@ pub(crate) struct Kill {
 }
 
 /// A child that is killed when dropped, whatever happened.
-struct ChildGuard(Child);
+pub(crate) struct ChildGuard(pub(crate) Child);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
@@ -238,7 +238,7 @@ fn shm_locks(pid: u32, inode: u64) -> std::io::Result<(bool, bool)> {
 
 /// Stops `pid` with SIGSTOP and reports which WAL-index locks it holds on
 /// `db`'s `-shm` file: (write lock, checkpoint lock).
-fn freeze_and_look(pid: u32, db: &Path) -> Result<(bool, bool), String> {
+pub(crate) fn freeze_and_look(pid: u32, db: &Path) -> Result<(bool, bool), String> {
     let stopped = Command::new("kill")
         .args(["-STOP", &pid.to_string()])
         .status()

@@ -221,9 +221,11 @@ fn litestream_killed_alone_leaves_no_hole_in_the_replica() {
             "{replay}: {k} restored, but {} were reported replicated",
             t.replicated
         );
+        // One write at a time: the one in flight at the machine loss may
+        // be committed and replicated before its sender heard back.
         assert!(
-            k <= t.last_acked,
-            "{replay}: restored {k}, acknowledged {}",
+            k <= t.last_acked + 1,
+            "{replay}: restored {k}, acknowledged {} (one in flight at most)",
             t.last_acked
         );
         assert!(
@@ -244,7 +246,7 @@ fn litestream_killed_alone_leaves_no_hole_in_the_replica() {
             );
         }
         assert!(!t.log.contains(SECRET), "the log shows the secret");
-        losses.push(t.last_acked - k);
+        losses.push(t.last_acked.saturating_sub(k));
         eprintln!(
             "litestream killed alone, seed {seed}: outage {:?}, wal at most {} frames during it ({} restart), {} acknowledged, {} reported replicated, {k} restored (a prefix, no torn transaction), lost at the later machine loss {}",
             t.outage,
@@ -252,7 +254,7 @@ fn litestream_killed_alone_leaves_no_hole_in_the_replica() {
             t.restarts_in_outage,
             t.last_acked,
             t.replicated,
-            t.last_acked - k
+            t.last_acked.saturating_sub(k)
         );
     }
     losses.sort_unstable();

@@ -49,6 +49,9 @@ pub(crate) struct Report {
     shm: bool,
     journal: bool,
     synchronous: i64,
+    /// `PRAGMA user_version`: the migrations applied
+    /// (`walguard::Migrations`).
+    schema_version: i64,
     problems: Vec<String>,
     tables: Vec<(String, i64)>,
 }
@@ -104,6 +107,7 @@ fn read_report(
     let page_count = pragma_i64("page_count", "read the page count")?;
     let freelist = pragma_i64("freelist_count", "read the freelist count")?;
     let synchronous = pragma_i64("synchronous", "read synchronous")?;
+    let schema_version = pragma_i64("user_version", "read the schema version")?;
     let problems: Vec<String> = {
         let mut stmt = conn
             .prepare("PRAGMA quick_check")
@@ -133,6 +137,7 @@ fn read_report(
         shm: walguard::files::shm_path(path).exists(),
         journal: walguard::files::journal_path(path).exists(),
         synchronous,
+        schema_version,
         problems,
         tables,
     })
@@ -203,6 +208,13 @@ impl Report {
             format!(
                 "{} (a new connection's default; each writer sets its own, walguard's from database.synchronous)",
                 synchronous_name(self.synchronous)
+            ),
+        );
+        line(
+            "schema version",
+            format!(
+                "{} (PRAGMA user_version: the migrations applied)",
+                self.schema_version
             ),
         );
         line("quick check", quick_check_summary(&self.problems));
@@ -276,6 +288,7 @@ impl Report {
             "shm": self.shm,
             "journal": self.journal,
             "synchronous": synchronous_name(self.synchronous),
+            "schema_version": self.schema_version,
             "quick_check": if ok { "ok" } else { "problems" },
             "problems": if ok { &[][..] } else { &self.problems[..] },
             "tables": tables,
@@ -369,6 +382,7 @@ mod tests {
         assert!(report.contains("journal mode       wal"), "{report}");
         assert!(report.contains("wal                absent"), "{report}");
         assert!(report.contains("quick check        ok"), "{report}");
+        assert!(report.contains("schema version     0 "), "{report}");
         assert!(report.contains("t (2 rows)"), "{report}");
         assert_eq!(files_in(dir.path()), vec![URI_HOSTILE_NAME]);
     }
@@ -380,13 +394,19 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
-            .unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (x); INSERT INTO t VALUES (1); PRAGMA user_version = 4;",
+        )
+        .unwrap();
         let log: i64 = conn
             .query_row("PRAGMA wal_checkpoint(NOOP)", [], |r| r.get(1))
             .unwrap();
         let report = inspect(&path).unwrap().text();
         assert!(report.contains(&format!("{log} frames")), "{report}");
         assert!(report.contains("t (1 rows)"), "{report}");
+        // The version still in the WAL, read through SQLite.
+        assert!(report.contains("schema version     4 "), "{report}");
+        let json = inspect(&path).unwrap().json();
+        assert_eq!(json["schema_version"], 4, "{json}");
     }
 }

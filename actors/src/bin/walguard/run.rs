@@ -1,10 +1,13 @@
 //! `walguard run`: a live session.
 //!
-//! Settings, then the log subscriber, then the checks on the database
+//! Settings, then the log subscriber, then the engine lock (before anything
+//! touches the file: a second `run` hears "served by another engine"), then
+//! the restore on start, then the checks on the database
 //! ([`engine::check_target`]: new, or holding only the demo's own tables; in
 //! WAL mode; not write-locked elsewhere), then (optionally) the Prometheus
 //! listener, then the engine's schema, then the actor system: the subsystem
-//! with its checkpoint loop and exposure watch, and the synthetic engine.
+//! under that lock, with its checkpoint loop and exposure watch, and the
+//! synthetic engine.
 //! It runs until `--duration` passes, Ctrl-C, SIGTERM (on Windows: a
 //! console close, logoff or system shutdown); then the clean shutdown,
 //! within [`SHUTDOWN_BUDGET`] (after a console event, within
@@ -138,6 +141,14 @@ pub(crate) fn run(args: &RunArgs, global: &Global) -> Result<(), CliError> {
         settings.log.format,
         global.color,
     );
+    // One engine per file, before anything touches it: a second `run` on
+    // the same path hears "served by another engine", never a half-made
+    // file from the first (issue 21).
+    let engine_lock = if take_lock_first() {
+        Some(walguard::EngineLock::acquire(&settings.database.path)?)
+    } else {
+        None
+    };
     if settings.replication.is_on() && settings.replication.restore_on_start {
         // Before the demo's checks create anything at the path.
         walguard_actors::replication::restore_if_missing(&settings)
@@ -150,8 +161,12 @@ pub(crate) fn run(args: &RunArgs, global: &Global) -> Result<(), CliError> {
     engine::prepare(&settings.database)?;
 
     let format = settings.log.format;
-    let outcome = match actix::System::new().block_on(session(settings.clone(), args, on_terminal))
-    {
+    let outcome = match actix::System::new().block_on(session(
+        settings.clone(),
+        engine_lock,
+        args,
+        on_terminal,
+    )) {
         Ok(outcome) => outcome,
         // No session report: say so and exit now, before the actors that
         // are dropped with the system log an end-of-session event that
@@ -192,6 +207,17 @@ pub(crate) fn run(args: &RunArgs, global: &Global) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Whether `run` takes the engine lock before it touches the file: always,
+/// except for the process test's negative control, in builds with the
+/// `testing` feature: `WALGUARD_TEST_LOCK_LAST=1` takes it at start, after
+/// the file was prepared, as before issue 21.
+fn take_lock_first() -> bool {
+    #[cfg(feature = "testing")]
+    return std::env::var_os("WALGUARD_TEST_LOCK_LAST").is_none_or(|v| v != "1");
+    #[cfg(not(feature = "testing"))]
+    true
+}
+
 /// Installs the Prometheus recorder and its HTTP listener, on a thread of
 /// its own (it is installed outside the actor system's runtime).
 fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), CliError> {
@@ -213,12 +239,18 @@ fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), CliError> {
 
 async fn session(
     settings: Settings,
+    engine_lock: Option<walguard::EngineLock>,
     args: &RunArgs,
     on_terminal: bool,
 ) -> Result<Outcome, CliError> {
     let started = Instant::now();
     let mut stop = Signals::new()?;
-    let guard = WalGuard::start(settings.clone())?;
+    let builder = WalGuard::builder(settings.clone());
+    let builder = match engine_lock {
+        Some(lock) => builder.engine_lock(lock),
+        None => builder,
+    };
+    let guard = builder.start()?;
     #[cfg(windows)]
     if let Err(e) = console::check_budget(&guard) {
         tracing::warn!(target: "walguard::run", error = %e, "a console close may end the process before the clean shutdown finishes");
@@ -481,6 +513,13 @@ fn summary_text(settings: &Settings, outcome: &Outcome) -> String {
             );
         }
     }
+    if report.db.file_returned {
+        let _ = writeln!(
+            text,
+            "the database file {} was away from its path during the session and the same file came back (renamed back): every acknowledged write is in it; writes and checkpoints were refused while it was away",
+            settings.database.path.display()
+        );
+    }
     if let Some(error) = &report.db.close_error {
         let _ = writeln!(text, "close: {error}");
     }
@@ -519,6 +558,7 @@ fn summary_json(settings: &Settings, outcome: &Outcome) -> serde_json::Value {
         "durable_commits": if report.db.file_gone || off { Some(0) } else { d.map(|d| d.durable_commits()) },
         "exposed_commits": if report.db.file_gone || off { d.map(|d| d.commits()) } else { d.map(|d| d.exposed_commits()) },
         "file_gone": report.db.file_gone,
+        "file_returned": report.db.file_returned,
         "replicated_commits": report.replication.map(|r| r.commits),
         "replicated_writes": report.replication.map(|r| r.writes),
         "replication_lag_s": report.replication.map(|r| secs(r.lag)),
