@@ -104,8 +104,8 @@ MUTANTS = [
         "power loss under `normal`; partial or busy is not a durability point",
         [(
             "src/store/mod.rs",
-            "if *report.outcome() == CheckpointOutcome::Completed {",
-            "if matches!(*report.outcome(), CheckpointOutcome::Completed | CheckpointOutcome::Partial) {",
+            "if *report.outcome() == CheckpointOutcome::Completed && self.weakened.is_none() {",
+            "if matches!(*report.outcome(), CheckpointOutcome::Completed | CheckpointOutcome::Partial) && self.weakened.is_none() {",
         )],
         [
             power_loss("store_pinned_reader_checkpoint_is_not_a_durability_point"),
@@ -185,7 +185,19 @@ MUTANTS = [
             crash_lab("faults::injected_faults_fail_one_write_and_nothing_acknowledged_is_lost"),
             crash_lab("faults::a_hundred_checkpoint_io_faults_in_one_run"),
             power_loss("the_store_reopens_after_a_failed_checkpoint_fsync_and_loses_nothing"),
+            power_loss("if_the_reopen_fails_every_statement_is_refused_until_a_reopen_succeeds"),
         ],
+    ),
+    Mutant(
+        "stand-in-serves",
+        "the stand-in connection of a failed reopen serves statements (an empty in-memory database)",
+        "failed checkpoint fsync: if the reopen fails, every statement is refused",
+        [(
+            "src/store/reopen.rs",
+            "    conn.authorizer(Some(|_: rusqlite::hooks::AuthContext<'_>| {\n        rusqlite::hooks::Authorization::Deny\n    }))?;",
+            "    let _ = &mut conn;",
+        )],
+        [power_loss("if_the_reopen_fails_every_statement_is_refused_until_a_reopen_succeeds")],
     ),
     Mutant(
         "restart-loses-timer",
@@ -256,7 +268,6 @@ MUTANTS = [
         )],
         [
             core("store::open_on_an_exclusively_locked_database_fails_within_the_busy_timeout"),
-            hostile("a_database_locked_by_another_process_fails_start_within_the_busy_timeout"),
         ],
     ),
     Mutant(
@@ -279,8 +290,8 @@ MUTANTS = [
         "neighbours: another connection's checkpoint completes",
         [(
             "src/store/mod.rs",
-            "if self.take_wal_restart() {",
-            "if self.take_wal_restart() && false {",
+            "if self.take_wal_restart() && self.weakened.is_none() {",
+            "if self.take_wal_restart() && self.weakened.is_none() && false {",
         )],
         [
             core("neighbours::a_checkpoint_by_another_connection_moves_the_durable_point"),
@@ -354,6 +365,72 @@ MUTANTS = [
             actors("neighbours::shutdown_interrupts_an_endless_query_within_its_budget"),
             actors("neighbours::shutdown_ends_writes_waiting_on_a_lock_within_its_budget"),
         ],
+    ),
+    Mutant(
+        "phase1-checks-before-open-only",
+        "phase 1 checks the file before opening its connection, not again after",
+        "neighbours: the file is moved, deleted or replaced while phase 1 would run",
+        [(
+            "src/store/backfill.rs",
+            "    // The file is the one the store opened, after the open too: a file\n    // swapped in between is not checkpointed as ours.\n    if let Some(e) = gone(target) {\n        return Err(e);\n    }\n    Ok(conn)",
+            "    Ok(conn)",
+        )],
+        [power_loss("phase_one_checks_the_file_again_after_opening_its_connection")],
+    ),
+    Mutant(
+        "lock-released-before-truncate",
+        "the engine lock is released before the shutdown's TRUNCATE and close",
+        "neighbours: a second engine on a served file",
+        [(
+            "actors/src/db.rs",
+            "        self.release_all_unreplicated();\n        // Best effort: a busy or failed TRUNCATE",
+            "        self.release_all_unreplicated();\n        self.engine_lock = None;\n        // Best effort: a busy or failed TRUNCATE",
+        )],
+        [actors("shutdown::the_engine_lock_is_held_until_the_shutdown_has_closed_the_store")],
+    ),
+    Mutant(
+        "drain-deadline-late",
+        "the shutdown's drain deadline is three busy timeouts + 250 ms, not one",
+        "neighbours: a request holds the writer at shutdown (interrupted at `busy_timeout` + 250 ms)",
+        [(
+            "actors/src/system/mod.rs",
+            "    let drain = settings.database.busy_timeout + SHUTDOWN_DRAIN_GRACE;",
+            "    let drain = settings.database.busy_timeout * 3 + SHUTDOWN_DRAIN_GRACE;",
+        )],
+        [Test(ACTORS, "--lib", "system::tests::the_drain_deadline_is_the_busy_timeout_plus_250_ms")],
+    ),
+    Mutant(
+        "drain-one-round",
+        "the shutdown's drain serves one round of the lane only",
+        "a clean shutdown answers every request the lane accepted",
+        [(
+            "actors/src/db.rs",
+            "        while self.lane.as_ref().is_some_and(|l| !l.is_empty()) {\n            self.serve_lane(ctx);",
+            "        if self.lane.as_ref().is_some_and(|l| !l.is_empty()) {\n            self.serve_lane(ctx);",
+        )],
+        [actors("lane::shutdown_serves_every_request_the_lane_accepted")],
+    ),
+    Mutant(
+        "identity-inode-only",
+        "the file identity ignores the device (an inode is unique only on its own file system)",
+        "neighbours: a database file replaced under the store",
+        [(
+            "src/store/identity.rs",
+            "            Ok(Self {\n                device: meta.dev(),",
+            "            Ok(Self {\n                device: 0,",
+        )],
+        [Test(CORE, "--lib", "store::identity::tests::the_identity_is_the_device_and_the_inode")],
+    ),
+    Mutant(
+        "missing-tool-skips",
+        "a replication test returns early, as a pass, when litestream or rclone is missing",
+        "evidence: no test reports ok without running",
+        [(
+            "actors/tests/support/tools.rs",
+            "        .collect();\n    require(",
+            "        .collect();\n    if !missing.is_empty() {\n        return;\n    }\n    require(",
+        )],
+        [Test(ACTORS, "replication", "without_its_tools_a_replication_test_fails_naming_them")],
     ),
     Mutant(
         "migration-not-fsynced",

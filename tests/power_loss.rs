@@ -927,6 +927,65 @@ fn store_through_with(
     Ok(store)
 }
 
+/// Kind: the store's reopen after a failed checkpoint fsync fails (the
+/// file cannot be opened again). Until a later checkpoint call reopens it,
+/// every statement is refused (`not authorized`): a write, a read, and a
+/// `CREATE TABLE` that an empty stand-in database would accept and lose.
+/// Nothing refused reaches the file; the next checkpoint call reopens,
+/// completes, and writes go on. A store that never reopened at all would
+/// serve these statements on its old connection, and fail this test.
+#[test]
+fn if_the_reopen_fails_every_statement_is_refused_until_a_reopen_succeeds() -> TestResult {
+    let (_dir, path) = temp_db()?;
+    let vfs = PowerLossVfs::register()?;
+    let mut store = store_through(&vfs, &path)?;
+    for txn in 1..=5 {
+        store_commit(&mut store, txn)?;
+    }
+    vfs.inject(Fault::SyncFails {
+        file: FileKind::MainDb,
+        count: 1,
+    });
+    vfs.inject(Fault::OpenFails {
+        file: FileKind::MainDb,
+        count: 1,
+    });
+    let failed = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+    assert!(failed.io_error(), "{failed:?}");
+    assert_eq!(vfs.stats().faults_fired, 2, "the reopen did not fail");
+    let refused = [
+        store_commit(&mut store, 6).map(|()| 0),
+        store.query(&Statement::new("SELECT 1")).map(|_| 0),
+        store.execute(&Statement::new("CREATE TABLE other (a)")),
+    ];
+    for (i, outcome) in refused.into_iter().enumerate() {
+        let e = outcome.err().unwrap_or_else(|| panic!("statement {i} ran"));
+        assert!(
+            format!("{e:?}").contains("not authorized"),
+            "statement {i}: {e:?}"
+        );
+    }
+    let retried = store.checkpoint(CheckpointMode::Passive, CheckpointReason::Manual);
+    assert_eq!(
+        *retried.outcome(),
+        CheckpointOutcome::Completed,
+        "{retried:?}"
+    );
+    store_commit(&mut store, 6)?;
+    store.close().map_err(|(_, e)| e)?;
+    let conn = Connection::open(&path)?;
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'other'",
+        [],
+        |r| r.get(0),
+    )?;
+    assert_eq!(tables, 0, "a refused CREATE TABLE reached the file");
+    drop(conn);
+    // Transactions 1..=6: the refused 6 never, the one after the reopen.
+    assert_eq!(survivors(&path)?, 6);
+    Ok(())
+}
+
 /// The failed-fsync scenario of [`failed_fsync_scenario`], answered by
 /// `Store::checkpoint` itself: it reopens its connection on the I/O error.
 /// With `reader_open`, a reader stays open across the failure: the store then
@@ -1096,6 +1155,58 @@ fn two_phase_store(vfs: &PowerLossVfs, path: &Path, synchronous: Synchronous) ->
     store.set_size_threshold(TWO_PHASE_THRESHOLD)?;
     store.set_size_checkpoint(walguard::SizeCheckpoint::TwoPhase);
     Ok(store)
+}
+
+/// Kind: the database file is replaced while phase 1 opens its
+/// connection, between its check before the open and its check after.
+/// Phase 1 fails naming itself and checkpoints nothing; phase 2 finds the
+/// file gone; the durable point does not move. (A phase 1 that checked
+/// only before opening would checkpoint the file it had open as ours.)
+#[cfg(unix)]
+#[test]
+fn phase_one_checks_the_file_again_after_opening_its_connection() -> TestResult {
+    let (dir, path) = temp_db()?;
+    let vfs = PowerLossVfs::register()?;
+    let mut store = two_phase_store(&vfs, &path, Synchronous::Normal)?;
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let done_tx = std::sync::Mutex::new(done_tx);
+    store.set_backfill_waker(move || {
+        let _ = done_tx.lock().map(|tx| tx.send(()));
+    });
+    // A copy of the file takes its place right after phase 1's open.
+    let other = dir.path().join("other.db");
+    std::fs::copy(&path, &other)?;
+    let at = path.clone();
+    let swapped = Arc::new(AtomicU64::new(0));
+    let swapped_in_hook = Arc::clone(&swapped);
+    vfs.after_next_open(Lane::Backfill, FileKind::MainDb, move || {
+        if std::fs::rename(&other, &at).is_ok() {
+            swapped_in_hook.store(1, Ordering::SeqCst);
+        }
+    });
+    let durable = store.durability().durable_commits();
+    let mut txn = 0;
+    let report = loop {
+        txn += 1;
+        assert!(txn < 10_000, "no size checkpoint came");
+        // Refused once phase 2 has found the file gone.
+        let _ = store_commit(&mut store, txn);
+        if let Some(report) = store.checkpoint_if_due() {
+            break report;
+        }
+        if store.backfill_running() {
+            done.recv_timeout(Duration::from_secs(30))?;
+        }
+    };
+    assert_eq!(swapped.load(Ordering::SeqCst), 1, "phase 1 never opened");
+    let phase1 = report.backfill().expect("two phases");
+    assert!(
+        phase1.outcome().is_failure() && phase1.outcome().to_string().contains("phase-1"),
+        "phase 1 checkpointed a file that is not ours: {phase1:?}"
+    );
+    assert!(report.outcome().is_failure(), "{report:?}");
+    assert_eq!(store.durability().durable_commits(), durable);
+    Ok(())
 }
 
 /// Where a two-phase iteration aims its cut.

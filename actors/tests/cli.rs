@@ -15,6 +15,10 @@ use serde_json::Value;
 
 #[path = "support/cli.rs"]
 mod support;
+#[cfg(unix)]
+#[path = "support/tools.rs"]
+#[allow(dead_code)] // This binary uses `require` alone.
+mod tools;
 use support::{left_with_a_full_wal, sibling, text, walguard};
 
 fn wal_of(db: &Path) -> PathBuf {
@@ -473,7 +477,7 @@ fn color_follows_the_flag_and_no_color() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// On a terminal (a pseudo-terminal from `script`, when installed): the
+/// On a terminal (a pseudo-terminal from `script`; without it the test fails): the
 /// status line says `exposed N commits (oldest X s)`, a count and an age
 /// (it read like a rate: `230 commits/1.1s`), and `NO_COLOR` turns the
 /// colours off while the status line still draws.
@@ -481,10 +485,11 @@ fn color_follows_the_flag_and_no_color() {
 #[test]
 fn on_a_terminal_no_color_is_honoured_and_the_exposure_is_a_count_and_an_age() {
     let script = Path::new("/usr/bin/script");
-    if !script.exists() {
-        eprintln!("skipped: no /usr/bin/script to give the command a terminal");
-        return;
-    }
+    tools::require(
+        script.exists(),
+        "/usr/bin/script (a terminal for the command)",
+        "apt-get install bsdutils (util-linux's `script`)",
+    );
     let dir = tempfile::tempdir().unwrap();
     let bin = std::env::var("WALGUARD_TEST_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_walguard").to_owned());

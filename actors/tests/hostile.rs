@@ -348,10 +348,9 @@ async fn a_database_locked_by_another_process_fails_start_within_the_busy_timeou
         took >= timeout,
         "start gave up after {took:?}, before the busy timeout"
     );
-    assert!(
-        took < 2 * timeout,
-        "start took {took:?}, not about the busy timeout"
-    );
+    // A hang guard only: load can stretch the wait past a tight bound;
+    // the exact timeout is `tests/core` `store::open_on_an_exclusively_locked_database_fails_within_the_busy_timeout`'s.
+    assert!(took < 20 * timeout, "start took {took:?}: it hung");
     assert!(
         err.to_string().contains(&path.display().to_string()),
         "{err}"

@@ -54,6 +54,32 @@ impl FileIdentity {
     }
 }
 
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::MetadataExt as _;
+
+    use super::FileIdentity;
+
+    /// The identity is the device and the inode, both read from the file:
+    /// an inode number is unique only within its file system, so a file
+    /// on another device with the same inode is another file.
+    #[test]
+    fn the_identity_is_the_device_and_the_inode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        std::fs::write(&path, b"x").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        let (device, inode) = (meta.dev(), meta.ino());
+        let id = FileIdentity::of(&path).unwrap();
+        assert_eq!(id, FileIdentity { device, inode });
+        let same_inode_other_device = FileIdentity {
+            device: device ^ 1,
+            inode,
+        };
+        assert_ne!(id, same_inode_other_device);
+    }
+}
+
 /// How the database file went away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Gone {

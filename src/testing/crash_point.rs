@@ -36,6 +36,13 @@ pub struct CrashPoint {
 }
 
 impl CrashPoint {
+    /// The cut at operation `op` (1-based) counted as `count`, restored as
+    /// `mode`: one named outright, as a replay names the cut it repeats.
+    #[must_use]
+    pub fn new(op: u64, count: CutCount, mode: RestoreMode) -> Self {
+        Self { op, count, mode }
+    }
+
     /// Draws the cut of `seed` for a workload whose dry run took
     /// `setup_ops` operations of setup and `total_ops` in all, with its
     /// checkpoints at `checkpoints` (operation ranges, from

@@ -188,6 +188,16 @@ pub enum Fault {
         /// How many writes fail.
         count: u32,
     },
+    /// Opens of `file` fail with `SQLITE_CANTOPEN` (a connection that
+    /// cannot be opened again, e.g. the store's reopen after a failed
+    /// checkpoint fsync). Not counted as an I/O operation: no file is
+    /// touched.
+    OpenFails {
+        /// Which file.
+        file: FileKind,
+        /// How many opens fail.
+        count: u32,
+    },
 }
 
 /// How much of the not-yet-synced data survives a power loss.
@@ -599,6 +609,24 @@ impl PowerLossVfs {
     /// ```
     pub fn inject(&self, fault: Fault) {
         self.shared.lock().inject(fault);
+    }
+
+    /// Runs `action` once, right after the next successful open of a
+    /// `kind` file from a thread of `lane`, before SQLite reads it: to
+    /// change the world between an open and what its caller does next
+    /// (e.g. replace the database file under a connection phase 1 just
+    /// opened). A later call replaces an action not yet run.
+    pub fn after_next_open(
+        &self,
+        lane: Lane,
+        kind: FileKind,
+        action: impl FnOnce() + Send + 'static,
+    ) {
+        self.shared.set_after_open(shim::AfterOpen {
+            lane,
+            kind,
+            action: Box::new(action),
+        });
     }
 
     /// Disarms all faults.

@@ -307,6 +307,7 @@ impl State {
             Fault::CheckpointWriteIoErr { .. } => {
                 io == Io::Write && kind == FileKind::MainDb && in_checkpoint
             }
+            Fault::OpenFails { .. } => false,
         })?;
         let fault = self.faults.get_mut(index)?;
         let (code, count) = match fault {
@@ -315,12 +316,30 @@ impl State {
             }
             Fault::DiskFull { count, .. } => (ffi::SQLITE_FULL, count),
             Fault::SyncFails { count, .. } => (ffi::SQLITE_IOERR_FSYNC, count),
+            Fault::OpenFails { count, .. } => (ffi::SQLITE_CANTOPEN, count),
         };
         *count = count.saturating_sub(1);
         if *count == 0 {
             self.faults.remove(index);
         }
         Some(code)
+    }
+
+    /// The error an open of a `kind` file fails with, if a
+    /// [`Fault::OpenFails`] is armed for it (and spends one).
+    pub(super) fn take_open_fault(&mut self, kind: FileKind) -> Option<c_int> {
+        let index = self
+            .faults
+            .iter()
+            .position(|fault| matches!(*fault, Fault::OpenFails { file, .. } if file == kind))?;
+        if let Fault::OpenFails { count, .. } = &mut self.faults[index] {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.faults.remove(index);
+            }
+        }
+        self.faults_fired += 1;
+        Some(ffi::SQLITE_CANTOPEN)
     }
 
     pub(super) fn wrote(&mut self, path: &Path, offset: u64, data: &[u8]) {
@@ -483,7 +502,8 @@ impl State {
             Fault::WriteIoErr { count, .. }
             | Fault::DiskFull { count, .. }
             | Fault::SyncFails { count, .. }
-            | Fault::CheckpointWriteIoErr { count } => count,
+            | Fault::CheckpointWriteIoErr { count }
+            | Fault::OpenFails { count, .. } => count,
         };
         if count > 0 {
             self.faults.push(fault);

@@ -30,12 +30,21 @@ use super::model::{Io, State, Verdict, WAL_CKPT_LOCK_SLOT};
 use super::{FileKind, Lane, VfsOptions};
 use crate::Error;
 
+/// An action to run once, right after the next successful open of a
+/// `kind` file from `lane` ([`super::PowerLossVfs::after_next_open`]).
+pub(super) struct AfterOpen {
+    pub(super) lane: Lane,
+    pub(super) kind: FileKind,
+    pub(super) action: Box<dyn FnOnce() + Send>,
+}
+
 /// Everything a registration owns. Leaked: see the module docs.
 pub(super) struct Shared {
     real: RealVfs,
     name: CString,
     options: VfsOptions,
     state: Mutex<State>,
+    after_open: Mutex<Option<AfterOpen>>,
 }
 
 impl Shared {
@@ -47,6 +56,29 @@ impl Shared {
 
     pub(super) fn name(&self) -> &CStr {
         &self.name
+    }
+
+    pub(super) fn set_after_open(&self, after: AfterOpen) {
+        *self
+            .after_open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(after);
+    }
+
+    /// The armed action, taken, if it is for an open of `kind` from `lane`.
+    fn take_after_open(&self, lane: Lane, kind: FileKind) -> Option<Box<dyn FnOnce() + Send>> {
+        let mut armed = self
+            .after_open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if armed
+            .as_ref()
+            .is_some_and(|a| a.lane == lane && a.kind == kind)
+        {
+            armed.take().map(|a| a.action)
+        } else {
+            None
+        }
     }
 }
 
@@ -128,6 +160,7 @@ pub(super) fn register(options: VfsOptions) -> Result<(&'static Shared, Registra
         name,
         options,
         state: Mutex::new(State::default()),
+        after_open: Mutex::new(None),
     }));
     let vfs: &'static mut ffi::sqlite3_vfs = Box::leak(Box::new(ffi::sqlite3_vfs {
         // Version 2 is all we forward (no system-call overrides).
@@ -277,6 +310,14 @@ unsafe extern "C" fn x_open(
         Some(path_from_c(unsafe { CStr::from_ptr(name) }))
     };
     let lane = Lane::current();
+    if let Some(code) = kind_from_flags(flags).and_then(|kind| shared.lock().take_open_fault(kind))
+    {
+        // SAFETY: `file` points to writable memory SQLite allocated for
+        // this open; a failed xOpen must leave `pMethods` null, so that
+        // SQLite calls no method of it.
+        unsafe { (*file).pMethods = ptr::null() };
+        return code;
+    }
     let path = match (kind_from_flags(flags), path) {
         (Some(kind), Some(path)) => {
             let mut state = shared.lock();
@@ -337,6 +378,10 @@ unsafe extern "C" fn x_open(
             2 => &raw const METHODS_V2,
             _ => &raw const METHODS_V3,
         };
+    }
+    if let Some(action) = kind_from_flags(flags).and_then(|kind| shared.take_after_open(lane, kind))
+    {
+        action();
     }
     rc
 }

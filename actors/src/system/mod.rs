@@ -698,3 +698,29 @@ fn replica_hold_disabled_for_tests() -> bool {
     #[cfg(not(feature = "testing"))]
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{SHUTDOWN_CLOSE_GRACE, SHUTDOWN_DRAIN_GRACE, budget};
+
+    /// The drain deadline is `database.busy_timeout` + 250 ms, and the
+    /// budget adds the TRUNCATE's deadline with its grace and the close's:
+    /// exact values, where the process tests of the shutdown can only bound
+    /// the wall-clock time from below (an upper bound is one a loaded
+    /// machine crosses).
+    #[test]
+    fn the_drain_deadline_is_the_busy_timeout_plus_250_ms() {
+        let mut settings = walguard::Settings::for_database("unused.db");
+        settings.database.busy_timeout = Duration::from_millis(300);
+        settings.checkpoint.shutdown_timeout = Duration::from_secs(1);
+        let (drain, total) = budget(&settings);
+        assert_eq!(SHUTDOWN_DRAIN_GRACE, Duration::from_millis(250));
+        assert_eq!(drain, Duration::from_millis(550));
+        assert_eq!(
+            total,
+            drain + Duration::from_millis(1_250) + SHUTDOWN_CLOSE_GRACE
+        );
+    }
+}

@@ -216,6 +216,13 @@ async fn a_neighbours_checkpoint_counts_as_durable() {
 
 // --- every wait has a deadline ----------------------------------------------
 
+/// What a shutdown may take beyond its budget in these tests: 5 s, for a
+/// loaded machine (a bound of 500 ms was crossed). The budget's exact
+/// values are `system::tests::the_drain_deadline_is_the_busy_timeout_plus_250_ms`'s;
+/// here the bound only says the shutdown did not wait for the endless
+/// request, which would never end.
+const LOAD_MARGIN: Duration = Duration::from_secs(5);
+
 /// Shutdown settings for the deadline tests: a 1 s TRUNCATE deadline and a
 /// 300 ms busy timeout, so the budget is 1.8 s... plus graces.
 fn short_deadlines(dir: &std::path::Path) -> walguard::Settings {
@@ -251,9 +258,13 @@ async fn shutdown_interrupts_an_endless_query_within_its_budget() {
     let started = Instant::now();
     let report = guard.shutdown().await.unwrap();
     let took = started.elapsed();
+    assert!(took < budget + LOAD_MARGIN, "took {took:?} of {budget:?}");
+    // Never before the drain deadline (busy_timeout + 250 ms): a bound
+    // load cannot cross. Its exact value is the unit test
+    // `system::tests::the_drain_deadline_is_the_busy_timeout_plus_250_ms`.
     assert!(
-        took < budget + Duration::from_millis(500),
-        "took {took:?} of {budget:?}"
+        took >= Duration::from_millis(550),
+        "interrupted at {took:?}"
     );
     // Bounded: without the interrupt the query would run forever.
     let err = tokio::time::timeout(Duration::from_secs(10), endless)
@@ -301,10 +312,7 @@ async fn shutdown_ends_writes_waiting_on_a_lock_within_its_budget() {
     let started = Instant::now();
     let report = guard.shutdown().await.unwrap();
     let took = started.elapsed();
-    assert!(
-        took < budget + Duration::from_millis(500),
-        "took {took:?} of {budget:?}"
-    );
+    assert!(took < budget + LOAD_MARGIN, "took {took:?} of {budget:?}");
     let mut unrun = 0;
     for write in writes {
         let err = write.await.unwrap().unwrap_err();
@@ -353,10 +361,7 @@ async fn shutdown_gives_up_on_a_closure_blocked_outside_sqlite() {
         took >= budget.saturating_sub(Duration::from_millis(100)),
         "took {took:?} of {budget:?}"
     );
-    assert!(
-        took < budget + Duration::from_millis(500),
-        "took {took:?} of {budget:?}"
-    );
+    assert!(took < budget + LOAD_MARGIN, "took {took:?} of {budget:?}");
     assert!(
         report
             .db

@@ -106,6 +106,64 @@ async fn shutdown_under_a_reader_returns_within_the_deadline() {
     assert_eq!(integrity_and_count(&path), ("ok".to_owned(), 150));
 }
 
+/// Kind: a second engine tries the file while the first one's shutdown
+/// still writes to it: its TRUNCATE (held for its whole deadline by a
+/// reader here) and its close. The engine lock is released only once the
+/// store is closed: a thread that tries to take it every millisecond,
+/// from before the shutdown on, first gets it after the TRUNCATE ended,
+/// which is at least the TRUNCATE's own duration after the shutdown
+/// began, however loaded the machine. (A lock released before the
+/// TRUNCATE is taken within milliseconds of the shutdown's start.)
+#[actix_rt::test]
+async fn the_engine_lock_is_held_until_the_shutdown_has_closed_the_store() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path(), Duration::from_secs(60));
+    s.checkpoint.shutdown_timeout = Duration::from_secs(1);
+    let path = s.database.path.clone();
+    let guard = WalGuard::start(s).unwrap();
+    create_table(&guard).await;
+    guard.db().execute(insert(1)).await.unwrap();
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM kv", [], |r| r.get(0))
+        .unwrap();
+    guard.db().execute(insert(2)).await.unwrap();
+
+    let refused = Arc::new(AtomicU64::new(0));
+    let second_engine = {
+        let (refused, path) = (Arc::clone(&refused), path.clone());
+        std::thread::spawn(move || {
+            loop {
+                if let Ok(lock) = walguard::EngineLock::acquire(&path) {
+                    return (Instant::now(), lock);
+                }
+                refused.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    while refused.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let began = Instant::now();
+    let report = guard.shutdown().await.unwrap();
+    let (taken_at, lock) = second_engine.join().unwrap();
+    drop(lock);
+    let truncate = report.shutdown_checkpoint.expect("TRUNCATE ran");
+    assert_eq!(*truncate.outcome(), CheckpointOutcome::Busy, "{truncate:?}");
+    let after = taken_at.saturating_duration_since(began);
+    assert!(
+        after >= truncate.elapsed(),
+        "a second engine got the lock {after:?} into the shutdown, while its TRUNCATE ran for {:?}",
+        truncate.elapsed()
+    );
+    reader.execute_batch("COMMIT").unwrap();
+}
+
 /// After shutdown, requests get their own "shut down" error (not "`DbActor`
 /// did not answer"), whatever the request.
 #[actix_rt::test]

@@ -16,10 +16,18 @@ pub(crate) fn count(var: &str, default: u64) -> u64 {
     walguard::testing::env_u64(var, default).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The command that replays `seed` alone in the on-demand test `test`.
+/// The command that replays `seed` alone in the on-demand test `test`, in
+/// the profile of this build (`--release` when it is one: a seed's
+/// interleavings differ between the two).
 pub(crate) fn replay(seed: u64, test: &str) -> String {
+    let profile = if cfg!(debug_assertions) {
+        ""
+    } else {
+        " --release"
+    };
     format!(
         "WALGUARD_CAMPAIGN_SEED={seed} WALGUARD_CAMPAIGN_ITERATIONS=1 WALGUARD_CAMPAIGN_KILLS=1 \
-         cargo test -p walguard-actors --test crash_lab -- --ignored --exact {test}"
+         cargo test{profile} -p walguard-actors --test crash_lab -- --ignored --exact {test} \
+         --nocapture"
     )
 }

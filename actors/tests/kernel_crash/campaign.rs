@@ -208,6 +208,13 @@ impl Lab {
             &killed.transcript,
             seed,
         )?;
+        let planted = check::planted(
+            &out.join(crate::DB_FILE),
+            synchronous,
+            &killed.transcript,
+            seed,
+            verdict.survived,
+        )?;
         if verdict.violation.is_some() {
             // Keep the evidence.
             let keep = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -223,6 +230,7 @@ impl Lab {
             cut,
             fsck,
             verdict,
+            planted,
         })
     }
 }
@@ -238,6 +246,8 @@ pub(crate) struct Iteration {
     pub(crate) cut: Option<Cut>,
     pub(crate) fsck: Fsck,
     pub(crate) verdict: check::Verdict,
+    /// The negative control on this run's output.
+    pub(crate) planted: check::Planted,
 }
 
 /// What a campaign saw.
@@ -281,6 +291,12 @@ pub(crate) struct Summary {
     pub(crate) full_kept_all: u64,
     /// The deliberately wrong claim failed in this many `normal` runs.
     pub(crate) wrong_claim_failed: u64,
+    /// Runs whose verdict, told one more row was durable than survived,
+    /// found the loss (the negative control; every run).
+    pub(crate) planted_losses_caught: u64,
+    /// Runs with a page overwritten, and those whose verdict found it.
+    pub(crate) planted_corruptions: u64,
+    pub(crate) planted_corruptions_caught: u64,
     /// Violations of walguard's claims, with their seeds.
     pub(crate) violations: Vec<String>,
     pub(crate) lost_before_durable: u64,
@@ -332,6 +348,9 @@ impl Summary {
             }
         }
         self.wrong_claim_failed += u64::from(it.verdict.wrong_claim_failed == Some(true));
+        self.planted_losses_caught += u64::from(it.planted.loss_caught);
+        self.planted_corruptions += u64::from(it.planted.corruption_tried);
+        self.planted_corruptions_caught += u64::from(it.planted.corruption_caught);
         if let Some(v) = &it.verdict.violation {
             match v.kind() {
                 ViolationKind::LostAcknowledged => self.lost_before_durable += 1,
@@ -428,8 +447,18 @@ impl Summary {
             format!("{} of {}", self.full_kept_all, self.full),
         );
         row(
-            "negative control: runs that refute \"under `normal` every acknowledged write is durable\"",
-            format!("**{}** of {}", self.wrong_claim_failed, self.normal),
+            "runs that refute \"under `normal` every acknowledged write is durable\" (a figure: it fails where `normal` lost writes)",
+            format!("{} of {}", self.wrong_claim_failed, self.normal),
+        );
+        row(
+            "negative control: planted losses caught / planted corruptions caught",
+            format!(
+                "**{}** of {} / **{}** of {}",
+                self.planted_losses_caught,
+                self.iterations,
+                self.planted_corruptions_caught,
+                self.planted_corruptions
+            ),
         );
         row("harness failures", self.harness.len().to_string());
         t

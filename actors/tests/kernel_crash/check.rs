@@ -150,3 +150,76 @@ pub(crate) fn verdict(
         wrong_claim_failed,
     })
 }
+
+/// The negative control, on what the real kernel left: the same
+/// [`verdict`] must catch a loss and a corruption planted into it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Planted {
+    /// The verdict, told that one more row than survived was durable (a
+    /// store that claimed too much), found the loss.
+    pub(crate) loss_caught: bool,
+    /// A page of the database was overwritten (`false`: too small to
+    /// have a page to spare, not tried).
+    pub(crate) corruption_tried: bool,
+    /// The verdict found that corruption.
+    pub(crate) corruption_caught: bool,
+}
+
+/// Plants a loss and a corruption into copies of what the kernel left at
+/// `db` (with its `-wal`), and runs [`verdict`] on each. Independent of
+/// whether the run itself lost anything: it shows the check can fail on
+/// every run.
+///
+/// # Errors
+/// A failure to copy or open the files (a harness failure).
+pub(crate) fn planted(
+    db: &Path,
+    synchronous: Synchronous,
+    seen: &Transcript,
+    generation: u64,
+    survived: u64,
+) -> Result<Planted, String> {
+    let mut claimed_too_much = seen.clone();
+    claimed_too_much.durable = survived + 1;
+    claimed_too_much.max_acked = claimed_too_much.max_acked.max(survived + 1);
+    let loss = verdict(db, synchronous, &claimed_too_much, generation)?;
+    let loss_caught = loss
+        .violation
+        .is_some_and(|v| v.kind() == walguard::testing::ViolationKind::LostAcknowledged);
+
+    // A copy with its WAL folded in, then its second page overwritten.
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let copy = dir.path().join("planted.db");
+    std::fs::copy(db, &copy).map_err(|e| e.to_string())?;
+    let wal = walguard::files::wal_path(db);
+    if wal.exists() {
+        std::fs::copy(&wal, walguard::files::wal_path(&copy)).map_err(|e| e.to_string())?;
+    }
+    let page_size = {
+        let conn = rusqlite::Connection::open(&copy).map_err(|e| e.to_string())?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| e.to_string())?;
+        conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| e.to_string())?
+    };
+    let mut bytes = std::fs::read(&copy).map_err(|e| e.to_string())?;
+    let page = usize::try_from(page_size).map_err(|e| e.to_string())?;
+    if bytes.len() < 3 * page {
+        return Ok(Planted {
+            loss_caught,
+            ..Planted::default()
+        });
+    }
+    bytes[page..2 * page].fill(0xA5);
+    std::fs::write(&copy, &bytes).map_err(|e| e.to_string())?;
+    let corruption_caught = match verdict(&copy, synchronous, seen, generation) {
+        Ok(v) => v.violation.is_some(),
+        // The check could not even read it: caught, as a failure.
+        Err(_) => true,
+    };
+    Ok(Planted {
+        loss_caught,
+        corruption_tried: true,
+        corruption_caught,
+    })
+}

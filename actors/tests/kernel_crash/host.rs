@@ -60,7 +60,7 @@ pub(crate) struct Tools {
 }
 
 impl Tools {
-    /// Every tool, or what is missing, with the command that installs it.
+    /// Every tool, or what is missing (each with its package).
     pub(crate) fn find() -> Result<Self, String> {
         let missing: BTreeSet<String> = TOOLS
             .iter()
@@ -68,10 +68,7 @@ impl Tools {
             .map(|(name, package)| format!("{name} ({package})"))
             .collect();
         if !missing.is_empty() {
-            return Err(format!(
-                "missing: {}; run scripts/kernel-lab/install.sh",
-                missing.into_iter().collect::<Vec<_>>().join(", ")
-            ));
+            return Err(missing.into_iter().collect::<Vec<_>>().join(", "));
         }
         let found = |name: &str| which(name).expect("checked above");
         let busybox = found("busybox");
@@ -79,7 +76,7 @@ impl Tools {
         let bytes = std::fs::read(&busybox).map_err(|e| format!("{}: {e}", busybox.display()))?;
         if has_interpreter(&bytes) {
             return Err(format!(
-                "{} is linked dynamically: install busybox-static (scripts/kernel-lab/install.sh)",
+                "{} is linked dynamically, not busybox-static",
                 busybox.display()
             ));
         }

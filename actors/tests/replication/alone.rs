@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng as _, SeedableRng as _};
 
-use super::{KEY, Running, S3, SECRET, SYNC_PERIOD, child_with, restore, sigkill, tools};
+use super::{KEY, Running, S3, SECRET, SYNC_PERIOD, child_with, restore, sigkill};
 
 /// `checkpoint.size_threshold_frames` here: walguard checkpoints every
 /// few writes while Litestream is down.
@@ -183,9 +183,7 @@ fn trial(s3: &S3, seed: u64, hold: bool) -> Trial {
 
 #[test]
 fn litestream_killed_alone_leaves_no_hole_in_the_replica() {
-    if !tools() {
-        return;
-    }
+    super::require_replication_tools();
     let s3 = S3::start();
     let trials: u64 = std::env::var("WALGUARD_ALONE_TRIALS")
         .ok()
@@ -271,9 +269,7 @@ fn litestream_killed_alone_leaves_no_hole_in_the_replica() {
 /// the outage restart the WAL under frames Litestream never read.
 #[test]
 fn negative_control_without_the_hold_the_wal_restarts_under_litestream() {
-    if !tools() {
-        return;
-    }
+    super::require_replication_tools();
     let s3 = S3::start();
     let t = trial(&s3, 1000, false);
     assert!(

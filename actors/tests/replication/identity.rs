@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{SECRET, run_child, survivors, tools};
+use super::{SECRET, run_child, survivors};
 
 /// A config for `db` replicating to `replica` with `extra` replication keys.
 fn config(dir: &Path, name: &str, db: &Path, replica: &Path, extra: &str) -> PathBuf {
@@ -44,9 +44,7 @@ fn start(config: &Path, mode: &str) -> Option<String> {
 
 #[test]
 fn a_replica_belongs_to_one_database() {
-    if !tools() {
-        return;
-    }
+    super::require_replication_tools();
     let work = tempfile::tempdir().unwrap();
     let replica = work.path().join("replica");
     let dir = |name: &str| {

@@ -8,8 +8,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::tools;
-
 fn run(config: &Path, log: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_walguard"))
         .env_remove("RUST_LOG")
@@ -46,9 +44,7 @@ fn litestream_of(db: &Path, not: Option<u32>, what: &str) -> u32 {
 
 #[test]
 fn a_litestream_orphaned_by_a_killed_walguard_is_replaced_at_the_next_start() {
-    if !tools() {
-        return;
-    }
+    super::require_replication_tools();
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("engine.db");
     let replica = work.path().join("replica");
@@ -122,9 +118,7 @@ fn a_litestream_orphaned_by_a_killed_walguard_is_replaced_at_the_next_start() {
 /// system) and the environment. Read back from the config walguard wrote.
 #[test]
 fn checkpoint_settings_from_flags_and_environment_reach_litestream() {
-    if !tools() {
-        return;
-    }
+    super::require_replication_tools();
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("engine.db");
     let config = work.path().join("flags.yaml");

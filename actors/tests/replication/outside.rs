@@ -2,9 +2,7 @@
 //! (`replication.socket`), which walguard must use and never duplicate,
 //! and one it was not told about, which it must refuse to run beside.
 
-use super::{
-    OutsideLitestream, S3, SECRET, config, restore, run_child, survivors, three_rows, tools,
-};
+use super::{OutsideLitestream, S3, SECRET, config, restore, run_child, survivors, three_rows};
 
 /// `replication.socket` set: walguard starts no Litestream (its
 /// `litestream_binary` does not even exist), runs no checkpoint of its own
@@ -12,9 +10,7 @@ use super::{
 /// running at shutdown; the replica holds every write.
 #[test]
 fn an_outside_litestream_given_by_its_socket_is_used_not_duplicated() {
-    if !tools() {
-        return;
-    }
+    super::require_replication_tools();
     let s3 = S3::start();
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("engine.db");
@@ -78,9 +74,7 @@ fn an_outside_litestream_given_by_its_socket_is_used_not_duplicated() {
 /// once that Litestream is gone, the same settings start.
 #[test]
 fn a_second_litestream_for_the_same_database_is_refused() {
-    if !tools() {
-        return;
-    }
+    super::require_replication_tools();
     let s3 = S3::start();
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("engine.db");

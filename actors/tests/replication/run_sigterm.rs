@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use serde_json::Value;
 
-use super::{KEY, S3, SECRET, tools};
+use super::{KEY, S3, SECRET};
 
 /// The example settings file, as shipped.
 fn example() -> std::path::PathBuf {
@@ -52,9 +52,7 @@ fn metric(body: &str, name: &str) -> Option<f64> {
 
 #[test]
 fn sigterm_of_walguard_run_with_the_example_config_leaves_the_replica_complete() {
-    if !tools() {
-        return;
-    }
+    super::require_replication_tools();
     let s3 = S3::start();
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("engine.db");

@@ -11,23 +11,15 @@ use super::{SECRET, child_with, survivors, three_rows};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
-/// Whether `sshd` and `ssh-keygen` are here; panics in CI without them.
-fn ssh_tools() -> bool {
-    let found = Path::new(SSHD).exists()
-        && Command::new("ssh-keygen")
-            .arg("-?")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "openssh-server must be installed in CI: apt-get install openssh-server"
-        );
-        eprintln!("SKIPPED: {SSHD} or ssh-keygen missing; install openssh-server");
-    }
-    found
+/// Fails the calling test unless `sshd` and `ssh-keygen` are here.
+#[track_caller]
+fn require_ssh_tools() {
+    super::tools::require(
+        Path::new(SSHD).exists() && Command::new("ssh-keygen").arg("-?").output().is_ok(),
+        &format!("{SSHD} or ssh-keygen"),
+        "run the tests with `scripts/test` (it installs it where it may), or \
+         `apt-get install openssh-server`",
+    );
 }
 
 fn keygen(path: &Path) {
@@ -158,9 +150,8 @@ fn lines(
 /// has every write.
 #[test]
 fn an_sftp_replica_holds_every_write_after_a_clean_stop() {
-    if !super::tools() || !ssh_tools() {
-        return;
-    }
+    super::require_replication_tools();
+    require_ssh_tools();
     let work = tempfile::tempdir().unwrap();
     let sshd = Sshd::start(work.path());
     let db = work.path().join("engine.db");
@@ -182,9 +173,8 @@ fn an_sftp_replica_holds_every_write_after_a_clean_stop() {
 /// loses no local write.
 #[test]
 fn sftp_bad_credentials_name_what_to_fix() {
-    if !super::tools() || !ssh_tools() {
-        return;
-    }
+    super::require_replication_tools();
+    require_ssh_tools();
     let work = tempfile::tempdir().unwrap();
     let sshd = Sshd::start(work.path());
     let db = work.path().join("engine.db");

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use super::{SECRET, child_with, tools};
+use super::{SECRET, child_with};
 
 /// `checkpoint.size_threshold_frames` here.
 const THRESHOLD: u64 = 64;
@@ -63,9 +63,7 @@ fn flood(brake: bool) -> (u64, u64) {
 
 #[test]
 fn the_wal_stays_near_its_bound_beside_litestream_under_sustained_load() {
-    if !tools() {
-        return;
-    }
+    super::require_replication_tools();
     let (peak, acked) = flood(true);
     assert_eq!(acked, 20_000);
     assert!(
