@@ -1157,9 +1157,7 @@ fn bad_input_names_the_setting_and_loses_no_local_write() {
 /// let go on every tick, also while a sync is in flight.
 #[test]
 fn ack_replicated_answers_at_max_lag_while_the_replica_is_unreachable() {
-    if !tools() {
-        return;
-    }
+    require_replication_tools();
     let s3 = S3::start();
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("engine.db");

@@ -26,9 +26,9 @@
 //!   unless `replication.replace_replica: true` says to replace the
 //!   replica's history with this database's.
 //!
-//! A replica made before walguard recorded identities (no token on it) is
-//! adopted by a local database that has data and no token: its first start
-//! stamps both.
+//! A replica without a token (made before walguard recorded identities,
+//! or one that a start killed before its first sync never reached) is
+//! adopted by a local database with data: tokens cannot tell whose it is.
 //!
 //! # What it does not cover
 //!
@@ -140,9 +140,10 @@ pub fn judge(local: &Local, replica: &Replica) -> Verdict {
     match (replica.as_ref().and_then(|t| t.last()), &local.tokens) {
         (Some(newest), Some(history)) if history.contains(newest) => Verdict::Replicate,
         _ if local.tokens.is_none() && !local.has_data => Verdict::RestoreFirst,
-        // A replica from before identities, and a database with data that
-        // has never been stamped: the first start adopts it.
-        (None, None) => Verdict::Replicate,
+        // A replica without a token: from before identities, or one that
+        // a stamped start never reached (killed before its first sync).
+        // It is adopted: tokens cannot tell whose it is.
+        (None, _) => Verdict::Replicate,
         (newest, _) => Verdict::Foreign {
             replica: newest.cloned(),
             local: newest_local,
@@ -216,11 +217,12 @@ mod tests {
             judge(&local(None, true), &replica(Some(&["a"]))),
             Verdict::Foreign { .. }
         ));
-        // A stamped database against a replica without tokens: foreign.
-        assert!(matches!(
+        // A stamped database against a replica without tokens (its first
+        // stamp never reached it): adopted.
+        assert_eq!(
             judge(&local(Some(&["a"]), true), &replica(None)),
-            Verdict::Foreign { .. }
-        ));
+            Verdict::Replicate
+        );
         // Before identities: data without a token adopts a replica without.
         assert_eq!(
             judge(&local(None, true), &replica(None)),

@@ -186,11 +186,15 @@ impl WalGuardBuilder {
         // of, and its first sync proves the replica settings, before any
         // write.
         let prepared = if replication_on {
-            Some(ReplicationActor::prepare(
+            let prepared = ReplicationActor::prepare(
                 &settings.replication,
                 &settings.database.path,
                 walguard::replication::CheckpointHandover::from_settings(&settings.checkpoint),
-            )?)
+            )?;
+            // This start's identity token, once Litestream runs (a refused
+            // start stamps nothing); its next sync carries it.
+            crate::replication::stamp_identity(&settings)?;
+            Some(prepared)
         } else {
             None
         };
@@ -666,13 +670,11 @@ fn replication_before_open(settings: &Settings) -> Result<()> {
 
 /// With replication on, once the store is open: the replica hold (no
 /// checkpoint of walguard's takes frames the replica lacks out of the
-/// WAL, `walguard::Store::hold_for_replica`), and this start's identity
-/// token, before Litestream's first sync.
-fn replication_after_open(settings: &Settings, store: &mut Store) -> Result<()> {
+/// WAL, `walguard::Store::hold_for_replica`).
+fn replication_after_open(_settings: &Settings, store: &mut Store) -> Result<()> {
     if !replica_hold_disabled_for_tests() {
         store.hold_for_replica()?;
     }
-    crate::replication::stamp_identity(settings)?;
     Ok(())
 }
 
