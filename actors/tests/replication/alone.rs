@@ -38,13 +38,15 @@ use super::{KEY, Running, S3, SECRET, SYNC_PERIOD, child_with, restore, sigkill}
 const SIZE_THRESHOLD_FRAMES: u64 = 32;
 
 /// How long a start hangs (no control socket) while the gate is up.
-const HANG_S: u32 = 2;
+const HANG_S: u32 = 4;
 
 /// The longest the child may go without printing while its Litestream
 /// restarts: it prints every 20 ms from the system arbiter, where the
 /// replication actor runs, so a restart that blocked the arbiter until
 /// the socket opened (or `HANG_S` passed) would show here.
-const MAX_QUIET: Duration = Duration::from_secs(1);
+// 3 s: a loaded machine does not silence the child that long, and an
+// arbiter blocked by a restart would be silent for `HANG_S` (4 s) or more.
+const MAX_QUIET: Duration = Duration::from_secs(3);
 
 /// `replication.max_lag` here: above the lag of normal running (about one
 /// `SYNC_PERIOD` plus a sync), well under the outage.
