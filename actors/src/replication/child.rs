@@ -235,27 +235,33 @@ fn process_exists(pid: u32) -> bool {
     })
 }
 
-/// The `litestream` processes (other than this one) with `arg` among their
-/// arguments.
+/// The `litestream` processes other than this one (a command name that
+/// starts with `litestream`): their pids and `/proc` directories.
 #[cfg(target_os = "linux")]
-fn litestreams_with_arg(arg: &Path) -> Vec<u32> {
+fn litestream_processes() -> Vec<(u32, PathBuf)> {
     let own = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let wanted = arg.as_os_str().as_encoded_bytes();
     entries
         .flatten()
         .filter_map(|entry| {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            if pid == own {
-                return None;
-            }
             let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            if !comm.trim_end().starts_with("litestream") {
-                return None;
-            }
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            (pid != own && comm.trim_end().starts_with("litestream")).then(|| (pid, entry.path()))
+        })
+        .collect()
+}
+
+/// The `litestream` processes (other than this one) with `arg` among their
+/// arguments.
+#[cfg(target_os = "linux")]
+fn litestreams_with_arg(arg: &Path) -> Vec<u32> {
+    let wanted = arg.as_os_str().as_encoded_bytes();
+    litestream_processes()
+        .into_iter()
+        .filter_map(|(pid, dir)| {
+            let cmdline = std::fs::read(dir.join("cmdline")).ok()?;
             cmdline
                 .split(|b| *b == 0)
                 .any(|a| a == wanted)
@@ -284,26 +290,14 @@ pub fn litestream_holding(db: &Path) -> Option<u32> {
     if targets.is_empty() {
         return None;
     }
-    let own = std::process::id();
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            if pid == own {
-                return None;
-            }
-            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            if !comm.trim_end().starts_with("litestream") {
-                return None;
-            }
-            std::fs::read_dir(entry.path().join("fd"))
-                .ok()?
-                .flatten()
-                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-                .any(|target| targets.contains(&target))
-                .then_some(pid)
-        })
+    litestream_processes().into_iter().find_map(|(pid, dir)| {
+        std::fs::read_dir(dir.join("fd"))
+            .ok()?
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .any(|target| targets.contains(&target))
+            .then_some(pid)
+    })
 }
 
 /// Elsewhere there is no `/proc` to look into: only the socket is checked.
