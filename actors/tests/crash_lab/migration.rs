@@ -22,6 +22,10 @@
 //! Then a new start ([`rerun`]) brings it to version 3 and migration 2 runs
 //! again whole: exactly its rows, once.
 
+// The kill campaign is Linux-only (it reads /proc/locks and uses the kill
+// lab's helpers); elsewhere its pieces are unused.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -296,12 +300,14 @@ pub(crate) struct KillSummary {
 }
 
 /// Runs one child on `path` and waits for `line` (a prefix), or gives up.
+#[cfg(target_os = "linux")]
 struct Child {
     guard: crate::kill::ChildGuard,
     pid: u32,
     lines: mpsc::Receiver<String>,
 }
 
+#[cfg(target_os = "linux")]
 impl Child {
     fn spawn(path: &Path) -> Result<Self, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -358,6 +364,7 @@ impl Child {
 /// Starts a child on `path`, kills it `delay` after it said `starting`,
 /// checks the file and starts again: whether the kill landed inside the
 /// migrations' transaction, and the version it left.
+#[cfg(target_os = "linux")]
 fn kill_once(path: &Path, delay: Duration) -> Result<(bool, i64), String> {
     let child = Child::spawn(path)?;
     child.wait_for("starting")?;
@@ -372,6 +379,7 @@ fn kill_once(path: &Path, delay: Duration) -> Result<(bool, i64), String> {
 /// Kills `kills` children in the middle of their start, each on a fresh
 /// copy of the version-1 database; the delays are spread over how long an
 /// unkilled start took to migrate.
+#[cfg(target_os = "linux")]
 pub(crate) fn kill_campaign(seed: u64, kills: u64) -> KillSummary {
     let mut summary = KillSummary::default();
     let Ok(dir) = tempfile::tempdir() else {
