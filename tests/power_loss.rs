@@ -1261,8 +1261,11 @@ fn two_phase_workload(
                 && nth == started
             {
                 // Once phase 1 holds the checkpoint lock (or returned
-                // without taking it), then `offset` operations on, the
-                // writer committing meanwhile.
+                // without taking it), then `offset` of phase 1's own
+                // operations on, the writer committing meanwhile. Counted
+                // on phase 1's lane: counted over both threads, a loaded
+                // machine let the writer's fsyncs (under FULL) take every
+                // cut (a CI run had 0 of 20 in phase 1).
                 let bound = Instant::now() + Duration::from_secs(10);
                 while vfs.stats().checkpoints == locks
                     && phase1_returned.load(Ordering::Acquire) == returned
@@ -1271,7 +1274,7 @@ fn two_phase_workload(
                 {
                     std::thread::yield_now();
                 }
-                vfs.crash_at(vfs.io_ops() + 1 + offset);
+                vfs.crash_at_on(Lane::Backfill, vfs.io_ops_on(Lane::Backfill) + 1 + offset);
             }
             started += 1;
         }
