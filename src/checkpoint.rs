@@ -383,9 +383,7 @@ impl CheckpointReport {
     /// [`CheckpointReport::elapsed`] in milliseconds, as logged.
     #[must_use]
     pub fn elapsed_ms(&self) -> f64 {
-        // Microsecond resolution: enough for a log line, and free of the
-        // float noise of `as_secs_f64() * 1000.0`.
-        self.elapsed.as_micros() as f64 / 1000.0
+        crate::settings::duration_ms(self.elapsed)
     }
     /// How it ended.
     #[must_use]

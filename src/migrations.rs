@@ -405,7 +405,7 @@ impl MigrationReport {
     /// session event's other `_ms` fields).
     #[must_use]
     pub fn elapsed_ms(&self) -> f64 {
-        self.elapsed.as_micros() as f64 / 1000.0
+        crate::settings::duration_ms(self.elapsed)
     }
 
     /// The TRUNCATE checkpoint after the commit (`None` when nothing was

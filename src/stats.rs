@@ -22,6 +22,7 @@ use std::time::Duration;
 use quantiles::ckms::CKMS;
 
 use crate::checkpoint::{CheckpointOutcome, CheckpointReport};
+use crate::settings::duration_ms as ms;
 use crate::store::Durability;
 
 /// Relative rank error of the whole-session quantile sketch: 0.1 %.
@@ -143,10 +144,6 @@ impl Aggregate {
     pub fn max(&self) -> Duration {
         self.max
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_micros() as f64 / 1000.0
 }
 
 impl fmt::Display for Aggregate {

@@ -96,20 +96,25 @@ fn child_settings(path: &Path, synchronous: Synchronous) -> Settings {
     settings
 }
 
-/// The child: writes until it is killed (or its parent goes away).
-pub(crate) fn child_main(path: &Path, seed: u64) {
-    // Exit when the parent closes our stdin (it died or is done), or after
-    // a generous lifetime: never outlive the test.
+/// A child process of a kill campaign exits when its parent closes its
+/// stdin (the parent died or is done), or after `lifetime`: it never
+/// outlives the test.
+pub(crate) fn exit_with_parent(lifetime: Duration) {
     std::thread::spawn(|| {
         let mut sink = [0u8; 64];
         let mut stdin = std::io::stdin();
         while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
         std::process::exit(0);
     });
-    std::thread::spawn(|| {
-        std::thread::sleep(CHILD_LIFETIME);
+    std::thread::spawn(move || {
+        std::thread::sleep(lifetime);
         std::process::exit(3);
     });
+}
+
+/// The child: writes until it is killed (or its parent goes away).
+pub(crate) fn child_main(path: &Path, seed: u64) {
+    exit_with_parent(CHILD_LIFETIME);
     let settings = child_settings(path, synchronous_of(seed));
     let mut rng = StdRng::seed_from_u64(seed);
     actix::System::new().block_on(async move {

@@ -26,7 +26,7 @@
 // lab's helpers); elsewhere its pieces are unused.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -261,17 +261,9 @@ pub(crate) fn power_campaign(seed: u64, items: i64, stride: u64) -> PowerSummary
 }
 
 /// The child: starts with the migrations, says so, and waits to be killed.
+#[cfg(target_os = "linux")]
 pub(crate) fn child_main(path: &Path) {
-    std::thread::spawn(|| {
-        let mut sink = [0u8; 64];
-        let mut stdin = std::io::stdin();
-        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-        std::process::exit(0);
-    });
-    std::thread::spawn(|| {
-        std::thread::sleep(CHILD_LIFETIME);
-        std::process::exit(3);
-    });
+    crate::kill::exit_with_parent(CHILD_LIFETIME);
     let settings = Settings::for_database(path);
     actix::System::new().block_on(async move {
         eprintln!("{PREFIX} starting");

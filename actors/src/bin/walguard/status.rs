@@ -153,13 +153,10 @@ pub(crate) fn exposed(commits: u64, oldest: Duration) -> String {
     }
 }
 
-/// Milliseconds for a JSON or log field, to the microsecond (3 decimals):
-/// the rule of the core's `elapsed_ms` and `walguard::session` fields, and
-/// the one place the command applies it, so the summary object and the log
+/// Milliseconds for a JSON or log field: the core's one rounding rule
+/// ([`walguard::settings::duration_ms`]), so the summary object and the log
 /// lines agree.
-pub(crate) fn ms(d: Duration) -> f64 {
-    d.as_micros() as f64 / 1000.0
-}
+pub(crate) use walguard::settings::duration_ms as ms;
 
 /// Seconds for a JSON or log field, to the millisecond (3 decimals).
 pub(crate) fn secs(d: Duration) -> f64 {
