@@ -184,6 +184,12 @@ pub(crate) struct Unwired<A: Actor> {
     shared: Arc<Shared>,
 }
 
+impl<A: Actor> std::fmt::Debug for Unwired<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unwired").finish_non_exhaustive()
+    }
+}
+
 impl<A: Actor> Unwired<A> {
     /// The sending end, waking the actor at `addr`.
     pub(crate) fn wake<W>(self, addr: &actix::Addr<W>) -> LaneSender<A>

@@ -74,10 +74,8 @@ mod lane;
 pub mod messages;
 pub mod metrics;
 pub mod replication;
-mod replier;
 pub mod system;
 pub mod telemetry;
-mod writer_state;
 
 pub use checkpoint::CheckpointActor;
 pub use db::DbActor;

@@ -238,20 +238,6 @@ impl<R: WriteReply> Writer<R> {
         self
     }
 
-    /// Turns on the replica hold of the store ([`Store::hold_for_replica`]):
-    /// no checkpoint of walguard's takes frames the replica lacks out of
-    /// the WAL.
-    ///
-    /// # Errors
-    ///
-    /// As [`Store::hold_for_replica`].
-    pub fn pin_for_replica(&mut self) -> Result<()> {
-        match self.store.as_mut() {
-            Some(store) => store.hold_for_replica(),
-            None => Ok(()),
-        }
-    }
-
     /// Holds the replies of writes until the replica has them
     /// (`replication.ack: replicated`), at most `max_lag`.
     #[must_use]

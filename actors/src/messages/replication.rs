@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use actix::Message;
-use walguard::replication::{CheckpointOwner, Replicated};
+use walguard::replication::Replicated;
 
 /// `ReplicationActor`: the shutdown's replication step: one last sync
 /// (bounded by `timeout`), then stop the Litestream walguard started and
@@ -38,27 +38,12 @@ impl Message for KillLitestream {
     type Result = Option<u32>;
 }
 
-/// `DbActor` and `CheckpointActor`: who runs checkpoints now. While
-/// Litestream does, the interval loop stays quiet, `DbActor` runs a size
-/// checkpoint only past `wal_cap_frames`, and skips the shutdown TRUNCATE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SetCheckpointOwner {
-    /// The owner.
-    pub owner: CheckpointOwner,
-    /// The WAL hard cap, in frames, while Litestream owns checkpointing.
-    pub wal_cap_frames: u32,
-}
-
-impl Message for SetCheckpointOwner {
-    type Result = ();
-}
-
 /// `DbActor`: the first `commits` commits are on the replica (with
 /// `ack: replicated`, the replies held for them are sent now). Sent after
 /// every sync, answered or not (`None`), so held replies past
 /// `replication.max_lag` are answered with an error.
 #[derive(Debug, Clone, Copy)]
-pub struct ReplicatedThrough(pub Option<u64>);
+pub(crate) struct ReplicatedThrough(pub(crate) Option<u64>);
 
 impl Message for ReplicatedThrough {
     type Result = ();
@@ -66,7 +51,7 @@ impl Message for ReplicatedThrough {
 
 /// `MetricsActor`: the replicated point after a sync, for the live status.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ReplicationSeen(pub Replicated);
+pub(crate) struct ReplicationSeen(pub(crate) Replicated);
 
 impl Message for ReplicationSeen {
     type Result = ();

@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, MessageResult, Recipient,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, MessageResult, Recipient,
     ResponseActFuture, WrapFuture,
 };
 use tokio::time::Instant;
@@ -53,13 +53,9 @@ pub use child::{
 };
 pub use control::{ControlClient, SyncAnswer};
 
-use crate::checkpoint::CheckpointActor;
-use crate::db::DbActor;
+use crate::DbHandle;
 use crate::error::ReplicationError;
-use crate::messages::{
-    FinalSync, GetDurability, GetReplicated, KillLitestream, ReplicatedThrough, ReplicationSeen,
-    SetCheckpointOwner,
-};
+use crate::messages::{FinalSync, GetReplicated, KillLitestream, ReplicationSeen};
 
 /// Failed syncs in a row after which walguard takes checkpointing back from
 /// a Litestream that still runs: 3.
@@ -288,8 +284,7 @@ pub struct ReplicationActor {
     files: Files,
     client: ControlClient,
     process: Process,
-    db: Addr<DbActor>,
-    checkpoint: Option<Addr<CheckpointActor>>,
+    db: DbHandle,
     metrics: Option<Recipient<ReplicationSeen>>,
     tracker: ReplicationTracker,
     in_flight: bool,
@@ -400,11 +395,10 @@ impl ReplicationActor {
 
     /// The actor, for a Litestream [`ReplicationActor::prepare`] made ready.
     #[must_use]
-    pub fn new(
+    pub(crate) fn new(
         settings: ReplicationSettings,
         prepared: Prepared,
-        db: Addr<DbActor>,
-        checkpoint: Option<Addr<CheckpointActor>>,
+        db: DbHandle,
         metrics: Option<Recipient<ReplicationSeen>>,
     ) -> Self {
         let Prepared { files, process } = prepared;
@@ -415,7 +409,6 @@ impl ReplicationActor {
             files,
             process,
             db,
-            checkpoint,
             metrics,
             in_flight: false,
             looking: false,
@@ -448,14 +441,9 @@ impl ReplicationActor {
                 "walguard takes checkpointing back ({why})"
             ),
         }
-        let msg = SetCheckpointOwner {
-            owner,
-            wal_cap_frames: self.settings.wal_cap_frames,
-        };
-        self.db.do_send(msg);
-        if let Some(checkpoint) = &self.checkpoint {
-            checkpoint.do_send(msg);
-        }
+        // The writer's shared state is the one home of the owner: the
+        // writer and the interval loop read it there.
+        self.db.set_checkpoint_owner(owner);
     }
 
     /// The Litestream walguard started: exited? restart due? restarted
@@ -559,7 +547,7 @@ impl ReplicationActor {
             // the replica past `max_lag` are answered (not replicated)
             // even while no sync answers: a sync can hang for its whole
             // timeout (the S3 server gone).
-            self.db.do_send(ReplicatedThrough(None));
+            self.db.replicated_through(None);
             return;
         }
         let due = self
@@ -579,7 +567,7 @@ impl ReplicationActor {
         let path = self.files.db.clone();
         let replicated = self.tracker.replicated(std::time::Instant::now()).commits;
         let work = async move {
-            let durability = db.send(GetDurability).await.ok().flatten()?;
+            let durability = db.durability().await.ok().flatten()?;
             // Under ack: replicated, between periods, sync only when
             // commits wait for the replica.
             if !due && durability.commits() <= replicated {
@@ -605,7 +593,7 @@ impl ReplicationActor {
         }
         self.looking = true;
         let db = self.db.clone();
-        let ask = async move { db.send(GetDurability).await.ok().flatten() };
+        let ask = async move { db.durability().await.ok().flatten() };
         ctx.spawn(ask.into_actor(self).map(|durability, act, _| {
             act.looking = false;
             if let Some(d) = durability {
@@ -637,7 +625,7 @@ impl ReplicationActor {
                     *backoff = RESTART_BACKOFF_MIN;
                 }
                 self.set_owner(CheckpointOwner::Litestream, "it answers its syncs");
-                self.db.do_send(ReplicatedThrough(Some(ticket.commits())));
+                self.db.replicated_through(Some(ticket.commits()));
             }
             other => {
                 let error = match other {
@@ -654,7 +642,7 @@ impl ReplicationActor {
                 if self.failed_in_a_row >= FAILED_SYNCS_BEFORE_TAKEOVER {
                     self.set_owner(CheckpointOwner::Walguard, "litestream's syncs fail");
                 }
-                self.db.do_send(ReplicatedThrough(None));
+                self.db.replicated_through(None);
             }
         }
         self.publish();
@@ -743,14 +731,14 @@ impl Handler<crate::messages::WalBrake> for ReplicationActor {
     fn handle(&mut self, _: crate::messages::WalBrake, ctx: &mut Self::Context) {
         let db = self.db.clone();
         if self.stopped || !self.litestream_running() {
-            db.do_send(crate::messages::WalBrakeDone);
+            db.brake_done();
             return;
         }
         let client = self.client.clone();
         let path = self.files.db.clone();
         let work = async move {
             let answer = client.sync_local(&path, crate::db::BRAKE_MAX_PAUSE).await;
-            db.do_send(crate::messages::WalBrakeDone);
+            db.brake_done();
             answer
         };
         ctx.spawn(work.into_actor(self).map(|answer, _, _| {
@@ -790,7 +778,7 @@ impl Handler<FinalSync> for ReplicationActor {
             if !running {
                 return None;
             }
-            let durability = db.send(GetDurability).await.ok().flatten()?;
+            let durability = db.durability().await.ok().flatten()?;
             let started = std::time::Instant::now();
             let answer =
                 match tokio::time::timeout(msg.timeout, client.sync(&path, msg.timeout)).await {

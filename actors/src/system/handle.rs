@@ -1,65 +1,70 @@
-//! [`DbHandle`]: sends requests to `DbActor` and flattens mailbox and
-//! database errors into one. A system's handles send through the lane
-//! (`actors/src/lane.rs`); a handle made from a bare address, through the
-//! mailbox.
+//! [`DbHandle`]: the one door to `DbActor`. Every request takes the lane
+//! (`actors/src/lane.rs`) and is served by the writer in the order it was
+//! accepted; mailbox and database errors come back flattened into one.
 
 use std::sync::Arc;
 
-use actix::{Addr, Context, Handler, MailboxError};
+use actix::{Addr, Context};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
+use walguard::replication::CheckpointOwner;
+use walguard::writer::WriterState;
 use walguard::{
     CheckpointMode, CheckpointReason, CheckpointReport, Durability, ResultSet, Statement,
 };
 
-use crate::db::DbActor;
+use crate::db::{DbActor, WriterStats};
 use crate::error::{Error, Result};
 use crate::lane::{LaneSender, Request};
-use crate::messages::{Call, Checkpoint, Execute, GetDurability, Query, Transaction};
-use crate::writer_state::WriterState;
+use crate::messages::{ReplicatedThrough, WalBrakeDone};
 
 /// A cheap, cloneable handle for sending requests to `DbActor`; flattens
-/// mailbox and database errors into one [`Error`].
+/// mailbox and database errors into one [`Error`]. Made by
+/// [`WalGuard`](crate::WalGuard) (its [`db`](crate::WalGuard::db)) or
+/// [`DbActor::spawn`].
 #[derive(Debug, Clone)]
 pub struct DbHandle {
     addr: Addr<DbActor>,
-    /// What the writer shares, to say why it did not answer (`None` for a
-    /// handle made from a bare address).
-    state: Option<Arc<WriterState>>,
-    /// The lane every request takes (`None` for a handle made from a bare
-    /// address: the mailbox then).
+    /// What the writer shares, to say why it did not answer.
+    state: Arc<WriterState>,
+    /// The lane every request takes (`None` only if the actor was started
+    /// twice, which cannot happen: then every request is refused).
     lane: Option<LaneSender<DbActor>>,
 }
 
 impl DbHandle {
-    /// Wraps an address.
-    #[must_use]
-    pub fn new(addr: Addr<DbActor>) -> Self {
-        Self {
-            addr,
-            state: None,
-            lane: None,
-        }
-    }
-
     /// Wraps the address of a writer that shares `state` and serves `lane`.
-    pub(crate) fn with_lane(
+    pub(crate) fn new(
         addr: Addr<DbActor>,
         state: Arc<WriterState>,
-        lane: LaneSender<DbActor>,
+        lane: Option<LaneSender<DbActor>>,
     ) -> Self {
-        Self {
-            addr,
-            state: Some(state),
-            lane: Some(lane),
+        Self { addr, state, lane }
+    }
+
+    /// The actor's address, for the shutdown step and the signals of the
+    /// other actors (never a request).
+    pub(crate) fn addr(&self) -> &Addr<DbActor> {
+        &self.addr
+    }
+
+    /// What the writer shares (counts, shutdown, checkpoint owner).
+    pub(crate) fn state(&self) -> &Arc<WriterState> {
+        &self.state
+    }
+
+    /// Puts `request` on the lane.
+    async fn send(&self, request: Request<DbActor>) -> Result<()> {
+        match &self.lane {
+            Some(lane) => lane.send(request).await.map_err(|_| self.unanswered()),
+            None => Err(self.unanswered()),
         }
     }
 
-    /// Runs `f` on the writer through `lane`, in the order of the handle's
-    /// requests, and returns what it returned.
+    /// Runs `f` on the writer through the lane, in the order of the
+    /// handle's requests, and returns what it returned.
     async fn ask<T: Send + 'static>(
         &self,
-        lane: &LaneSender<DbActor>,
         f: impl FnOnce(&mut DbActor, &mut Context<DbActor>) -> T + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = oneshot::channel();
@@ -67,69 +72,45 @@ impl DbHandle {
             // The sender may have given up waiting; nothing to do then.
             let _ = tx.send(f(act, ctx));
         });
-        lane.send(Request::Other(run))
-            .await
-            .map_err(|_| self.unanswered()(MailboxError::Closed))?;
-        rx.await
-            .map_err(|_| self.unanswered()(MailboxError::Closed))
+        self.send(Request::Other(run)).await?;
+        rx.await.map_err(|_| self.unanswered())
     }
 
     /// Runs a request that may write (a transaction, a closure) on the
-    /// writer through `lane`, and returns its result once it may be
+    /// writer through the lane, and returns its result once it may be
     /// acknowledged: at its COMMIT, or under `replication.ack: replicated`
-    /// once the replica has it ([`DbActor::answer_write`]).
+    /// once the replica has it ([`walguard::writer::Writer::answer_write`]).
     async fn ask_write<T: Send + 'static>(
         &self,
-        lane: &LaneSender<DbActor>,
-        f: impl FnOnce(&mut DbActor, &mut Context<DbActor>) -> std::result::Result<T, walguard::Error>
-        + Send
-        + 'static,
+        f: impl FnOnce(&mut DbActor) -> std::result::Result<T, walguard::Error> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = oneshot::channel();
-        let run = Box::new(move |act: &mut DbActor, ctx: &mut Context<DbActor>| {
-            let before = act.commits();
-            let result = f(act, ctx);
-            act.answer_write(before, result, tx);
+        let run = Box::new(move |act: &mut DbActor, _: &mut Context<DbActor>| {
+            let before = act.writer().commits();
+            let result = f(act);
+            act.writer().answer_write(before, result, move |result| {
+                let _ = tx.send(result);
+            });
         });
-        lane.send(Request::Other(run))
-            .await
-            .map_err(|_| self.unanswered()(MailboxError::Closed))?;
-        Ok(rx
-            .await
-            .map_err(|_| self.unanswered()(MailboxError::Closed))??)
+        self.send(Request::Other(run)).await?;
+        Ok(rx.await.map_err(|_| self.unanswered())??)
     }
 
     /// Why the writer did not answer: it stopped after a panic
     /// ([`walguard::Error::WriterPanicked`]), it was shut down
-    /// ([`Error::ShutDown`]), or its mailbox is gone for another reason
+    /// ([`Error::ShutDown`]), or it is gone for another reason
     /// ([`Error::Mailbox`]).
-    fn unanswered(&self) -> impl FnOnce(MailboxError) -> Error + '_ {
-        move |source| match &self.state {
-            Some(state) => {
-                if let Some(message) = state.panicked() {
-                    Error::Db(walguard::Error::WriterPanicked { message })
-                } else if state.is_shut_down() {
-                    Error::ShutDown
-                } else {
-                    Error::Mailbox {
-                        actor: "DbActor",
-                        source,
-                    }
-                }
-            }
-            None => Error::Mailbox {
+    fn unanswered(&self) -> Error {
+        if let Some(message) = self.state.panicked() {
+            Error::Db(walguard::Error::WriterPanicked { message })
+        } else if self.state.is_shut_down() {
+            Error::ShutDown
+        } else {
+            Error::Mailbox {
                 actor: "DbActor",
-                source,
-            },
+                source: actix::MailboxError::Closed,
+            }
         }
-    }
-
-    /// The actor's address, to send messages directly. Messages sent there
-    /// keep their order among themselves, not with this handle's requests
-    /// (which take the lane, [`DbActor`]'s "The lane").
-    #[must_use]
-    pub fn addr(&self) -> &Addr<DbActor> {
-        &self.addr
     }
 
     /// Runs one statement; the rows changed, once it is committed (with
@@ -142,28 +123,19 @@ impl DbHandle {
     /// panic of its own); [`Error::ShutDown`] after shutdown;
     /// [`Error::Mailbox`] when the actor is gone otherwise.
     pub async fn execute(&self, stmt: impl Into<Statement>) -> Result<usize> {
-        let Some(lane) = &self.lane else {
-            let reply = self.addr.send(Execute(stmt.into())).await;
-            return Ok(reply.map_err(self.unanswered())??);
-        };
         let (reply, answer) = oneshot::channel();
-        lane.send(Request::Execute {
+        self.send(Request::Execute {
             stmt: stmt.into(),
             reply,
         })
-        .await
-        .map_err(|_| self.unanswered()(MailboxError::Closed))?;
-        let result = answer
-            .await
-            .map_err(|_| self.unanswered()(MailboxError::Closed))?;
-        Ok(result?)
+        .await?;
+        Ok(answer.await.map_err(|_| self.unanswered())??)
     }
 
     /// Puts one write on the lane at once, from a thread outside any async
     /// runtime (the open-loop benchmark's generator, which must send at
     /// each write's due time and await nothing), and returns its answer to
-    /// await elsewhere. A handle without a lane sends to the mailbox, which
-    /// also queues at once.
+    /// await elsewhere.
     ///
     /// # Errors
     ///
@@ -174,22 +146,15 @@ impl DbHandle {
         &self,
         stmt: Statement,
     ) -> Result<std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize>> + Send>>> {
-        let Some(lane) = &self.lane else {
-            let reply = self.addr.send(Execute(stmt));
-            let handle = self.clone();
-            return Ok(Box::pin(async move {
-                Ok(reply.await.map_err(handle.unanswered())??)
-            }));
-        };
         let (reply, answer) = oneshot::channel();
-        lane.send_from_thread(Request::Execute { stmt, reply })
-            .map_err(|_| self.unanswered()(MailboxError::Closed))?;
+        self.lane
+            .as_ref()
+            .ok_or_else(|| self.unanswered())?
+            .send_from_thread(Request::Execute { stmt, reply })
+            .map_err(|_| self.unanswered())?;
         let handle = self.clone();
         Ok(Box::pin(async move {
-            let result = answer
-                .await
-                .map_err(|_| handle.unanswered()(MailboxError::Closed))?;
-            Ok(result?)
+            Ok(answer.await.map_err(|_| handle.unanswered())??)
         }))
     }
 
@@ -199,30 +164,22 @@ impl DbHandle {
     ///
     /// As [`DbHandle::execute`]; nothing of the batch is written on error.
     pub async fn transaction(&self, stmts: Vec<Statement>) -> Result<Vec<usize>> {
-        let msg = Transaction(stmts);
-        let Some(lane) = &self.lane else {
-            return Ok(self.addr.send(msg).await.map_err(self.unanswered())??);
-        };
-        self.ask_write(lane, move |act, ctx| act.handle(msg, ctx))
+        self.ask_write(move |act| act.writer().transaction(&stmts))
             .await
     }
 
-    /// Runs a read query.
+    /// Runs a read query on the write connection.
     ///
     /// # Errors
     ///
     /// As [`DbHandle::execute`].
     pub async fn query(&self, stmt: impl Into<Statement>) -> Result<ResultSet> {
-        let msg = Query(stmt.into());
-        let Some(lane) = &self.lane else {
-            return Ok(self.addr.send(msg).await.map_err(self.unanswered())??);
-        };
-        Ok(self
-            .ask(lane, move |act, ctx| act.handle(msg, ctx))
-            .await??)
+        let stmt = stmt.into();
+        Ok(self.ask(move |act, _| act.writer().query(&stmt)).await??)
     }
 
-    /// Runs a closure against the write connection.
+    /// Runs a closure against the write connection. The closure must leave
+    /// no transaction open.
     ///
     /// # Errors
     ///
@@ -232,12 +189,7 @@ impl DbHandle {
         F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        let msg = Call::new(f);
-        let Some(lane) = &self.lane else {
-            return Ok(self.addr.send(msg).await.map_err(self.unanswered())??);
-        };
-        self.ask_write(lane, move |act, ctx| act.handle(msg, ctx))
-            .await
+        self.ask_write(move |act| act.writer().call(f)).await
     }
 
     /// Runs a checkpoint now (reason `manual`); the report also goes to
@@ -248,14 +200,17 @@ impl DbHandle {
     /// [`Error::Mailbox`] when the actor is gone. A failed checkpoint is a
     /// report, not an error.
     pub async fn checkpoint(&self, mode: CheckpointMode) -> Result<CheckpointReport> {
-        let msg = Checkpoint {
-            mode,
-            reason: CheckpointReason::Manual,
-        };
-        let Some(lane) = &self.lane else {
-            return self.addr.send(msg).await.map_err(self.unanswered());
-        };
-        self.ask(lane, move |act, ctx| act.handle(msg, ctx).0).await
+        self.checkpoint_for(mode, CheckpointReason::Manual).await
+    }
+
+    /// Runs a checkpoint now, for `reason` (the interval loop's).
+    pub(crate) async fn checkpoint_for(
+        &self,
+        mode: CheckpointMode,
+        reason: CheckpointReason,
+    ) -> Result<CheckpointReport> {
+        self.ask(move |act, _| act.writer().checkpoint(mode, reason))
+            .await
     }
 
     /// What is durable and what a power loss could take now; `None` after
@@ -265,14 +220,56 @@ impl DbHandle {
     ///
     /// [`Error::Mailbox`] when the actor is gone.
     pub async fn durability(&self) -> Result<Option<Durability>> {
-        let Some(lane) = &self.lane else {
-            return self
-                .addr
-                .send(GetDurability)
-                .await
-                .map_err(self.unanswered());
-        };
-        self.ask(lane, |act, ctx| act.handle(GetDurability, ctx))
-            .await
+        self.ask(|act, _| act.writer().durability()).await
+    }
+
+    /// How group commit and the size-triggered checkpoint have been going,
+    /// after the writes queued before it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShutDown`] after shutdown; [`Error::Mailbox`] when the
+    /// actor is gone otherwise.
+    pub async fn writer_stats(&self) -> Result<WriterStats> {
+        self.ask(|act, _| act.writer().stats()).await
+    }
+
+    /// Panics inside the writer's own code, as a bug of ours would, for
+    /// tests of what the writer does then: it stops serving, and every
+    /// request, this one included, gets
+    /// [`walguard::Error::WriterPanicked`] with this message.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Db`] with [`walguard::Error::WriterPanicked`].
+    #[cfg(feature = "testing")]
+    pub async fn inject_panic(&self, message: impl Into<String>) -> Result<()> {
+        let message = message.into();
+        Ok(self
+            .ask(move |act, _| act.writer().inject_panic(&message))
+            .await??)
+    }
+
+    /// Who runs the checkpoints now (the one home of that fact is the
+    /// writer's shared state).
+    pub(crate) fn checkpoint_owner(&self) -> CheckpointOwner {
+        self.state.owner()
+    }
+
+    /// Hands checkpointing to `owner`; the writer applies it before its
+    /// next round, and wakes for it.
+    pub(crate) fn set_checkpoint_owner(&self, owner: CheckpointOwner) {
+        self.state.set_owner(owner);
+    }
+
+    /// The first `commits` commits are on the replica (`None`: a sync that
+    /// did not answer).
+    pub(crate) fn replicated_through(&self, commits: Option<u64>) {
+        self.addr.do_send(ReplicatedThrough(commits));
+    }
+
+    /// The sync the WAL brake asked for returned.
+    pub(crate) fn brake_done(&self) {
+        self.addr.do_send(WalBrakeDone);
     }
 }

@@ -23,7 +23,7 @@ use crate::messages::{
 use crate::messages::{FinalSync, GetReplicated};
 use crate::metrics::MetricsActor;
 use crate::replication::ReplicationActor;
-use crate::writer_state::WriterState;
+use walguard::writer::WriterState;
 use walguard::replication::Replicated;
 use walguard::settings::AckMode;
 
@@ -180,8 +180,6 @@ impl WalGuardBuilder {
         // starvation warning names), so its address exists before DbActor.
         let watch_ctx = actix::Context::<ExposureWatch>::new();
         let watch_reports = watch_ctx.address().recipient();
-        let state = Arc::new(WriterState::default());
-        let db_state = Arc::clone(&state);
         // Litestream next: it opens the database walguard just made sure
         // of, and its first sync proves the replica settings, before any
         // write.
@@ -198,35 +196,21 @@ impl WalGuardBuilder {
         } else {
             None
         };
-        let size_threshold = settings.checkpoint.size_threshold_frames;
         let hold = (replication_on && settings.replication.ack == AckMode::Replicated)
             .then_some(settings.replication.max_lag);
-        let (lane, served) = crate::lane::lane(settings.database.mailbox_capacity);
-        // A thread that answers group commits only where the writer has a
-        // thread of its own (see crate::replier).
-        let replier = matches!(placement, Placement::OwnArbiter);
-        let make_db = move |_: &mut actix::Context<DbActor>| {
-            let db = DbActor::new(store, Some(reports)).with_lane(served);
-            let db = if replier { db.with_replier() } else { db };
-            let db = db
-                .with_reports_to(watch_reports)
-                .with_engine_lock(engine_lock)
-                .with_state(db_state)
-                .with_size_threshold(size_threshold);
-            match hold {
-                Some(max_lag) => db.holding_for_replica(max_lag),
-                None => db,
-            }
-        };
-        let (db, arbiter) = match placement {
-            Placement::OwnArbiter => {
-                let arbiter = Arbiter::new();
-                let addr = DbActor::start_in_arbiter(&arbiter.handle(), make_db);
-                (addr, Some(arbiter))
-            }
-            Placement::Current => (DbActor::create(make_db), None),
-            Placement::Arbiter(handle) => (DbActor::start_in_arbiter(&handle, make_db), None),
-        };
+        let wal_cap = settings.replication.wal_cap_frames;
+        let (db, arbiter) = DbActor::new(store, None)
+            .with_reports(vec![reports, watch_reports])
+            .with_engine_lock(engine_lock)
+            .map_writer(|w| {
+                let w = w.with_wal_cap(wal_cap);
+                match hold {
+                    Some(max_lag) => w.holding_for_replica(max_lag),
+                    None => w,
+                }
+            })
+            .start_at(placement);
+        let state = Arc::clone(db.state());
 
         let interval = settings.checkpoint.interval;
         let enabled = settings.checkpoint.enabled;
@@ -241,11 +225,11 @@ impl WalGuardBuilder {
             Some(metrics.clone().recipient()),
         ));
 
-        let replication = prepared
-            .map(|prepared| start_replication(&settings, prepared, &db, &checkpoint, &metrics));
+        let replication =
+            prepared.map(|prepared| start_replication(&settings, prepared, &db, &metrics));
         Ok(WalGuard {
             replication,
-            db: DbHandle::with_lane(db.clone(), Arc::clone(&state), lane.wake(&db)),
+            db,
             state,
             checkpoint,
             metrics,
@@ -635,24 +619,22 @@ fn watchdog(
 fn start_replication(
     settings: &Settings,
     prepared: crate::replication::Prepared,
-    db: &Addr<DbActor>,
-    checkpoint: &Addr<CheckpointActor>,
+    db: &DbHandle,
     metrics: &Addr<MetricsActor>,
 ) -> Addr<ReplicationActor> {
     let replication = ReplicationActor::new(
         settings.replication.clone(),
         prepared,
         db.clone(),
-        Some(checkpoint.clone()),
         Some(metrics.clone().recipient()),
     )
     .start();
-    db.do_send(crate::messages::SetWalBrake {
+    db.addr().do_send(crate::messages::SetWalBrake {
         to: replication.clone().recipient(),
         frames: settings
             .checkpoint
             .size_threshold_frames
-            .saturating_mul(crate::db::BRAKE_THRESHOLD_FACTOR),
+            .saturating_mul(walguard::writer::BRAKE_THRESHOLD_FACTOR),
     });
     replication
 }
