@@ -136,6 +136,19 @@ impl<A: Actor> LaneSender<A> {
 }
 
 impl<A: Actor> LaneSender<A> {
+    /// As [`LaneSender::send`], without waiting: refused (the request
+    /// given back) while the lane is full or closed.
+    #[cfg(feature = "testing")]
+    pub(crate) fn try_send(&self, request: Request<A>) -> Result<(), Request<A>> {
+        self.tx.try_send(request).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
+        })?;
+        if !self.shared.scheduled.swap(true, Ordering::SeqCst) {
+            self.wake.do_send(Wake);
+        }
+        Ok(())
+    }
+
     /// As [`LaneSender::send`], from a thread outside any async runtime
     /// (the open-loop benchmark's generator), blocking while the lane is
     /// full. Called inside a runtime it would panic (tokio's rule), so it

@@ -250,6 +250,33 @@ impl DbHandle {
             .await??)
     }
 
+    /// As [`DbHandle::execute`], without waiting for a slot on the lane:
+    /// refused at once while the lane holds `database.mailbox_capacity`
+    /// requests. For tests of the backpressure.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mailbox`] (mailbox full) when the lane is full, or closed.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn try_execute(
+        &self,
+        stmt: Statement,
+    ) -> Result<impl std::future::Future<Output = Result<usize>> + use<>> {
+        let (reply, answer) = oneshot::channel();
+        let full = || Error::Mailbox {
+            actor: "DbActor",
+            source: actix::MailboxError::Closed,
+        };
+        self.lane
+            .as_ref()
+            .ok_or_else(full)?
+            .try_send(Request::Execute { stmt, reply })
+            .map_err(|_| full())?;
+        let handle = self.clone();
+        Ok(async move { Ok(answer.await.map_err(|_| handle.unanswered())??) })
+    }
+
     /// Who runs the checkpoints now (the one home of that fact is the
     /// writer's shared state).
     pub(crate) fn checkpoint_owner(&self) -> CheckpointOwner {
@@ -257,7 +284,7 @@ impl DbHandle {
     }
 
     /// Hands checkpointing to `owner`; the writer applies it before its
-    /// next round, and wakes for it.
+    /// next round.
     pub(crate) fn set_checkpoint_owner(&self, owner: CheckpointOwner) {
         self.state.set_owner(owner);
     }
