@@ -262,10 +262,13 @@ async fn other_messages_see_every_earlier_write_committed() {
     let guard = start_here(settings(dir.path(), MINUTE)).await;
     let db = guard.db();
     let writes: Vec<_> = (0..50).map(|id| sent_at_once(db, insert(id))).collect();
+    // The spawned writes reach the lane before the query below is sent.
+    tokio::task::yield_now().await;
     let count = guard.db().query("SELECT count(*) FROM kv").await.unwrap();
     assert_eq!(count.rows()[0][0], rusqlite::types::Value::Integer(50));
 
     let more: Vec<_> = (50..100).map(|id| sent_at_once(db, insert(id))).collect();
+    tokio::task::yield_now().await;
     let report = guard
         .db()
         .checkpoint(CheckpointMode::Passive)
