@@ -59,7 +59,12 @@ impl Brake {
 
     /// Whether the writes wait now, with the WAL at `wal_frames`, at
     /// `now`, while `litestream_owns` checkpointing.
-    pub(crate) fn check(&mut self, wal_frames: u32, litestream_owns: bool, now: Instant) -> Braking {
+    pub(crate) fn check(
+        &mut self,
+        wal_frames: u32,
+        litestream_owns: bool,
+        now: Instant,
+    ) -> Braking {
         if let Some(since) = self.engaged {
             if now.saturating_duration_since(since) < BRAKE_MAX_PAUSE {
                 return Braking::Waiting;
@@ -111,16 +116,25 @@ mod tests {
         assert_eq!(brake.check(150, false, t0), Braking::No);
         assert_eq!(brake.check(99, true, t0), Braking::No);
         assert_eq!(brake.check(100, true, t0), Braking::Engaged);
-        assert_eq!(brake.check(100, true, t0 + Duration::from_millis(10)), Braking::Waiting);
+        assert_eq!(
+            brake.check(100, true, t0 + Duration::from_millis(10)),
+            Braking::Waiting
+        );
         assert_eq!(brake.check(100, true, t0 + BRAKE_MAX_PAUSE), Braking::No);
         // Not again before 200 frames.
         assert_eq!(brake.check(199, true, t0 + BRAKE_MAX_PAUSE), Braking::No);
-        assert_eq!(brake.check(200, true, t0 + BRAKE_MAX_PAUSE), Braking::Engaged);
+        assert_eq!(
+            brake.check(200, true, t0 + BRAKE_MAX_PAUSE),
+            Braking::Engaged
+        );
         assert!(brake.done());
         assert!(!brake.done());
         // The WAL started over: back to 100.
         assert_eq!(brake.check(5, true, t0 + BRAKE_MAX_PAUSE), Braking::No);
-        assert_eq!(brake.check(100, true, t0 + BRAKE_MAX_PAUSE), Braking::Engaged);
+        assert_eq!(
+            brake.check(100, true, t0 + BRAKE_MAX_PAUSE),
+            Braking::Engaged
+        );
         assert_eq!(brake.count(), 3);
         assert!(Brake::new(0).is_none());
     }

@@ -146,7 +146,6 @@ impl<R: WriteReply> Replier<R> {
     pub(crate) fn spare(&self) -> Option<Answers<R>> {
         self.back.try_recv().ok()
     }
-
 }
 
 impl<R> Replier<R> {

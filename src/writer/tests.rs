@@ -19,7 +19,9 @@ fn open(dir: &tempfile::TempDir, adjust: impl FnOnce(&mut Settings)) -> Writer<T
         .set_size_threshold(settings.checkpoint.size_threshold_frames)
         .unwrap();
     let mut writer = Writer::new(store);
-    writer.call(|c| c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")).unwrap();
+    writer
+        .call(|c| c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        .unwrap();
     writer
 }
 
@@ -42,14 +44,19 @@ fn a_group_commits_at_the_flush_and_a_failing_write_fails_alone() {
     // Nothing answered before the flush.
     assert!(answers.iter().all(|rx| rx.try_recv().is_err()));
     writer.flush();
-    let results: Vec<bool> = answers.iter().map(|rx| rx.recv().unwrap().is_ok()).collect();
+    let results: Vec<bool> = answers
+        .iter()
+        .map(|rx| rx.recv().unwrap().is_ok())
+        .collect();
     assert_eq!(results, [true, true, false, true]);
     let stats = writer.stats();
     assert_eq!((stats.flushes, stats.largest_flush), (1, 4));
     // The CREATE TABLE closure counts as a write.
     assert_eq!(writer.state().writes_acknowledged(), 4);
     assert_eq!(writer.state().writes_failed(), 1);
-    let rows = writer.query(&Statement::new("SELECT count(*) FROM t")).unwrap();
+    let rows = writer
+        .query(&Statement::new("SELECT count(*) FROM t"))
+        .unwrap();
     assert_eq!(rows.rows()[0][0], rusqlite::types::Value::Integer(3));
 }
 
@@ -67,7 +74,10 @@ fn a_full_queue_is_flushed_before_the_next_write() {
         answers.push(rx);
     }
     let stats = writer.stats();
-    assert_eq!((stats.flushes, stats.largest_flush, stats.flushed_writes), (3, 2, 5));
+    assert_eq!(
+        (stats.flushes, stats.largest_flush, stats.flushed_writes),
+        (3, 2, 5)
+    );
     assert!(answers.iter().all(|rx| rx.recv().unwrap().is_ok()));
 }
 
@@ -140,6 +150,10 @@ fn checkpoints_reach_the_listener_and_a_closed_writer_fails_them() {
     assert!(report.outcome().is_failure());
     assert_eq!(
         *seen.lock().unwrap(),
-        [CheckpointReason::Manual, CheckpointReason::Shutdown, CheckpointReason::Manual]
+        [
+            CheckpointReason::Manual,
+            CheckpointReason::Shutdown,
+            CheckpointReason::Manual
+        ]
     );
 }

@@ -180,7 +180,9 @@ async fn a_failing_neighbour_fails_alone() {
             3 | 5 => assert!(
                 matches!(
                     result,
-                    Err(walguard_actors::Error::Db(walguard::Error::Statement { .. }))
+                    Err(walguard_actors::Error::Db(
+                        walguard::Error::Statement { .. }
+                    ))
                 ),
                 "{i}: {result:?}"
             ),

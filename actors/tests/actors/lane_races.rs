@@ -43,11 +43,7 @@ async fn busy_lane_mailbox_wait(group_commit: bool) {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
-    let answer = tokio::time::timeout(
-        Duration::from_secs(5),
-        guard.db().writer_stats(),
-    )
-    .await;
+    let answer = tokio::time::timeout(Duration::from_secs(5), guard.db().writer_stats()).await;
     let waited = started.elapsed();
     eprintln!("mailbox message waited {waited:?}");
     stop.store(true, Ordering::Relaxed);
