@@ -327,7 +327,7 @@ impl<R: WriteReply> Drop for Writer<R> {
 
 /// Counts `ok` and `failed` answered writes in `state` and tells the
 /// listener.
-fn count(state: &WriterState, on_count: &Option<CountListener>, ok: u64, failed: u64) {
+fn count(state: &WriterState, on_count: Option<&CountListener>, ok: u64, failed: u64) {
     state.count_many(ok, failed);
     if let Some(on_count) = on_count
         && ok + failed > 0

@@ -160,6 +160,10 @@ impl<R: WriteReply> Writer<R> {
     /// # Errors
     ///
     /// Always [`Error::WriterPanicked`].
+    ///
+    /// # Panics
+    ///
+    /// Inside, on purpose; the panic is caught and never leaves.
     #[cfg(feature = "testing")]
     pub fn inject_panic(&mut self, message: &str) -> Result<()> {
         self.guarded(|_| -> Result<()> {

@@ -14,11 +14,12 @@ use crate::{CheckpointReport, Error, Result, Store};
 
 impl<R: WriteReply> Writer<R> {
     pub(super) fn summary(&self) -> DbSummary {
-        let mut summary = DbSummary::default();
-        summary.writes_acknowledged = self.state.writes_acknowledged();
-        summary.writes_failed = self.state.writes_failed();
-        summary.durability = self.store.as_ref().map(Store::durability);
-        summary
+        DbSummary {
+            writes_acknowledged: self.state.writes_acknowledged(),
+            writes_failed: self.state.writes_failed(),
+            durability: self.store.as_ref().map(Store::durability),
+            ..DbSummary::default()
+        }
     }
 
     /// Gives the store the size threshold of the owner now in the shared
@@ -47,7 +48,7 @@ impl<R: WriteReply> Writer<R> {
         };
         let (state, on_count) = (&self.state, &self.on_count);
         hold.release(through, everything, &self.path, |released| match released {
-            Released::Write(ok) => count(state, on_count, u64::from(ok), u64::from(!ok)),
+            Released::Write(ok) => count(state, on_count.as_ref(), u64::from(ok), u64::from(!ok)),
             Released::Withdrawn => {
                 // Counted acknowledged at its COMMIT: now failed.
                 state.count_not_replicated();
@@ -105,7 +106,12 @@ impl<R: WriteReply> Writer<R> {
     }
 
     pub(super) fn count(&self, ok: bool) {
-        count(&self.state, &self.on_count, u64::from(ok), u64::from(!ok));
+        count(
+            &self.state,
+            self.on_count.as_ref(),
+            u64::from(ok),
+            u64::from(!ok),
+        );
     }
 
     pub(super) fn publish(&self, report: &CheckpointReport) {
@@ -172,7 +178,7 @@ impl<R: WriteReply> Writer<R> {
             if !kept.is_empty() {
                 hold.push(commits, kept);
             }
-            count(&self.state, &self.on_count, 0, failed);
+            count(&self.state, self.on_count.as_ref(), 0, failed);
             self.queue = Answers {
                 stmts: reuse(stmts),
                 replies: Vec::new(),
@@ -189,7 +195,7 @@ impl<R: WriteReply> Writer<R> {
             results,
         });
         // One atomic add and one metrics update per outcome, not per write.
-        count(&self.state, &self.on_count, ok, failed);
+        count(&self.state, self.on_count.as_ref(), ok, failed);
         self.after_write();
     }
 

@@ -183,12 +183,12 @@ impl WalGuardBuilder {
         let replication =
             prepared.map(|prepared| start_replication(&settings, prepared, &db, &metrics));
         Ok(WalGuard {
-            replication,
             db,
             state,
             checkpoint,
             metrics,
             exposure,
+            replication,
             arbiter,
             settings,
         })

@@ -181,7 +181,7 @@ async fn session(
                 let sent: Vec<_> = (0..rng.random_range(2..=24))
                     .map(|_| {
                         let (id, req) = ledger.issue(1);
-                        (id, sent_at_once(&db, crash_row(id, req, 1, generation)))
+                        (id, sent_at_once(db, crash_row(id, req, 1, generation)))
                     })
                     .collect();
                 for (id, reply) in sent {
