@@ -10,7 +10,7 @@
 //!
 //! Every request reaches the writer through the lane (`actors/src/lane.rs`,
 //! which says why and how the order is kept): from an engine's
-//! [`DbHandle`](crate::DbHandle), from the checkpoint loop, the exposure
+//! [`DbHandle`], from the checkpoint loop, the exposure
 //! watch and the replication actor alike, all through their `DbHandle`.
 //! Each round of the lane takes the writes queued, up to
 //! `database.max_batch`, and commits them as one group as soon as the lane
@@ -21,13 +21,13 @@
 //! crate-private.
 //!
 //! The store's calls block, so `DbActor` runs on its own arbiter thread by
-//! default ([`Placement`](crate::Placement)); a blocking call would
+//! default ([`Placement`]); a blocking call would
 //! otherwise stall every other actor on the same thread.
 //!
 //! # Backpressure
 //!
 //! The lane holds `database.mailbox_capacity` requests; a
-//! [`DbHandle`](crate::DbHandle) waits while it is full. The up to 256
+//! [`DbHandle`] waits while it is full. The up to 256
 //! (`TAKE_AT_ONCE` in `actors/src/lane.rs`) the writer has taken off it and
 //! not served yet come on top.
 

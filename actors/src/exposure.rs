@@ -10,10 +10,10 @@
 //! - keeps the exposure ("durable through", age, exposed commits) and warns
 //!   once per starvation episode (target `walguard::exposure`);
 //! - updates the WAL and exposure gauges of [`crate::telemetry`];
-//! - sends what it saw to `MetricsActor` ([`ExposureSeen`]), which answers
+//! - sends what it saw to `MetricsActor` (`ExposureSeen`), which answers
 //!   the live status.
 //!
-//! The watch ends with [`EndWatch`] (the shutdown sends it) or when
+//! The watch ends with `EndWatch` (the shutdown sends it) or when
 //! `DbActor` is gone.
 
 use std::path::{Path, PathBuf};

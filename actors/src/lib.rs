@@ -23,10 +23,13 @@
 //! # Overview
 //!
 //! - [`DbActor`] owns the only write connection ([`walguard::Store`]) and
-//!   serializes every write: [`messages::Execute`], [`messages::Transaction`],
-//!   [`messages::Query`], and typed closures with [`messages::Call`]. A
+//!   serializes every write; it is a thin shell that drains its lane into
+//!   [`walguard::writer::Writer`], where the writer's policy lives.
+//!   [`DbHandle`] is its one door, for engines and actors alike: statements
+//!   ([`DbHandle::execute`], group-committed), transactions, queries,
+//!   typed closures ([`DbHandle::call`]), checkpoints and figures. A
 //!   failing statement returns an error to its sender; the actor keeps
-//!   serving. Engines usually go through [`DbHandle`].
+//!   serving.
 //! - [`CheckpointActor`] fires PASSIVE checkpoints on an actix `run_interval`
 //!   (opt-in), never two in flight, and runs under a `Supervisor` that
 //!   restarts it after a fault. Its module doc states the whole policy.

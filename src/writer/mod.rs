@@ -43,7 +43,7 @@
 //! With `replication.ack: replicated` ([`Writer::holding_for_replica`]),
 //! the replies of each commit are held until the replica has it
 //! ([`Writer::replicated_through`]); a reply held longer than
-//! `replication.max_lag` is answered [`Error::NotReplicated`] (the write
+//! `replication.max_lag` is answered [`Error::NotReplicated`](crate::Error::NotReplicated) (the write
 //! stays committed locally). The WAL brake ([`Writer::braking`], module
 //! `brake`) pauses the writes while Litestream checkpoints a WAL that grew
 //! past twice the size threshold.
@@ -54,7 +54,7 @@
 //! [`WriterState`] (the session report's `writes_acknowledged` and
 //! `writes_failed`). A panic in the writer's own code is a bug of ours:
 //! the writer stops serving, answers every later request
-//! [`Error::WriterPanicked`], keeps its counts, and drops the connection
+//! [`Error::WriterPanicked`](crate::Error::WriterPanicked), keeps its counts, and drops the connection
 //! (which rolls back whatever transaction the panic left open). A panic in
 //! a caller's closure is caught by [`Store::call`] and is that caller's
 //! error.
@@ -248,7 +248,7 @@ impl<R: WriteReply> Writer<R> {
         self.brake = brake::Brake::new(frames);
     }
 
-    /// Answers group commits of [`MIN_GROUP_WRITES`](replier) writes or
+    /// Answers group commits of 16 writes or
     /// more on a thread of its own, so the writer's thread goes back to
     /// SQLite at once. Should the OS refuse the thread, the writer answers
     /// them itself.

@@ -243,8 +243,8 @@ pub fn stamp_identity(settings: &walguard::Settings) -> Result<String, Replicati
     walguard::replication::identity::stamp(&conn).map_err(fail)
 }
 
-/// A Litestream made ready by [`ReplicationActor::prepare`], for
-/// [`ReplicationActor::new`].
+/// A Litestream made ready by [`ReplicationActor::prepare`], for the
+/// actor that replicates through it.
 #[derive(Debug)]
 pub struct Prepared {
     files: Files,

@@ -57,7 +57,7 @@ impl WalGuard {
     ///
     /// 1. stop the checkpoint loop;
     /// 2. let `DbActor` finish every write it already accepted (its mailbox
-    ///    is FIFO and [`Shutdown`] queues behind them). Should the writer
+    ///    is FIFO and `Shutdown` queues behind them). Should the writer
     ///    still be busy `database.busy_timeout` + [`SHUTDOWN_DRAIN_GRACE`]
     ///    after the start (a long query, a closure, a write waiting on
     ///    another process's lock), the running statement is interrupted

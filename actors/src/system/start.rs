@@ -88,7 +88,7 @@ impl WalGuardBuilder {
     /// ([`Store::migrate`]). With replication on, the TRUNCATE is left out
     /// ([`Store::migrate_leaving_wal`]): Litestream, started next, must read
     /// the migrations' frames from the WAL. The session report says what
-    /// ran ([`SessionReport::migrations`]).
+    /// ran ([`walguard::SessionReport::migrations`]).
     ///
     /// # Errors
     ///
