@@ -13,15 +13,15 @@
 //!
 //! # Order
 //!
-//! **Every** request of a handle takes the lane: writes, transactions,
-//! queries, closures, checkpoints, durability. They are handled in the
-//! order they were accepted, and a request that is not a single write
-//! commits the writes queued before it first, exactly as through the
-//! mailbox. Only messages sent to the actor's address directly
-//! ([`DbHandle::addr`](crate::DbHandle::addr)) take the mailbox; they keep
-//! their order among themselves, not with the lane's. The shutdown step
-//! ([`Shutdown`](crate::messages::Shutdown)) handles every request the lane
-//! accepted before it, then closes the lane: later requests are answered
+//! **Every** request takes the lane, from an engine's handle and from the
+//! other actors' alike: writes, transactions, queries, closures,
+//! checkpoints, durability, figures. It is the only road to the writer.
+//! Requests are handled in the order they were accepted, and a request
+//! that is not a single write commits the writes queued before it first.
+//! The actor's mailbox carries only crate-private signals (this lane's
+//! [`Wake`], the replica's position, the WAL brake's end, phase 1's return)
+//! and the shutdown step, which handles every request the lane accepted
+//! before it, then closes the lane: later requests are answered
 //! [`Error::ShutDown`](crate::Error::ShutDown).
 //!
 //! # Bound
@@ -37,7 +37,7 @@
 //! at most `database.max_batch` writes, or one other request) and then
 //! schedules the next round with `ctx.notify`, which actix runs after the
 //! messages already in its mailbox: a busy lane never starves the
-//! checkpoint loop, the replication actor or the shutdown.
+//! replication actor's signals or the shutdown.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,5 @@
-//! Every message the actors accept, one file per actor, all re-exported
-//! here (`walguard_actors::messages::Execute`).
+//! Every message the actors accept, one file per actor; the public ones
+//! are re-exported here (`walguard_actors::messages::StartLoop`).
 //!
 //! | file | actor |
 //! |---|---|
