@@ -25,7 +25,9 @@ pub use checkpoint::{GetLoopState, InjectFault, LoopState, StartLoop, StopLoop};
 pub use db::{ShutdownOutcome, WriterStats};
 pub use exposure::WatchExposure;
 pub use metrics::{CheckpointDone, ExposureView, GetReport, GetStatus, Status};
-pub use replication::{FinalSync, GetReplicated, KillLitestream};
+#[cfg(feature = "testing")]
+pub use replication::KillLitestream;
+pub use replication::{FinalSync, GetReplicated};
 
 pub(crate) use db::Shutdown;
 pub(crate) use exposure::EndWatch;

@@ -31,9 +31,12 @@ impl Message for GetReplicated {
 
 /// `ReplicationActor`: kill the Litestream it started, as a crash would
 /// (tests of "Litestream killed alone"). It is restarted with backoff.
+/// A fault-injection hook: feature `testing`.
+#[cfg(feature = "testing")]
 #[derive(Debug, Clone, Copy)]
 pub struct KillLitestream;
 
+#[cfg(feature = "testing")]
 impl Message for KillLitestream {
     type Result = Option<u32>;
 }

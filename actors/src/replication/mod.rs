@@ -55,7 +55,9 @@ pub use control::{ControlClient, SyncAnswer};
 
 use crate::DbHandle;
 use crate::error::ReplicationError;
-use crate::messages::{FinalSync, GetReplicated, KillLitestream, ReplicationSeen};
+#[cfg(feature = "testing")]
+use crate::messages::KillLitestream;
+use crate::messages::{FinalSync, GetReplicated, ReplicationSeen};
 
 /// Failed syncs in a row after which walguard takes checkpointing back from
 /// a Litestream that still runs: 3.
@@ -749,6 +751,7 @@ impl Handler<crate::messages::WalBrake> for ReplicationActor {
     }
 }
 
+#[cfg(feature = "testing")]
 impl Handler<KillLitestream> for ReplicationActor {
     type Result = Option<u32>;
 
