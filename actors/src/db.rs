@@ -10,7 +10,7 @@
 //!
 //! Every request reaches the writer through the lane (`actors/src/lane.rs`,
 //! which says why and how the order is kept): from an engine's
-//! [`DbHandle`], from the checkpoint loop, the exposure
+//! [`DbHandle`](crate::DbHandle), from the checkpoint loop, the exposure
 //! watch and the replication actor alike, all through their `DbHandle`.
 //! Each round of the lane takes the writes queued, up to
 //! `database.max_batch`, and commits them as one group as soon as the lane
@@ -27,19 +27,19 @@
 //! # Backpressure
 //!
 //! The lane holds `database.mailbox_capacity` requests; a
-//! [`DbHandle`] waits while it is full. The up to 256
+//! [`DbHandle`](crate::DbHandle) waits while it is full. The up to 256
 //! (`TAKE_AT_ONCE` in `actors/src/lane.rs`) the writer has taken off it and
 //! not served yet come on top.
 
-use actix::{Actor, Arbiter, AsyncContext, Context, Handler, Message, MessageResult, Recipient};
+use actix::{
+    Actor, ArbiterHandle, AsyncContext, Context, Handler, Message, MessageResult, Recipient,
+};
 use tokio::sync::oneshot;
 use walguard::writer::{Braking, WriteReply, Writer};
 use walguard::{EngineLock, Store};
 
-use crate::DbHandle;
 use crate::lane::{Lane, Request, Run, Unwired, Wake};
 use crate::messages::{CheckpointDone, ReplicatedThrough, SetWalBrake, Shutdown, WalBrake};
-use crate::system::Placement;
 
 pub use walguard::writer::{BRAKE_MAX_PAUSE, BRAKE_THRESHOLD_FACTOR, WriterStats};
 
@@ -47,6 +47,22 @@ pub use walguard::writer::{BRAKE_MAX_PAUSE, BRAKE_THRESHOLD_FACTOR, WriterStats}
 /// default.
 pub const DEFAULT_DB_MAILBOX_CAPACITY: usize =
     walguard::settings::DEFAULT_MAILBOX_CAPACITY_MESSAGES;
+
+/// Where `DbActor` runs.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum Placement {
+    /// A new arbiter (thread) of its own, stopped at shutdown. The default:
+    /// its blocking SQLite calls then stall no other actor.
+    #[default]
+    OwnArbiter,
+    /// The arbiter of the caller. Tests on a paused clock need this: each
+    /// arbiter has its own runtime and clock, and a paused runtime jumps
+    /// ahead while it waits on another thread.
+    Current,
+    /// An arbiter of the caller's choice.
+    Arbiter(ArbiterHandle),
+}
 
 /// A single write's reply channel, as the writer answers it.
 #[derive(Debug)]
@@ -102,35 +118,6 @@ impl DbActor {
         .with_reports(reports.into_iter().collect())
     }
 
-    /// Starts the actor on the current arbiter and returns its handle, the
-    /// only way to send it requests.
-    #[must_use]
-    pub fn spawn(self) -> DbHandle {
-        self.start_at(Placement::Current).0
-    }
-
-    /// Starts the actor where `placement` says, with a replier thread when
-    /// it has an arbiter of its own; returns its handle, and the arbiter it
-    /// made.
-    pub(crate) fn start_at(mut self, placement: Placement) -> (DbHandle, Option<Arbiter>) {
-        let unwired = self.unwired.take();
-        let state = std::sync::Arc::clone(self.writer.state());
-        let (addr, arbiter) = match placement {
-            Placement::OwnArbiter => {
-                // A thread that answers group commits only where the writer
-                // has a thread of its own (see `walguard::writer`).
-                let act = self.map_writer(Writer::with_replier);
-                let arbiter = Arbiter::new();
-                let addr = Self::start_in_arbiter(&arbiter.handle(), move |_| act);
-                (addr, Some(arbiter))
-            }
-            Placement::Current => (self.start(), None),
-            Placement::Arbiter(handle) => (Self::start_in_arbiter(&handle, move |_| self), None),
-        };
-        let lane = unwired.map(|u| u.wake(&addr));
-        (DbHandle::new(addr, state, lane), arbiter)
-    }
-
     /// Sends every checkpoint report to `reports`.
     #[must_use]
     pub(crate) fn with_reports(self, reports: Vec<Recipient<CheckpointDone>>) -> Self {
@@ -156,6 +143,11 @@ impl DbActor {
             writer: f(self.writer),
             ..self
         }
+    }
+
+    /// The lane's sending end, once: to be wired to the actor's address.
+    pub(crate) fn take_unwired(&mut self) -> Option<Unwired<DbActor>> {
+        self.unwired.take()
     }
 
     /// The writer, for a request taken off the lane.

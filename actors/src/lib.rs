@@ -49,10 +49,13 @@
 //! # Layout
 //!
 //! One file per actor, and its messages in the file of the same name under
-//! [`messages`]: `db.rs`, `checkpoint.rs`, `metrics.rs`, `exposure.rs`. The
-//! modules depend one way: `messages` on none of them; the actors on
-//! `messages` (and on the addresses of the actors they send to);
-//! [`system`] on all of them, and none of them on `system`.
+//! [`messages`]: `db.rs` (the shell of [`walguard::writer::Writer`]),
+//! `checkpoint.rs`, `metrics.rs`, `exposure.rs`; `lane.rs` and `handle.rs`
+//! ([`DbHandle`]) are the one road to `DbActor`. The modules depend one
+//! way: `messages` on none of them; `db` on `lane`; `handle` on `db`; the
+//! other actors on `handle` and `messages` (and on the addresses of the
+//! actors they send to); [`system`] on all of them, and none of them on
+//! `system`.
 //!
 //! # Testing your engine on a simulated clock
 //!
@@ -73,6 +76,7 @@ pub mod console;
 pub mod db;
 pub mod error;
 pub mod exposure;
+mod handle;
 mod lane;
 pub mod messages;
 pub mod metrics;

@@ -5,16 +5,13 @@
 //!   starts the actors;
 //! - `system/shutdown.rs`: the clean shutdown, its budget and its
 //!   watchdog;
-//! - `system/handle.rs`: [`DbHandle`], the one door to `DbActor`.
-
-mod handle;
 mod shutdown;
 mod start;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Addr, Arbiter, ArbiterHandle};
+use actix::{Addr, Arbiter};
 use walguard::{Migrations, SessionReport, Settings};
 
 use crate::checkpoint::CheckpointActor;
@@ -28,28 +25,13 @@ use crate::replication::ReplicationActor;
 use walguard::replication::Replicated;
 use walguard::writer::WriterState;
 
-pub use handle::DbHandle;
+pub use crate::db::Placement;
+pub use crate::handle::DbHandle;
 pub use shutdown::{
     FINAL_SYNC_TIMEOUT, LITESTREAM_STOP_TIMEOUT, REPLICATION_SHUTDOWN_SLICE, SHUTDOWN_CLOSE_GRACE,
     SHUTDOWN_DRAIN_GRACE,
 };
 pub use start::WalGuardBuilder;
-
-/// Where `DbActor` runs.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub enum Placement {
-    /// A new arbiter (thread) of its own, stopped at shutdown. The default:
-    /// its blocking SQLite calls then stall no other actor.
-    #[default]
-    OwnArbiter,
-    /// The arbiter of the caller. Tests on a paused clock need this: each
-    /// arbiter has its own runtime and clock, and a paused runtime jumps
-    /// ahead while it waits on another thread.
-    Current,
-    /// An arbiter of the caller's choice.
-    Arbiter(ArbiterHandle),
-}
 
 /// The running subsystem: `DbActor`, a supervised `CheckpointActor`,
 /// `MetricsActor` and `ExposureWatch`.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use actix::{Addr, Context};
+use actix::{Actor as _, Addr, Arbiter, Context};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 use walguard::replication::CheckpointOwner;
@@ -13,7 +13,7 @@ use walguard::{
     CheckpointMode, CheckpointReason, CheckpointReport, Durability, ResultSet, Statement,
 };
 
-use crate::db::{DbActor, WriterStats};
+use crate::db::{DbActor, Placement, WriterStats};
 use crate::error::{Error, Result};
 use crate::lane::{LaneSender, Request};
 use crate::messages::{ReplicatedThrough, WalBrakeDone};
@@ -298,5 +298,36 @@ impl DbHandle {
     /// The sync the WAL brake asked for returned.
     pub(crate) fn brake_done(&self) {
         self.addr.do_send(WalBrakeDone);
+    }
+}
+
+impl DbActor {
+    /// Starts the actor on the current arbiter and returns its handle, the
+    /// only way to send it requests.
+    #[must_use]
+    pub fn spawn(self) -> DbHandle {
+        self.start_at(Placement::Current).0
+    }
+
+    /// Starts the actor where `placement` says, with a replier thread when
+    /// it has an arbiter of its own; returns its handle, and the arbiter it
+    /// made.
+    pub(crate) fn start_at(mut self, placement: Placement) -> (DbHandle, Option<Arbiter>) {
+        let unwired = self.take_unwired();
+        let state = Arc::clone(self.writer().state());
+        let (addr, arbiter) = match placement {
+            Placement::OwnArbiter => {
+                // A thread that answers group commits only where the writer
+                // has a thread of its own (see `walguard::writer`).
+                let act = self.map_writer(walguard::writer::Writer::with_replier);
+                let arbiter = Arbiter::new();
+                let addr = Self::start_in_arbiter(&arbiter.handle(), move |_| act);
+                (addr, Some(arbiter))
+            }
+            Placement::Current => (self.start(), None),
+            Placement::Arbiter(handle) => (Self::start_in_arbiter(&handle, move |_| self), None),
+        };
+        let lane = unwired.map(|u| u.wake(&addr));
+        (DbHandle::new(addr, state, lane), arbiter)
     }
 }
