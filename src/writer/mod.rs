@@ -203,16 +203,8 @@ impl<R: WriteReply> Writer<R> {
         }
     }
 
-    /// Shares `state` (counts, shutdown, panic, checkpoint owner) with the
-    /// handles, the shutdown and the interval loop.
-    #[must_use]
-    pub fn with_state(mut self, state: Arc<WriterState>) -> Self {
-        state.set_interrupt(self.store.as_ref().map(Store::interrupt_handle));
-        self.state = state;
-        self
-    }
-
-    /// The state this writer shares.
+    /// The state this writer shares with its handles, the shutdown and
+    /// the interval loop (counts, shutdown, panic, checkpoint owner).
     #[must_use]
     pub fn state(&self) -> &Arc<WriterState> {
         &self.state
