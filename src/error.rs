@@ -453,7 +453,9 @@ pub enum Error {
     /// transaction of walguard's, its snapshot), an `ATTACH`/`DETACH`, or
     /// a temporary table, index, view or trigger (the connection serves
     /// the next read). Nothing was written.
-    #[error("refused on the read side, which only reads (each read in one transaction of its own): {what} {would}")]
+    #[error(
+        "refused on the read side, which only reads (each read in one transaction of its own): {what} {would}"
+    )]
     ReadRefused {
         /// The statement (shortened when long) or `closure`.
         what: String,

@@ -71,9 +71,7 @@ pub(super) fn open(target: &Target) -> Result<ReadConn> {
     let shared = Arc::clone(&flags);
     conn.progress_handler(
         READ_PROGRESS_OPS,
-        Some(move || {
-            shared.expired.load(Ordering::Relaxed) && !shared.own.load(Ordering::Relaxed)
-        }),
+        Some(move || shared.expired.load(Ordering::Relaxed) && !shared.own.load(Ordering::Relaxed)),
     )
     .map_err(pragma("progress_handler"))?;
     Ok(ReadConn { conn, flags })
@@ -89,9 +87,7 @@ fn refuse(flags: &Flags, ctx: &AuthContext<'_>) -> Authorization {
         AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => {
             "would end or split the read's transaction"
         }
-        AuthAction::Attach { .. } | AuthAction::Detach { .. } => {
-            "attaches or detaches a database"
-        }
+        AuthAction::Attach { .. } | AuthAction::Detach { .. } => "attaches or detaches a database",
         AuthAction::CreateTempIndex { .. }
         | AuthAction::CreateTempTable { .. }
         | AuthAction::CreateTempTrigger { .. }
@@ -110,10 +106,10 @@ fn refuse(flags: &Flags, ctx: &AuthContext<'_>) -> Authorization {
 pub(super) struct Lane<'c> {
     shared: &'c Shared,
     index: usize,
-    read: &'c ReadConn,
+    target: &'c Target,
+    /// `None` when opening it again failed: the next read tries again.
+    conn: &'c mut Option<ReadConn>,
     what: Arc<str>,
-    /// The connection cannot be trusted for the next read.
-    replace: bool,
 }
 
 /// How the closure ended, before the bound and the close have their say.
@@ -133,8 +129,20 @@ impl Lane<'_> {
         f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
         failed: impl FnOnce(rusqlite::Error) -> Error,
     ) -> Result<R> {
-        let conn = &self.read.conn;
-        let flags = &self.read.flags;
+        if self.conn.is_none() {
+            match open(self.target) {
+                Ok(opened) => *self.conn = Some(opened),
+                Err(e) => {
+                    self.shared.lock().counts.failed += 1;
+                    return Err(e);
+                }
+            }
+        }
+        let Some(read) = self.conn.as_ref() else {
+            return Err(self.shared.closed_error());
+        };
+        let (conn, flags) = (&read.conn, &read.flags);
+        let mut replace = false;
         flags.expired.store(false, Ordering::SeqCst);
         *flags.denied() = None;
         let started = {
@@ -157,14 +165,14 @@ impl Lane<'_> {
             // The closure is the caller's code: a panic in it is its
             // caller's error, never the lane's end.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
-            self.end_transaction(matches!(result, Ok(Ok(_))));
+            replace = !end_transaction(read, self.index, &self.what, matches!(result, Ok(Ok(_))));
             match result {
                 Ok(returned) => Ran::Returned(returned),
                 Err(payload) => {
                     // Whatever the closure left behind (a temporary
                     // setting, a half-used statement) goes with the
                     // connection.
-                    self.replace = true;
+                    replace = true;
                     Ran::Panicked(crate::error::panic_message(payload.as_ref()))
                 }
             }
@@ -222,32 +230,53 @@ impl Lane<'_> {
         };
         drop(state);
         self.shared.ended.notify_all();
+        // Before the caller hears of it: when it does, no connection of
+        // the pool is left from before (nor reads, for its open).
+        if replace {
+            self.replace_connection();
+        }
         result
     }
 
-    /// Ends the read's transaction; a connection left inside one is
-    /// replaced.
-    fn end_transaction(&mut self, returned_ok: bool) {
-        let conn = &self.read.conn;
-        if conn.is_autocommit() {
-            // Ended before the read did: an error rolled it back, or the
-            // closure got past the authorizer, and may have done anything
-            // to the connection.
-            tracing::warn!(target: "walguard::read", connection = self.index, what = %self.what, "a read's transaction ended before the read did; its connection is replaced");
-            self.replace = true;
-            return;
+    /// Closes the connection and opens a new one in its place.
+    fn replace_connection(&mut self) {
+        if let Some(old) = self.conn.take() {
+            close(self.index, old);
         }
-        let end = if returned_ok { "COMMIT" } else { "ROLLBACK" };
-        let ended = self.read.flags.own(|| {
-            conn.execute_batch(end)
-                .or_else(|_| conn.execute_batch("ROLLBACK"))
-        });
-        if let Err(e) = ended
-            && !conn.is_autocommit()
-        {
-            tracing::warn!(target: "walguard::read", connection = self.index, error = %e, "cannot end a read transaction; its connection is replaced");
-            self.replace = true;
+        self.shared.lock().counts.replaced += 1;
+        match open(self.target) {
+            Ok(opened) => *self.conn = Some(opened),
+            // The next read opens it, or gets the error.
+            Err(e) => {
+                tracing::warn!(target: "walguard::read", connection = self.index, error = %e, "cannot open a read connection again");
+            }
         }
+    }
+}
+
+/// Ends the read's transaction: whether the connection can be trusted
+/// with the next read (it is out of any transaction, and no transaction
+/// ended before the read did).
+fn end_transaction(read: &ReadConn, index: usize, what: &str, returned_ok: bool) -> bool {
+    let conn = &read.conn;
+    if conn.is_autocommit() {
+        // Ended before the read did: an error rolled it back, or the
+        // closure got past the authorizer, and may have done anything to
+        // the connection.
+        tracing::warn!(target: "walguard::read", connection = index, what, "a read's transaction ended before the read did; its connection is replaced");
+        return false;
+    }
+    let end = if returned_ok { "COMMIT" } else { "ROLLBACK" };
+    let ended = read.flags.own(|| {
+        conn.execute_batch(end)
+            .or_else(|_| conn.execute_batch("ROLLBACK"))
+    });
+    match ended {
+        Err(e) if !conn.is_autocommit() => {
+            tracing::warn!(target: "walguard::read", connection = index, error = %e, "cannot end a read transaction; its connection is replaced");
+            false
+        }
+        _ => true,
     }
 }
 
@@ -280,42 +309,17 @@ pub(super) fn serve(shared: &Shared, index: usize, target: &Target, conn: ReadCo
         let Some(Queued { what, task }) = next else {
             break;
         };
-        if conn.is_none() {
-            match open(target) {
-                Ok(opened) => conn = Some(opened),
-                Err(e) => {
-                    shared.lock().counts.failed += 1;
-                    run_task(index, || task(Turn::Refuse(e)));
-                    continue;
-                }
-            }
-        }
-        let Some(read) = conn.as_ref() else { continue };
         let mut lane = Lane {
             shared,
             index,
-            read,
+            target,
+            conn: &mut conn,
             what,
-            replace: false,
         };
         run_task(index, || task(Turn::Run(&mut lane)));
-        let replace = lane.replace;
         // A read that ended without its bookkeeping (a bug) is not listed
         // as running for ever.
         shared.lock().lanes[index].running = None;
-        if replace {
-            if let Some(old) = conn.take() {
-                close(index, old);
-            }
-            shared.lock().counts.replaced += 1;
-            match open(target) {
-                Ok(opened) => conn = Some(opened),
-                // The next read opens it, or gets the error.
-                Err(e) => {
-                    tracing::warn!(target: "walguard::read", connection = index, error = %e, "cannot open a read connection again");
-                }
-            }
-        }
     }
     if let Some(old) = conn.take() {
         close(index, old);

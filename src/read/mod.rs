@@ -289,7 +289,8 @@ impl ReadPool {
         self.submit(f, move |result| {
             let _ = tx.send(result);
         });
-        rx.recv().unwrap_or_else(|_| Err(self.shared.closed_error()))
+        rx.recv()
+            .unwrap_or_else(|_| Err(self.shared.closed_error()))
     }
 
     /// Queues one statement to run on a read connection, collecting its
@@ -333,7 +334,8 @@ impl ReadPool {
         self.submit_query(stmt, move |result| {
             let _ = tx.send(result);
         });
-        rx.recv().unwrap_or_else(|_| Err(self.shared.closed_error()))
+        rx.recv()
+            .unwrap_or_else(|_| Err(self.shared.closed_error()))
     }
 
     fn enqueue(&self, what: Arc<str>, task: Task) {

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{duration_serde, format_duration, invalid};
 #[cfg(doc)]
 use super::Settings;
+use super::{duration_serde, format_duration, invalid};
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
