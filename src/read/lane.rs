@@ -243,7 +243,15 @@ impl Lane<'_> {
         if let Some(old) = self.conn.take() {
             close(self.index, old);
         }
-        self.shared.lock().counts.replaced += 1;
+        let closing = {
+            let mut state = self.shared.lock();
+            state.counts.replaced += 1;
+            state.closing
+        };
+        // A closing pool serves no more reads.
+        if closing {
+            return;
+        }
         match open(self.target) {
             Ok(opened) => *self.conn = Some(opened),
             // The next read opens it, or gets the error.

@@ -552,6 +552,12 @@ fn the_running_list_names_a_query_by_its_sql() {
 }
 
 #[test]
+fn the_pool_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<ReadPool>();
+}
+
+#[test]
 fn the_pool_opens_only_beside_a_writer_in_wal_mode() {
     let (_dir, path) = temp_db();
     let read = ReadSettings::default();
