@@ -115,8 +115,8 @@ pub fn restore_if_missing(settings: &walguard::Settings) -> Result<(), Replicati
 ///
 /// # Errors
 ///
-/// [`ReplicationError::ForeignReplica`],
-/// [`ReplicationError::NewDatabaseWithReplica`] (both unless
+/// [`ReplicationError::ForeignReplica`], [`ReplicationError::BehindReplica`],
+/// [`ReplicationError::NewDatabaseWithReplica`] (all unless
 /// `replication.replace_replica`), [`ReplicationError::Identity`], or the
 /// restore's own errors.
 pub fn check_identity(settings: &walguard::Settings) -> Result<(), ReplicationError> {
@@ -204,8 +204,31 @@ pub fn check_identity(settings: &walguard::Settings) -> Result<(), ReplicationEr
             })?;
             tracing::info!(target: "walguard::replication", database = %path.display(), replica = %url, "the database was new and empty: restored from its replica first");
         }
+        // The negative control of the position check (issue 20, F1).
+        Verdict::Behind { .. } if position_check_disabled_for_tests() => {}
+        Verdict::Behind {
+            token,
+            local,
+            replica,
+        } if r.replace_replica => {
+            tracing::warn!(target: "walguard::replication", database = %path.display(), replica = %url, token = %token, local_commits = local, replica_commits = replica, "the database is behind its own replica; overwriting the replica's newer commits with this database (replication.replace_replica)");
+        }
         _ if r.replace_replica => {
             tracing::warn!(target: "walguard::replication", database = %path.display(), replica = %url, verdict = ?verdict, "the replica belongs to another database; replacing its history with this database (replication.replace_replica)");
+        }
+        Verdict::Behind {
+            token,
+            local,
+            replica,
+        } => {
+            remove_scratch();
+            return Err(ReplicationError::BehindReplica {
+                url,
+                db: path.clone(),
+                token,
+                local,
+                replica,
+            });
         }
         Verdict::RestoreFirst => {
             remove_scratch();
@@ -228,14 +251,29 @@ pub fn check_identity(settings: &walguard::Settings) -> Result<(), ReplicationEr
     Ok(())
 }
 
+/// The negative control of the position check (issue 20, F1):
+/// `WALGUARD_TEST_NO_POSITION_CHECK=1` accepts a database behind its own
+/// replica, so a test can show the overwrite the check prevents. Only in
+/// builds with the `testing` feature.
+fn position_check_disabled_for_tests() -> bool {
+    #[cfg(feature = "testing")]
+    return std::env::var_os("WALGUARD_TEST_NO_POSITION_CHECK").is_some_and(|v| v == "1");
+    #[cfg(not(feature = "testing"))]
+    false
+}
+
 /// Appends this start's identity token to the database
 /// ([`walguard::replication::identity::stamp`]), through a connection of
-/// its own, before Litestream's first sync carries it to the replica.
+/// its own, before Litestream's first sync carries it to the replica;
+/// the row, whose count of commits the store then keeps
+/// ([`walguard::Store::count_commits_in_identity`]).
 ///
 /// # Errors
 ///
 /// [`ReplicationError::Identity`] when the write fails.
-pub fn stamp_identity(settings: &walguard::Settings) -> Result<String, ReplicationError> {
+pub fn stamp_identity(
+    settings: &walguard::Settings,
+) -> Result<walguard::replication::identity::Stamped, ReplicationError> {
     let path = &settings.database.path;
     let fail = |e: rusqlite::Error| ReplicationError::Identity {
         path: path.clone(),
