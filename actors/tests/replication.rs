@@ -641,6 +641,8 @@ mod outside;
 #[cfg(feature = "cli")]
 #[path = "replication/run_sigterm.rs"]
 mod run_sigterm;
+#[path = "replication/same_session.rs"]
+mod same_session;
 #[path = "replication/sftp.rs"]
 mod sftp;
 #[path = "replication/wal_brake.rs"]
