@@ -60,7 +60,7 @@ pub enum Error {
     #[error("cannot listen for the console {event} event")]
     ConsoleHandler {
         /// The event whose listener failed.
-        event: crate::console::ConsoleEvent,
+        event: crate::console_event::ConsoleEvent,
         /// What Windows said.
         #[source]
         source: std::io::Error,
@@ -86,7 +86,7 @@ pub enum Error {
     #[error("the shutdown after the console {event} event did not finish within {budget:?}")]
     ConsoleDeadline {
         /// The event that started the shutdown.
-        event: crate::console::ConsoleEvent,
+        event: crate::console_event::ConsoleEvent,
         /// The budget it had.
         budget: std::time::Duration,
     },
