@@ -221,10 +221,7 @@ fn replication_child() {
     };
     if mode == "restore" {
         let out = PathBuf::from(std::env::var_os(CHILD_OUT_ENV).unwrap());
-        let r = &settings.replication;
-        let files =
-            walguard_actors::replication::Files::for_db(&settings.database.path, None).unwrap();
-        match walguard_actors::replication::restore(&r.litestream_binary, &files, r, &out, false) {
+        match walguard_actors::replication::restore_to(&settings, &out) {
             Ok(()) => println!("restored"),
             Err(e) => println!("error {e}"),
         }
@@ -265,12 +262,12 @@ fn replication_child() {
             let _ = guard.shutdown().await;
             return;
         }
-        let files = walguard_actors::replication::Files::for_db(
+        let files = walguard_actors::replication::testing::Files::for_db(
             &settings.database.path,
             settings.replication.socket.as_deref(),
         )
         .unwrap();
-        let client = walguard_actors::replication::ControlClient::new(&files.socket);
+        let client = walguard_actors::replication::testing::ControlClient::new(&files.socket);
         println!(
             "ls_pid {}",
             client.pid(Duration::from_secs(2)).await.unwrap()
@@ -588,7 +585,7 @@ impl OutsideLitestream {
         }
         // It opens its socket before the database: wait for both.
         let pid = child.id();
-        while walguard_actors::replication::litestream_holding(db) != Some(pid) {
+        while walguard_actors::replication::testing::litestream_holding(db) != Some(pid) {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "the outside litestream did not open {}",

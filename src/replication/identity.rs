@@ -246,7 +246,10 @@ pub fn judge(local: &Local, replica: &Replica) -> Verdict {
     let newest_replica = replica.as_ref().and_then(|t| t.last());
     let mine = newest_replica.and_then(|newest| {
         let history = local.tokens.as_ref()?;
-        history.iter().find(|t| t.id == newest.id).map(|t| (newest, t))
+        history
+            .iter()
+            .find(|t| t.id == newest.id)
+            .map(|t| (newest, t))
     });
     match (newest_replica, mine) {
         (_, Some((on_replica, here))) if here.commits >= on_replica.commits => Verdict::Replicate,

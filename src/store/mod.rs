@@ -463,9 +463,9 @@ impl Store {
         position::bump(&tx, position)
             .and_then(|()| tx.commit())
             .map_err(|source| Error::TransactionControl {
-            step: "commit",
-            source,
-        })?;
+                step: "commit",
+                source,
+            })?;
         self.record_commit(1);
         Ok(changed)
     }

@@ -80,7 +80,9 @@ mod tests {
             .execute(&Statement::new("CREATE TABLE t (k INTEGER PRIMARY KEY)"))
             .unwrap();
         let stamped = store.call(|c| identity::stamp(c)).unwrap();
-        store.execute(&Statement::new("INSERT INTO t VALUES (1)")).unwrap();
+        store
+            .execute(&Statement::new("INSERT INTO t VALUES (1)"))
+            .unwrap();
         assert_eq!(count(&mut store), 0, "not counting before it is told");
         store.count_commits_in_identity(stamped.seq);
         let insert = |k: i64| Statement::new("INSERT INTO t VALUES (?1)").bind(k);

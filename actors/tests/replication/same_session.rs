@@ -54,8 +54,18 @@ fn restored(config: &Path, out: &Path) -> Vec<u64> {
 /// `cp -a from to` (directories: the machine's files as they were).
 fn copy_all(from: &Path, to: &Path) {
     let _ = std::fs::remove_dir_all(to);
-    let status = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
-    assert!(status.success(), "cp -a {} {}", from.display(), to.display());
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
 }
 
 /// Puts `copy` in place of the database `db` (its WAL and index go: a
