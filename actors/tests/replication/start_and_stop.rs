@@ -15,7 +15,7 @@ fn without_its_tools_a_replication_test_fails_naming_them() {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "a_clean_stop_leaves_the_replica_complete",
+            "start_and_stop::a_clean_stop_leaves_the_replica_complete",
             "--test-threads=1",
         ])
         .env("PATH", empty.path())
