@@ -2,7 +2,9 @@
 //! the one holding a database open, those left behind by a walguard that
 //! did not stop, and how they are stopped.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(target_os = "linux")]
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
