@@ -428,7 +428,17 @@ mod wal_brake;
 
 /// Runs the child to its end; its stdout lines.
 fn run_child(config: &Path, mode: &str, secret: &str, out: Option<&Path>) -> Vec<String> {
-    let output = child(config, mode, secret, out).wait_with_output().unwrap();
+    lines_of(child(config, mode, secret, out))
+}
+
+/// [`run_child`] with the S3 secret of these tests and more environment.
+fn run_child_with(config: &Path, mode: &str, env: &[(&str, &str)]) -> Vec<String> {
+    lines_of(child_with(config, mode, SECRET, None, env, None))
+}
+
+/// What a child printed on stdout, once it exited.
+fn lines_of(child: Child) -> Vec<String> {
+    let output = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::to_owned)

@@ -18,18 +18,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{Running, SECRET, child_with, run_child, survivors};
+use super::{Running, SECRET, child_with, restore, run_child_with, survivors};
 
 /// Starts the child in mode `start` with `env`; the `error` line it
 /// printed, if any.
 fn start(config: &Path, env: &[(&str, &str)]) -> Option<String> {
-    let output = child_with(config, "start", SECRET, None, env, None)
-        .wait_with_output()
-        .unwrap();
-    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let lines = run_child_with(config, "start", env);
     if let Some(error) = lines.iter().find(|l| l.starts_with("error")) {
         return Some(error.clone());
     }
@@ -43,11 +37,7 @@ fn start(config: &Path, env: &[(&str, &str)]) -> Option<String> {
 /// The rows the replica of `config` restores to.
 fn restored(config: &Path, out: &Path) -> Vec<u64> {
     let _ = std::fs::remove_file(out);
-    let lines = run_child(config, "restore", SECRET, Some(out));
-    assert!(
-        lines.iter().any(|l| l == "restored"),
-        "restore failed: {lines:?}"
-    );
+    restore(config, out);
     survivors(out)
 }
 

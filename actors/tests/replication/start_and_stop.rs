@@ -70,20 +70,7 @@ fn migrations_at_start_reach_the_replica() {
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("engine.db");
     let config = config(work.path(), &db, &s3.endpoint(), "migrated", "local");
-    let output = child_with(
-        &config,
-        "clean",
-        SECRET,
-        None,
-        &[(CHILD_MIGRATIONS_ENV, "1")],
-        None,
-    )
-    .wait_with_output()
-    .unwrap();
-    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let lines = run_child_with(&config, "clean", &[(CHILD_MIGRATIONS_ENV, "1")]);
     assert!(
         lines
             .iter()
