@@ -184,6 +184,7 @@ fn four_reads_run_at_once_and_a_write_goes_through_meanwhile() {
         "the four reads overlap in time"
     );
     let stats = f.pool.stats();
+    assert!(stats.to_string().contains("4 served"), "{stats}");
     assert_eq!(stats.counts().served, 4);
     assert_eq!(stats.time().n(), 4);
     assert!(stats.time().p50() <= stats.time().p95() && stats.time().p95() <= stats.time().max());
@@ -529,6 +530,43 @@ fn close_drains_running_reads_refuses_queued_ones_and_the_truncate_completes() {
     assert_eq!(std::fs::metadata(wal_path(&f.path)).unwrap().len(), 0);
     let counts = pool.stats().counts();
     assert_eq!((counts.served, counts.refused), (1, 2), "{counts:?}");
+}
+
+/// What close cannot do: stop Rust code. A closure busy outside SQLite
+/// past the grace is left behind and named; once it returns, its snapshot
+/// is gone and the TRUNCATE completes.
+#[test]
+fn close_names_a_closure_busy_outside_sqlite_and_it_ends_when_it_returns() {
+    let mut f = fixture(1, NO_BOUND, 3);
+    let (started_tx, started_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let rx = submit(&f.pool, move |conn| {
+        let n = kv_count(conn)?;
+        let _ = started_tx.send(());
+        let _ = go_rx.recv_timeout(PATIENCE);
+        Ok(n)
+    });
+    started_rx.recv_timeout(PATIENCE).unwrap();
+    put(&mut f.store, "late", 1);
+    let report = f.pool.close(Duration::ZERO);
+    assert_eq!(report.interrupted, 1, "{report:?}");
+    assert_eq!(report.left_running.len(), 1, "{report:?}");
+    let left = &report.left_running[0];
+    assert!(left.stopped() && left.what() == "closure", "{left}");
+    assert!(left.to_string().contains("closing"), "{left}");
+    assert!(
+        held_up(&passive(&mut f.store)),
+        "its snapshot is still pinned"
+    );
+    go_tx.send(()).unwrap();
+    let err = rx.recv_timeout(PATIENCE).unwrap().unwrap_err();
+    assert!(matches!(err, Error::ReadStopped { .. }), "{err:?}");
+    let truncate = f.store.checkpoint_with_deadline(
+        CheckpointMode::Truncate,
+        CheckpointReason::Shutdown,
+        Duration::from_secs(2),
+    );
+    assert_eq!(truncate.outcome(), &CheckpointOutcome::Completed);
 }
 
 #[test]
