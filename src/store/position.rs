@@ -18,7 +18,9 @@
 //!   commit of its own right after it;
 //! - a closure that changed rows ([`Store::call`]): in a commit of its own
 //!   right after it returns (it commits its own transactions, which the
-//!   store does not open).
+//!   store does not open);
+//! - migrations ([`Store::migrate`]) before their `COMMIT` (those at
+//!   start run before the token is stamped, and count nowhere).
 
 use rusqlite::Connection;
 
@@ -115,6 +117,11 @@ mod tests {
         // A statement that must run outside a transaction: counted in a
         // commit of its own.
         store.execute(&Statement::new("VACUUM")).unwrap();
+        expected += 1;
+        assert_eq!(count(&mut store), expected);
+        // Migrations: one commit, however many.
+        let migrations = crate::Migrations::new(["CREATE TABLE m1 (x)", "CREATE TABLE m2 (x)"]);
+        assert_eq!(store.migrate(&migrations).unwrap().applied().len(), 2);
         expected += 1;
         assert_eq!(count(&mut store), expected);
         let rows: i64 = store
