@@ -97,7 +97,7 @@ impl ExposureWatch {
         let db = self.db.clone();
         let ask = async move {
             let (durability, frames) =
-                tokio::join!(db.durability(), db.query(Statement::new(WAL_STATUS_SQL)));
+                tokio::join!(db.durability(), db.query_on_writer(Statement::new(WAL_STATUS_SQL)));
             // A database error is an answer; only a writer gone is not.
             let frames = match frames {
                 Ok(rows) => Ok(Ok(rows)),

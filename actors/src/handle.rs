@@ -1,6 +1,9 @@
-//! [`DbHandle`]: the one door to `DbActor`. Every request takes the lane
+//! [`DbHandle`]: the one door to the database. Every write takes the lane
 //! (`actors/src/lane.rs`) and is served by the writer in the order it was
-//! accepted; mailbox and database errors come back flattened into one.
+//! accepted; every read ([`DbHandle::read`], [`DbHandle::query`]) goes to
+//! the read pool ([`walguard::read::ReadPool`]) beside it, with no actor on
+//! its path: the pool's thread answers on a oneshot channel the handle
+//! awaits. Mailbox and database errors come back flattened into one.
 
 use std::sync::Arc;
 
@@ -12,6 +15,8 @@ use walguard::writer::WriterState;
 use walguard::{
     CheckpointMode, CheckpointReason, CheckpointReport, Durability, ResultSet, Statement,
 };
+
+use walguard::read::ReadPool;
 
 use crate::db::{DbActor, Placement, WriterStats};
 use crate::error::{Error, Result};
@@ -30,6 +35,9 @@ pub struct DbHandle {
     /// The lane every request takes (`None` only if the actor was started
     /// twice, which cannot happen: then every request is refused).
     lane: Option<LaneSender<DbActor>>,
+    /// The read connections (`None` for a writer started alone with
+    /// [`DbActor::spawn`]: its reads take the lane).
+    reads: Option<Arc<ReadPool>>,
 }
 
 impl DbHandle {
@@ -39,7 +47,24 @@ impl DbHandle {
         state: Arc<WriterState>,
         lane: Option<LaneSender<DbActor>>,
     ) -> Self {
-        Self { addr, state, lane }
+        Self {
+            addr,
+            state,
+            lane,
+            reads: None,
+        }
+    }
+
+    /// The same handle, its reads served by `reads`.
+    pub(crate) fn with_reads(mut self, reads: Arc<ReadPool>) -> Self {
+        self.reads = Some(reads);
+        self
+    }
+
+    /// The read pool, for the shutdown and the reports (`None` for a
+    /// writer started alone).
+    pub(crate) fn reads(&self) -> Option<&Arc<ReadPool>> {
+        self.reads.as_ref()
     }
 
     /// The actor's address, for the shutdown step and the signals of the
@@ -168,14 +193,101 @@ impl DbHandle {
             .await
     }
 
-    /// Runs a read query on the write connection.
+    /// Runs `f` on a read connection, inside one read transaction (every
+    /// statement in it sees the same snapshot), concurrently with the
+    /// writes and with other reads: never on the writer's lane. A read
+    /// sent after a write's acknowledgement sees that write, through any
+    /// handle. A read still running past `read.max_snapshot_age` is
+    /// interrupted at its next SQLite step.
+    ///
+    /// A writer started alone ([`DbActor::spawn`], no pool) runs `f` on
+    /// its lane instead, after the writes queued before it.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: &walguard_actors::DbHandle) -> walguard_actors::Result<()> {
+    /// let total: i64 = db
+    ///     .read(|conn| conn.query_row("SELECT coalesce(sum(qty), 0) FROM orders", [], |r| r.get(0)))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
-    /// As [`DbHandle::execute`].
+    /// [`Error::Db`] with [`walguard::Error::Read`] (what `f` returned),
+    /// [`walguard::Error::ReadRefused`] (`f` tried to write, end the
+    /// transaction, attach a database or create a temporary object),
+    /// [`walguard::Error::ReadTooOld`] (past `read.max_snapshot_age`, named
+    /// in its message), [`walguard::Error::ReadPanicked`],
+    /// [`walguard::Error::ReadStopped`] (interrupted by the shutdown), or
+    /// [`walguard::Error::WriterPanicked`] once the writer stopped after a
+    /// panic of its own; [`Error::ShutDown`] after shutdown.
+    pub async fn read<F, R>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let Some(reads) = self.open_reads()? else {
+            return self
+                .ask(move |act, _| act.writer().call(|conn| f(conn)))
+                .await?
+                .map_err(Error::from);
+        };
+        let (tx, rx) = oneshot::channel();
+        reads.submit(f, move |result| {
+            let _ = tx.send(result);
+        });
+        self.read_answer(rx).await
+    }
+
+    /// Runs one read statement on a read connection (as
+    /// [`DbHandle::read`]) and returns its rows. A statement that would
+    /// write, checkpoint, control the transaction, attach a database or
+    /// change a guarded setting is refused there, and nothing happens.
+    ///
+    /// # Errors
+    ///
+    /// As [`DbHandle::read`]; [`walguard::Error::Statement`] naming the SQL
+    /// when it fails; [`walguard::Error::ReadRefused`] naming the SQL and
+    /// what it would do when it is not a read.
     pub async fn query(&self, stmt: impl Into<Statement>) -> Result<ResultSet> {
         let stmt = stmt.into();
+        let Some(reads) = self.open_reads()? else {
+            return self.query_on_writer(stmt).await;
+        };
+        let (tx, rx) = oneshot::channel();
+        reads.submit_query(stmt, move |result| {
+            let _ = tx.send(result);
+        });
+        self.read_answer(rx).await
+    }
+
+    /// Runs a read query on the write connection, after the writes queued
+    /// before it: for what only the writer can say (the exposure watch's
+    /// `PRAGMA wal_checkpoint(NOOP)`).
+    pub(crate) async fn query_on_writer(&self, stmt: Statement) -> Result<ResultSet> {
         Ok(self.ask(move |act, _| act.writer().query(&stmt)).await??)
+    }
+
+    /// The pool, unless the writer has stopped: reads are refused like
+    /// every other request once it panicked or was shut down.
+    fn open_reads(&self) -> Result<Option<&Arc<ReadPool>>> {
+        if let Some(message) = self.state.panicked() {
+            return Err(Error::Db(walguard::Error::WriterPanicked { message }));
+        }
+        if self.state.is_shut_down() {
+            return Err(Error::ShutDown);
+        }
+        Ok(self.reads.as_ref())
+    }
+
+    /// A read's answer: a pool closed (it closes only at shutdown) is
+    /// [`Error::ShutDown`].
+    async fn read_answer<R>(&self, rx: oneshot::Receiver<walguard::Result<R>>) -> Result<R> {
+        match rx.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(walguard::Error::ReadPoolClosed { .. })) | Err(_) => Err(Error::ShutDown),
+            Ok(Err(e)) => Err(Error::Db(e)),
+        }
     }
 
     /// Runs a closure against the write connection. The closure must leave

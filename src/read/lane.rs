@@ -96,6 +96,24 @@ fn refuse(flags: &Flags, ctx: &AuthContext<'_>) -> Authorization {
         | AuthAction::DropTempTable { .. }
         | AuthAction::DropTempTrigger { .. }
         | AuthAction::DropTempView { .. } => "creates or drops a temporary object",
+        // A checkpoint is the writer's (and a read-only connection's
+        // attempt fails on its open transaction with an unclear error).
+        AuthAction::Pragma { pragma_name, .. }
+            if pragma_name.eq_ignore_ascii_case("wal_checkpoint") =>
+        {
+            "checkpoints (the writer's job)"
+        }
+        // The guarded settings are refused on every entry point; on a read
+        // connection a change would also outlive the read.
+        AuthAction::Pragma {
+            pragma_name,
+            pragma_value: Some(_),
+        } if crate::store::GUARDED_PRAGMAS
+            .iter()
+            .any(|g| g.name.eq_ignore_ascii_case(pragma_name)) =>
+        {
+            "changes a guarded setting"
+        }
         _ => return Authorization::Allow,
     };
     *flags.denied() = Some(would);

@@ -36,7 +36,11 @@
 //! writes (the connections are opened `SQLITE_OPEN_READONLY`; SQLite
 //! answers `SQLITE_READONLY`), transaction control (`BEGIN`, `COMMIT`,
 //! `SAVEPOINT`...: it would end the read's snapshot), `ATTACH`/`DETACH`
-//! and temporary objects (the connection serves the next read): all
+//! and temporary objects (the connection serves the next read),
+//! checkpoints (the writer's) and changes of the
+//! [guarded settings](crate::store::GUARDED_PRAGMAS); and, for one
+//! [`Statement`], any program SQLite does not call read-only (`VACUUM`),
+//! PRAGMAs aside: all
 //! [`Error::ReadRefused`], naming what was refused. A connection's own
 //! settings (`PRAGMA cache_size = …`) are not refused: a closure that
 //! changes one changes it for the reads after it on that connection.
@@ -318,6 +322,18 @@ impl ReadPool {
                     Turn::Run(lane) => lane.run(
                         |conn| {
                             let mut prepared = conn.prepare_cached(stmt.sql())?;
+                            // What a read-only connection would not stop
+                            // itself, or stop with an unclear error inside
+                            // the read's transaction (`VACUUM`): a program
+                            // that is not read-only. A PRAGMA's program
+                            // never is; the authorizer and the read-only
+                            // connection judge those.
+                            if !prepared.readonly() && !is_pragma(stmt.sql()) {
+                                return Err(rusqlite::Error::SqliteFailure(
+                                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+                                    None,
+                                ));
+                            }
                             ResultSet::collect(&mut prepared, stmt.params())
                         },
                         |source| Error::Statement { sql, source },
@@ -480,6 +496,23 @@ impl Drop for ReadPool {
     fn drop(&mut self) {
         self.close(Duration::ZERO);
     }
+}
+
+/// Whether `sql`'s first keyword, past blanks and comments, is `PRAGMA`.
+fn is_pragma(sql: &str) -> bool {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, next)| next);
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, next)| next);
+        } else {
+            break;
+        }
+    }
+    rest.get(..6)
+        .is_some_and(|word| word.eq_ignore_ascii_case("pragma"))
 }
 
 fn running(lanes: &[shared::LaneState]) -> Vec<RunningRead> {

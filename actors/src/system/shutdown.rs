@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
+use walguard::read::ReadPoolClose;
 use walguard::stats::DbSummary;
 use walguard::writer::WriterState;
 use walguard::{SessionReport, Settings};
@@ -55,7 +56,10 @@ impl WalGuard {
 
     /// The clean shutdown, in order, within [`WalGuard::shutdown_budget`]:
     ///
-    /// 1. stop the checkpoint loop;
+    /// 1. stop the checkpoint loop; close the read pool: the reads running
+    ///    may end until the drain deadline below, then are interrupted
+    ///    (their callers get [`walguard::Error::ReadStopped`]); reads sent
+    ///    later get [`Error::ShutDown`];
     /// 2. let `DbActor` finish every write it already accepted (its mailbox
     ///    is FIFO and `Shutdown` queues behind them). Should the writer
     ///    still be busy `database.busy_timeout` + [`SHUTDOWN_DRAIN_GRACE`]
@@ -112,6 +116,14 @@ impl WalGuard {
         };
         let spent = started.elapsed().saturating_sub(REPLICATION_SHUTDOWN_SLICE);
         let (drain, total) = (drain.saturating_sub(spent), total.saturating_sub(spent));
+        // The readers close before the writer's TRUNCATE, so that no
+        // snapshot of ours pins the WAL then: within the drain deadline
+        // (the writer goes on serving its lane meanwhile), interrupted
+        // past it. What they took comes out of the writer's drain.
+        let reads_started = std::time::Instant::now();
+        let reads = self.close_reads(drain).await;
+        let spent = reads_started.elapsed();
+        let (drain, total) = (drain.saturating_sub(spent), total.saturating_sub(spent));
         let (done, gave_up) = watchdog(Arc::clone(&self.state), drain, total);
         let answer = tokio::select! {
             biased;
@@ -148,10 +160,33 @@ impl WalGuard {
             .await
             .map_err(Error::mailbox("MetricsActor"))?;
         report.replication = replicated.or(report.replication);
+        if let Some(reads) = reads {
+            tracing::info!(
+                target: "walguard::system",
+                drained = reads.drained,
+                interrupted = reads.interrupted,
+                refused = reads.refused,
+                left_running = reads.left_running.len(),
+                "the read pool closed"
+            );
+        }
         if let Some(arbiter) = self.arbiter {
             arbiter.stop();
         }
         Ok(report)
+    }
+
+    /// Closes the read pool within `budget` (interrupting the reads it
+    /// leaves running), off the async runtime's thread.
+    async fn close_reads(&self, budget: Duration) -> Option<ReadPoolClose> {
+        let reads = Arc::clone(self.db.reads()?);
+        match tokio::task::spawn_blocking(move || reads.close(budget)).await {
+            Ok(closed) => Some(closed),
+            Err(e) => {
+                tracing::warn!(target: "walguard::system", error = %e, "closing the read pool failed; going on");
+                None
+            }
+        }
     }
 
     /// The summary when `DbActor` could not answer: the counts it shares.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use actix::{Actor, Addr, AsyncContext, Supervisor, System};
+use walguard::read::ReadPool;
 use walguard::settings::AckMode;
 use walguard::{EngineLock, Migrations, Settings, Store};
 
@@ -76,8 +77,9 @@ impl WalGuardBuilder {
         self
     }
 
-    /// Opens the database and starts the four actors. Must run inside an
-    /// actix `System`. Starts the checkpoint loop only when
+    /// Opens the database, then its read connections
+    /// ([`walguard::read::ReadPool`], `read.connections` of them), and
+    /// starts the four actors. Must run inside an actix `System`. Starts the checkpoint loop only when
     /// `checkpoint.enabled` is set.
     ///
     /// With [`WalGuardBuilder::migrations`], under the engine lock and
@@ -126,6 +128,11 @@ impl WalGuardBuilder {
         if replication_on {
             replication_after_open(&settings, &mut store)?;
         }
+        // The readers, once the writer has put the file in WAL mode.
+        let reads = Arc::new(match vfs.as_deref() {
+            Some(vfs) => ReadPool::open_with_vfs(&settings.database, &settings.read, vfs)?,
+            None => ReadPool::open(&settings.database, &settings.read)?,
+        });
 
         let metrics = MetricsActor::new(settings.metrics.window)
             .with_migrations(migrated)
@@ -167,6 +174,7 @@ impl WalGuardBuilder {
                 }
             })
             .start_at(placement);
+        let db = db.with_reads(reads);
         let state = Arc::clone(db.state());
 
         let interval = settings.checkpoint.interval;

@@ -111,7 +111,13 @@ async fn no_entry_point_changes_a_guarded_setting() {
                 .await
                 .unwrap_err(),
         );
-        refused("query", &db.query(sql).await.unwrap_err());
+        // `query` runs on a read connection: refused there before SQLite
+        // applies it (the writer's settings are not even in reach).
+        let err = db.query(sql).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Db(walguard::Error::ReadRefused { what, would: "changes a guarded setting" }) if what == sql),
+            "query {sql:?}: {err:?}"
+        );
         let owned = sql.to_owned();
         refused(
             "call",
@@ -276,7 +282,8 @@ async fn a_callers_synchronous_off_changes_neither_fsyncs_nor_the_report() {
 /// Kind: `query` is handed something that is not a read. Transaction
 /// control, writes (`RETURNING` included, and a text `execute` already
 /// prepared), `ATTACH`, a pragma that changes something: each is refused
-/// with `NotARead` before it runs, the next caller's write commits, and no
+/// on the read connection (`ReadRefused` naming it), the next caller's write
+/// commits, and no
 /// uncounted row lands. Reads, including pragmas that read with an
 /// argument, still work. Control: `sqlite3_stmt_readonly` alone calls
 /// `BEGIN`, `SAVEPOINT` and `ATTACH` read-only.
@@ -311,9 +318,10 @@ async fn query_runs_reads_only() {
         "VACUUM",
     ];
     for sql in not_reads {
+        // On a read connection: refused, naming the statement.
         let err = db.query(sql).await.unwrap_err();
         assert!(
-            matches!(&err, Error::Db(walguard::Error::NotARead { .. })),
+            matches!(&err, Error::Db(walguard::Error::ReadRefused { what, .. }) if what == sql),
             "{sql:?}: {err:?}"
         );
         // The next caller's write commits (no transaction left open).
