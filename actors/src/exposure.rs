@@ -96,8 +96,10 @@ impl ExposureWatch {
         watch.in_flight = true;
         let db = self.db.clone();
         let ask = async move {
-            let (durability, frames) =
-                tokio::join!(db.durability(), db.query_on_writer(Statement::new(WAL_STATUS_SQL)));
+            let (durability, frames) = tokio::join!(
+                db.durability(),
+                db.query_on_writer(Statement::new(WAL_STATUS_SQL))
+            );
             // A database error is an answer; only a writer gone is not.
             let frames = match frames {
                 Ok(rows) => Ok(Ok(rows)),

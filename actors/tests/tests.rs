@@ -40,6 +40,11 @@ mod group_commit;
 #[path = "actors/lane.rs"]
 mod lane;
 
+/// The read side: reads beside the writer, read your writes, the readers
+/// at shutdown, the snapshot-age bound.
+#[path = "actors/reads.rs"]
+mod reads;
+
 /// The lane under races: many senders and threads, shutdown and panics in
 /// the middle, a busy lane beside the mailbox, the order of answers.
 #[path = "actors/lane_races.rs"]

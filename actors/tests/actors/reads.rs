@@ -1,0 +1,329 @@
+//! The read side through the actors: `DbHandle::read` and `query` on the
+//! read pool, beside the writer's lane; read your writes; the shutdown
+//! closing the readers before its TRUNCATE; the snapshot-age bound and the
+//! checkpoints it frees.
+//!
+//! Real threads here (`Placement::OwnArbiter`, the pool's own threads):
+//! concurrency is the point. Every time bound is one a loaded machine
+//! cannot cross in the wrong direction: a read that never ends on its own
+//! is what the bound or the shutdown must stop.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use walguard::{CheckpointMode, CheckpointOutcome, Settings};
+use walguard_actors::{DbHandle, Error, Placement, WalGuard};
+
+use crate::common::{create_table, hold_writer, insert, settings, wal_path};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A statement that never ends on its own: only an interrupt stops it.
+const ENDLESS: &str =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+
+async fn start_threaded(settings: Settings) -> WalGuard {
+    let guard = WalGuard::builder(settings)
+        .db_placement(Placement::OwnArbiter)
+        .start()
+        .expect("start");
+    create_table(&guard).await;
+    guard
+}
+
+/// Starts a read that takes its snapshot (one `SELECT`), says so, then
+/// runs [`ENDLESS`]; returns once the snapshot is taken, with the task
+/// awaiting the read's answer.
+async fn pin_snapshot(db: &DbHandle) -> actix_rt::task::JoinHandle<walguard_actors::Result<i64>> {
+    let (started_tx, started) = mpsc::channel();
+    let db = db.clone();
+    let task = actix_rt::spawn(async move {
+        db.read(move |conn| {
+            let _: i64 = conn.query_row("SELECT count(*) FROM kv", [], |r| r.get(0))?;
+            let _ = started_tx.send(());
+            conn.query_row(ENDLESS, [], |r| r.get(0))
+        })
+        .await
+    });
+    let waited = tokio::task::spawn_blocking(move || started.recv_timeout(MINUTE))
+        .await
+        .unwrap();
+    waited.expect("the read took its snapshot");
+    task
+}
+
+/// A read runs while the writer is held inside a closure: it is served on
+/// a read connection, not behind the lane. Control: a read sent through
+/// the lane (`call`) waits for the writer.
+#[actix_rt::test]
+async fn a_read_is_served_while_the_writer_is_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = start_threaded(settings(dir.path(), MINUTE)).await;
+    let db = guard.db();
+    db.execute(insert(1)).await.unwrap();
+    let (held, release) = hold_writer(db).await;
+
+    let count: i64 = tokio::time::timeout(
+        MINUTE,
+        db.read(|c| c.query_row("SELECT count(*) FROM kv", [], |r| r.get(0))),
+    )
+    .await
+    .expect("the read waited for the writer")
+    .unwrap();
+    assert_eq!(count, 1);
+    let rows = db.query("SELECT id FROM kv").await.unwrap();
+    assert_eq!(rows.len(), 1);
+
+    // Control: through the lane, the same read waits while the writer is held.
+    let on_lane = {
+        let db = db.clone();
+        actix_rt::spawn(async move {
+            db.call(|c| c.query_row("SELECT count(*) FROM kv", [], |r| r.get::<_, i64>(0)))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !on_lane.is_finished(),
+        "a closure on the lane ran past a held writer"
+    );
+    release.send(()).unwrap();
+    held.await.unwrap().unwrap();
+    assert_eq!(on_lane.await.unwrap().unwrap(), 1);
+
+    let report = guard.shutdown().await.unwrap();
+    assert!(report.db.close_error.is_none(), "{report:?}");
+}
+
+/// Read your writes: a read sent after a write's acknowledgement sees it,
+/// through the same handle, a clone, or a clone made before the write;
+/// every time, over many writes.
+#[actix_rt::test]
+async fn a_read_after_an_ack_sees_the_write_through_any_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = start_threaded(settings(dir.path(), MINUTE)).await;
+    let db = guard.db().clone();
+    let earlier = db.clone();
+    for id in 0..200i64 {
+        db.execute(insert(id)).await.unwrap();
+        let later = db.clone();
+        let through: [&DbHandle; 3] = [&db, &earlier, &later];
+        let reader = through[(id % 3) as usize];
+        let seen: i64 = reader
+            .read(move |c| c.query_row("SELECT count(*) FROM kv WHERE id = ?1", [id], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(seen, 1, "write {id} not seen after its ack");
+        let total = reader.query("SELECT count(*) FROM kv").await.unwrap();
+        assert_eq!(total.rows()[0][0], rusqlite::types::Value::Integer(id + 1));
+    }
+    // And from another task, after a transaction's ack.
+    db.transaction(vec![insert(1000), insert(1001)])
+        .await
+        .unwrap();
+    let other = earlier.clone();
+    let seen = actix_rt::spawn(async move {
+        other
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM kv WHERE id >= 1000", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(seen, 2);
+    guard.shutdown().await.unwrap();
+}
+
+/// Every statement of one read sees the same snapshot, even while writes
+/// commit between them.
+#[actix_rt::test]
+async fn one_read_is_one_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = start_threaded(settings(dir.path(), MINUTE)).await;
+    let db = guard.db();
+    db.execute(insert(1)).await.unwrap();
+    let (first_tx, first) = mpsc::channel();
+    let (go_tx, go) = mpsc::channel::<()>();
+    let read = {
+        let db = db.clone();
+        actix_rt::spawn(async move {
+            db.read(move |c| {
+                let before: i64 = c.query_row("SELECT count(*) FROM kv", [], |r| r.get(0))?;
+                let _ = first_tx.send(());
+                let _ = go.recv_timeout(MINUTE);
+                let after: i64 = c.query_row("SELECT count(*) FROM kv", [], |r| r.get(0))?;
+                Ok((before, after))
+            })
+            .await
+        })
+    };
+    tokio::task::spawn_blocking(move || first.recv_timeout(MINUTE))
+        .await
+        .unwrap()
+        .unwrap();
+    db.execute(insert(2)).await.unwrap();
+    go_tx.send(()).unwrap();
+    assert_eq!(read.await.unwrap().unwrap(), (1, 1));
+    let now: i64 = db
+        .read(|c| c.query_row("SELECT count(*) FROM kv", [], |r| r.get(0)))
+        .await
+        .unwrap();
+    assert_eq!(now, 2);
+    guard.shutdown().await.unwrap();
+}
+
+/// `query` refuses what is not a read, with an error naming the statement
+/// and what it would do; nothing is written; `read` refuses a write too.
+#[actix_rt::test]
+async fn a_write_through_query_or_read_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = start_threaded(settings(dir.path(), MINUTE)).await;
+    let db = guard.db();
+    let sql = "INSERT INTO kv (id, v) VALUES (7, x'00')";
+    let err = db.query(sql).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Db(walguard::Error::ReadRefused { what, would: "writes" }) if what == sql),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(sql) && message.contains("writes"),
+        "{message}"
+    );
+    let err = db
+        .read(|c| c.execute("DELETE FROM kv", []))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Db(walguard::Error::ReadRefused { what, would: "writes" }) if what == "closure"),
+        "{err:?}"
+    );
+    let err = db
+        .query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Db(walguard::Error::ReadRefused { .. })),
+        "{err:?}"
+    );
+    let count = db.query("SELECT count(*) FROM kv").await.unwrap();
+    assert_eq!(count.rows()[0][0], rusqlite::types::Value::Integer(0));
+    guard.shutdown().await.unwrap();
+}
+
+/// The shutdown closes the readers before its TRUNCATE: a read that never
+/// ends on its own is interrupted at the drain deadline (its caller gets
+/// `ReadStopped`), the TRUNCATE completes and leaves an empty WAL, and a
+/// read after the shutdown is `ShutDown`. The read pinned a snapshot older
+/// than the last writes, so a TRUNCATE under it could not have completed.
+#[actix_rt::test]
+async fn shutdown_interrupts_a_long_read_and_its_truncate_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path(), MINUTE);
+    s.database.busy_timeout = Duration::from_millis(200);
+    let guard = start_threaded(s).await;
+    let db = guard.db().clone();
+    db.execute(insert(1)).await.unwrap();
+    let read = pin_snapshot(&db).await;
+    for id in 2..50 {
+        db.execute(insert(id)).await.unwrap();
+    }
+    let started = Instant::now();
+    let report = guard.shutdown().await.unwrap();
+    let took = started.elapsed();
+    let err = read.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, Error::Db(walguard::Error::ReadStopped { .. })),
+        "{err:?}"
+    );
+    let truncate = report.shutdown_checkpoint.expect("the TRUNCATE ran");
+    assert_eq!(
+        *truncate.outcome(),
+        CheckpointOutcome::Completed,
+        "{truncate:?}"
+    );
+    assert_eq!(
+        std::fs::metadata(wal_path(&dir.path().join("state.db")))
+            .map(|m| m.len())
+            .unwrap_or(0),
+        0,
+        "the WAL is empty after the TRUNCATE"
+    );
+    // The reads had the drain deadline: busy_timeout + 250 ms, at least.
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    let after = db
+        .read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+        .await;
+    assert!(matches!(after, Err(Error::ShutDown)), "{after:?}");
+    let after = db.query("SELECT 1").await;
+    assert!(matches!(after, Err(Error::ShutDown)), "{after:?}");
+}
+
+/// Settings for the bound's tests: a blocking checkpoint waits up to 2 s
+/// on readers (the lesser of the two busy timeouts); `max_age` bounds a
+/// read's snapshot.
+fn bounded(dir: &std::path::Path, max_age: Duration) -> Settings {
+    let mut s = settings(dir, MINUTE);
+    s.database.busy_timeout = Duration::from_secs(2);
+    s.database.checkpoint_busy_timeout = Duration::from_secs(2);
+    s.read.max_snapshot_age = max_age;
+    s
+}
+
+/// The snapshot-age bound through the actors: a read pinning the WAL past
+/// `read.max_snapshot_age` is interrupted, its caller gets the error that
+/// names the setting, and the TRUNCATE that was waiting on it completes
+/// (well inside its own 2 s). Control below: with no bound, the same
+/// TRUNCATE gives up busy.
+#[actix_rt::test]
+async fn a_read_past_its_bound_is_interrupted_and_the_checkpoint_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = start_threaded(bounded(dir.path(), Duration::from_millis(300))).await;
+    let db = guard.db().clone();
+    db.execute(insert(1)).await.unwrap();
+    let read = pin_snapshot(&db).await;
+    for id in 2..50 {
+        db.execute(insert(id)).await.unwrap();
+    }
+    let report = db.checkpoint(CheckpointMode::Truncate).await.unwrap();
+    assert_eq!(
+        *report.outcome(),
+        CheckpointOutcome::Completed,
+        "{report:?}"
+    );
+    let err = read.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, Error::Db(walguard::Error::ReadTooOld { limit, .. }) if *limit == Duration::from_millis(300)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("read.max_snapshot_age"), "{err}");
+    guard.shutdown().await.unwrap();
+}
+
+/// Control: with no bound (an hour), the same read keeps its snapshot and
+/// the same TRUNCATE gives up busy after its 2 s; the shutdown then stops
+/// the read.
+#[actix_rt::test]
+async fn control_with_no_bound_the_checkpoint_stays_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = start_threaded(bounded(dir.path(), Duration::from_secs(3600))).await;
+    let db = guard.db().clone();
+    db.execute(insert(1)).await.unwrap();
+    let read = pin_snapshot(&db).await;
+    for id in 2..50 {
+        db.execute(insert(id)).await.unwrap();
+    }
+    let report = db.checkpoint(CheckpointMode::Truncate).await.unwrap();
+    assert_eq!(*report.outcome(), CheckpointOutcome::Busy, "{report:?}");
+    assert!(!read.is_finished(), "the read ended by itself?");
+    guard.shutdown().await.unwrap();
+    let err = read.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, Error::Db(walguard::Error::ReadStopped { .. })),
+        "{err:?}"
+    );
+}
