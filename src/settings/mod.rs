@@ -27,6 +27,7 @@
 mod database;
 mod duration;
 mod load;
+mod replica_url;
 mod replication;
 mod validate;
 
@@ -38,6 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use database::{DatabaseSettings, Synchronous};
 pub use duration::{duration_ms, format_duration, parse_duration};
+pub use replica_url::{ReplicaUrl, redact};
 pub use replication::{AckMode, ReplicationMode, ReplicationSettings};
 
 use duration::duration_serde;

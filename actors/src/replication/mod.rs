@@ -184,7 +184,7 @@ pub fn check_identity(settings: &walguard::Settings) -> Result<(), ReplicationEr
     } else {
         None
     };
-    let url = walguard::replication::redact(r.url.as_deref().unwrap_or_default());
+    let url = walguard::settings::redact(r.url.as_deref().unwrap_or_default());
     let verdict = identity::judge(&local, &replica);
     match verdict {
         Verdict::Replicate => {}
