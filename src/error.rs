@@ -223,7 +223,7 @@ pub enum Error {
         /// The database path.
         path: PathBuf,
         /// The level asked for.
-        asked: crate::settings::Synchronous,
+        asked: crate::synchronous::Synchronous,
         /// The level SQLite reports (`PRAGMA synchronous`).
         reported: i64,
     },
@@ -406,7 +406,7 @@ pub enum Error {
     /// A statement of a migration failed. The transaction of all pending
     /// migrations was rolled back: none of them is applied, and the schema
     /// version is as it was.
-    #[error("{} failed, so no migration was applied: {message}; in: {sql}", crate::migrations::describe(*number, file.as_ref()))]
+    #[error("{} failed, so no migration was applied: {message}; in: {sql}", describe_migration(*number, file.as_ref()))]
     MigrationFailed {
         /// The migration's 1-based number.
         number: usize,
@@ -422,7 +422,7 @@ pub enum Error {
     /// own (`COMMIT`, `BEGIN`, `SAVEPOINT`, `RELEASE`, `ROLLBACK`...), as
     /// SQLite says when it compiles it: the migrations run in walguard's
     /// one transaction. Nothing was applied.
-    #[error("{} would end or open a transaction of its own, so no migration was applied: {sql}", crate::migrations::describe(*number, file.as_ref()))]
+    #[error("{} would end or open a transaction of its own, so no migration was applied: {sql}", describe_migration(*number, file.as_ref()))]
     MigrationSplitsTransaction {
         /// The migration's 1-based number.
         number: usize,
@@ -522,6 +522,14 @@ fn holder(pid: Option<u32>) -> String {
         Some(pid) if pid == std::process::id() => format!("pid {pid}, this process"),
         Some(pid) => format!("pid {pid}"),
         None => "pid unknown".to_owned(),
+    }
+}
+
+/// How a migration error names it: `migration 2 (migrations/0002_x.sql)`.
+fn describe_migration(number: usize, file: Option<&PathBuf>) -> String {
+    match file {
+        Some(file) => format!("migration {number} ({})", file.display()),
+        None => format!("migration {number}"),
     }
 }
 

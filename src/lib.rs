@@ -66,6 +66,7 @@ pub mod replication;
 pub mod settings;
 pub mod stats;
 pub mod store;
+mod synchronous;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -74,9 +75,9 @@ pub use checkpoint::{CheckpointMode, CheckpointOutcome, CheckpointReason, Checkp
 pub use error::{Error, Result};
 pub use lock::EngineLock;
 pub use migrations::{Migration, MigrationReport, Migrations};
-pub use settings::Settings;
+pub use settings::{Settings, SizeCheckpoint};
 pub use stats::{Aggregate, SessionCounts, SessionReport, SessionStats, Window};
 pub use store::{
     BACKFILL_BUSY_TIMEOUT, BACKFILL_THREAD_NAME, BACKSTOP_PERCENT, Durability, GroupStats,
-    IntoValue, ResultSet, SizeCheckpoint, Statement, Store, WalFrames,
+    IntoValue, ResultSet, Statement, Store, WalFrames,
 };

@@ -19,11 +19,13 @@
 //!
 //! Durations are written with a unit: `250ms`, `1s`, `1.5s`, `2m`, `1h`.
 //!
-//! One concern per file: `database` (the connection's settings and
-//! [`Synchronous`]), `replication`, `duration` (the unit syntax), `load`
+//! One concern per file: `database` (the connection's settings),
+//! `checkpoint` (the schedule and [`SizeCheckpoint`]), `replication`,
+//! `replica_url` (the replica URL, checked), `duration` (the unit syntax), `load`
 //! (the layers), `validate` (the checks). This file holds the defaults, as
 //! named constants with their units, and the other sections.
 
+mod checkpoint;
 mod database;
 mod duration;
 mod load;
@@ -37,7 +39,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use database::{DatabaseSettings, Synchronous};
+pub use crate::synchronous::Synchronous;
+pub use checkpoint::{CheckpointSettings, SizeCheckpoint};
+pub use database::DatabaseSettings;
 pub use duration::{duration_ms, format_duration, parse_duration};
 pub use replica_url::{ReplicaUrl, redact};
 pub use replication::{AckMode, ReplicationMode, ReplicationSettings};
@@ -112,7 +116,7 @@ pub const DEFAULT_SIZE_THRESHOLD_FRAMES: u32 = 1000;
 /// path (docs/design.md, "Two-phase size checkpoint"). The power-loss
 /// campaigns cut inside each phase (docs/reliability.md). `on_writer`, a
 /// single PASSIVE on the writer, stays available.
-pub const DEFAULT_SIZE_CHECKPOINT: crate::SizeCheckpoint = crate::SizeCheckpoint::TwoPhase;
+pub const DEFAULT_SIZE_CHECKPOINT: SizeCheckpoint = SizeCheckpoint::TwoPhase;
 
 /// Default period of the replication sync (`replication.sync_period`): 1 s,
 /// Litestream's own default sync interval.
@@ -153,36 +157,6 @@ pub struct Settings {
     pub log: LogSettings,
     /// Replication to another machine through Litestream (off by default).
     pub replication: ReplicationSettings,
-}
-
-/// The checkpoint schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-#[non_exhaustive]
-pub struct CheckpointSettings {
-    /// Start the periodic loop when the system starts. Off by default: the
-    /// loop is opt-in, so one-shot tools and test fixtures start no timer.
-    pub enabled: bool,
-    /// Time between two interval (PASSIVE) checkpoints. Must be above zero;
-    /// there is no other minimum.
-    #[serde(with = "duration_serde")]
-    pub interval: Duration,
-    /// Hard deadline of the TRUNCATE checkpoint at shutdown.
-    #[serde(with = "duration_serde")]
-    pub shutdown_timeout: Duration,
-    /// WAL size in frames (pages) at which the writer runs a PASSIVE
-    /// checkpoint (reason `size`) right after the commit that reached it,
-    /// and reports it like every other checkpoint. SQLite's own
-    /// auto-checkpoint is turned off on the writer while this is above
-    /// zero, so no checkpoint runs unmeasured inside a COMMIT. `0` leaves
-    /// size-triggered checkpoints to SQLite (`database.wal_autocheckpoint`).
-    pub size_threshold_frames: u32,
-    /// Where that checkpoint copies: `two_phase` (default
-    /// [`DEFAULT_SIZE_CHECKPOINT`]: a second connection copies while the
-    /// writer keeps committing, then the writer copies only the rest) or
-    /// `on_writer` (the writer copies everything). See
-    /// [`SizeCheckpoint`](crate::SizeCheckpoint).
-    pub size_checkpoint: crate::SizeCheckpoint,
 }
 
 /// Checkpoint statistics.
@@ -229,18 +203,6 @@ impl FromStr for LogFormat {
             other => Err(format!(
                 "unknown log format {other:?}, expected text or json"
             )),
-        }
-    }
-}
-
-impl Default for CheckpointSettings {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            interval: DEFAULT_CHECKPOINT_INTERVAL,
-            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
-            size_threshold_frames: DEFAULT_SIZE_THRESHOLD_FRAMES,
-            size_checkpoint: DEFAULT_SIZE_CHECKPOINT,
         }
     }
 }

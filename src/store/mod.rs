@@ -66,7 +66,7 @@ pub use guard::{GUARDED_PRAGMAS, GuardedPragma};
 pub use open::NEW_FILE_MODE;
 pub use replica_hold::ReplicaHoldState;
 pub use statement::{IntoValue, ResultSet, Statement};
-pub use wal_watch::{BACKSTOP_PERCENT, SizeCheckpoint, WalFrames};
+pub use wal_watch::{BACKSTOP_PERCENT, WalFrames};
 
 use effect::{Effect, EffectCache};
 use guard::{Guard, Snapshot};
