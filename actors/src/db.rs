@@ -1098,7 +1098,7 @@ impl Handler<Shutdown> for DbActor {
         summary.file_returned = store.file_was_gone() && !store.file_is_gone();
         self.state.set_interrupt(None);
         if let Err((store, e)) = store.close() {
-            let error = walguard::checkpoint::error_chain(&e);
+            let error = walguard::error::error_chain(&e);
             tracing::warn!(target: "walguard::db", error = %error, "closing the database failed; dropping the connection");
             summary.close_error = Some(error);
             drop(store);
@@ -1137,7 +1137,7 @@ impl Handler<SetCheckpointOwner> for DbActor {
         if let Some(store) = self.store.as_mut()
             && let Err(e) = store.set_size_threshold(frames)
         {
-            tracing::warn!(target: "walguard::db", error = %walguard::checkpoint::error_chain(&e), frames, "cannot set the size threshold for the new checkpoint owner");
+            tracing::warn!(target: "walguard::db", error = %walguard::error::error_chain(&e), frames, "cannot set the size threshold for the new checkpoint owner");
         }
     }
 }

@@ -5,7 +5,15 @@
 //! [`std::error::Error::source`], so a report that walks the chain prints
 //! every cause exactly once.
 
+mod chain;
+mod text;
+
 use std::path::PathBuf;
+
+pub use chain::error_chain;
+pub use text::panic_message;
+pub(crate) use text::sql_for_error;
+use text::{describe_migration, holder};
 
 /// Everything that can go wrong in the core.
 #[derive(Debug, thiserror::Error)]
@@ -502,78 +510,5 @@ impl SettingsError {
     }
 }
 
-/// The message a panic carried (`panic!("...")` gives a `&str` or a
-/// `String`), or a placeholder for any other payload: what
-/// [`Error::Panic`] and [`Error::WriterPanicked`] carry.
-#[must_use]
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "a panic payload that is not text".to_owned()
-    }
-}
-
-/// Who holds an engine lock, for [`Error::AlreadyServed`].
-fn holder(pid: Option<u32>) -> String {
-    match pid {
-        Some(pid) if pid == std::process::id() => format!("pid {pid}, this process"),
-        Some(pid) => format!("pid {pid}"),
-        None => "pid unknown".to_owned(),
-    }
-}
-
-/// How a migration error names it: `migration 2 (migrations/0002_x.sql)`.
-fn describe_migration(number: usize, file: Option<&PathBuf>) -> String {
-    match file {
-        Some(file) => format!("migration {number} ({})", file.display()),
-        None => format!("migration {number}"),
-    }
-}
-
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Longest SQL text kept in an error message.
-const MAX_SQL_IN_ERROR_CHARS: usize = 200;
-
-/// Shortens SQL for an error message so a multi-kilobyte statement does not
-/// flood a log line.
-pub(crate) fn sql_for_error(sql: &str) -> String {
-    let trimmed = sql.trim();
-    if trimmed.chars().count() <= MAX_SQL_IN_ERROR_CHARS {
-        trimmed.to_owned()
-    } else {
-        let mut short: String = trimmed.chars().take(MAX_SQL_IN_ERROR_CHARS).collect();
-        short.push_str("...");
-        short
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_sql_is_shortened() {
-        let sql = "x".repeat(1000);
-        let short = sql_for_error(&sql);
-        assert_eq!(short.chars().count(), MAX_SQL_IN_ERROR_CHARS + 3);
-        assert!(short.ends_with("..."));
-        assert_eq!(sql_for_error("  SELECT 1  "), "SELECT 1");
-    }
-
-    #[test]
-    fn display_does_not_repeat_the_source() {
-        let err = Error::Statement {
-            sql: "SELEC 1".into(),
-            source: rusqlite::Error::InvalidQuery,
-        };
-        let shown = err.to_string();
-        assert_eq!(shown, "statement failed: SELEC 1");
-        let source = std::error::Error::source(&err).map(ToString::to_string);
-        assert!(source.is_some_and(|s| !shown.contains(&s)));
-    }
-}
