@@ -55,7 +55,7 @@ impl CheckpointOutcome {
     /// | anything else | not a row SQLite produces | [`Failed`](Self::Failed) |
     ///
     /// An SQLite error (`SQLITE_LOCKED` inside a transaction, an I/O error,
-    /// an interrupt) is not a row: [`run`] reports it as failed.
+    /// an interrupt) is not a row: [`run`](super::run) reports it as failed.
     #[must_use]
     pub fn classify(busy: bool, log_frames: i64, checkpointed_frames: i64) -> Self {
         match (busy, log_frames, checkpointed_frames) {

@@ -10,7 +10,7 @@ use super::{CheckpointMode, CheckpointReason, CheckpointReport};
 
 /// Runs `PRAGMA wal_checkpoint(mode)` on `conn` and reports what happened.
 ///
-/// Never fails: an error becomes [`CheckpointOutcome::Failed`]. Must not be
+/// Never fails: an error becomes [`CheckpointOutcome::Failed`](super::CheckpointOutcome::Failed). Must not be
 /// called inside an open transaction on `conn` (SQLite answers
 /// `SQLITE_LOCKED`, reported as failed).
 pub fn run(conn: &Connection, mode: CheckpointMode, reason: CheckpointReason) -> CheckpointReport {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// The message a panic carried (`panic!("...")` gives a `&str` or a
 /// `String`), or a placeholder for any other payload: what
-/// [`Error::Panic`] and [`Error::WriterPanicked`] carry.
+/// [`Error::Panic`](super::Error::Panic) and [`Error::WriterPanicked`](super::Error::WriterPanicked) carry.
 #[must_use]
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {

@@ -142,7 +142,7 @@ impl Store {
     }
 
     /// The replica holds every commit up to `commits` (this session's
-    /// count, [`Durability::commits`]): a pin it covers is released.
+    /// count, [`Durability::commits`](super::Durability::commits)): a pin it covers is released.
     pub fn replicated_through(&mut self, commits: u64) {
         if let Some(hold) = self.replica.as_mut() {
             hold.replicated_through(commits);
