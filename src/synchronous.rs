@@ -27,14 +27,15 @@ pub enum Synchronous {
 }
 
 impl Synchronous {
-    /// Every level with its name, as SQLite spells it, and the number
+    /// Every level with its name (lowercase, as the settings, the logs and
+    /// the CLI write it; SQLite reads it in any case) and the number
     /// `PRAGMA synchronous` reports (`sqlite3_pragma`, `PAGER_SYNCHRONOUS_*`
     /// less one): the one table the methods below read.
     const LEVELS: [(Self, &'static str, i64); 4] = [
-        (Self::Off, "OFF", 0),
-        (Self::Normal, "NORMAL", 1),
-        (Self::Full, "FULL", 2),
-        (Self::Extra, "EXTRA", 3),
+        (Self::Off, "off", 0),
+        (Self::Normal, "normal", 1),
+        (Self::Full, "full", 2),
+        (Self::Extra, "extra", 3),
     ];
 
     fn entry(self) -> (Self, &'static str, i64) {
@@ -45,7 +46,9 @@ impl Synchronous {
             .unwrap_or(Self::LEVELS[1])
     }
 
-    /// The pragma value, as SQLite spells it.
+    /// The level's name: `off`, `normal`, `full` or `extra`. The one
+    /// spelling walguard writes, in a pragma, a setting, a log line or the
+    /// CLI's output (SQLite reads a pragma value in any case).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         self.entry().1
@@ -92,6 +95,6 @@ impl<'de> Deserialize<'de> for Synchronous {
 
 impl fmt::Display for Synchronous {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.as_str().to_ascii_lowercase())
+        f.write_str(self.as_str())
     }
 }

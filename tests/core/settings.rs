@@ -312,6 +312,19 @@ fn from_yaml_layers_on_the_defaults_without_the_environment() {
     assert_settings_error(&err, "metrics.windw", &[]);
 }
 
+/// The default shutdown (the busy timeout of the request in flight, then
+/// the TRUNCATE under its deadline and the interrupt's grace) fits in the
+/// one shutdown budget.
+#[test]
+fn the_default_shutdown_fits_the_shutdown_budget() {
+    use walguard::checkpoint::MIN_DEADLINE_GRACE;
+    use walguard::settings::{DEFAULT_BUSY_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, SHUTDOWN_BUDGET};
+    let truncate =
+        DEFAULT_SHUTDOWN_TIMEOUT + (DEFAULT_SHUTDOWN_TIMEOUT / 4).max(MIN_DEADLINE_GRACE);
+    assert!(DEFAULT_BUSY_TIMEOUT + truncate < SHUTDOWN_BUDGET);
+    assert_eq!(SHUTDOWN_BUDGET, Duration::from_secs(5));
+}
+
 #[test]
 fn synchronous_names_levels_and_parsing_agree() {
     use walguard::settings::Synchronous;

@@ -555,7 +555,7 @@ fn scratch_name(args: &BenchArgs, settings: &Settings) -> String {
 }
 
 fn sync_name(settings: &Settings) -> String {
-    settings.database.synchronous.as_str().to_ascii_lowercase()
+    settings.database.synchronous.as_str().to_owned()
 }
 
 /// The checkpoint loop, as the header says it.
