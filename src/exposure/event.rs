@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::Exposure;
+use crate::settings::duration_s;
 
 /// Why no checkpoint has caught up, from the checkpoints seen since the
 /// durable point last moved ([`ExposureTracker::note_checkpoint`](super::ExposureTracker::note_checkpoint)). The
@@ -74,20 +75,20 @@ impl ExposureEvent {
         match self {
             Self::Starved { exposure: e, cause } => tracing::warn!(
                 target: "walguard::exposure",
-                exposure_s = e.age.as_secs_f64(),
+                exposure_s = duration_s(e.age),
                 exposed_commits = e.commits,
                 exposed_writes = e.writes,
                 durable_commits = e.durable_commits,
-                threshold_s = threshold.as_secs_f64(),
+                threshold_s = duration_s(threshold),
                 cause = %cause,
                 "exposure passed two checkpoint intervals: no checkpoint has caught up ({cause}); \
                  a power loss now could roll back these commits"
             ),
             Self::Recovered { exposure, lasted } => tracing::info!(
                 target: "walguard::exposure",
-                exposure_s = exposure.age.as_secs_f64(),
+                exposure_s = duration_s(exposure.age),
                 exposed_commits = exposure.commits,
-                lasted_s = lasted.as_secs_f64(),
+                lasted_s = duration_s(*lasted),
                 "exposure back under two checkpoint intervals: a checkpoint caught up"
             ),
         }

@@ -42,7 +42,9 @@ use serde::{Deserialize, Serialize};
 pub use crate::synchronous::Synchronous;
 pub use checkpoint::{CheckpointSettings, SizeCheckpoint};
 pub use database::DatabaseSettings;
-pub use duration::{duration_ms, format_duration, parse_duration};
+pub use duration::{
+    FIGURE_DECIMALS, duration_ms, duration_s, figure, format_duration, parse_duration,
+};
 pub use replica_url::{ReplicaUrl, redact};
 pub use replication::{AckMode, ReplicationMode, ReplicationSettings};
 

@@ -321,7 +321,7 @@ async fn session(
         tokio::time::timeout(budget, shutdown)
             .await
             .map_err(|_| CliError::ShutdownTimeout {
-                budget_s: budget.as_secs_f64(),
+                budget_s: secs(budget),
                 acknowledged: counters.acknowledged.get(),
                 failed: counters.failed.get(),
             })??;
@@ -459,7 +459,7 @@ impl Display {
             tracing::info!(
                 target: "walguard::run",
                 writes = acknowledged,
-                writes_per_s = writes_per_s.round(),
+                writes_per_s = walguard::settings::figure(writes_per_s),
                 wal_bytes = status.wal_bytes.unwrap_or(0),
                 wal_frames = status.wal_frames.unwrap_or(0),
                 checkpoints = status.report.counts.total,
