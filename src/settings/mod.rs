@@ -17,6 +17,15 @@
 //! [`Settings::default`] (the same values as `config/default.yaml`) and set
 //! fields, then call [`Settings::validate`].
 //!
+//! # Defaults, one source each
+//!
+//! Each default is a named constant with its unit below (`DEFAULT_*`);
+//! the `Default` impls read them, and `config/default.yaml`, embedded as
+//! [`DEFAULT_SETTINGS_YAML`], says the same in the file users read and
+//! loading starts from. A test of the core
+//! (`every_default_constant_is_the_embedded_yamls_value`) holds the YAML
+//! to every constant, so the two cannot disagree.
+//!
 //! Durations are written with a unit: `250ms`, `1s`, `1.5s`, `2m`, `1h`.
 //!
 //! One concern per file: `database` (the connection's settings),
