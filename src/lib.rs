@@ -77,7 +77,4 @@ pub use lock::EngineLock;
 pub use migrations::{Migration, MigrationReport, Migrations};
 pub use settings::{Settings, SizeCheckpoint};
 pub use stats::{Aggregate, SessionCounts, SessionReport, SessionStats, Window};
-pub use store::{
-    BACKFILL_BUSY_TIMEOUT, BACKFILL_THREAD_NAME, BACKSTOP_PERCENT, Durability, GroupStats,
-    IntoValue, ResultSet, Statement, Store, WalFrames,
-};
+pub use store::{Durability, GroupStats, IntoValue, ResultSet, Statement, Store, WalFrames};

@@ -759,13 +759,13 @@ fn restore_needs_closed_connections_and_reports_checkpoint_crashes() -> TestResu
 }
 
 /// Runs `work` on a thread named like phase 1's
-/// ([`walguard::BACKFILL_THREAD_NAME`]): the shim counts its I/O on
+/// ([`walguard::store::BACKFILL_THREAD_NAME`]): the shim counts its I/O on
 /// [`Lane::Backfill`].
 fn on_backfill_thread<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> TestResult<T> {
     let handle = std::thread::Builder::new()
-        .name(walguard::BACKFILL_THREAD_NAME.to_owned())
+        .name(walguard::store::BACKFILL_THREAD_NAME.to_owned())
         .spawn(work)?;
     handle
         .join()

@@ -136,7 +136,7 @@ fn yaml_string(text: &str) -> String {
 /// The version a `litestream version` prints (`0.5.17`, `v0.5.17`), as
 /// numbers; `None` when it prints none (a development build).
 #[must_use]
-pub fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
     let word = text.split_whitespace().find(|w| {
         w.trim_start_matches('v')
             .chars()

@@ -46,8 +46,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use litestream::{
-    SFTP_HOST_KEY_ENV, SFTP_KEY_PATH_ENV, SftpLogin, blame, litestream_config, parse_version,
-    version_supported,
+    SFTP_HOST_KEY_ENV, SFTP_KEY_PATH_ENV, SftpLogin, blame, litestream_config, version_supported,
 };
 pub use tracker::{LagEvent, Replicated, ReplicationTracker, SyncTicket};
 

@@ -57,9 +57,9 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 use crate::settings::DatabaseSettings;
 
-pub use backfill::{BACKFILL_BUSY_TIMEOUT, BACKFILL_THREAD_NAME};
+#[cfg(feature = "testing")]
+pub use backfill::BACKFILL_THREAD_NAME;
 pub use durability::Durability;
-pub use effect::EFFECT_CACHE_ENTRIES;
 pub use group::GroupStats;
 pub use guard::{GUARDED_PRAGMAS, GuardedPragma};
 #[cfg(unix)]
