@@ -103,7 +103,7 @@ MUTANTS = [
         "a partial checkpoint moves the durable point",
         "power loss under `normal`; partial or busy is not a durability point",
         [(
-            "src/store/mod.rs",
+            "src/store/checkpoint.rs",
             "if *report.outcome() == CheckpointOutcome::Completed && self.weakened.is_none() {",
             "if matches!(*report.outcome(), CheckpointOutcome::Completed | CheckpointOutcome::Partial) && self.weakened.is_none() {",
         )],
@@ -275,7 +275,7 @@ MUTANTS = [
         "someone else's checkpoint, `(1, -1, -1)`, is reported as failed",
         "neighbours: another connection checkpoints",
         [(
-            "src/checkpoint.rs",
+            "src/checkpoint/outcome.rs",
             "(true, -1, -1) => Self::Busy,",
             '(true, -1, -1) => Self::Failed { error: "planted".to_owned() },',
         )],
@@ -304,7 +304,7 @@ MUTANTS = [
         "an atomic batch lets a statement end its transaction",
         "neighbours: a batch that would end or split its transaction",
         [(
-            "src/store/mod.rs",
+            "src/store/write.rs",
             "if self.effect_of(stmt.sql()) == Effect::TransactionControl {",
             "if self.effect_of(stmt.sql()) == Effect::TransactionControl && false {",
         )],
@@ -315,7 +315,7 @@ MUTANTS = [
         "a caller's panic unwinds out of `Store::call`",
         "neighbours: a caller's closure panics",
         [(
-            "src/store/mod.rs",
+            "src/store/call.rs",
             "let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut self.conn)));",
             "let result: std::thread::Result<_> = Ok(f(&mut self.conn));",
         )],
@@ -329,7 +329,7 @@ MUTANTS = [
         "the file behind the path is never checked",
         "neighbours: the database file is deleted, renamed or replaced",
         [(
-            "src/store/mod.rs",
+            "src/store/checkpoint.rs",
             "if let Err(e) = self.check_file() {",
             "if let Err(e) = self.refuse_if_gone() {",
         )],
@@ -438,7 +438,7 @@ MUTANTS = [
         "migrations: durable when the start returns",
         [(
             "src/store/migrate.rs",
-            '.pragma_update(None, "synchronous", "FULL")',
+            '.pragma_update(None, "synchronous", Synchronous::Full.as_str())',
             '.pragma_update(None, "synchronous", self.settings.synchronous.as_str())',
         )],
         [crash_lab("migrations_are_durable_when_the_start_returns")],
