@@ -108,7 +108,7 @@ MUTANTS = [
             "if matches!(*report.outcome(), CheckpointOutcome::Completed | CheckpointOutcome::Partial) && self.weakened.is_none() {",
         )],
         [
-            power_loss("store_pinned_reader_checkpoint_is_not_a_durability_point"),
+            power_loss("store::store_pinned_reader_checkpoint_is_not_a_durability_point"),
             core("store::durability_under_normal_moves_only_on_a_completed_checkpoint"),
             crash_lab("power_loss_campaign"),
         ],
@@ -130,7 +130,7 @@ MUTANTS = [
             ),
         ],
         [
-            power_loss("store_under_full_keeps_every_acknowledged_commit"),
+            power_loss("store::store_under_full_keeps_every_acknowledged_commit"),
             crash_lab("power_loss_campaign"),
             crash_lab("faults::injected_faults_fail_one_write_and_nothing_acknowledged_is_lost"),
         ],
@@ -184,8 +184,8 @@ MUTANTS = [
             crash_lab("faults::failed_checkpoint_fsync_is_answered_by_a_reopen"),
             crash_lab("faults::injected_faults_fail_one_write_and_nothing_acknowledged_is_lost"),
             crash_lab("faults::a_hundred_checkpoint_io_faults_in_one_run"),
-            power_loss("the_store_reopens_after_a_failed_checkpoint_fsync_and_loses_nothing"),
-            power_loss("if_the_reopen_fails_every_statement_is_refused_until_a_reopen_succeeds"),
+            power_loss("failed_fsync::the_store_reopens_after_a_failed_checkpoint_fsync_and_loses_nothing"),
+            power_loss("failed_fsync::if_the_reopen_fails_every_statement_is_refused_until_a_reopen_succeeds"),
         ],
     ),
     Mutant(
@@ -197,7 +197,7 @@ MUTANTS = [
             "    conn.authorizer(Some(|_: rusqlite::hooks::AuthContext<'_>| {\n        rusqlite::hooks::Authorization::Deny\n    }))?;",
             "    let _ = &mut conn;",
         )],
-        [power_loss("if_the_reopen_fails_every_statement_is_refused_until_a_reopen_succeeds")],
+        [power_loss("failed_fsync::if_the_reopen_fails_every_statement_is_refused_until_a_reopen_succeeds")],
     ),
     Mutant(
         "restart-loses-timer",
@@ -231,8 +231,8 @@ MUTANTS = [
         ],
         [
             crash_lab("negative_control_synchronous_off_is_caught"),
-            power_loss("negative_control_synchronous_off_is_caught"),
-            power_loss("store_under_normal_keeps_exactly_the_commits_through_its_durable_point"),
+            power_loss("campaign::negative_control_synchronous_off_is_caught"),
+            power_loss("store::store_under_normal_keeps_exactly_the_commits_through_its_durable_point"),
         ],
     ),
     Mutant(
@@ -375,7 +375,7 @@ MUTANTS = [
             "    // The file is the one the store opened, after the open too: a file\n    // swapped in between is not checkpointed as ours.\n    if let Some(e) = gone(target) {\n        return Err(e);\n    }\n    Ok(conn)",
             "    Ok(conn)",
         )],
-        [power_loss("phase_one_checks_the_file_again_after_opening_its_connection")],
+        [power_loss("two_phase::phase_one_checks_the_file_again_after_opening_its_connection")],
     ),
     Mutant(
         "lock-released-before-truncate",
