@@ -109,7 +109,7 @@ MUTANTS = [
         )],
         [
             power_loss("store::store_pinned_reader_checkpoint_is_not_a_durability_point"),
-            core("store::durability_under_normal_moves_only_on_a_completed_checkpoint"),
+            core("store::durability::durability_under_normal_moves_only_on_a_completed_checkpoint"),
             crash_lab("power_loss_campaign"),
         ],
     ),
@@ -255,7 +255,7 @@ MUTANTS = [
             "pub const NEW_FILE_MODE: u32 = 0o600;",
             "pub const NEW_FILE_MODE: u32 = 0o644;",
         )],
-        [core("store::open_creates_files_readable_by_the_owner_only")],
+        [core("store::open::open_creates_files_readable_by_the_owner_only")],
     ),
     Mutant(
         "busy-timeout-doubled",
@@ -267,7 +267,7 @@ MUTANTS = [
             "conn.busy_timeout(settings.busy_timeout * 2)",
         )],
         [
-            core("store::open_on_an_exclusively_locked_database_fails_within_the_busy_timeout"),
+            core("store::open::open_on_an_exclusively_locked_database_fails_within_the_busy_timeout"),
         ],
     ),
     Mutant(
