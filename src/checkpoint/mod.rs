@@ -73,7 +73,7 @@
 //! itself fail, the store refuses every statement (`SQLITE_AUTH`) until a
 //! later checkpoint call reopens it.
 //!
-//! `tests/power_loss.rs` and `actors/tests/crash_lab.rs` show the loss
+//! `tests/power_loss/` and `actors/tests/crash_lab.rs` show the loss
 //! without the reopen, and none with it, a reader left open included;
 //! `docs/reliability.md` has the figures.
 //!
