@@ -30,7 +30,8 @@
 //!
 //! One concern per file: `database` (the connection's settings),
 //! `checkpoint` (the schedule and [`SizeCheckpoint`]), `replication`,
-//! `replica_url` (the replica URL, checked), `duration` (the unit syntax), `load`
+//! `replica_url` (the replica URL, checked), `read` (the read side's
+//! pool, with its own defaults), `duration` (the unit syntax), `load`
 //! (the layers), `validate` (the checks). This file holds the defaults, as
 //! named constants with their units, and the other sections.
 
@@ -38,6 +39,7 @@ mod checkpoint;
 mod database;
 mod duration;
 mod load;
+mod read;
 mod replica_url;
 mod replication;
 mod validate;
@@ -53,6 +55,9 @@ pub use checkpoint::{CheckpointSettings, SizeCheckpoint};
 pub use database::DatabaseSettings;
 pub use duration::{
     FIGURE_DECIMALS, duration_ms, duration_s, figure, format_duration, parse_duration,
+};
+pub use read::{
+    DEFAULT_MAX_SNAPSHOT_AGE, DEFAULT_READ_CONNECTIONS, MAX_READ_CONNECTIONS, ReadSettings,
 };
 pub use replica_url::{ReplicaUrl, redact};
 pub use replication::{AckMode, ReplicationMode, ReplicationSettings};
@@ -174,6 +179,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// Replication to another machine through Litestream (off by default).
     pub replication: ReplicationSettings,
+    /// The read side: read-only connections beside the writer.
+    pub read: ReadSettings,
 }
 
 /// Checkpoint statistics.
@@ -251,6 +258,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             log: LogSettings::default(),
             replication: ReplicationSettings::default(),
+            read: ReadSettings::default(),
         }
     }
 }

@@ -79,6 +79,8 @@ fn every_default_constant_is_the_embedded_yamls_value() {
     assert_eq!(rep.sync_period, s::DEFAULT_SYNC_PERIOD);
     assert_eq!(rep.max_lag, s::DEFAULT_MAX_LAG);
     assert_eq!(rep.wal_cap_frames, s::DEFAULT_WAL_CAP_FRAMES);
+    assert_eq!(yaml.read.connections, s::DEFAULT_READ_CONNECTIONS);
+    assert_eq!(yaml.read.max_snapshot_age, s::DEFAULT_MAX_SNAPSHOT_AGE);
     assert_eq!(yaml, Settings::default());
 }
 
