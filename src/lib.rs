@@ -60,6 +60,7 @@
 //!   power cut under a real SQLite.
 
 pub mod checkpoint;
+mod duration;
 pub mod error;
 pub mod exposure;
 pub mod files;

@@ -491,8 +491,8 @@ pub enum Error {
     /// WAL it pinned can be checkpointed. Whatever it read is dropped.
     #[error(
         "read interrupted after {:.3}ms: {what} held its snapshot past read.max_snapshot_age ({}), which keeps checkpoints from completing",
-        crate::settings::duration_ms(*age),
-        crate::settings::format_duration(*limit)
+        crate::duration::duration_ms(*age),
+        crate::duration::format_duration(*limit)
     )]
     ReadTooOld {
         /// The statement (shortened when long) or `closure`.
@@ -507,7 +507,7 @@ pub enum Error {
     /// ran out: it was interrupted; whatever it read is dropped.
     #[error(
         "read stopped after {:.3}ms: the read pool closed and {what} outlived its drain budget",
-        crate::settings::duration_ms(*age)
+        crate::duration::duration_ms(*age)
     )]
     ReadStopped {
         /// The statement (shortened when long) or `closure`.

@@ -26,18 +26,20 @@
 //! (`every_default_constant_is_the_embedded_yamls_value`) holds the YAML
 //! to every constant, so the two cannot disagree.
 //!
-//! Durations are written with a unit: `250ms`, `1s`, `1.5s`, `2m`, `1h`.
+//! Durations are written with a unit: `250ms`, `1s`, `1.5s`, `2m`, `1h`
+//! ([`parse_duration`]; the syntax and the rounding of every printed
+//! figure live in a leaf module the error type reads too, re-exported
+//! here).
 //!
 //! One concern per file: `database` (the connection's settings),
 //! `checkpoint` (the schedule and [`SizeCheckpoint`]), `replication`,
 //! `replica_url` (the replica URL, checked), `read` (the read side's
-//! pool, with its own defaults), `duration` (the unit syntax), `load`
+//! pool, with its own defaults), `load`
 //! (the layers), `validate` (the checks). This file holds the defaults, as
 //! named constants with their units, and the other sections.
 
 mod checkpoint;
 mod database;
-mod duration;
 mod load;
 mod read;
 mod replica_url;
@@ -50,19 +52,19 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::duration::{
+    FIGURE_DECIMALS, duration_ms, duration_s, figure, format_duration, parse_duration,
+};
 pub use crate::synchronous::Synchronous;
 pub use checkpoint::{CheckpointSettings, SizeCheckpoint};
 pub use database::DatabaseSettings;
-pub use duration::{
-    FIGURE_DECIMALS, duration_ms, duration_s, figure, format_duration, parse_duration,
-};
 pub use read::{
     DEFAULT_MAX_SNAPSHOT_AGE, DEFAULT_READ_CONNECTIONS, MAX_READ_CONNECTIONS, ReadSettings,
 };
 pub use replica_url::{ReplicaUrl, redact};
 pub use replication::{AckMode, ReplicationMode, ReplicationSettings};
 
-use duration::duration_serde;
+use crate::duration::duration_serde;
 pub(crate) use validate::invalid;
 
 /// The production defaults as YAML, embedded from `config/default.yaml`.

@@ -61,6 +61,7 @@ impl Store {
                     // It committed before it panicked.
                     self.durability
                         .record_commit(1, settings.is_ok() && self.every_commit_is_synced());
+                    self.bump_alone();
                 }
                 settings?;
                 return Err(Error::Panic { message });
@@ -77,11 +78,13 @@ impl Store {
             // durable until a checkpoint catches up.
             if changed_rows {
                 self.durability.record_commit(1, false);
+                self.bump_alone();
             }
             return Err(e);
         }
         if changed_rows {
             self.record_commit(1);
+            self.bump_alone();
         }
         result.map_err(|source| match self.guard.take_denied() {
             Some(g) => Error::GuardedSetting {

@@ -43,6 +43,7 @@ mod guard;
 mod identity;
 mod migrate;
 mod open;
+mod position;
 mod query;
 mod reopen;
 mod replica_hold;
@@ -135,6 +136,9 @@ pub struct Store {
     /// With replication on: the pin that keeps frames the replica may not
     /// have from leaving the WAL ([`Store::hold_for_replica`]).
     replica: Option<ReplicaHold>,
+    /// With replication on: the identity row every commit counts itself
+    /// in ([`Store::count_commits_in_identity`]).
+    position: Option<i64>,
 }
 
 impl Store {
@@ -190,6 +194,7 @@ impl Store {
             vfs: vfs.map(str::to_owned),
             reopen_pending: false,
             replica: None,
+            position: None,
         };
         store.install_wal_hook()?;
         store.install_guard()?;

@@ -4,7 +4,7 @@
 
 use rusqlite::{TransactionBehavior, params_from_iter};
 
-use super::{Effect, Prepared, Statement, Store};
+use super::{Effect, Prepared, Statement, Store, position};
 use crate::error::{Error, Result, sql_for_error};
 
 impl Store {
@@ -102,11 +102,49 @@ impl Store {
     /// an atomic batch is what [`Store::transaction`] is for.
     pub fn execute(&mut self, stmt: &Statement) -> Result<usize> {
         self.refuse_if_gone()?;
+        if self.position.is_some() && self.effect_of(stmt.sql()) == Effect::Plain {
+            return self.execute_counted(stmt);
+        }
         let (changed, readonly) = self.run_statement(stmt)?;
         if !self.conn.is_autocommit() {
             return Err(
                 self.roll_back_left_open(format!("statement {}", sql_for_error(stmt.sql())))
             );
+        }
+        if !readonly {
+            self.record_commit(1);
+            self.bump_alone();
+        }
+        Ok(changed)
+    }
+
+    /// [`Store::execute`] with replication on, for a statement that can
+    /// run inside a transaction: in one, with the commit's count
+    /// ([`position`]).
+    fn execute_counted(&mut self, stmt: &Statement) -> Result<usize> {
+        self.control("BEGIN IMMEDIATE")
+            .map_err(|source| Error::TransactionControl {
+                step: "begin",
+                source,
+            })?;
+        let (changed, readonly) = match self.run_statement(stmt) {
+            Ok(ran) => ran,
+            Err(e) => {
+                self.rollback_quietly();
+                return Err(e);
+            }
+        };
+        let counted = if readonly {
+            Ok(())
+        } else {
+            position::bump(&self.conn, self.position)
+        };
+        if let Err(source) = counted.and_then(|()| self.control("COMMIT")) {
+            self.rollback_quietly();
+            return Err(Error::TransactionControl {
+                step: "commit",
+                source,
+            });
         }
         if !readonly {
             self.record_commit(1);
@@ -140,6 +178,7 @@ impl Store {
             }
         }
         let guard = &self.guard;
+        let position = self.position;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -177,10 +216,12 @@ impl Store {
                 })?;
             changed.push(n);
         }
-        tx.commit().map_err(|source| Error::TransactionControl {
-            step: "commit",
-            source,
-        })?;
+        position::bump(&tx, position)
+            .and_then(|()| tx.commit())
+            .map_err(|source| Error::TransactionControl {
+                step: "commit",
+                source,
+            })?;
         self.record_commit(1);
         Ok(changed)
     }

@@ -1,4 +1,6 @@
-//! Durations with a unit: `250ms`, `1s`, `1.5s`, `2m`, `1h`.
+//! Durations with a unit: `250ms`, `1s`, `1.5s`, `2m`, `1h`, and the one
+//! rounding rule of every figure printed. A leaf module (public as
+//! `walguard::settings::…`): the settings and the error type both read it.
 
 use std::time::Duration;
 
@@ -82,17 +84,14 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-pub(in crate::settings) mod duration_serde {
+pub(crate) mod duration_serde {
     use std::fmt;
 
     use serde::{Deserializer, Serializer};
 
     use super::{Duration, format_duration, parse_duration};
 
-    pub(in crate::settings) fn serialize<S: Serializer>(
-        d: &Duration,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format_duration(*d))
     }
 
@@ -127,9 +126,7 @@ pub(in crate::settings) mod duration_serde {
         }
     }
 
-    pub(in crate::settings) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         d.deserialize_any(DurationVisitor)
     }
 }
