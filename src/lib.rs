@@ -72,6 +72,7 @@ pub mod settings;
 pub mod stats;
 pub mod store;
 mod synchronous;
+pub mod writer;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -56,7 +56,6 @@ use std::time::{Duration, Instant};
 
 use walguard::{SessionReport, Settings, Statement};
 
-use crate::messages::GetWriterStats;
 use crate::system::{DbHandle, WalGuard};
 
 pub use capture::{CheckpointLog, CheckpointMark};
@@ -603,10 +602,8 @@ pub(crate) async fn finish(
     check_rows(guard.db(), path, writes).await?;
     let stats = guard
         .db()
-        .addr()
-        .send(GetWriterStats)
+        .writer_stats()
         .await
-        .map_err(crate::Error::mailbox("DbActor"))
         .map_err(actors("read the writer's figures"))?;
     let wal_file_bytes = std::fs::metadata(wal_file(path)).map_or(0, |m| m.len());
     guard.stop_checkpoint_loop();
