@@ -41,6 +41,9 @@ from dataclasses import dataclass, field
 # `cargo test -p PACKAGE TARGET -- --exact NAME`.
 CORE = ("walguard", ("--features", "testing"))
 ACTORS = ("walguard-actors", ())
+# The replication tests need the actors' `testing` feature (their plumbing
+# and the hooks of their negative controls).
+ACTORS_TESTING = ("walguard-actors", ("--features", "testing"))
 
 
 @dataclass(frozen=True)
@@ -430,7 +433,7 @@ MUTANTS = [
             "        .collect();\n    require(",
             "        .collect();\n    if !missing.is_empty() {\n        return;\n    }\n    require(",
         )],
-        [Test(ACTORS, "replication", "without_its_tools_a_replication_test_fails_naming_them")],
+        [Test(ACTORS_TESTING, "replication", "start_and_stop::without_its_tools_a_replication_test_fails_naming_them")],
     ),
     Mutant(
         "migration-not-fsynced",
@@ -500,6 +503,31 @@ MUTANTS = [
             "found.sort_by(|a, b| a.2.cmp(&b.2));",
         )],
         [core("migrations::a_directory_is_applied_in_numeric_order")],
+    ),
+    Mutant(
+        "position-unchecked",
+        "a file behind its own replica (the same token, fewer commits) is accepted",
+        "a replica belongs to one database: a copy from the same session is refused",
+        [(
+            "src/replication/identity.rs",
+            "if here.commits >= on_replica.commits => Verdict::Replicate,",
+            "if here.commits >= on_replica.commits || on_replica.commits > 0 => Verdict::Replicate,",
+        )],
+        [
+            Test(CORE, "--lib", "replication::identity::tests::every_case_of_the_position_under_the_same_token"),
+            Test(ACTORS_TESTING, "replication", "same_session::a_copy_from_the_same_session_put_back_is_refused_and_the_replica_keeps_every_write"),
+        ],
+    ),
+    Mutant(
+        "group-commit-uncounted",
+        "a group commit does not count itself in the replica's identity",
+        "a replica belongs to one database: every commit counts",
+        [(
+            "src/store/group.rs",
+            "            super::position::bump(&self.conn, self.position)\n        } else {",
+            "            Ok(())\n        } else {",
+        )],
+        [Test(CORE, "--lib", "store::position::tests::every_commit_path_counts_once")],
     ),
 ]
 
