@@ -292,10 +292,7 @@ async fn one_run(setup: Setup) -> Result<Measured, BoxError> {
 }
 
 fn sync_name(sync: Synchronous) -> &'static str {
-    match sync {
-        Synchronous::Full => "full",
-        _ => "normal",
-    }
+    sync.as_str()
 }
 
 fn print_row(system: &str, workload: &str, setup: &Setup, runs: u32, mut run: Measured) {

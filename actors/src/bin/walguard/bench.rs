@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use walguard::Settings;
-use walguard::settings::{LogFormat, format_duration};
+use walguard::settings::{LogFormat, figure, format_duration};
 use walguard_actors::bench::{
     self, CheckpointLog, CheckpointMark, DEFAULT_TIMELINE_BUCKET, Measured, OpenLoop, OpenMeasured,
     Progress, Until, Workload,
@@ -243,25 +243,25 @@ fn busy_percent(row: &OpenRow) -> f64 {
 /// One open-loop run as a JSON object.
 fn open_json(settings: &Settings, row: &OpenRow) -> serde_json::Value {
     let run = &row.run;
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let ms = walguard::settings::duration_ms;
     serde_json::json!({
         "system": "walguard-group-commit",
         "workload": "open-loop",
         "synchronous": sync_name(settings),
         "percent": row.percent,
-        "rate": run.rate,
+        "rate": figure(run.rate),
         "writes": run.writes,
-        "p50_us": run.quantile_us(0.50),
-        "p99_us": run.quantile_us(0.99),
-        "p999_us": run.quantile_us(0.999),
-        "max_us": run.max_us(),
-        "send_lag_max_us": run.send_lag_max.as_secs_f64() * 1e6,
+        "p50_us": figure(run.quantile_us(0.50)),
+        "p99_us": figure(run.quantile_us(0.99)),
+        "p999_us": figure(run.quantile_us(0.999)),
+        "max_us": figure(run.max_us()),
+        "send_lag_max_us": figure(run.send_lag_max.as_secs_f64() * 1e6),
         "checkpoints": run.checkpoints.counts.total,
         "writer_checkpoints": writer_marks(row).count(),
         "size_checkpoints": run.size_checkpoints,
         "checkpoint_max_ms": writer_marks(row).map(|m| m.elapsed).max().map(ms),
         "backfill_max_ms": row.marks.iter().filter(|m| m.reason == "backfill").map(|m| m.elapsed).max().map(ms),
-        "checkpoint_busy_percent": busy_percent(row),
+        "checkpoint_busy_percent": figure(busy_percent(row)),
         "wal_peak_frames": run.wal_peak_frames,
     })
 }
@@ -555,7 +555,7 @@ fn scratch_name(args: &BenchArgs, settings: &Settings) -> String {
 }
 
 fn sync_name(settings: &Settings) -> String {
-    settings.database.synchronous.as_str().to_ascii_lowercase()
+    settings.database.synchronous.as_str().to_owned()
 }
 
 /// The checkpoint loop, as the header says it.
@@ -643,7 +643,7 @@ fn row_json(settings: &Settings, row: Row, runs: u32) -> serde_json::Value {
         config, mut run, ..
     } = row;
     let report = &run.checkpoints;
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let ms = walguard::settings::duration_ms;
     serde_json::json!({
         "system": if config.group_commit { "walguard-group-commit" } else { "walguard" },
         "workload": "single-insert",
@@ -651,11 +651,11 @@ fn row_json(settings: &Settings, row: Row, runs: u32) -> serde_json::Value {
         "group_commit": config.group_commit,
         "in_flight": config.in_flight,
         "writes": run.writes,
-        "seconds": run.elapsed.as_secs_f64(),
-        "throughput": run.throughput(),
-        "p50_us": run.latency.percentile_us(50.0),
-        "p99_us": run.latency.percentile_us(99.0),
-        "max_us": run.latency.max_us(),
+        "seconds": walguard::settings::duration_s(run.elapsed),
+        "throughput": figure(run.throughput()),
+        "p50_us": figure(run.latency.percentile_us(50.0)),
+        "p99_us": figure(run.latency.percentile_us(99.0)),
+        "max_us": figure(run.latency.max_us()),
         "runs": runs,
         "checkpoints": report.counts.total,
         "size_checkpoints": run.size_checkpoints,
@@ -663,7 +663,7 @@ fn row_json(settings: &Settings, row: Row, runs: u32) -> serde_json::Value {
         "checkpoint_max_ms": (report.window.n() > 0).then(|| ms(report.window.max())),
         "wal_peak_frames": run.wal_peak_frames,
         "wal_file_bytes": run.wal_file_bytes,
-        "mean_group": run.mean_group,
+        "mean_group": figure(run.mean_group),
     })
 }
 

@@ -23,7 +23,7 @@ pub(crate) fn run(args: &RestoreArgs) -> Result<(), CliError> {
     println!(
         "restored {} from {} into {} in {:.1}s",
         settings.database.path.display(),
-        walguard::replication::redact(r.url.as_deref().unwrap_or_default()),
+        walguard::settings::redact(r.url.as_deref().unwrap_or_default()),
         out.display(),
         started.elapsed().as_secs_f64()
     );
