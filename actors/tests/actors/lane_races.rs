@@ -157,7 +157,7 @@ async fn mixed_senders_racing_shutdown() {
                 // A query runs on a read connection, off the lane: it sees
                 // the write once acknowledged (read your writes), so it
                 // waits for the ack; the other kinds pipeline behind it.
-                let acked_first = seed % 4 == 0;
+                let acked_first = seed.is_multiple_of(4);
                 if acked_first {
                     w.as_mut().await?;
                     ok.fetch_add(1, Ordering::Relaxed);

@@ -247,9 +247,7 @@ async fn shutdown_interrupts_a_long_read_and_its_truncate_completes() {
         "{truncate:?}"
     );
     assert_eq!(
-        std::fs::metadata(wal_path(&dir.path().join("state.db")))
-            .map(|m| m.len())
-            .unwrap_or(0),
+        std::fs::metadata(wal_path(&dir.path().join("state.db"))).map_or(0, |m| m.len()),
         0,
         "the WAL is empty after the TRUNCATE"
     );
