@@ -60,8 +60,6 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-#[cfg(feature = "bench")]
-pub mod bench;
 pub mod checkpoint;
 // Windows only: it listens for console events through tokio's Windows
 // signal listeners, which exist only there.

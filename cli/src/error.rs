@@ -192,7 +192,7 @@ pub(crate) enum CliError {
 
     /// The benchmark failed (a write, the chart...).
     #[error(transparent)]
-    Bench(#[from] walguard_actors::bench::BenchError),
+    Bench(#[from] walguard_bench::BenchError),
 
     /// `bench` was interrupted; its database was removed.
     #[error("interrupted; the benchmark database {} was removed", path.display())]

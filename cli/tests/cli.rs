@@ -16,7 +16,7 @@ use serde_json::Value;
 #[path = "support/cli.rs"]
 mod support;
 #[cfg(unix)]
-#[path = "support/tools.rs"]
+#[path = "../../actors/tests/support/tools.rs"]
 #[allow(dead_code)] // This binary uses `require` alone.
 mod tools;
 use support::{left_with_a_full_wal, sibling, text, walguard};

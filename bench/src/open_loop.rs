@@ -17,7 +17,7 @@
 //! is kept too ([`OpenMeasured::send_lag_max`]): latency includes it, and
 //! a large value says the client, not walguard, fell behind.
 //!
-//! [`DbHandle::execute`]: crate::DbHandle::execute
+//! [`DbHandle::execute`]: walguard_actors::DbHandle::execute
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -117,14 +117,15 @@ impl OpenMeasured {
 /// One write sent by the generator: when it was due, and its answer.
 struct Sent {
     due: Instant,
-    reply: std::pin::Pin<Box<dyn std::future::Future<Output = crate::Result<usize>> + Send>>,
+    reply:
+        std::pin::Pin<Box<dyn std::future::Future<Output = walguard_actors::Result<usize>> + Send>>,
 }
 
 /// The generator thread: sends write `i` at `start + i * period_ns`, every
 /// write due within [`SEND_AHEAD`] at once, until `total` or `stop`.
 /// Returns the latest it sent a write after its due time.
 fn generate(
-    db: &crate::DbHandle,
+    db: &walguard_actors::DbHandle,
     tx: &tokio::sync::mpsc::UnboundedSender<Sent>,
     stop: &AtomicBool,
     start: Instant,
@@ -202,7 +203,7 @@ struct Shared {
     latency: Hdr<u64>,
     timeline: Option<Timeline>,
     outstanding: u64,
-    error: Option<crate::Error>,
+    error: Option<walguard_actors::Error>,
     last_reply: Instant,
 }
 

@@ -42,7 +42,7 @@ struct Seen {
 ///
 /// ```
 /// use tracing_subscriber::layer::SubscriberExt as _;
-/// use walguard_actors::bench::CheckpointLog;
+/// use walguard_bench::CheckpointLog;
 ///
 /// let log = CheckpointLog::default();
 /// let subscriber = tracing_subscriber::registry().with(log.layer());

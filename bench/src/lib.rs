@@ -1,15 +1,15 @@
-//! The benchmark workload, shared by `walguard bench` and the
-//! `bench_walguard` example (feature `bench`).
+//! The benchmark workload, shared by `walguard bench` (cli/) and the
+//! `bench_walguard` example of this crate.
 //!
 //! ```no_run
 //! use walguard::Settings;
-//! use walguard_actors::bench::{self, Progress, Until, Workload};
+//! use walguard_bench::{Progress, Until, Workload};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let settings = Settings::for_database(dir.path().join("bench.db"));
 //! let measured = actix::System::new().block_on(async move {
 //!     let workload = Workload::new(256, Until::Writes(10_000));
-//!     bench::run_once(settings, &workload, &Progress::default()).await
+//!     walguard_bench::run_once(settings, &workload, &Progress::default()).await
 //! })?;
 //! println!("{:.0} writes/s", measured.throughput());
 //! Ok::<(), Box<dyn std::error::Error>>(())
@@ -56,8 +56,8 @@ use std::time::{Duration, Instant};
 
 use walguard::{SessionReport, Settings, Statement};
 
-use crate::messages::GetWriterStats;
-use crate::system::{DbHandle, WalGuard};
+use walguard_actors::messages::GetWriterStats;
+use walguard_actors::{DbHandle, WalGuard};
 
 pub use capture::{CheckpointLog, CheckpointMark};
 pub use open_loop::{OpenLoop, OpenMeasured, SEND_AHEAD, run_open_loop};
@@ -78,7 +78,7 @@ pub const PAYLOAD: [u8; PAYLOAD_BYTES] = [0xA5; PAYLOAD_BYTES];
 
 /// What can end a benchmark run.
 ///
-/// A separate enum from [`crate::Error`] because it exists only with the
+/// A separate enum from [`walguard_actors::Error`] because it exists only with the
 /// `bench` feature; its [`BenchError::Actors`] variant carries that one.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -93,7 +93,7 @@ pub enum BenchError {
         path: PathBuf,
         /// What the subsystem said (boxed: it is large).
         #[source]
-        source: Box<crate::Error>,
+        source: Box<walguard_actors::Error>,
     },
 
     /// A writer task ended without an answer (it panicked or was
@@ -477,7 +477,10 @@ pub fn without_replication(mut settings: Settings) -> Settings {
 impl BenchError {
     /// The `map_err` for a step of the subsystem that failed on the
     /// benchmark database at `path`; `what` names the step.
-    pub(crate) fn actors(path: &Path, what: &'static str) -> impl FnOnce(crate::Error) -> Self {
+    pub(crate) fn actors(
+        path: &Path,
+        what: &'static str,
+    ) -> impl FnOnce(walguard_actors::Error) -> Self {
         let path = path.to_path_buf();
         move |source| Self::Actors {
             what,
@@ -577,7 +580,7 @@ pub(crate) struct Ending {
     /// Writes acknowledged.
     pub(crate) writes: u64,
     /// The writer's figures.
-    pub(crate) stats: crate::messages::WriterStats,
+    pub(crate) stats: walguard_actors::messages::WriterStats,
     /// The `-wal` file's size before the shutdown, in bytes.
     pub(crate) wal_file_bytes: u64,
     /// The checkpoints of the run, read after the loop stopped.
@@ -606,7 +609,10 @@ pub(crate) async fn finish(
         .addr()
         .send(GetWriterStats)
         .await
-        .map_err(crate::Error::mailbox("DbActor"))
+        .map_err(|source| walguard_actors::Error::Mailbox {
+            actor: "DbActor",
+            source,
+        })
         .map_err(actors("read the writer's figures"))?;
     let wal_file_bytes = std::fs::metadata(wal_file(path)).map_or(0, |m| m.len());
     guard.stop_checkpoint_loop();
@@ -650,7 +656,7 @@ async fn check_rows(db: &DbHandle, path: &Path, writes: u64) -> Result<(), Bench
 }
 
 enum LoopError {
-    Write(crate::Error),
+    Write(walguard_actors::Error),
     Task(tokio::task::JoinError),
 }
 
@@ -686,7 +692,7 @@ async fn closed_loop(
                     Until::Deadline(d) => start.elapsed() < d,
                 };
                 if !more {
-                    return Ok::<(), crate::Error>(());
+                    return Ok::<(), walguard_actors::Error>(());
                 }
                 next.set(id + 1);
                 let stmt = Statement::new(INSERT_SQL)

@@ -1,4 +1,4 @@
-//! `walguard bench`: the benchmark workload ([`walguard_actors::bench`]) on
+//! `walguard bench`: the benchmark workload ([`walguard_bench`]) on
 //! the user's disk and settings, with a progress bar and a final table.
 //!
 //! The database is always a new file: `--db PATH` (refused when it exists)
@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use walguard::Settings;
 use walguard::settings::{LogFormat, format_duration};
-use walguard_actors::bench::{
-    self, CheckpointLog, CheckpointMark, DEFAULT_TIMELINE_BUCKET, Measured, OpenLoop, OpenMeasured,
+use walguard_bench::{
+    CheckpointLog, CheckpointMark, DEFAULT_TIMELINE_BUCKET, Measured, OpenLoop, OpenMeasured,
     Progress, Until, Workload,
 };
 
@@ -159,7 +159,7 @@ async fn run_open(
             format_duration(args.open_duration)
         );
         checkpoints.clear();
-        let result = bench::run_open_loop(settings, &plan, &Progress::default()).await;
+        let result = walguard_bench::run_open_loop(settings, &plan, &Progress::default()).await;
         Scratch::remove(path);
         let run = result?;
         let marks = checkpoints.since(run.started);
@@ -281,12 +281,12 @@ fn draw_open_chart(path: &Path, settings: &Settings, open: &[OpenRow]) -> Result
         sync_name(settings),
         loop_name(settings),
     );
-    bench::chart::write_svg_from(
+    walguard_bench::chart::write_svg_from(
         path,
         &title,
         timeline,
         &row.marks,
-        bench::chart::LatencyFrom::DueTime,
+        walguard_bench::chart::LatencyFrom::DueTime,
     )?;
     eprintln!("walguard bench: chart written to {}", path.display());
     Ok(())
@@ -312,7 +312,7 @@ fn settings(args: &BenchArgs) -> Result<Settings, CliError> {
             "walguard bench: replication is on in these settings; the benchmark ignores it (its throwaway database is never replicated)"
         );
     }
-    Ok(walguard_actors::bench::without_replication(settings))
+    Ok(walguard_bench::without_replication(settings))
 }
 
 /// The benchmark database: `--db` when it names no existing file (nor a
@@ -431,7 +431,7 @@ async fn run_all(
             let progress = Progress::default();
             let bar = Bar::start(label.clone(), until, progress.clone(), on_terminal);
             checkpoints.clear();
-            let result = bench::run_once(settings, &workload, &progress).await;
+            let result = walguard_bench::run_once(settings, &workload, &progress).await;
             bar.stop();
             Scratch::remove(path);
             let run = result?;
@@ -582,7 +582,7 @@ fn table(settings: &Settings, db: &str, rows: Vec<Row>, args: &BenchArgs) -> Str
         loop_name(settings),
         settings.checkpoint.size_threshold_frames,
         settings.database.max_batch,
-        bench::PAYLOAD_BYTES,
+        walguard_bench::PAYLOAD_BYTES,
         args.runs,
     );
     let _ = writeln!(
@@ -682,7 +682,7 @@ fn draw_chart(path: &Path, settings: &Settings, rows: &[Row]) -> Result<(), CliE
         loop_name(settings),
         thousands(row.run.throughput().round() as u64),
     );
-    bench::chart::write_svg(path, &title, timeline, &row.marks)?;
+    walguard_bench::chart::write_svg(path, &title, timeline, &row.marks)?;
     eprintln!("walguard bench: chart written to {}", path.display());
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! The workload is the peers' (`bench/README.md`), and lives in
-//! `walguard_actors::bench` (feature `bench`), which `walguard bench` runs
+//! `walguard_bench` (feature `bench`), which `walguard bench` runs
 //! too: a fresh file in a temp dir, WAL, `busy_timeout` 5 s, table
 //! `kv(id INTEGER PRIMARY KEY, v BLOB)`, N single-row inserts of a 100-byte
 //! blob, setup and close untimed, and the row count checked after the run.
@@ -41,7 +41,7 @@
 //!   `--seconds`), then writes arriving at a fixed 25 %, 50 % and 75 % of
 //!   it for `--seconds` each, with the size-triggered checkpoints running;
 //!   latency from each write's due time to its reply, percentiles by
-//!   `hdrhistogram` (`walguard_actors::bench::run_open_loop`). `--runs`
+//!   `hdrhistogram` (`walguard_bench::run_open_loop`). `--runs`
 //!   rounds of the three levels, each round once with
 //!   `checkpoint.size_checkpoint: on_writer` and once with `two_phase`
 //!   (taking turns), one JSON line per run;
@@ -63,9 +63,8 @@ use rusqlite::params;
 use walguard::settings::Synchronous;
 use walguard::{Settings, SizeCheckpoint, Statement, Store};
 use walguard_actors::WalGuard;
-use walguard_actors::bench::{
-    self, IN_FLIGHT_LEVELS, INSERT_SQL, Measured, PAYLOAD as BLOB, Progress, Until, Workload,
-    wal_file,
+use walguard_bench::{
+    IN_FLIGHT_LEVELS, INSERT_SQL, Measured, PAYLOAD as BLOB, Progress, Until, Workload, wal_file,
 };
 
 type BoxError = Box<dyn Error>;
@@ -280,13 +279,13 @@ fn settings_for(path: &Path, setup: &Setup) -> Settings {
     settings
 }
 
-/// One run of the shared workload (`walguard_actors::bench`) in a fresh
+/// One run of the shared workload (`walguard_bench`) in a fresh
 /// temp dir.
 async fn one_run(setup: Setup) -> Result<Measured, BoxError> {
     let dir = temp_dir()?;
     let settings = settings_for(&dir.path().join(DB_FILE), &setup);
     let workload = Workload::new(setup.in_flight, setup.until);
-    let measured = bench::run_once(settings, &workload, &Progress::default()).await?;
+    let measured = walguard_bench::run_once(settings, &workload, &Progress::default()).await?;
     dir.close()?;
     Ok(measured)
 }
@@ -350,7 +349,7 @@ async fn measure_interleaved(
         }
     }
     for ((workload, setup), done) in setups.iter().zip(done) {
-        if let Some(run) = bench::median(done) {
+        if let Some(run) = walguard_bench::median(done) {
             print_row(system, workload, setup, runs, run);
         }
     }
@@ -478,7 +477,7 @@ fn size_checkpoint_name(mode: SizeCheckpoint) -> &'static str {
 }
 
 async fn open_loop(args: &Args) -> Result<(), BoxError> {
-    use walguard_actors::bench::{OpenLoop, run_open_loop};
+    use walguard_bench::{OpenLoop, run_open_loop};
     const LEVELS_PERCENT: [u32; 3] = [25, 50, 75];
     let seconds = Duration::from_secs(args.seconds);
     for &sync in &args.synchronous {
@@ -580,8 +579,8 @@ where
     use std::cell::{Cell, RefCell};
     use std::rc::Rc;
     let next = Rc::new(Cell::new(0u64));
-    let hist = Rc::new(RefCell::new(bench::Histogram::new()));
-    let cpu = bench::cpu_time();
+    let hist = Rc::new(RefCell::new(walguard_bench::Histogram::new()));
+    let cpu = walguard_bench::cpu_time();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..in_flight {
@@ -605,7 +604,7 @@ where
         let _ = t.await;
     }
     let elapsed = start.elapsed();
-    let cpu = bench::cpu_time()
+    let cpu = walguard_bench::cpu_time()
         .zip(cpu)
         .map_or(Duration::ZERO, |(a, b)| a.saturating_sub(b));
     let p50 = hist.borrow_mut().percentile_us(50.0);
@@ -691,7 +690,7 @@ async fn shutdown_truncate(args: &Args) -> Result<(), BoxError> {
             settings.checkpoint.size_threshold_frames = 0;
             let guard = WalGuard::start(settings)?;
             let db = guard.db();
-            db.execute(bench::CREATE_TABLE_SQL).await?;
+            db.execute(walguard_bench::CREATE_TABLE_SQL).await?;
             let mut id = 0i64;
             while std::fs::metadata(wal_file(&path)).map_or(0, |m| m.len())
                 < 32 + FRAMES * FRAME_BYTES
@@ -831,7 +830,7 @@ fn savepoint_cost(args: &Args) -> Result<(), BoxError> {
                 settings.database.synchronous = sync;
                 let mut store = Store::open(&settings.database)?;
                 store.set_size_threshold(settings.checkpoint.size_threshold_frames)?;
-                store.execute(&Statement::new(bench::CREATE_TABLE_SQL))?;
+                store.execute(&Statement::new(walguard_bench::CREATE_TABLE_SQL))?;
                 let start = Instant::now();
                 for g in 0..groups {
                     let ids = (g * GROUP)..((g + 1) * GROUP);
