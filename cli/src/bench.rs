@@ -20,7 +20,7 @@ use walguard_bench::{
 use crate::cli::{BenchArgs, Global, GroupCommitArg};
 use crate::error::CliError;
 use crate::logging;
-use crate::status;
+use crate::status::{self, figure, ms, secs};
 
 /// Redraw period of the progress bar on a terminal.
 const BAR_REDRAW: Duration = Duration::from_millis(100);
@@ -95,7 +95,9 @@ pub(crate) fn run(args: &BenchArgs, global: &Global) -> Result<(), CliError> {
             draw_open_chart(chart, &settings, &open)?;
         }
     }
-    if settings.log.format == LogFormat::Json {
+    // `--json`, or JSON log lines (`--log-format json`), which printed the
+    // results as JSON before `--json` existed.
+    if args.json || settings.log.format == LogFormat::Json {
         for row in rows {
             println!("{}", row_json(&settings, row, args.runs));
         }
@@ -243,7 +245,6 @@ fn busy_percent(row: &OpenRow) -> f64 {
 /// One open-loop run as a JSON object.
 fn open_json(settings: &Settings, row: &OpenRow) -> serde_json::Value {
     let run = &row.run;
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     serde_json::json!({
         "system": "walguard-group-commit",
         "workload": "open-loop",
@@ -251,17 +252,17 @@ fn open_json(settings: &Settings, row: &OpenRow) -> serde_json::Value {
         "percent": row.percent,
         "rate": run.rate,
         "writes": run.writes,
-        "p50_us": run.quantile_us(0.50),
-        "p99_us": run.quantile_us(0.99),
-        "p999_us": run.quantile_us(0.999),
-        "max_us": run.max_us(),
-        "send_lag_max_us": run.send_lag_max.as_secs_f64() * 1e6,
+        "p50_us": figure(run.quantile_us(0.50)),
+        "p99_us": figure(run.quantile_us(0.99)),
+        "p999_us": figure(run.quantile_us(0.999)),
+        "max_us": figure(run.max_us()),
+        "send_lag_max_us": figure(run.send_lag_max.as_secs_f64() * 1e6),
         "checkpoints": run.checkpoints.counts.total,
         "writer_checkpoints": writer_marks(row).count(),
         "size_checkpoints": run.size_checkpoints,
         "checkpoint_max_ms": writer_marks(row).map(|m| m.elapsed).max().map(ms),
         "backfill_max_ms": row.marks.iter().filter(|m| m.reason == "backfill").map(|m| m.elapsed).max().map(ms),
-        "checkpoint_busy_percent": busy_percent(row),
+        "checkpoint_busy_percent": figure(busy_percent(row)),
         "wal_peak_frames": run.wal_peak_frames,
     })
 }
@@ -643,7 +644,6 @@ fn row_json(settings: &Settings, row: Row, runs: u32) -> serde_json::Value {
         config, mut run, ..
     } = row;
     let report = &run.checkpoints;
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     serde_json::json!({
         "system": if config.group_commit { "walguard-group-commit" } else { "walguard" },
         "workload": "single-insert",
@@ -651,11 +651,11 @@ fn row_json(settings: &Settings, row: Row, runs: u32) -> serde_json::Value {
         "group_commit": config.group_commit,
         "in_flight": config.in_flight,
         "writes": run.writes,
-        "seconds": run.elapsed.as_secs_f64(),
-        "throughput": run.throughput(),
-        "p50_us": run.latency.percentile_us(50.0),
-        "p99_us": run.latency.percentile_us(99.0),
-        "max_us": run.latency.max_us(),
+        "seconds": secs(run.elapsed),
+        "throughput": figure(run.throughput()),
+        "p50_us": figure(run.latency.percentile_us(50.0)),
+        "p99_us": figure(run.latency.percentile_us(99.0)),
+        "max_us": figure(run.latency.max_us()),
         "runs": runs,
         "checkpoints": report.counts.total,
         "size_checkpoints": run.size_checkpoints,
@@ -663,7 +663,7 @@ fn row_json(settings: &Settings, row: Row, runs: u32) -> serde_json::Value {
         "checkpoint_max_ms": (report.window.n() > 0).then(|| ms(report.window.max())),
         "wal_peak_frames": run.wal_peak_frames,
         "wal_file_bytes": run.wal_file_bytes,
-        "mean_group": run.mean_group,
+        "mean_group": figure(run.mean_group),
     })
 }
 

@@ -8,13 +8,29 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use walguard::CheckpointMode;
 use walguard::settings::{LogFormat, parse_duration};
 
+use crate::exit::Exit;
+
 /// Keeps an engine's live state in one SQLite file in WAL mode, with
 /// checkpoints that bound what a power loss can take.
 #[derive(Debug, Parser)]
 #[command(name = "walguard", version, propagate_version = true)]
-#[command(after_help = "\
-Exit codes: 0 ok, 1 runtime failure, 2 usage or settings error.
+#[command(after_help = after_help())]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
 
+    #[command(flatten)]
+    pub(crate) global: Global,
+}
+
+/// The top-level help's closing text: the exit codes (from the one table,
+/// [`Exit::SUMMARY`]), the command's one rule, examples.
+fn after_help() -> String {
+    format!("Exit codes: {}.\n\n{AFTER_HELP}", Exit::SUMMARY)
+}
+
+/// The rest of [`after_help`].
+const AFTER_HELP: &str = "\
 No command converts a rollback-journal database to WAL; `run` writes its
 demo data only to a new database or one holding nothing but its own
 walguard_demo_* tables. To keep a real engine's state in walguard, embed
@@ -25,14 +41,7 @@ Examples:
   walguard run --duration 30s --interval 1s     a short session with frequent checkpoints
   walguard inspect walguard.db                  report on a database without changing it
   walguard checkpoint walguard.db --mode truncate
-  walguard bench --config prod.yaml             what writes cost on this disk with these settings")]
-pub(crate) struct Cli {
-    #[command(subcommand)]
-    pub(crate) command: Command,
-
-    #[command(flatten)]
-    pub(crate) global: Global,
-}
+  walguard bench --config prod.yaml             what writes cost on this disk with these settings";
 
 /// Options every subcommand takes.
 #[derive(Debug, Args)]
@@ -80,9 +89,11 @@ impl ColorArg {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run a live session: the subsystem plus a synthetic engine writing
-    /// demo data to it, until --duration, Ctrl-C or SIGTERM; then the clean
-    /// shutdown and the session summary.
+    /// Run a live session: the subsystem and a synthetic demo engine.
+    ///
+    /// The synthetic engine writes demo data to the subsystem until
+    /// --duration, Ctrl-C or SIGTERM; then the clean shutdown and the
+    /// session summary.
     #[command(after_help = "\
 The database must be new, or hold nothing but the demo's own tables
 (walguard_demo_records, walguard_demo_events) from an earlier run, and be
@@ -97,7 +108,8 @@ Exits 1 after the summary when any write failed: every demo write is valid,
 so a failure means the database or the disk refused it.
 
 On a terminal, one status line is redrawn in place on stderr; otherwise
-(piped, CI) only log lines are written. The summary goes to stdout.
+(piped, CI) only log lines are written. The summary goes to stdout (one
+JSON object with --json, or with JSON log lines).
 Ctrl-C or SIGTERM runs the clean shutdown (drain writes, TRUNCATE, close)
 within 5 s; a second Ctrl-C exits at once (a process exit loses no commit).
 
@@ -106,41 +118,44 @@ Settings come from the embedded defaults (config/default.yaml), then
 
 Examples:
   walguard run
-  walguard run --duration 3s --interval 500ms --log-format json
+  walguard run --duration 3s --interval 500ms --json
   walguard run --config config/dev.yaml --rate 2000
   walguard run --db /tmp/walguard-demo.db --metrics-addr 127.0.0.1:9187
   walguard run --duration 10s --log-level walguard=debug")]
     Run(RunArgs),
 
-    /// Report on a database without changing it: journal mode, page size,
-    /// file sizes, WAL frames, synchronous, a quick integrity check. Opens
-    /// read-only and never creates a file.
+    /// Report on a database without changing it.
+    ///
+    /// Journal mode, page size, file sizes, WAL frames, synchronous, a
+    /// quick integrity check. Opens read-only and never creates a file.
     #[command(after_help = "\
 A WAL database with neither -wal nor -journal beside it (closed cleanly,
 nobody has it open) is read immutable, which leaves no side file; any other
 is read under SQLite's shared lock, and a writer holding it is reported
 (exit 1), never read around.
 
-Exits 1 when the path is missing, not an SQLite database, or locked.
+Exits 2 when the path is missing or not an SQLite database (every refused
+path exits 2), 1 when it is locked or has a hot journal.
 
 Examples:
   walguard inspect walguard.db
   walguard inspect /var/lib/engine/state.db --json")]
     Inspect(InspectArgs),
 
-    /// Run one checkpoint on a database (served by an engine or not), and
-    /// print the result row, the outcome and the elapsed time. Beside a
+    /// Run one checkpoint on a database, served by an engine or not.
+    ///
+    /// Prints the result row, the outcome and the elapsed time. Beside a
     /// running engine (its engine lock is held) only --mode passive runs:
     /// it never waits, and the engine's own checkpoints meanwhile come back
     /// busy, which is not an error. A blocking mode there is refused,
     /// because it would hold SQLite's write lock while it waits on readers
     /// and fail the engine's writes.
     #[command(after_help = "\
-Exits 0 when the checkpoint completed, 1 when it was busy, partial or failed
-(another process holds the WAL), when a blocking mode (full, restart,
-truncate: the default) is asked for on a database a walguard engine
-serves, or when the path is missing, not an SQLite database, or not in WAL
-mode. Never creates a database, and never converts a rollback-journal
+Exits 0 when the checkpoint completed; 1 when it was busy, partial or
+failed (another process holds the WAL), or when a blocking mode (full,
+restart, truncate: the default) is asked for on a database a walguard
+engine serves; 2 when the path is missing, not an SQLite database, or not
+in WAL mode (every refused path exits 2). Never creates a database, and never converts a rollback-journal
 database to WAL. On a database nobody serves it holds the engine lock while
 it runs, so an engine started meanwhile is told the file is served.
 
@@ -150,9 +165,10 @@ Examples:
   walguard checkpoint walguard.db --mode truncate --timeout 10s --json")]
     Checkpoint(CheckpointArgs),
 
-    /// Measure what writes cost on this machine, this disk and these
-    /// settings: single-row inserts of 100-byte blobs through the same
-    /// actors as `run`, group commit on (and off, for comparison), at 1 and
+    /// Measure what writes cost on this machine, disk and settings.
+    ///
+    /// Single-row inserts of 100-byte blobs through the same actors as
+    /// `run`, group commit on (and off, for comparison), at 1 and
     /// 256 writes in flight; then a table of throughput, latency,
     /// checkpoints and WAL peak.
     #[command(after_help = "\
@@ -175,7 +191,7 @@ from each write's due time to its reply, so a checkpoint's stall counts for
 every write due during it.
 
 On a terminal a progress bar is redrawn in place on stderr; otherwise one
-line per run. The table (or, with --log-format json, one JSON object per
+line per run. The table (or, with --json, one JSON object per
 configuration) goes to stdout.
 
 Examples:
@@ -185,7 +201,7 @@ Examples:
   walguard bench --in-flight 1,16,256 --group-commit on
   walguard bench --duration 5s --interval 1s --in-flight 256 --group-commit on --chart latency.svg
   walguard bench --in-flight 256 --group-commit on --duration 4s --open-loop 25,50,75 --chart latency.svg
-  walguard bench --log-format json | jq .throughput")]
+  walguard bench --json | jq .throughput")]
     Bench(BenchArgs),
 
     /// Restore a database from its Litestream replica into a new file.
@@ -198,6 +214,10 @@ the environment, as `run` does.
 
 Exits 0 when restored, 1 when the replica is missing or unreachable or
 the target exists, 2 for a settings error.
+
+With --json the result is one JSON object on stdout: `database`,
+`replica`, `restored`, `elapsed_s`; a failure prints `database`, `error`
+and `exit_code`.
 
 Examples:
   walguard restore --config replicate.yaml
@@ -216,6 +236,10 @@ pub(crate) struct RestoreArgs {
     /// not exist.
     #[arg(long, value_name = "PATH")]
     pub(crate) db: Option<PathBuf>,
+
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// `walguard run`.
@@ -244,9 +268,14 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "WRITES_PER_S", default_value_t = DEFAULT_RATE)]
     pub(crate) rate: u32,
 
-    /// Log line format (overrides `log.format`).
+    /// Log line format (overrides `log.format`); `json` prints the summary
+    /// as JSON too.
     #[arg(long, value_name = "FORMAT")]
     pub(crate) log_format: Option<LogFormatArg>,
+
+    /// Print the session summary as one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
 
     /// Serve Prometheus metrics on this address, at /metrics, e.g.
     /// 127.0.0.1:9187.
@@ -353,10 +382,14 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub(crate) chart: Option<PathBuf>,
 
-    /// Output format: a table (text) or JSON lines; also the log format
-    /// (overrides `log.format`).
+    /// Log line format (overrides `log.format`); `json` prints the
+    /// results as JSON too.
     #[arg(long, value_name = "FORMAT")]
     pub(crate) log_format: Option<LogFormatArg>,
+
+    /// Print the results as JSON, one object per configuration.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// A positive count; underscores allowed.
@@ -461,5 +494,21 @@ mod tests {
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// `--help` lists each subcommand on one line: a short `about`, the
+    /// rest in `long_about`.
+    #[test]
+    fn every_subcommand_has_a_one_line_summary() {
+        use clap::CommandFactory;
+        for sub in Cli::command().get_subcommands() {
+            let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+            assert!(!about.is_empty(), "{} has no summary", sub.get_name());
+            assert!(
+                about.len() <= 72 && !about.contains('\n'),
+                "{}: {about:?}",
+                sub.get_name()
+            );
+        }
     }
 }

@@ -2,14 +2,7 @@
 
 use std::path::PathBuf;
 
-/// Exit code of a runtime failure.
-pub(crate) const EXIT_RUNTIME: u8 = 1;
-/// Exit code of a usage or settings error (the code clap uses too).
-pub(crate) const EXIT_USAGE: u8 = 2;
-/// Exit code of a `run` that stopped while the replica lacked commits:
-/// every write is committed locally, but a machine loss now would take
-/// some.
-pub(crate) const EXIT_REPLICA_BEHIND: u8 = 3;
+use crate::exit::Exit;
 
 /// Everything that ends a subcommand with a non-zero exit code.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +22,7 @@ pub(crate) enum CliError {
         reason: String,
     },
 
-    /// The path given does not exist.
+    /// The path given does not exist: exit 2, as every refused path.
     #[error("no such file: {}", path.display())]
     NoSuchFile {
         /// The path as given.
@@ -70,7 +63,7 @@ pub(crate) enum CliError {
          file or to one that holds nothing but {prefix}* tables, and this file was not touched; \
          to serve a real database, embed walguard_actors::WalGuard (see actors/examples/engine.rs)",
         path.display(),
-        prefix = crate::engine::DEMO_PREFIX
+        prefix = crate::demo::DEMO_PREFIX
     )]
     NotDemo {
         /// The path as given.
@@ -263,13 +256,18 @@ impl CliError {
         matches!(self, Self::CheckpointIncomplete { .. })
     }
 
-    /// The process exit code for this error.
-    pub(crate) fn exit_code(&self) -> u8 {
+    /// The exit code for this error ([`Exit`], the one table).
+    pub(crate) fn exit(&self) -> Exit {
         match self {
             // An invalid setting can also surface when the system validates
-            // on start.
+            // on start. A path is refused with one code, whatever the
+            // reason.
             Self::Settings(_)
             | Self::LogFilter { .. }
+            | Self::NoSuchFile { .. }
+            | Self::NotAFile { .. }
+            | Self::NotADatabase { .. }
+            | Self::NotWal { .. }
             | Self::BenchPathExists { .. }
             | Self::NotDemo { .. }
             | Self::Remains { .. }
@@ -278,9 +276,9 @@ impl CliError {
             ))
             | Self::Core(
                 walguard::Error::InvalidSetting { .. } | walguard::Error::Settings { .. },
-            ) => EXIT_USAGE,
-            Self::ReplicaBehind { .. } => EXIT_REPLICA_BEHIND,
-            _ => EXIT_RUNTIME,
+            ) => Exit::Usage,
+            Self::ReplicaBehind { .. } => Exit::ReplicaBehind,
+            _ => Exit::Failure,
         }
     }
 }

@@ -11,8 +11,10 @@
 mod bench;
 mod cli;
 mod dbfile;
+mod demo;
 mod engine;
 mod error;
+mod exit;
 mod inspect;
 mod logging;
 mod oneshot;
@@ -25,7 +27,8 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 use crate::cli::{Cli, Command, Global};
-use crate::error::{CliError, EXIT_RUNTIME};
+use crate::error::CliError;
+use crate::exit::Exit;
 
 fn main() -> ExitCode {
     quiet_panics();
@@ -35,33 +38,41 @@ fn main() -> ExitCode {
             // Help and version go to stdout with 0; usage errors to stderr
             // with 2.
             let _ = e.print();
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_RUNTIME));
+            return if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Success
+            }
+            .into();
         }
     };
     let global = &cli.global;
     // The one-shot commands' `--json`: their answer on stdout is one JSON
-    // object, a failure included.
+    // object, a failure included (`Some(database)`, `None` when unknown).
     let mut json_database = None;
     let result = match &cli.command {
         Command::Run(args) => run::run(args, global),
         Command::Inspect(args) => {
-            json_database = args.json.then_some(&args.path);
+            json_database = args.json.then_some(Some(args.path.as_path()));
             quiet_logs(global).and_then(|()| inspect::run(&args.path, args.json))
         }
         Command::Checkpoint(args) => {
-            json_database = args.json.then_some(&args.path);
+            json_database = args.json.then_some(Some(args.path.as_path()));
             quiet_logs(global).and_then(|()| oneshot::run(args))
         }
         Command::Bench(args) => bench::run(args, global),
-        Command::Restore(args) => quiet_logs(global).and_then(|()| restore::run(args)),
+        Command::Restore(args) => {
+            json_database = args.json.then_some(args.db.as_deref());
+            quiet_logs(global).and_then(|()| restore::run(args))
+        }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Success.into(),
         Err(e) => {
             if let Some(database) = json_database {
                 print_json_error(database, &e);
             }
-            ExitCode::from(report(&e))
+            report(&e).into()
         }
     }
 }
@@ -70,32 +81,34 @@ fn main() -> ExitCode {
 /// `{"database", "error", "exit_code"}`, so that a script reading it gets the
 /// reason and not an empty input (a command that got as far as its own
 /// answer, such as a checkpoint that ended `busy`, has already printed it).
-fn print_json_error(database: &std::path::Path, error: &CliError) {
+/// `database` is `null` when the command had none yet (`restore` without
+/// `--db`, before its settings loaded).
+fn print_json_error(database: Option<&std::path::Path>, error: &CliError) {
     if error.printed_answer() {
         return;
     }
     println!(
         "{}",
         serde_json::json!({
-            "database": database.display().to_string(),
+            "database": database.map(|d| d.display().to_string()),
             "error": error::render(error),
-            "exit_code": error.exit_code(),
+            "exit_code": error.exit().code(),
         })
     );
 }
 
 /// Prints the error and its causes on one line ([`error::render`]); the
 /// exit code for it.
-fn report(error: &CliError) -> u8 {
+fn report(error: &CliError) -> Exit {
     status::clear();
     eprintln!("walguard: error: {}", error::render(error));
-    error.exit_code()
+    error.exit()
 }
 
 /// [`report`], then exits at once: for an error that leaves no session
 /// report, before anything dropped on the way out can print more.
 pub(crate) fn exit_now(error: &CliError) -> ! {
-    std::process::exit(i32::from(report(error)))
+    report(error).now()
 }
 
 /// One-shot commands log warnings only (as text on stderr) unless
@@ -134,6 +147,6 @@ fn quiet_panics() {
         if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
             eprintln!("{backtrace}");
         }
-        std::process::exit(i32::from(EXIT_RUNTIME));
+        Exit::Failure.now();
     }));
 }

@@ -5,6 +5,7 @@ use walguard_actors::replication::{self, Files};
 
 use crate::cli::RestoreArgs;
 use crate::error::CliError;
+use crate::status::secs;
 
 /// Runs `walguard restore`.
 pub(crate) fn run(args: &RestoreArgs) -> Result<(), CliError> {
@@ -24,12 +25,25 @@ pub(crate) fn run(args: &RestoreArgs) -> Result<(), CliError> {
     let started = std::time::Instant::now();
     replication::restore(&r.litestream_binary, &files, r, out, false)
         .map_err(walguard_actors::Error::from)?;
-    println!(
-        "restored {} from {} into {} in {:.1}s",
-        settings.database.path.display(),
-        walguard::replication::redact(r.url.as_deref().unwrap_or_default()),
-        out.display(),
-        started.elapsed().as_secs_f64()
-    );
+    let replica = walguard::replication::redact(r.url.as_deref().unwrap_or_default());
+    let elapsed = started.elapsed();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "database": settings.database.path.display().to_string(),
+                "replica": replica,
+                "restored": out.display().to_string(),
+                "elapsed_s": secs(elapsed),
+            })
+        );
+    } else {
+        println!(
+            "restored {} from {replica} into {} in {:.1}s",
+            settings.database.path.display(),
+            out.display(),
+            elapsed.as_secs_f64()
+        );
+    }
     Ok(())
 }

@@ -30,6 +30,7 @@ use walguard_actors::telemetry;
 use crate::cli::{Global, RunArgs};
 use crate::engine::{self, Counters};
 use crate::error::CliError;
+use crate::exit::Exit;
 use crate::logging;
 use crate::status::{self, Progress, ms, secs};
 
@@ -46,9 +47,6 @@ const STATUS_LOG_PERIOD: Duration = Duration::from_secs(10);
 /// Shortest period of the exposure watch: 50 ms, so a very short interval
 /// does not turn the watch into a busy loop on `DbActor`.
 const MIN_WATCH_PERIOD: Duration = Duration::from_millis(50);
-
-/// Exit code after a second interrupt: 128 + SIGINT, as shells report it.
-const EXIT_SECOND_INTERRUPT: i32 = 130;
 
 /// Why the session stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,9 +178,12 @@ pub(crate) fn run(args: &RunArgs, global: &Global) -> Result<(), CliError> {
         // lacks the database's counts.
         Err(e) => crate::exit_now(&e),
     };
-    let summary = match format {
-        LogFormat::Json => format!("{}\n", summary_json(&settings, &outcome)),
-        _ => summary_text(&settings, &outcome),
+    // `--json`, or JSON log lines (`--log-format json`, `log.format:
+    // json`), which printed the summary as JSON before `--json` existed.
+    let summary = if args.json || format == LogFormat::Json {
+        format!("{}\n", summary_json(&settings, &outcome))
+    } else {
+        summary_text(&settings, &outcome)
     };
     if outcome.stopped_by.console_may_be_gone() {
         // The console may already be gone: the summary is best effort then
@@ -412,7 +413,7 @@ impl Signals {
                 "walguard: second signal: exiting now, without the shutdown checkpoint \
                  (no commit is lost; the next open recovers the WAL)"
             );
-            std::process::exit(EXIT_SECOND_INTERRUPT);
+            Exit::SecondInterrupt.now();
         });
     }
 }

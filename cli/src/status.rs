@@ -158,6 +158,11 @@ pub(crate) fn exposed(commits: u64, oldest: Duration) -> String {
 /// lines agree.
 pub(crate) use walguard::settings::duration_ms as ms;
 
+/// Any other figure for a JSON or log field (a rate, a percentage, a mean,
+/// microseconds): the same rule, to 3 decimals
+/// ([`walguard::settings::figure`]).
+pub(crate) use walguard::settings::figure;
+
 /// Seconds for a JSON or log field, to the millisecond (3 decimals).
 pub(crate) fn secs(d: Duration) -> f64 {
     d.as_millis() as f64 / 1000.0

@@ -83,6 +83,49 @@ fn json_output_has_one_object_per_configuration() {
     );
 }
 
+/// `--json` (the flag every command that prints a result takes): the same
+/// objects as under `--log-format json`, and every figure through the one
+/// rounding rule, 3 decimals at most (a throughput printed as
+/// `430557.5907375007` before).
+#[test]
+fn json_prints_every_figure_to_three_decimals() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bench.db");
+    let out = bench(
+        dir.path(),
+        &[
+            "--group-commit",
+            "on",
+            "--json",
+            "--db",
+            db.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    for row in &rows {
+        assert_eq!(row["writes"], 200);
+        for (key, value) in row.as_object().unwrap() {
+            if let Some(x) = value.as_f64() {
+                let printed = value.to_string();
+                let decimals = printed.split_once('.').map_or(0, |(_, d)| d.len());
+                assert!(decimals <= 3, "{key}: {printed} ({x}) in {row}");
+            }
+        }
+    }
+    // Log lines stay text on stderr: `--json` is the result's format.
+    assert!(
+        !text(&out.stderr).trim_start().starts_with('{'),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// An existing path is refused with exit 2 and left exactly as it was.
 #[test]
 fn an_existing_db_is_refused_and_untouched() {

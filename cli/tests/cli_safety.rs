@@ -123,7 +123,7 @@ fn run_never_converts_a_rollback_journal_database() {
     for args in [&["run", "--duration", "1s", "--db"][..], &["checkpoint"]] {
         let out = walguard(dir.path()).args(args).arg(&db).output().unwrap();
         let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
             stderr.contains("rollback-journal database")
                 && stderr.contains("never converts a database to WAL"),

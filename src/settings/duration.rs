@@ -44,6 +44,21 @@ pub fn duration_ms(d: Duration) -> f64 {
     d.as_micros() as f64 / 1000.0
 }
 
+/// Any other figure for a log line, an event or a JSON field (a rate, a
+/// percentage, a mean, microseconds from a histogram), to 3 decimals: the
+/// rule of [`duration_ms`] for a number that is not a duration, so a
+/// throughput of `430557.5907375007` writes/s prints as `430557.59`.
+/// Truncated toward zero, as [`duration_ms`] truncates to the microsecond;
+/// a figure that is not finite is returned as it is.
+#[must_use]
+pub fn figure(x: f64) -> f64 {
+    if x.is_finite() {
+        (x * 1000.0).trunc() / 1000.0
+    } else {
+        x
+    }
+}
+
 /// Formats a duration the way [`parse_duration`] reads it back.
 #[must_use]
 pub fn format_duration(d: Duration) -> String {
@@ -143,5 +158,14 @@ mod tests {
         ] {
             assert_eq!(parse_duration(&format_duration(d)), Ok(d));
         }
+    }
+
+    #[test]
+    fn figures_have_three_decimals() {
+        assert_eq!(figure(430_557.590_737_500_7).to_string(), "430557.59");
+        assert_eq!(figure(59.6449).to_string(), "59.644");
+        assert_eq!(figure(-1.23456).to_string(), "-1.234");
+        assert_eq!(figure(7.0).to_string(), "7");
+        assert!(figure(f64::NAN).is_nan());
     }
 }

@@ -37,7 +37,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use database::{DatabaseSettings, Synchronous};
-pub use duration::{duration_ms, format_duration, parse_duration};
+pub use duration::{duration_ms, figure, format_duration, parse_duration};
 pub use replication::{AckMode, ReplicationMode, ReplicationSettings};
 
 use duration::duration_serde;
