@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use plotters::prelude::*;
 
-use super::{BenchError, CheckpointMark, Timeline, TimelinePoint};
+use crate::{BenchError, CheckpointMark, Timeline, TimelinePoint};
 
 /// Width and height of the SVG, in pixels.
 const SIZE_PX: (u32, u32) = (1400, 600);

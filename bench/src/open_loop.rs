@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram as Hdr;
 use walguard::{Settings, Statement};
 
-use super::{BenchError, INSERT_SQL, PAYLOAD, Progress, Timeline, cpu_time, start_with_table};
+use crate::session::start_with_table;
+use crate::{BenchError, INSERT_SQL, PAYLOAD, Progress, Timeline, cpu_time};
 
 /// The generator sends the writes due within this much of now at once, and
 /// sleeps otherwise: about the timer slack of `std::thread::sleep`.
@@ -275,13 +276,13 @@ pub async fn run_open_loop(
     if let Some(t) = &mut shared.timeline {
         t.finish();
     }
-    let super::Ending {
+    let crate::session::Ending {
         writes,
         stats,
         wal_file_bytes,
         checkpoints,
         ..
-    } = super::finish(guard, &path, progress).await?;
+    } = crate::session::finish(guard, &path, progress).await?;
     Ok(OpenMeasured {
         rate: open.rate,
         writes,

@@ -37,6 +37,7 @@ struct Config {
     in_flight: usize,
     chart: bool,
 }
+
 impl Config {
     fn label(self) -> String {
         format!(
@@ -46,12 +47,14 @@ impl Config {
         )
     }
 }
+
 /// The reported run of one configuration, with its checkpoint marks.
 struct Row {
     config: Config,
     run: Measured,
     marks: Vec<CheckpointMark>,
 }
+
 /// One open-loop run, with its checkpoint marks.
 struct OpenRow {
     percent: u32,
@@ -59,6 +62,7 @@ struct OpenRow {
     marks: Vec<CheckpointMark>,
     chart: bool,
 }
+
 /// Runs `walguard bench`.
 pub(crate) fn run(args: &BenchArgs, global: &Global) -> Result<(), CliError> {
     let settings = settings(args)?;
@@ -114,6 +118,7 @@ pub(crate) fn run(args: &BenchArgs, global: &Global) -> Result<(), CliError> {
     }
     Ok(())
 }
+
 /// The open-loop runs (`--open-loop`), at their percentages of the
 /// capacity the group-commit row with the most in flight measured.
 async fn run_open(
@@ -172,6 +177,7 @@ async fn run_open(
     }
     Ok(open)
 }
+
 /// The settings: embedded defaults, `--config`, environment, then the
 /// flags; the checkpoint loop on unless `--no-checkpoint-loop`.
 fn settings(args: &BenchArgs) -> Result<Settings, CliError> {
@@ -194,6 +200,7 @@ fn settings(args: &BenchArgs) -> Result<Settings, CliError> {
     }
     Ok(walguard_bench::without_replication(settings))
 }
+
 /// The configurations in order: per in-flight level, group commit on then
 /// off (off only above 1 in flight when both are asked for). The chart is
 /// drawn for the last group-commit run, or the last run when there is none.
@@ -227,6 +234,7 @@ fn configs(args: &BenchArgs) -> Vec<Config> {
     }
     configs
 }
+
 async fn run_all(
     settings: &Settings,
     path: &Path,

@@ -10,13 +10,16 @@ use crate::status;
 
 /// Redraw period of the progress bar on a terminal.
 pub(super) const BAR_REDRAW: Duration = Duration::from_millis(100);
+
 /// Width of the bar itself, in characters.
 pub(super) const BAR_WIDTH: usize = 24;
+
 /// The progress display of one run: a bar redrawn in place on a terminal,
 /// else one line when the run starts.
 pub(super) struct Bar {
     task: Option<tokio::task::JoinHandle<()>>,
 }
+
 impl Bar {
     pub(super) fn start(
         label: String,
@@ -51,6 +54,7 @@ impl Bar {
         }
     }
 }
+
 /// `label  [#####.....]  45%  45,000/100,000 writes  62,300 writes/s`.
 pub(super) fn bar_line(label: &str, until: Until, writes: u64, elapsed: Duration) -> String {
     let (done, of) = match until {

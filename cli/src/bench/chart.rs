@@ -38,6 +38,7 @@ pub(super) fn draw_open_chart(
     eprintln!("walguard bench: chart written to {}", path.display());
     Ok(())
 }
+
 /// The chart of the charted configuration.
 pub(super) fn draw_chart(path: &Path, settings: &Settings, rows: &[Row]) -> Result<(), CliError> {
     let Some(row) = rows.iter().find(|r| r.config.chart) else {

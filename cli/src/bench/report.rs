@@ -67,16 +67,19 @@ pub(super) fn open_table(open: &[OpenRow], args: &BenchArgs) -> String {
     );
     text
 }
+
 /// The checkpoints of an open-loop run that ran on the writer: all but
 /// phase 1 of the two-phase size checkpoint (reason `backfill`).
 pub(super) fn writer_marks(row: &OpenRow) -> impl Iterator<Item = &CheckpointMark> {
     row.marks.iter().filter(|m| m.reason != "backfill")
 }
+
 /// The share of an open-loop run the writer spent in checkpoints, in %.
 pub(super) fn busy_percent(row: &OpenRow) -> f64 {
     let busy: Duration = writer_marks(row).map(|m| m.elapsed).sum();
     100.0 * busy.as_secs_f64() / row.run.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
 }
+
 /// One open-loop run as a JSON object.
 pub(super) fn open_json(settings: &Settings, row: &OpenRow) -> serde_json::Value {
     let run = &row.run;
@@ -101,6 +104,7 @@ pub(super) fn open_json(settings: &Settings, row: &OpenRow) -> serde_json::Value
         "wal_peak_frames": run.wal_peak_frames,
     })
 }
+
 /// `1234567` as `1,234,567`.
 pub(super) fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -113,6 +117,7 @@ pub(super) fn thousands(n: u64) -> String {
     }
     out
 }
+
 /// A latency in µs as µs below 1 ms, else ms.
 pub(super) fn latency(us: f64) -> String {
     if us < 1000.0 {
@@ -121,9 +126,11 @@ pub(super) fn latency(us: f64) -> String {
         format!("{:.2} ms", us / 1000.0)
     }
 }
+
 pub(super) fn sync_name(settings: &Settings) -> String {
     settings.database.synchronous.as_str().to_ascii_lowercase()
 }
+
 /// The checkpoint loop, as the header says it.
 pub(super) fn loop_name(settings: &Settings) -> String {
     if settings.checkpoint.enabled {
@@ -132,6 +139,7 @@ pub(super) fn loop_name(settings: &Settings) -> String {
         "off".to_owned()
     }
 }
+
 /// The final table, on stdout.
 pub(super) fn table(settings: &Settings, db: &str, rows: Vec<Row>, args: &BenchArgs) -> String {
     let work = match args.duration {
@@ -200,6 +208,7 @@ pub(super) fn table(settings: &Settings, db: &str, rows: Vec<Row>, args: &BenchA
     );
     text
 }
+
 /// One configuration as a JSON object: `bench/README.md`'s row fields plus
 /// the checkpoint and WAL figures.
 pub(super) fn row_json(settings: &Settings, row: Row, runs: u32) -> serde_json::Value {

@@ -40,9 +40,11 @@ pub(super) fn bench_path(db: Option<&Path>, database: &Path) -> Result<PathBuf, 
     }
     Ok(path)
 }
+
 /// The benchmark database and its companions, removed on drop (and between
 /// runs). Removal is best effort: a file that is already gone is fine.
 pub(super) struct Scratch(pub(super) PathBuf);
+
 impl Scratch {
     pub(super) fn remove(path: &Path) {
         for file in [
@@ -55,11 +57,13 @@ impl Scratch {
         }
     }
 }
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         Self::remove(&self.0);
     }
 }
+
 /// What the benchmark database is called in the table.
 pub(super) fn scratch_name(args: &BenchArgs, settings: &Settings) -> String {
     if let Some(db) = &args.db {
