@@ -14,7 +14,7 @@
 //! a Litestream walguard did not start (`replication/outside.rs`), an SFTP
 //! replica on an `sshd` the test starts (`replication/sftp.rs`). The
 //! `walguard` command's replication tests (SIGTERM of `walguard run`, its
-//! orphaned Litestream) are cli/tests/cli_replication.rs; both start their
+//! orphaned Litestream) are `cli/tests/cli_replication.rs`; both start their
 //! S3 server with `support/s3.rs`.
 //!
 //! Never skipped: without the binaries on `PATH` each test fails with one

@@ -1,6 +1,6 @@
 //! The `walguard` command with replication on, as a process, through a
 //! real Litestream and a real S3-compatible server (`rclone serve s3`,
-//! actors/tests/support/s3.rs), both started by the tests:
+//! `actors/tests/support/s3.rs`), both started by the tests:
 //!
 //! - `walguard run --config config/replicate.yaml` stopped by SIGTERM
 //!   (`cli_replication/run_sigterm.rs`);

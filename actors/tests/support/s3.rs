@@ -1,7 +1,7 @@
 //! A real S3-compatible server for the replication tests: `rclone serve
 //! s3` on a free loopback port, started by the test and killed on drop.
-//! Shared by actors/tests/replication.rs and the `walguard` command's
-//! cli/tests/cli_replication.rs.
+//! Shared by `actors/tests/replication.rs` and the `walguard` command's
+//! `cli/tests/cli_replication.rs`.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
