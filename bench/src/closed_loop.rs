@@ -27,7 +27,7 @@ struct Recorder {
 pub struct Measured {
     /// Writes acknowledged.
     pub writes: u64,
-    /// When the timed phase started (for [`CheckpointLog::since`]).
+    /// When the timed phase started (for [`CheckpointLog::since`](crate::CheckpointLog::since)).
     pub started: Instant,
     /// Length of the timed phase.
     pub elapsed: Duration,
@@ -77,7 +77,7 @@ pub fn median(mut runs: Vec<Measured>) -> Option<Measured> {
 }
 
 /// Runs the workload once on `settings.database.path`, which should not
-/// exist yet (the table is created): starts [`WalGuard`] with `settings`
+/// exist yet (the table is created): starts [`WalGuard`](walguard_actors::WalGuard) with `settings`
 /// (its checkpoint loop runs when `checkpoint.enabled` is set), runs the
 /// closed loop, checks the row count, reads `DbActor`'s figures and the
 /// session report, and shuts down cleanly. The database file stays; the

@@ -19,8 +19,8 @@
 //!
 //! The peers' workload (`bench/README.md`): a fresh database, table
 //! [`CREATE_TABLE_SQL`], and single-row inserts of a [`PAYLOAD_BYTES`]-byte
-//! blob ([`INSERT_SQL`]), each one [`DbHandle::execute`] through `DbActor`
-//! as [`WalGuard`] wires it with the settings given. `in_flight` tasks on
+//! blob ([`INSERT_SQL`]), each one [`DbHandle::execute`](walguard_actors::DbHandle::execute) through `DbActor`
+//! as [`WalGuard`](walguard_actors::WalGuard) wires it with the settings given. `in_flight` tasks on
 //! the caller's actix thread each insert and await their reply before the
 //! next insert (a closed loop), until the write count or the time runs out
 //! ([`Until`]). Latency is submit to reply. Setup (schema) and shutdown are
@@ -30,7 +30,7 @@
 //! (exact nearest-rank percentiles up to 10 ms at 100 ns resolution, in
 //! fixed memory), what `DbActor` saw (mean group size, the WAL's peak frames
 //! from the WAL hook, size-triggered checkpoints), the `-wal` file's size,
-//! and the checkpoints of the run ([`SessionReport`]). With
+//! and the checkpoints of the run ([`SessionReport`](walguard::SessionReport)). With
 //! [`Workload::timeline`] it also keeps the latency over time, in buckets
 //! of reply time, for the chart ([`chart::write_svg`]).
 //!

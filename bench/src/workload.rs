@@ -22,7 +22,7 @@ pub struct Workload {
     pub in_flight: usize,
     /// When to stop.
     pub until: Until,
-    /// Keep a [`Timeline`] with buckets this wide (`None`: do not).
+    /// Keep a [`Timeline`](crate::Timeline) with buckets this wide (`None`: do not).
     pub timeline: Option<Duration>,
 }
 
