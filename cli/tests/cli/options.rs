@@ -211,3 +211,48 @@ fn log_level_filters_and_is_checked() {
         "{stderr}"
     );
 }
+
+/// `restore --json` that fails before it has a database (the settings file
+/// is missing) still answers with one JSON object, `database` null, and the
+/// exit code of the table: 2, a settings error.
+#[test]
+fn restore_json_answers_in_json_when_it_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = walguard(dir.path())
+        .args(["restore", "--json", "--config", "missing.yaml"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    let answer: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout:?} {}", text(&out.stderr)));
+    assert_eq!(out.status.code(), Some(2), "{answer}");
+    assert_eq!(answer["exit_code"], 2, "{answer}");
+    assert!(answer["database"].is_null(), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("missing.yaml"),
+        "{answer}"
+    );
+}
+
+/// `walguard --help` gives each subcommand one short line, and the exit
+/// codes from the one table.
+#[test]
+fn help_lists_each_subcommand_on_one_line_with_the_exit_codes() {
+    let out = walguard(Path::new(".")).arg("--help").output().unwrap();
+    let help = text(&out.stdout);
+    assert!(out.status.success(), "{help}");
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(commands.len(), 6, "{help}"); // 5 subcommands and `help`
+    for line in commands {
+        assert!(line.len() <= 80, "{line:?}");
+    }
+    assert!(
+        help.contains("2 usage or settings error or a refused path"),
+        "{help}"
+    );
+}

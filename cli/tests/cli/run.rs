@@ -322,3 +322,29 @@ fn synchronous_off_claims_nothing_durable() {
     assert!(text(&normal.stdout).contains("durable through: "));
     assert!(!text(&normal.stdout).contains("nothing against a power loss"));
 }
+
+/// `--json` (the flag every command that prints a result takes): the
+/// summary is one JSON object on stdout, with the fields of the summary
+/// object, while the log lines on stderr stay text (`--log-format` is
+/// theirs).
+#[test]
+fn run_json_prints_the_summary_object_and_keeps_text_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = walguard(dir.path())
+        .args(["run", "--duration", "1s", "--json", "--db", "j.db"])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "exit {:?}\n{stderr}", out.status);
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.trim().lines().count(), 1, "{stdout}");
+    let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["summary"], "walguard run", "{summary}");
+    assert!(has_fields(&summary, &SESSION_FIELDS), "{summary}");
+    assert!(
+        stderr
+            .lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_err()),
+        "{stderr}"
+    );
+}
