@@ -45,6 +45,9 @@
 //! `DbActor` to `MetricsActor` (microseconds on an idle thread, up to about
 //! a millisecond when 256 writers keep it busy).
 
+// As in the actors: a panic in a writer task takes its arbiter down.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod capture;
 pub mod chart;
 mod closed_loop;
