@@ -47,28 +47,27 @@ fn a_tiny_run_prints_the_table_and_removes_its_database() {
     assert_eq!(files_in(dir.path()), ["latency.svg"], "left behind");
 }
 
+/// `bench` with group commit on and `json_flags` on a new `dir/bench.db`,
+/// which must succeed; its output and the JSON objects on its stdout.
+fn json_rows(dir: &Path, json_flags: &[&str]) -> (Output, Vec<serde_json::Value>) {
+    let db = dir.join("bench.db");
+    let mut args = vec!["--group-commit", "on", "--db", db.to_str().unwrap()];
+    args.extend_from_slice(json_flags);
+    let out = bench(dir, &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (out, rows)
+}
+
 /// `--log-format json`: one object per configuration, in the fields
 /// `bench/table.py` reads plus the checkpoint and WAL figures.
 #[test]
 fn json_output_has_one_object_per_configuration() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("bench.db");
-    let out = bench(
-        dir.path(),
-        &[
-            "--group-commit",
-            "on",
-            "--log-format",
-            "json",
-            "--db",
-            db.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let rows: Vec<serde_json::Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (_, rows) = json_rows(dir.path(), &["--log-format", "json"]);
     assert_eq!(rows.len(), 2);
     for row in &rows {
         assert_eq!(row["writes"], 200);
@@ -90,24 +89,8 @@ fn json_output_has_one_object_per_configuration() {
 #[test]
 fn json_prints_every_figure_to_three_decimals() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("bench.db");
-    let out = bench(
-        dir.path(),
-        &[
-            "--group-commit",
-            "on",
-            "--json",
-            "--db",
-            db.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
-    let rows: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rows.len(), 2, "{stdout}");
+    let (out, rows) = json_rows(dir.path(), &["--json"]);
+    assert_eq!(rows.len(), 2, "{}", text(&out.stdout));
     for row in &rows {
         assert_eq!(row["writes"], 200);
         for (key, value) in row.as_object().unwrap() {
