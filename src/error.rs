@@ -447,6 +447,84 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// A read ([`ReadPool`](crate::read::ReadPool)) tried what the read
+    /// side refuses: a write (the connections are opened read-only, so
+    /// SQLite refused it), transaction control (each read runs in one
+    /// transaction of walguard's, its snapshot), an `ATTACH`/`DETACH`, or
+    /// a temporary table, index, view or trigger (the connection serves
+    /// the next read). Nothing was written.
+    #[error(
+        "refused on the read side, which only reads (each read in one transaction of its own): {what} {would}"
+    )]
+    ReadRefused {
+        /// The statement (shortened when long) or `closure`.
+        what: String,
+        /// What it would do, e.g. `writes`.
+        would: &'static str,
+    },
+    /// A closure run by [`ReadPool::read`](crate::read::ReadPool::read)
+    /// returned an error.
+    #[error("closure on a read connection failed")]
+    Read {
+        /// What the closure returned.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A closure run on a read connection panicked. The panic was caught,
+    /// its transaction ended and its connection replaced; the pool keeps
+    /// serving.
+    #[error("closure on a read connection panicked: {message}")]
+    ReadPanicked {
+        /// The panic's message.
+        message: String,
+    },
+    /// A read held its snapshot past `read.max_snapshot_age` and was
+    /// interrupted at its next SQLite step; its transaction ended, so the
+    /// WAL it pinned can be checkpointed. Whatever it read is dropped.
+    #[error(
+        "read interrupted after {:.3}ms: {what} held its snapshot past read.max_snapshot_age ({}), which keeps checkpoints from completing",
+        crate::settings::duration_ms(*age),
+        crate::settings::format_duration(*limit)
+    )]
+    ReadTooOld {
+        /// The statement (shortened when long) or `closure`.
+        what: String,
+        /// How long the read held its snapshot, until its transaction
+        /// ended.
+        age: std::time::Duration,
+        /// `read.max_snapshot_age`.
+        limit: std::time::Duration,
+    },
+    /// A read was still running when its pool closed and its drain budget
+    /// ran out: it was interrupted; whatever it read is dropped.
+    #[error(
+        "read stopped after {:.3}ms: the read pool closed and {what} outlived its drain budget",
+        crate::settings::duration_ms(*age)
+    )]
+    ReadStopped {
+        /// The statement (shortened when long) or `closure`.
+        what: String,
+        /// How long the read had run.
+        age: std::time::Duration,
+    },
+    /// A read connection's thread could not be started; the pool did not
+    /// open.
+    #[error("cannot start a read connection's thread for {}", path.display())]
+    ReadThread {
+        /// The database path.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The read pool of this database is closed (or closing): the read did
+    /// not run.
+    #[error("the read pool of {} is closed, so the read did not run", path.display())]
+    ReadPoolClosed {
+        /// The database path.
+        path: PathBuf,
+    },
+
     /// The power-loss shim (feature `testing`) found no default SQLite VFS
     /// to wrap.
     #[cfg(feature = "testing")]

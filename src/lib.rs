@@ -44,6 +44,9 @@
 //! - [`Migrations`] are the engine's schema: versioned in `PRAGMA
 //!   user_version`, applied at start in one transaction by
 //!   [`Store::migrate`], refusing a database from the future.
+//! - [`ReadPool`] is the read side: read-only connections beside the
+//!   writer, each read in one snapshot, with a bound on a snapshot's age
+//!   (`read.max_snapshot_age`) so no reader of ours starves a checkpoint.
 //! - Group commit ([`Store::execute_group`]) and the size-triggered
 //!   checkpoint ([`Store::set_size_threshold`]) are plain store methods too;
 //!   `walguard-actors` drives them.
@@ -62,6 +65,7 @@ pub mod exposure;
 pub mod files;
 pub mod lock;
 pub mod migrations;
+pub mod read;
 pub mod replication;
 pub mod settings;
 pub mod stats;
@@ -74,6 +78,7 @@ pub use checkpoint::{CheckpointMode, CheckpointOutcome, CheckpointReason, Checkp
 pub use error::{Error, Result};
 pub use lock::EngineLock;
 pub use migrations::{Migration, MigrationReport, Migrations};
+pub use read::ReadPool;
 pub use settings::Settings;
 pub use stats::{Aggregate, SessionCounts, SessionReport, SessionStats, Window};
 pub use store::{

@@ -13,6 +13,8 @@ mod checkpoint;
 mod migrations;
 #[path = "core/neighbours.rs"]
 mod neighbours;
+#[path = "core/read.rs"]
+mod read;
 #[path = "core/replica_hold.rs"]
 mod replica_hold;
 #[path = "core/settings.rs"]

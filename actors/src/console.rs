@@ -50,12 +50,12 @@
 //! with a wait hint of at least [`WalGuard::shutdown_budget`];
 //! docs/operations.md has the details.
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use tokio::signal::windows::{CtrlClose, CtrlLogoff, CtrlShutdown};
 use walguard::SessionReport;
 
+pub use crate::console_event::ConsoleEvent;
 use crate::error::{Error, Result};
 use crate::system::WalGuard;
 
@@ -67,37 +67,6 @@ pub const WINDOWS_CLOSE_BUDGET: Duration = Duration::from_secs(5);
 /// The longest [`shutdown_on_console_event`] waits for the shutdown: the
 /// Windows budget less 500 ms for printing the report and exiting.
 pub const CONSOLE_SHUTDOWN_BUDGET: Duration = Duration::from_millis(4_500);
-
-/// Which console event arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConsoleEvent {
-    /// `CTRL_CLOSE_EVENT`: the console window was closed.
-    Close,
-    /// `CTRL_LOGOFF_EVENT`: the user is logging off.
-    Logoff,
-    /// `CTRL_SHUTDOWN_EVENT`: the system is shutting down.
-    Shutdown,
-}
-
-impl ConsoleEvent {
-    /// `console-close`, `logoff` or `system-shutdown`: the `stopped_by` of
-    /// `walguard run`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Close => "console-close",
-            Self::Logoff => "logoff",
-            Self::Shutdown => "system-shutdown",
-        }
-    }
-}
-
-impl fmt::Display for ConsoleEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Listeners for the three console events. Create them early (before the
 /// engine starts writing): an event that comes before any listener exists

@@ -60,7 +60,7 @@ pub enum Error {
     #[error("cannot listen for the console {event} event")]
     ConsoleHandler {
         /// The event whose listener failed.
-        event: crate::console::ConsoleEvent,
+        event: crate::console_event::ConsoleEvent,
         /// What Windows said.
         #[source]
         source: std::io::Error,
@@ -86,7 +86,7 @@ pub enum Error {
     #[error("the shutdown after the console {event} event did not finish within {budget:?}")]
     ConsoleDeadline {
         /// The event that started the shutdown.
-        event: crate::console::ConsoleEvent,
+        event: crate::console_event::ConsoleEvent,
         /// The budget it had.
         budget: std::time::Duration,
     },
@@ -166,6 +166,28 @@ pub enum ReplicationError {
         replica: String,
         /// This database's newest identity token, or `none`.
         local: String,
+    },
+
+    /// The replica is this database's, but ahead of it: under the
+    /// replica's newest identity token the replica counts more commits
+    /// than the local file (a copy from the same session put back, a VM
+    /// snapshot rolled back, commits lost locally to a power loss under
+    /// `synchronous=normal`). Replicating would overwrite the replica's
+    /// newer commits.
+    #[error(
+        "{db} is behind its own replica {url} (identity {token}: {local} commits here, {replica} on the replica): refusing to replicate it over the replica's newer commits; restore the replica with `walguard restore` (it holds what this file lacks), or set replication.replace_replica: true to overwrite the replica's newer commits knowingly"
+    )]
+    BehindReplica {
+        /// The replica URL (credentials redacted).
+        url: String,
+        /// The database.
+        db: PathBuf,
+        /// The identity token both share (the replica's newest).
+        token: String,
+        /// Commits the local file counts under it.
+        local: u64,
+        /// Commits the replica counts under it.
+        replica: u64,
     },
 
     /// The database is new and empty, and its replica exists: replicating

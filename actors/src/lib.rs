@@ -76,6 +76,10 @@ pub mod checkpoint;
 // signal listeners, which exist only there.
 #[cfg(windows)]
 pub mod console;
+// Windows only: the event both `console` and `error` name (a leaf, so the
+// arrows between them run one way); public as `console::ConsoleEvent`.
+#[cfg(windows)]
+mod console_event;
 pub mod db;
 pub mod error;
 pub mod exposure;

@@ -1,7 +1,6 @@
 //! `walguard restore`: the replica of `database.path` into a new file.
 
 use walguard::Settings;
-use walguard_actors::replication::{self, Files};
 
 use crate::cli::RestoreArgs;
 use crate::error::CliError;
@@ -19,11 +18,8 @@ pub(crate) fn run(args: &RestoreArgs) -> Result<(), CliError> {
         }));
     }
     let out = args.db.as_ref().unwrap_or(&settings.database.path);
-    let files = Files::for_db(&settings.database.path, r.socket.as_deref())
-        .map_err(walguard_actors::Error::from)?;
-    replication::check_binary(&r.litestream_binary).map_err(walguard_actors::Error::from)?;
     let started = std::time::Instant::now();
-    replication::restore(&r.litestream_binary, &files, r, out, false)
+    walguard_actors::replication::restore_to(&settings, out)
         .map_err(walguard_actors::Error::from)?;
     let replica = walguard::replication::redact(r.url.as_deref().unwrap_or_default());
     let elapsed = started.elapsed();

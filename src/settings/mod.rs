@@ -20,13 +20,15 @@
 //! Durations are written with a unit: `250ms`, `1s`, `1.5s`, `2m`, `1h`.
 //!
 //! One concern per file: `database` (the connection's settings and
-//! [`Synchronous`]), `replication`, `duration` (the unit syntax), `load`
+//! [`Synchronous`]), `replication`, `read` (the read side's pool, with its
+//! own defaults), `duration` (the unit syntax), `load`
 //! (the layers), `validate` (the checks). This file holds the defaults, as
 //! named constants with their units, and the other sections.
 
 mod database;
 mod duration;
 mod load;
+mod read;
 mod replication;
 mod validate;
 
@@ -38,6 +40,9 @@ use serde::{Deserialize, Serialize};
 
 pub use database::{DatabaseSettings, Synchronous};
 pub use duration::{duration_ms, figure, format_duration, parse_duration};
+pub use read::{
+    DEFAULT_MAX_SNAPSHOT_AGE, DEFAULT_READ_CONNECTIONS, MAX_READ_CONNECTIONS, ReadSettings,
+};
 pub use replication::{AckMode, ReplicationMode, ReplicationSettings};
 
 use duration::duration_serde;
@@ -151,6 +156,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// Replication to another machine through Litestream (off by default).
     pub replication: ReplicationSettings,
+    /// The read side: read-only connections beside the writer.
+    pub read: ReadSettings,
 }
 
 /// The checkpoint schedule.
@@ -270,6 +277,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             log: LogSettings::default(),
             replication: ReplicationSettings::default(),
+            read: ReadSettings::default(),
         }
     }
 }

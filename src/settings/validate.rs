@@ -106,6 +106,7 @@ impl Settings {
                 "must be above 0 with replication on: 0 hands size checkpoints to SQLite inside a COMMIT, where walguard cannot keep frames the replica lacks in the WAL",
             ));
         }
+        self.read.validate()?;
         self.replication.validate()
     }
 }

@@ -220,7 +220,17 @@ impl Store {
         // Back to the connection's cache before COMMIT: a statement still
         // held is still a reset, idle statement, but the cache is its home.
         drop(current);
-        if let Err(e) = self.control("COMMIT").map_err(Arc::new) {
+        // With replication on, the group counts itself in the replica's
+        // identity inside its own commit (`position`).
+        let counted = if writes > 0 {
+            super::position::bump(&self.conn, self.position)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = counted
+            .and_then(|()| self.control("COMMIT"))
+            .map_err(Arc::new)
+        {
             self.rollback_quietly();
             // Nothing of the group was written.
             return Pass::Done(

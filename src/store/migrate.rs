@@ -163,8 +163,10 @@ impl Store {
                     .map_err(|source| self.pragma_error("user_version", source))
             })
             .and_then(|()| {
-                self.conn
-                    .execute_batch("COMMIT")
+                // With replication on, counted in the replica's identity
+                // inside the commit, as every commit is (`position`).
+                super::position::bump(&self.conn, self.position)
+                    .and_then(|()| self.conn.execute_batch("COMMIT"))
                     .map_err(commit_err("commit", &path))
             });
         if run.is_err()

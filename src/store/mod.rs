@@ -33,6 +33,7 @@ mod guard;
 mod identity;
 mod migrate;
 mod open;
+mod position;
 mod reopen;
 mod replica_hold;
 mod statement;
@@ -129,6 +130,9 @@ pub struct Store {
     /// With replication on: the pin that keeps frames the replica may not
     /// have from leaving the WAL ([`Store::hold_for_replica`]).
     replica: Option<ReplicaHold>,
+    /// With replication on: the identity row every commit counts itself
+    /// in ([`Store::count_commits_in_identity`]).
+    position: Option<i64>,
 }
 
 impl Store {
@@ -184,6 +188,7 @@ impl Store {
             vfs: vfs.map(str::to_owned),
             reopen_pending: false,
             replica: None,
+            position: None,
         };
         store.install_wal_hook()?;
         store.install_guard()?;
@@ -341,11 +346,49 @@ impl Store {
     /// an atomic batch is what [`Store::transaction`] is for.
     pub fn execute(&mut self, stmt: &Statement) -> Result<usize> {
         self.refuse_if_gone()?;
+        if self.position.is_some() && self.effect_of(stmt.sql()) == Effect::Plain {
+            return self.execute_counted(stmt);
+        }
         let (changed, readonly) = self.run_statement(stmt)?;
         if !self.conn.is_autocommit() {
             return Err(
                 self.roll_back_left_open(format!("statement {}", sql_for_error(stmt.sql())))
             );
+        }
+        if !readonly {
+            self.record_commit(1);
+            self.bump_alone();
+        }
+        Ok(changed)
+    }
+
+    /// [`Store::execute`] with replication on, for a statement that can
+    /// run inside a transaction: in one, with the commit's count
+    /// ([`position`]).
+    fn execute_counted(&mut self, stmt: &Statement) -> Result<usize> {
+        self.control("BEGIN IMMEDIATE")
+            .map_err(|source| Error::TransactionControl {
+                step: "begin",
+                source,
+            })?;
+        let (changed, readonly) = match self.run_statement(stmt) {
+            Ok(ran) => ran,
+            Err(e) => {
+                self.rollback_quietly();
+                return Err(e);
+            }
+        };
+        let counted = if readonly {
+            Ok(())
+        } else {
+            position::bump(&self.conn, self.position)
+        };
+        if let Err(source) = counted.and_then(|()| self.control("COMMIT")) {
+            self.rollback_quietly();
+            return Err(Error::TransactionControl {
+                step: "commit",
+                source,
+            });
         }
         if !readonly {
             self.record_commit(1);
@@ -379,6 +422,7 @@ impl Store {
             }
         }
         let guard = &self.guard;
+        let position = self.position;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -416,10 +460,12 @@ impl Store {
                 })?;
             changed.push(n);
         }
-        tx.commit().map_err(|source| Error::TransactionControl {
-            step: "commit",
-            source,
-        })?;
+        position::bump(&tx, position)
+            .and_then(|()| tx.commit())
+            .map_err(|source| Error::TransactionControl {
+                step: "commit",
+                source,
+            })?;
         self.record_commit(1);
         Ok(changed)
     }
@@ -551,6 +597,7 @@ impl Store {
                     // It committed before it panicked.
                     self.durability
                         .record_commit(1, settings.is_ok() && self.every_commit_is_synced());
+                    self.bump_alone();
                 }
                 settings?;
                 return Err(Error::Panic { message });
@@ -567,11 +614,13 @@ impl Store {
             // durable until a checkpoint catches up.
             if changed_rows {
                 self.durability.record_commit(1, false);
+                self.bump_alone();
             }
             return Err(e);
         }
         if changed_rows {
             self.record_commit(1);
+            self.bump_alone();
         }
         result.map_err(|source| match self.guard.take_denied() {
             Some(g) => Error::GuardedSetting {

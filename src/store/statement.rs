@@ -144,6 +144,31 @@ pub struct ResultSet {
 }
 
 impl ResultSet {
+    /// Steps `prepared` with `params` to its end and collects the rows.
+    /// The width of each row and the column names come from the statement
+    /// as stepped, not as cached: a schema change makes SQLite prepare it
+    /// again at the first step (FACTS.md, rusqlite#1371). The read side's
+    /// `query` collects its rows here.
+    pub(crate) fn collect(
+        prepared: &mut rusqlite::Statement<'_>,
+        params: &[Value],
+    ) -> rusqlite::Result<Self> {
+        let mut rows = Vec::new();
+        {
+            let mut cursor = prepared.query(rusqlite::params_from_iter(params))?;
+            while let Some(row) = cursor.next()? {
+                let width = row.as_ref().column_count();
+                rows.push(
+                    (0..width)
+                        .map(|i| row.get::<_, Value>(i))
+                        .collect::<rusqlite::Result<Vec<Value>>>()?,
+                );
+            }
+        }
+        let columns = prepared.column_names().map(str::to_owned).collect();
+        Ok(Self { columns, rows })
+    }
+
     /// Column names, in order.
     #[must_use]
     pub fn columns(&self) -> &[String] {

@@ -110,21 +110,13 @@ impl ControlClient {
         })
     }
 
-    /// The version Litestream reports on `/info`.
-    ///
-    /// # Errors
-    ///
-    /// As [`ControlClient::sync`].
-    pub async fn version(&self, timeout: Duration) -> Result<String, ReplicationError> {
-        let value = self.request("GET", "/info", None, timeout).await?;
-        Ok(value["version"].as_str().unwrap_or_default().to_owned())
-    }
-
     /// The process id Litestream reports on `/info`.
     ///
     /// # Errors
     ///
     /// As [`ControlClient::sync`].
+    // Only the crate's tests ask (feature `testing`).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub async fn pid(&self, timeout: Duration) -> Result<u64, ReplicationError> {
         let value = self.request("GET", "/info", None, timeout).await?;
         Ok(value["pid"].as_u64().unwrap_or(0))

@@ -193,7 +193,9 @@ impl WalGuardBuilder {
             )?;
             // This start's identity token, once Litestream runs (a refused
             // start stamps nothing); its next sync carries it.
-            crate::replication::stamp_identity(&settings)?;
+            let stamped = crate::replication::stamp_identity(&settings)?;
+            // Every commit from here on counts itself under it (issue 20).
+            store.count_commits_in_identity(stamped.seq);
             Some(prepared)
         } else {
             None

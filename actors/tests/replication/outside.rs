@@ -80,7 +80,7 @@ fn a_second_litestream_for_the_same_database_is_refused() {
     let db = work.path().join("engine.db");
     three_rows(&db);
     let config = config(work.path(), &db, &s3.endpoint(), "second", "local");
-    let own_socket = walguard_actors::replication::Files::for_db(&db, None)
+    let own_socket = walguard_actors::replication::testing::Files::for_db(&db, None)
         .unwrap()
         .socket;
     let other_socket = work.path().join("elsewhere.sock");

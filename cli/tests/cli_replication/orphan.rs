@@ -29,7 +29,7 @@ fn alive(pid: u32) -> bool {
 fn litestream_of(db: &Path, not: Option<u32>, what: &str) -> u32 {
     let started = Instant::now();
     loop {
-        if let Some(pid) = walguard_actors::replication::litestream_holding(db)
+        if let Some(pid) = walguard_actors::replication::testing::litestream_holding(db)
             && Some(pid) != not
         {
             return pid;
