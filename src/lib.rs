@@ -70,6 +70,7 @@ pub mod replication;
 pub mod settings;
 pub mod stats;
 pub mod store;
+pub mod writer;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -3,9 +3,10 @@
 //! # Policy
 //!
 //! On every tick of an actix `run_interval` (`checkpoint.interval`, default
-//! 60 s) it asks [`DbActor`] for a PASSIVE checkpoint; the
-//! checkpoint itself runs on the write connection, between transactions,
-//! and `DbActor` sends the result to `MetricsActor`.
+//! 60 s) it asks `DbActor` for a PASSIVE checkpoint, through its
+//! [`DbHandle`] and the lane like every request; the checkpoint itself
+//! runs on the write connection, between transactions, and `DbActor` sends
+//! the result to `MetricsActor`.
 //!
 //! - **Opt-in.** Building the system starts no timer: the loop starts with
 //!   [`StartLoop`] (or `checkpoint.enabled`).
@@ -25,6 +26,10 @@
 //!   (at once, when it passed during the restart), so a restart never costs
 //!   a tick, and each later deadline comes from the previous deadline, so
 //!   a restart never shifts the schedule.
+//! - **Quiet while Litestream owns checkpointing.** Ticks then pass without
+//!   a checkpoint, and are not counted as skipped. Who owns them is read
+//!   from the writer's shared state ([`walguard::writer::WriterState::owner`]),
+//!   the one home of that fact.
 //! - **Busy is not a fault.** A checkpoint that finds another connection's
 //!   checkpoint running (Litestream, a backup, the `sqlite3` shell) or a
 //!   reader in the way comes back busy or partial: logged and counted, and
@@ -40,17 +45,16 @@ use actix::{
 use tokio::time::Instant;
 use walguard::{CheckpointMode, CheckpointReason};
 
-use crate::db::DbActor;
+use crate::DbHandle;
 use crate::messages::{
-    Checkpoint, GetLoopState, InjectFault, LoopState, Restarted, SetCheckpointOwner, StartLoop,
-    StopLoop, TickSkipped,
+    GetLoopState, InjectFault, LoopState, Restarted, StartLoop, StopLoop, TickSkipped,
 };
 use crate::metrics::MetricsActor;
 
 /// The actor that fires interval checkpoints.
 #[derive(Debug)]
 pub struct CheckpointActor {
-    db: Addr<DbActor>,
+    db: DbHandle,
     metrics: Addr<MetricsActor>,
     interval: Duration,
     enabled: bool,
@@ -63,9 +67,6 @@ pub struct CheckpointActor {
     /// The index `k` of the last deadline (`anchor + k * interval`) whose
     /// tick fired; 0 before the first.
     fired: u32,
-    /// Litestream owns checkpointing ([`SetCheckpointOwner`]): ticks pass
-    /// without a checkpoint (and are not counted as skipped).
-    deferred: bool,
     /// How the loop comes back after a restart.
     restart: RestartSchedule,
 }
@@ -85,7 +86,7 @@ impl CheckpointActor {
     /// A stopped loop with the given interval. Run it under
     /// [`actix::Supervisor`] so faults lead to a restart.
     #[must_use]
-    pub fn new(db: Addr<DbActor>, metrics: Addr<MetricsActor>, interval: Duration) -> Self {
+    pub fn new(db: DbHandle, metrics: Addr<MetricsActor>, interval: Duration) -> Self {
         Self {
             db,
             metrics,
@@ -94,7 +95,6 @@ impl CheckpointActor {
             in_flight: false,
             last_started: None,
             timer: None,
-            deferred: false,
             anchor: None,
             fired: 0,
             restart: RestartSchedule::Original,
@@ -168,7 +168,7 @@ impl CheckpointActor {
             let since = Instant::now().saturating_duration_since(anchor).as_nanos();
             self.fired = u32::try_from(since / self.interval.as_nanos().max(1)).unwrap_or(u32::MAX);
         }
-        if self.deferred {
+        if self.db.checkpoint_owner() == walguard::replication::CheckpointOwner::Litestream {
             return;
         }
         let now = Instant::now();
@@ -181,10 +181,11 @@ impl CheckpointActor {
         }
         self.in_flight = true;
         self.last_started = Some(now);
-        let request = self.db.send(Checkpoint {
-            mode: CheckpointMode::Passive,
-            reason: CheckpointReason::Interval,
-        });
+        let db = self.db.clone();
+        let request = async move {
+            db.checkpoint_for(CheckpointMode::Passive, CheckpointReason::Interval)
+                .await
+        };
         ctx.spawn(request.into_actor(self).map(|reply, act, ctx| {
             act.in_flight = false;
             match reply {
@@ -269,13 +270,5 @@ impl Handler<GetLoopState> for CheckpointActor {
             in_flight: self.in_flight,
             interval: self.interval,
         })
-    }
-}
-
-impl Handler<SetCheckpointOwner> for CheckpointActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetCheckpointOwner, _: &mut Self::Context) {
-        self.deferred = msg.owner == walguard::replication::CheckpointOwner::Litestream;
     }
 }

@@ -10,25 +10,23 @@
 //! - keeps the exposure ("durable through", age, exposed commits) and warns
 //!   once per starvation episode (target `walguard::exposure`);
 //! - updates the WAL and exposure gauges of [`crate::telemetry`];
-//! - sends what it saw to `MetricsActor` ([`ExposureSeen`]), which answers
+//! - sends what it saw to `MetricsActor` (`ExposureSeen`), which answers
 //!   the live status.
 //!
-//! The watch ends with [`EndWatch`] (the shutdown sends it) or when
+//! The watch ends with `EndWatch` (the shutdown sends it) or when
 //! `DbActor` is gone.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Recipient, SpawnHandle, WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Recipient, SpawnHandle, WrapFuture,
 };
 use walguard::Statement;
 use walguard::exposure::ExposureTracker;
 
-use crate::db::DbActor;
-use crate::messages::{
-    CheckpointDone, EndWatch, ExposureSeen, ExposureView, GetDurability, Query, WatchExposure,
-};
+use crate::DbHandle;
+use crate::messages::{CheckpointDone, EndWatch, ExposureSeen, ExposureView, WatchExposure};
 use crate::telemetry;
 
 /// The `-wal` file SQLite keeps beside a database; its one home is the core
@@ -55,7 +53,7 @@ struct Watch {
 /// The actor that watches the exposure. Idle until [`WatchExposure`].
 #[derive(Debug)]
 pub struct ExposureWatch {
-    db: Addr<DbActor>,
+    db: DbHandle,
     wal_path: PathBuf,
     interval: Duration,
     seen_by: Option<Recipient<ExposureSeen>>,
@@ -67,8 +65,8 @@ impl ExposureWatch {
     /// reported past two checkpoint `interval`s. What it sees goes to
     /// `seen_by` when given (`MetricsActor`, for the live status).
     #[must_use]
-    pub fn new(
-        db: Addr<DbActor>,
+    pub(crate) fn new(
+        db: DbHandle,
         database: &Path,
         interval: Duration,
         seen_by: Option<Recipient<ExposureSeen>>,
@@ -96,9 +94,18 @@ impl ExposureWatch {
             return;
         }
         watch.in_flight = true;
-        let durability = self.db.send(GetDurability);
-        let frames = self.db.send(Query(Statement::new(WAL_STATUS_SQL)));
-        let ask = async move { (durability.await, frames.await) };
+        let db = self.db.clone();
+        let ask = async move {
+            let (durability, frames) =
+                tokio::join!(db.durability(), db.query(Statement::new(WAL_STATUS_SQL)));
+            // A database error is an answer; only a writer gone is not.
+            let frames = match frames {
+                Ok(rows) => Ok(Ok(rows)),
+                Err(crate::Error::Db(e)) => Ok(Err(e)),
+                Err(gone) => Err(gone),
+            };
+            (durability, frames)
+        };
         ctx.spawn(ask.into_actor(self).map(|(durability, frames), act, ctx| {
             let Some(watch) = act.watch.as_mut() else {
                 return;

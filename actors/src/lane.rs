@@ -13,15 +13,15 @@
 //!
 //! # Order
 //!
-//! **Every** request of a handle takes the lane: writes, transactions,
-//! queries, closures, checkpoints, durability. They are handled in the
-//! order they were accepted, and a request that is not a single write
-//! commits the writes queued before it first, exactly as through the
-//! mailbox. Only messages sent to the actor's address directly
-//! ([`DbHandle::addr`](crate::DbHandle::addr)) take the mailbox; they keep
-//! their order among themselves, not with the lane's. The shutdown step
-//! ([`Shutdown`](crate::messages::Shutdown)) handles every request the lane
-//! accepted before it, then closes the lane: later requests are answered
+//! **Every** request takes the lane, from an engine's handle and from the
+//! other actors' alike: writes, transactions, queries, closures,
+//! checkpoints, durability, figures. It is the only road to the writer.
+//! Requests are handled in the order they were accepted, and a request
+//! that is not a single write commits the writes queued before it first.
+//! The actor's mailbox carries only crate-private signals (this lane's
+//! [`Wake`], the replica's position, the WAL brake's end, phase 1's return)
+//! and the shutdown step, which handles every request the lane accepted
+//! before it, then closes the lane: later requests are answered
 //! [`Error::ShutDown`](crate::Error::ShutDown).
 //!
 //! # Bound
@@ -37,7 +37,7 @@
 //! at most `database.max_batch` writes, or one other request) and then
 //! schedules the next round with `ctx.notify`, which actix runs after the
 //! messages already in its mailbox: a busy lane never starves the
-//! checkpoint loop, the replication actor or the shutdown.
+//! replication actor's signals or the shutdown.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -136,6 +136,19 @@ impl<A: Actor> LaneSender<A> {
 }
 
 impl<A: Actor> LaneSender<A> {
+    /// As [`LaneSender::send`], without waiting: refused (the request
+    /// given back) while the lane is full or closed.
+    #[cfg(feature = "testing")]
+    pub(crate) fn try_send(&self, request: Request<A>) -> Result<(), Request<A>> {
+        self.tx.try_send(request).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
+        })?;
+        if !self.shared.scheduled.swap(true, Ordering::SeqCst) {
+            self.wake.do_send(Wake);
+        }
+        Ok(())
+    }
+
     /// As [`LaneSender::send`], from a thread outside any async runtime
     /// (the open-loop benchmark's generator), blocking while the lane is
     /// full. Called inside a runtime it would panic (tokio's rule), so it
@@ -182,6 +195,12 @@ impl<A: Actor> std::fmt::Debug for Lane<A> {
 pub(crate) struct Unwired<A: Actor> {
     tx: mpsc::Sender<Request<A>>,
     shared: Arc<Shared>,
+}
+
+impl<A: Actor> std::fmt::Debug for Unwired<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unwired").finish_non_exhaustive()
+    }
 }
 
 impl<A: Actor> Unwired<A> {

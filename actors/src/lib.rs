@@ -23,10 +23,13 @@
 //! # Overview
 //!
 //! - [`DbActor`] owns the only write connection ([`walguard::Store`]) and
-//!   serializes every write: [`messages::Execute`], [`messages::Transaction`],
-//!   [`messages::Query`], and typed closures with [`messages::Call`]. A
+//!   serializes every write; it is a thin shell that drains its lane into
+//!   [`walguard::writer::Writer`], where the writer's policy lives.
+//!   [`DbHandle`] is its one door, for engines and actors alike: statements
+//!   ([`DbHandle::execute`], group-committed), transactions, queries,
+//!   typed closures ([`DbHandle::call`]), checkpoints and figures. A
 //!   failing statement returns an error to its sender; the actor keeps
-//!   serving. Engines usually go through [`DbHandle`].
+//!   serving.
 //! - [`CheckpointActor`] fires PASSIVE checkpoints on an actix `run_interval`
 //!   (opt-in), never two in flight, and runs under a `Supervisor` that
 //!   restarts it after a fault. Its module doc states the whole policy.
@@ -46,10 +49,13 @@
 //! # Layout
 //!
 //! One file per actor, and its messages in the file of the same name under
-//! [`messages`]: `db.rs`, `checkpoint.rs`, `metrics.rs`, `exposure.rs`. The
-//! modules depend one way: `messages` on none of them; the actors on
-//! `messages` (and on the addresses of the actors they send to);
-//! [`system`] on all of them, and none of them on `system`.
+//! [`messages`]: `db.rs` (the shell of [`walguard::writer::Writer`]),
+//! `checkpoint.rs`, `metrics.rs`, `exposure.rs`; `lane.rs` and `handle.rs`
+//! ([`DbHandle`]) are the one road to `DbActor`. The modules depend one
+//! way: `messages` on none of them; `db` on `lane`; `handle` on `db`; the
+//! other actors on `handle` and `messages` (and on the addresses of the
+//! actors they send to); [`system`] on all of them, and none of them on
+//! `system`.
 //!
 //! # Testing your engine on a simulated clock
 //!
@@ -83,14 +89,13 @@ mod console_event;
 pub mod db;
 pub mod error;
 pub mod exposure;
+mod handle;
 mod lane;
 pub mod messages;
 pub mod metrics;
 pub mod replication;
-mod replier;
 pub mod system;
 pub mod telemetry;
-mod writer_state;
 
 pub use checkpoint::CheckpointActor;
 pub use db::DbActor;

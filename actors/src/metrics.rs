@@ -6,12 +6,12 @@
 //! - one `tracing` event per checkpoint (target `walguard::checkpoint`), a
 //!   rolling window of `metrics.window` samples, and at the end of the
 //!   session one `walguard::session` event with the aggregate. If the actor
-//!   stops without [`Finish`] (the system went down), it still emits the
+//!   stops without `Finish` (the system went down), it still emits the
 //!   aggregate from `stopped`;
 //! - every checkpoint also goes to the [`metrics`] facade
 //!   ([`crate::telemetry`]);
 //! - the live status ([`GetStatus`]) joins the session so far with what
-//!   the exposure watch ([`crate::exposure`]) last saw ([`ExposureSeen`]).
+//!   the exposure watch ([`crate::exposure`]) last saw (`ExposureSeen`).
 
 use actix::{Actor, Context, Handler, MessageResult};
 use walguard::SessionStats;

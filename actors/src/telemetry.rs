@@ -138,7 +138,7 @@ pub fn describe() {
 
 /// Records one checkpoint: the counter, the histogram, and the WAL frames
 /// gauge when the row says how many there are.
-pub fn record_checkpoint(report: &CheckpointReport) {
+pub(crate) fn record_checkpoint(report: &CheckpointReport) {
     let mode = report.mode().as_str();
     let reason = report.reason().as_str();
     metrics::counter!(
@@ -155,17 +155,8 @@ pub fn record_checkpoint(report: &CheckpointReport) {
     }
 }
 
-/// Records the outcome of one write.
-pub fn record_write(ok: bool) {
-    if ok {
-        metrics::counter!(WRITES_TOTAL).increment(1);
-    } else {
-        metrics::counter!(WRITE_ERRORS_TOTAL).increment(1);
-    }
-}
-
 /// Records `ok` acknowledged and `failed` failed writes at once.
-pub fn record_writes(ok: u64, failed: u64) {
+pub(crate) fn record_writes(ok: u64, failed: u64) {
     if ok > 0 {
         metrics::counter!(WRITES_TOTAL).increment(ok);
     }
@@ -175,34 +166,34 @@ pub fn record_writes(ok: u64, failed: u64) {
 }
 
 /// Records the frames in the WAL.
-pub fn record_wal_frames(frames: i64) {
+pub(crate) fn record_wal_frames(frames: i64) {
     metrics::gauge!(WAL_FRAMES).set(frames as f64);
 }
 
 /// Records the size of the `-wal` file (0 when absent).
-pub fn record_wal_bytes(bytes: u64) {
+pub(crate) fn record_wal_bytes(bytes: u64) {
     metrics::gauge!(WAL_BYTES).set(bytes as f64);
 }
 
 /// Records the exposure.
-pub fn record_exposure(exposure: &Exposure) {
+pub(crate) fn record_exposure(exposure: &Exposure) {
     metrics::gauge!(EXPOSURE_SECONDS).set(exposure.age().as_secs_f64());
     metrics::gauge!(EXPOSED_COMMITS).set(exposure.commits() as f64);
 }
 
 /// Records the replicated point and its lag.
-pub fn record_replicated(replicated: &walguard::replication::Replicated) {
+pub(crate) fn record_replicated(replicated: &walguard::replication::Replicated) {
     metrics::gauge!(REPLICATED_COMMITS).set(replicated.commits as f64);
     metrics::gauge!(REPLICATED_WRITES).set(replicated.writes as f64);
     metrics::gauge!(REPLICATION_LAG_SECONDS).set(replicated.lag.as_secs_f64());
 }
 
 /// Counts a failed sync.
-pub fn record_sync_failure() {
+pub(crate) fn record_sync_failure() {
     metrics::counter!(REPLICATION_SYNC_FAILURES_TOTAL).increment(1);
 }
 
 /// Counts a restart of Litestream.
-pub fn record_litestream_restart() {
+pub(crate) fn record_litestream_restart() {
     metrics::counter!(LITESTREAM_RESTARTS_TOTAL).increment(1);
 }

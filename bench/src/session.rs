@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use walguard::{SessionReport, Settings};
-use walguard_actors::messages::GetWriterStats;
 use walguard_actors::{DbHandle, WalGuard};
 
 use crate::{BenchError, CREATE_TABLE_SQL, Progress, wal_file, without_replication};
@@ -62,13 +61,8 @@ pub(crate) async fn finish(
     check_rows(guard.db(), path, writes).await?;
     let stats = guard
         .db()
-        .addr()
-        .send(GetWriterStats)
+        .writer_stats()
         .await
-        .map_err(|source| walguard_actors::Error::Mailbox {
-            actor: "DbActor",
-            source,
-        })
         .map_err(actors("read the writer's figures"))?;
     let wal_file_bytes = std::fs::metadata(wal_file(path)).map_or(0, |m| m.len());
     guard.stop_checkpoint_loop();

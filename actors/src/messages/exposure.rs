@@ -21,9 +21,9 @@ impl Message for WatchExposure {
 /// `ExposureWatch`: the session is over; stop looking, and set the exposure
 /// gauges from the final durability (`None` when `DbActor` could not say).
 #[derive(Debug, Clone, Copy)]
-pub struct EndWatch {
+pub(crate) struct EndWatch {
     /// What was durable when the store closed.
-    pub durability: Option<Durability>,
+    pub(crate) durability: Option<Durability>,
 }
 
 impl Message for EndWatch {

@@ -18,7 +18,7 @@ impl Message for CheckpointDone {
 
 /// `MetricsActor`: an interval tick was skipped.
 #[derive(Debug, Clone, Copy)]
-pub struct TickSkipped;
+pub(crate) struct TickSkipped;
 
 impl Message for TickSkipped {
     type Result = ();
@@ -26,7 +26,7 @@ impl Message for TickSkipped {
 
 /// `MetricsActor`: the checkpoint actor was restarted.
 #[derive(Debug, Clone, Copy)]
-pub struct Restarted;
+pub(crate) struct Restarted;
 
 impl Message for Restarted {
     type Result = ();
@@ -43,7 +43,7 @@ impl Message for GetReport {
 /// `MetricsActor`: end the session: emit the end-of-session event once and
 /// answer the final report.
 #[derive(Debug, Clone)]
-pub struct Finish(pub DbSummary);
+pub(crate) struct Finish(pub(crate) DbSummary);
 
 impl Message for Finish {
     type Result = SessionReport;
@@ -53,7 +53,7 @@ impl Message for Finish {
 /// live status (`None`: no look yet, or the watch ended). Sent by
 /// [`ExposureWatch`](crate::ExposureWatch) after every look.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ExposureSeen(pub Option<ExposureView>);
+pub(crate) struct ExposureSeen(pub(crate) Option<ExposureView>);
 
 impl Message for ExposureSeen {
     type Result = ();

@@ -1,5 +1,5 @@
-//! Every message the actors accept, one file per actor, all re-exported
-//! here (`walguard_actors::messages::Execute`).
+//! Every message the actors accept, one file per actor; the public ones
+//! are re-exported here (`walguard_actors::messages::StartLoop`).
 //!
 //! | file | actor |
 //! |---|---|
@@ -10,9 +10,10 @@
 //! | `messages/replication.rs` | [`ReplicationActor`](crate::replication::ReplicationActor), and what it tells the others |
 //!
 //! Messages name no actor type: the actors depend on them, never the
-//! reverse. Engines mostly use [`DbHandle`](crate::DbHandle), which sends
-//! the `DbActor` ones and flattens the two error layers (mailbox, database)
-//! into one.
+//! reverse. Public are the messages an engine sends and the answers it
+//! reads; the ones the actors tell each other are crate-private. `DbActor`
+//! takes no request by message: engines and actors alike go through
+//! [`DbHandle`](crate::DbHandle) and its lane.
 
 mod checkpoint;
 mod db;
@@ -21,18 +22,16 @@ mod metrics;
 mod replication;
 
 pub use checkpoint::{GetLoopState, InjectFault, LoopState, StartLoop, StopLoop};
-pub use db::{
-    Call, Checkpoint, Execute, GetDurability, GetWriterStats, InjectPanic, Query, Shutdown,
-    ShutdownOutcome, Transaction, WriterStats,
-};
-pub use exposure::{EndWatch, WatchExposure};
-pub use metrics::{
-    CheckpointDone, ExposureSeen, ExposureView, Finish, GetReport, GetStatus, Restarted, Status,
-    TickSkipped,
-};
-pub use replication::{
-    FinalSync, GetReplicated, KillLitestream, ReplicatedThrough, ReplicationSeen,
-    SetCheckpointOwner,
-};
+pub use db::{ShutdownOutcome, WriterStats};
+pub use exposure::WatchExposure;
+pub use metrics::{CheckpointDone, ExposureView, GetReport, GetStatus, Status};
+#[cfg(feature = "testing")]
+pub use replication::KillLitestream;
+pub use replication::{FinalSync, GetReplicated};
 
-pub(crate) use replication::{SetWalBrake, WalBrake, WalBrakeDone};
+pub(crate) use db::Shutdown;
+pub(crate) use exposure::EndWatch;
+pub(crate) use metrics::{ExposureSeen, Finish, Restarted, TickSkipped};
+pub(crate) use replication::{
+    ReplicatedThrough, ReplicationSeen, SetWalBrake, WalBrake, WalBrakeDone,
+};

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use actix::Message;
-use walguard::replication::{CheckpointOwner, Replicated};
+use walguard::replication::Replicated;
 
 /// `ReplicationActor`: the shutdown's replication step: one last sync
 /// (bounded by `timeout`), then stop the Litestream walguard started and
@@ -31,26 +31,14 @@ impl Message for GetReplicated {
 
 /// `ReplicationActor`: kill the Litestream it started, as a crash would
 /// (tests of "Litestream killed alone"). It is restarted with backoff.
+/// A fault-injection hook: feature `testing`.
+#[cfg(feature = "testing")]
 #[derive(Debug, Clone, Copy)]
 pub struct KillLitestream;
 
+#[cfg(feature = "testing")]
 impl Message for KillLitestream {
     type Result = Option<u32>;
-}
-
-/// `DbActor` and `CheckpointActor`: who runs checkpoints now. While
-/// Litestream does, the interval loop stays quiet, `DbActor` runs a size
-/// checkpoint only past `wal_cap_frames`, and skips the shutdown TRUNCATE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SetCheckpointOwner {
-    /// The owner.
-    pub owner: CheckpointOwner,
-    /// The WAL hard cap, in frames, while Litestream owns checkpointing.
-    pub wal_cap_frames: u32,
-}
-
-impl Message for SetCheckpointOwner {
-    type Result = ();
 }
 
 /// `DbActor`: the first `commits` commits are on the replica (with
@@ -58,7 +46,7 @@ impl Message for SetCheckpointOwner {
 /// every sync, answered or not (`None`), so held replies past
 /// `replication.max_lag` are answered with an error.
 #[derive(Debug, Clone, Copy)]
-pub struct ReplicatedThrough(pub Option<u64>);
+pub(crate) struct ReplicatedThrough(pub(crate) Option<u64>);
 
 impl Message for ReplicatedThrough {
     type Result = ();
@@ -66,7 +54,7 @@ impl Message for ReplicatedThrough {
 
 /// `MetricsActor`: the replicated point after a sync, for the live status.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ReplicationSeen(pub Replicated);
+pub(crate) struct ReplicationSeen(pub(crate) Replicated);
 
 impl Message for ReplicationSeen {
     type Result = ();

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, MessageResult, Recipient,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, MessageResult, Recipient,
     ResponseActFuture, WrapFuture,
 };
 use walguard::replication::{CheckpointHandover, CheckpointOwner, Replicated, ReplicationTracker};
@@ -17,12 +17,11 @@ use super::files::Files;
 use super::{
     ACK_POLL_PERIOD, Prepared, Process, RESTART_BACKOFF_MIN, ReplicationActor, SYNC_TIMEOUT,
 };
-use crate::checkpoint::CheckpointActor;
-use crate::db::DbActor;
+use crate::DbHandle;
 use crate::error::ReplicationError;
-use crate::messages::{
-    FinalSync, GetDurability, GetReplicated, KillLitestream, ReplicationSeen, SetCheckpointOwner,
-};
+#[cfg(feature = "testing")]
+use crate::messages::KillLitestream;
+use crate::messages::{FinalSync, GetReplicated, ReplicationSeen};
 
 impl ReplicationActor {
     /// Starts replication for the database of `files` with `settings`:
@@ -126,8 +125,7 @@ impl ReplicationActor {
     pub(crate) fn new(
         settings: ReplicationSettings,
         prepared: Prepared,
-        db: Addr<DbActor>,
-        checkpoint: Option<Addr<CheckpointActor>>,
+        db: DbHandle,
         metrics: Option<Recipient<ReplicationSeen>>,
     ) -> Self {
         let Prepared { files, process } = prepared;
@@ -138,7 +136,6 @@ impl ReplicationActor {
             files,
             process,
             db,
-            checkpoint,
             metrics,
             in_flight: false,
             looking: false,
@@ -171,14 +168,9 @@ impl ReplicationActor {
                 "walguard takes checkpointing back ({why})"
             ),
         }
-        let msg = SetCheckpointOwner {
-            owner,
-            wal_cap_frames: self.settings.wal_cap_frames,
-        };
-        self.db.do_send(msg);
-        if let Some(checkpoint) = &self.checkpoint {
-            checkpoint.do_send(msg);
-        }
+        // The writer's shared state is the one home of the owner: the
+        // writer and the interval loop read it there.
+        self.db.set_checkpoint_owner(owner);
     }
 }
 
@@ -238,14 +230,16 @@ impl Handler<crate::messages::WalBrake> for ReplicationActor {
     fn handle(&mut self, _: crate::messages::WalBrake, ctx: &mut Self::Context) {
         let db = self.db.clone();
         if self.stopped || !self.litestream_running() {
-            db.do_send(crate::messages::WalBrakeDone);
+            db.brake_done();
             return;
         }
         let client = self.client.clone();
         let path = self.files.db.clone();
         let work = async move {
-            let answer = client.sync_local(&path, crate::db::BRAKE_MAX_PAUSE).await;
-            db.do_send(crate::messages::WalBrakeDone);
+            let answer = client
+                .sync_local(&path, walguard::writer::BRAKE_MAX_PAUSE)
+                .await;
+            db.brake_done();
             answer
         };
         ctx.spawn(work.into_actor(self).map(|answer, _, _| {
@@ -256,6 +250,7 @@ impl Handler<crate::messages::WalBrake> for ReplicationActor {
     }
 }
 
+#[cfg(feature = "testing")]
 impl Handler<KillLitestream> for ReplicationActor {
     type Result = Option<u32>;
 
@@ -285,7 +280,7 @@ impl Handler<FinalSync> for ReplicationActor {
             if !running {
                 return None;
             }
-            let durability = db.send(GetDurability).await.ok().flatten()?;
+            let durability = db.durability().await.ok().flatten()?;
             let started = std::time::Instant::now();
             let answer =
                 match tokio::time::timeout(msg.timeout, client.sync(&path, msg.timeout)).await {

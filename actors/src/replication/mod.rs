@@ -58,7 +58,7 @@ mod sync;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use actix::{Addr, Recipient};
+use actix::Recipient;
 use tokio::time::Instant;
 use walguard::replication::ReplicationTracker;
 use walguard::settings::ReplicationSettings;
@@ -69,8 +69,7 @@ pub(crate) use files::Files;
 pub(crate) use start::stamp_identity;
 pub use start::{check_identity, restore_if_missing, restore_to};
 
-use crate::checkpoint::CheckpointActor;
-use crate::db::DbActor;
+use crate::DbHandle;
 use crate::messages::ReplicationSeen;
 
 /// What the crate's own tests reach of the Litestream plumbing (feature
@@ -134,8 +133,7 @@ pub struct ReplicationActor {
     files: Files,
     client: ControlClient,
     process: Process,
-    db: Addr<DbActor>,
-    checkpoint: Option<Addr<CheckpointActor>>,
+    db: DbHandle,
     metrics: Option<Recipient<ReplicationSeen>>,
     tracker: ReplicationTracker,
     in_flight: bool,

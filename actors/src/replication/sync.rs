@@ -13,7 +13,7 @@ use super::{
     FAILED_SYNCS_BEFORE_TAKEOVER, Process, RESTART_BACKOFF_MIN, ReplicationActor, SYNC_TIMEOUT,
 };
 use crate::error::ReplicationError;
-use crate::messages::{GetDurability, ReplicatedThrough, ReplicationSeen};
+use crate::messages::ReplicationSeen;
 
 impl ReplicationActor {
     pub(super) fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -32,7 +32,7 @@ impl ReplicationActor {
             // the replica past `max_lag` are answered (not replicated)
             // even while no sync answers: a sync can hang for its whole
             // timeout (the S3 server gone).
-            self.db.do_send(ReplicatedThrough(None));
+            self.db.replicated_through(None);
             return;
         }
         let due = self
@@ -52,7 +52,7 @@ impl ReplicationActor {
         let path = self.files.db.clone();
         let replicated = self.tracker.replicated(std::time::Instant::now()).commits;
         let work = async move {
-            let durability = db.send(GetDurability).await.ok().flatten()?;
+            let durability = db.durability().await.ok().flatten()?;
             // Under ack: replicated, between periods, sync only when
             // commits wait for the replica.
             if !due && durability.commits() <= replicated {
@@ -78,7 +78,7 @@ impl ReplicationActor {
         }
         self.looking = true;
         let db = self.db.clone();
-        let ask = async move { db.send(GetDurability).await.ok().flatten() };
+        let ask = async move { db.durability().await.ok().flatten() };
         ctx.spawn(ask.into_actor(self).map(|durability, act, _| {
             act.looking = false;
             if let Some(d) = durability {
@@ -110,7 +110,7 @@ impl ReplicationActor {
                     *backoff = RESTART_BACKOFF_MIN;
                 }
                 self.set_owner(CheckpointOwner::Litestream, "it answers its syncs");
-                self.db.do_send(ReplicatedThrough(Some(ticket.commits())));
+                self.db.replicated_through(Some(ticket.commits()));
             }
             other => {
                 let error = match other {
@@ -127,7 +127,7 @@ impl ReplicationActor {
                 if self.failed_in_a_row >= FAILED_SYNCS_BEFORE_TAKEOVER {
                     self.set_owner(CheckpointOwner::Walguard, "litestream's syncs fail");
                 }
-                self.db.do_send(ReplicatedThrough(None));
+                self.db.replicated_through(None);
             }
         }
         self.publish();

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use walguard_actors::messages::{Call, GetLoopState, StartLoop};
+use walguard_actors::messages::{GetLoopState, StartLoop};
 use walguard_actors::{Placement, WalGuard};
 
 use crate::common::{create_table, insert, settings, start_here};
@@ -107,10 +107,14 @@ async fn a_checkpoint_in_flight_is_never_overlapped_or_queued() {
 
     // Block DbActor until we open the gate.
     let (gate, wait) = std::sync::mpsc::channel::<()>();
-    let blocked = guard.db().addr().send(Call::new(move |_| {
-        let _ = wait.recv();
-        Ok(())
-    }));
+    let db = guard.db().clone();
+    let blocked = actix_rt::spawn(async move {
+        db.call(move |_| {
+            let _ = wait.recv();
+            Ok(())
+        })
+        .await
+    });
 
     // Ticks at 60..300 s: the first sends a checkpoint (queued behind the
     // blocked call), the other four find it in flight.

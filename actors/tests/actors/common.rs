@@ -83,3 +83,14 @@ pub(crate) async fn hold_writer(
     }
     (held, release)
 }
+
+/// One write spawned at once, to be awaited later: spawned one after the
+/// other, a burst of them is on the lane, in order, before `DbActor` looks
+/// (on the test's own thread, it runs only once they all have been sent).
+pub(crate) fn sent_at_once(
+    db: &walguard_actors::DbHandle,
+    stmt: impl Into<Statement>,
+) -> actix_rt::task::JoinHandle<walguard_actors::Result<usize>> {
+    let (db, stmt) = (db.clone(), stmt.into());
+    actix_rt::spawn(async move { db.execute(stmt).await })
+}

@@ -1,9 +1,9 @@
 //! Group commit and the size-triggered checkpoint, through `DbActor`.
 //!
 //! Most tests run `DbActor` on the test's own thread (`Placement::Current`):
-//! requests created with `Addr::send` enter the mailbox at once, in order,
-//! and the actor only runs when the test awaits, so which writes share a
-//! group is deterministic. The ordering and WAL tests also run with
+//! writes spawned one after the other (`sent_at_once`) enter the lane in
+//! order, and the actor only runs once they all have, so which writes
+//! share a group is deterministic. The ordering and WAL tests also run with
 //! `DbActor` on its own thread, where only what must always hold is
 //! asserted.
 
@@ -14,16 +14,17 @@ use std::time::Duration;
 use walguard::{
     CheckpointMode, CheckpointOutcome, CheckpointReason, Settings, SizeCheckpoint, Statement,
 };
-use walguard_actors::db::{GetWriterStats, WriterStats};
-use walguard_actors::messages::{Call, Execute};
+use walguard_actors::db::WriterStats;
 use walguard_actors::{Placement, WalGuard};
 
-use crate::common::{create_table, insert, integrity_and_count, settings, start_here, wal_path};
+use crate::common::{
+    create_table, insert, integrity_and_count, sent_at_once, settings, start_here, wal_path,
+};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
 async fn stats(guard: &WalGuard) -> WriterStats {
-    guard.db().addr().send(GetWriterStats).await.unwrap()
+    guard.db().writer_stats().await.unwrap()
 }
 
 async fn start_on(settings: Settings, placement: Placement) -> WalGuard {
@@ -65,8 +66,8 @@ async fn a_lone_write_commits_at_once_with_no_timer() {
 async fn waiting_writes_share_one_commit() {
     let dir = tempfile::tempdir().unwrap();
     let guard = start_here(settings(dir.path(), MINUTE)).await;
-    let addr = guard.db().addr();
-    let requests: Vec<_> = (0..100).map(|id| addr.send(Execute(insert(id)))).collect();
+    let db = guard.db();
+    let requests: Vec<_> = (0..100).map(|id| sent_at_once(db, insert(id))).collect();
     for request in requests {
         assert_eq!(request.await.unwrap().unwrap(), 1);
     }
@@ -105,18 +106,19 @@ async fn writes_from_each_sender_keep_their_order() {
             .unwrap();
         let mut tasks = Vec::new();
         for sender in 0..SENDERS {
-            let addr = guard.db().addr().clone();
+            let db = guard.db().clone();
             tasks.push(actix_rt::spawn(async move {
                 for start in (0..WRITES).step_by(WINDOW as usize) {
-                    // A window of requests in the mailbox at once, awaited in
+                    // A window of requests on the lane at once, awaited in
                     // order.
                     let window: Vec<_> = (start..start + WINDOW)
                         .map(|n| {
-                            addr.send(Execute(
+                            sent_at_once(
+                                &db,
                                 Statement::new("INSERT INTO log (sender, n) VALUES (?1, ?2)")
                                     .bind(sender)
                                     .bind(n),
-                            ))
+                            )
                         })
                         .collect();
                     for request in window {
@@ -147,7 +149,7 @@ async fn writes_from_each_sender_keep_their_order() {
         let s = stats(&guard).await;
         assert!(s.largest_flush <= s.max_batch, "{s:?}");
         if matches!(placement, Placement::Current) {
-            // All eight windows were in the mailbox together.
+            // All eight windows were on the lane together.
             assert_eq!(s.largest_flush, (SENDERS * WINDOW) as usize, "{s:?}");
         }
         guard.shutdown().await.unwrap();
@@ -161,12 +163,10 @@ async fn a_failing_neighbour_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
     let guard = start_here(settings(dir.path(), MINUTE)).await;
     guard.db().execute(insert(5)).await.unwrap();
-    let addr = guard.db().addr();
-    let mut requests: Vec<_> = (1..=10).map(|id| addr.send(Execute(insert(id)))).collect();
-    requests.insert(
-        3,
-        addr.send(Execute("INSERT INTO nowhere VALUES (1)".into())),
-    );
+    let db = guard.db();
+    let mut requests: Vec<_> = (1..=3).map(|id| sent_at_once(db, insert(id))).collect();
+    requests.push(sent_at_once(db, "INSERT INTO nowhere VALUES (1)"));
+    requests.extend((4..=10).map(|id| sent_at_once(db, insert(id))));
     let results: Vec<_> = {
         let mut out = Vec::new();
         for request in requests {
@@ -178,7 +178,12 @@ async fn a_failing_neighbour_fails_alone() {
         match i {
             // The bad SQL, and id 5 (position 5 after the insert at 3).
             3 | 5 => assert!(
-                matches!(result, Err(walguard::Error::Statement { .. })),
+                matches!(
+                    result,
+                    Err(walguard_actors::Error::Db(
+                        walguard::Error::Statement { .. }
+                    ))
+                ),
                 "{i}: {result:?}"
             ),
             _ => assert!(matches!(result, Ok(1)), "{i}: {result:?}"),
@@ -209,8 +214,8 @@ async fn the_batch_cap_is_respected() {
     let mut s = settings(dir.path(), MINUTE);
     s.database.max_batch = 16;
     let guard = start_here(s).await;
-    let addr = guard.db().addr();
-    let requests: Vec<_> = (0..100).map(|id| addr.send(Execute(insert(id)))).collect();
+    let db = guard.db();
+    let requests: Vec<_> = (0..100).map(|id| sent_at_once(db, insert(id))).collect();
     for request in requests {
         request.await.unwrap().unwrap();
     }
@@ -225,20 +230,24 @@ async fn the_batch_cap_is_respected() {
     guard.shutdown().await.unwrap();
 }
 
-/// The mailbox is bounded: a sender meets backpressure at
-/// `database.mailbox_capacity` messages.
+/// The lane is bounded: a sender meets backpressure at
+/// `database.mailbox_capacity` requests (`DbHandle::try_execute`, a hook
+/// of feature `testing`, is refused then).
+#[cfg(feature = "testing")]
 #[actix_rt::test]
 async fn the_mailbox_is_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(dir.path(), MINUTE);
     s.database.mailbox_capacity = 8;
     let guard = start_here(s).await;
-    let addr = guard.db().addr();
+    let db = guard.db();
     let mut accepted = 0;
+    let mut answers = Vec::new();
     for id in 0..100 {
-        if addr.try_send(Execute(insert(id))).is_err() {
+        let Ok(answer) = db.try_execute(insert(id)) else {
             break;
-        }
+        };
+        answers.push(answer);
         accepted += 1;
     }
     assert_eq!(accepted, 8);
@@ -253,12 +262,15 @@ async fn the_mailbox_is_bounded() {
 async fn other_messages_see_every_earlier_write_committed() {
     let dir = tempfile::tempdir().unwrap();
     let guard = start_here(settings(dir.path(), MINUTE)).await;
-    let addr = guard.db().addr();
-    let writes: Vec<_> = (0..50).map(|id| addr.send(Execute(insert(id)))).collect();
+    let db = guard.db();
+    let writes: Vec<_> = (0..50).map(|id| sent_at_once(db, insert(id))).collect();
+    // The spawned writes reach the lane before the query below is sent.
+    tokio::task::yield_now().await;
     let count = guard.db().query("SELECT count(*) FROM kv").await.unwrap();
     assert_eq!(count.rows()[0][0], rusqlite::types::Value::Integer(50));
 
-    let more: Vec<_> = (50..100).map(|id| addr.send(Execute(insert(id)))).collect();
+    let more: Vec<_> = (50..100).map(|id| sent_at_once(db, insert(id))).collect();
+    tokio::task::yield_now().await;
     let report = guard
         .db()
         .checkpoint(CheckpointMode::Passive)
@@ -283,8 +295,8 @@ async fn group_commit_off_commits_each_write_alone() {
     let mut s = settings(dir.path(), MINUTE);
     s.database.group_commit = false;
     let guard = start_here(s).await;
-    let addr = guard.db().addr();
-    let requests: Vec<_> = (0..20).map(|id| addr.send(Execute(insert(id)))).collect();
+    let db = guard.db();
+    let requests: Vec<_> = (0..20).map(|id| sent_at_once(db, insert(id))).collect();
     for request in requests {
         request.await.unwrap().unwrap();
     }
@@ -419,12 +431,8 @@ async fn threshold_zero_leaves_the_size_checkpoint_to_sqlite() {
     sustained(&guard, 2_000, 16).await;
     let log: i64 = guard
         .db()
-        .addr()
-        .send(Call::new(|c| {
-            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
-        }))
+        .call(|c| c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1)))
         .await
-        .unwrap()
         .unwrap();
     assert!(log < 2 * 20 + 16, "the WAL restarted near 20 frames: {log}");
     let report = guard.shutdown().await.unwrap();

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use actix_rt::task::JoinHandle;
 use walguard::{CheckpointMode, CheckpointOutcome, Statement};
-use walguard_actors::db::{GetWriterStats, WriterStats};
+use walguard_actors::db::WriterStats;
 use walguard_actors::{DbHandle, WalGuard};
 
 use crate::common::{insert, integrity_and_count, settings, start_here};
@@ -23,7 +23,7 @@ use crate::common::{insert, integrity_and_count, settings, start_here};
 const MINUTE: Duration = Duration::from_secs(60);
 
 async fn stats(guard: &WalGuard) -> WriterStats {
-    guard.db().addr().send(GetWriterStats).await.unwrap()
+    guard.db().writer_stats().await.unwrap()
 }
 
 /// Spawns one task per write, in order; each awaits its own answer.

@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use walguard::Statement;
-use walguard_actors::db::GetWriterStats;
-use walguard_actors::messages::InjectPanic;
 use walguard_actors::{Error, WalGuard};
 
 use crate::common::{create_table, insert, integrity_and_count, settings};
@@ -45,11 +43,7 @@ async fn busy_lane_mailbox_wait(group_commit: bool) {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
-    let answer = tokio::time::timeout(
-        Duration::from_secs(5),
-        guard.db().addr().send(GetWriterStats),
-    )
-    .await;
+    let answer = tokio::time::timeout(Duration::from_secs(5), guard.db().writer_stats()).await;
     let waited = started.elapsed();
     eprintln!("mailbox message waited {waited:?}");
     stop.store(true, Ordering::Relaxed);
@@ -236,6 +230,8 @@ async fn mixed_senders_racing_shutdown() {
 /// A panic of the writer in the middle of a busy lane: every request is
 /// answered (Ok before, `WriterPanicked` after), none hangs, and the count of
 /// Ok answers equals the report's.
+// The panic is injected through a hook of feature `testing`.
+#[cfg(feature = "testing")]
 #[actix_rt::test]
 async fn writer_panic_in_busy_lane_answers_everything() {
     let dir = tempfile::tempdir().unwrap();
@@ -269,12 +265,7 @@ async fn writer_panic_in_busy_lane_answers_everything() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = guard
-        .db()
-        .addr()
-        .send(InjectPanic("ours".into()))
-        .await
-        .unwrap();
+    let _ = guard.db().inject_panic("ours").await;
     for t in tasks {
         tokio::time::timeout(Duration::from_secs(10), t)
             .await

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use walguard::{CheckpointMode, CheckpointOutcome, Statement};
-use walguard_actors::messages::InjectPanic;
 use walguard_actors::{Error, Placement, WalGuard};
 
 use crate::common::{create_table, insert, integrity_and_count, settings, start_here};
@@ -72,6 +71,8 @@ async fn a_panicking_closure_does_not_end_the_writer() {
 /// hangs; the request that hit it and every later one get "writer stopped
 /// after a panic", not the after-shutdown error; the counts survive into
 /// the session report; the database is closed sound.
+// The panic is injected through a hook of feature `testing`.
+#[cfg(feature = "testing")]
 #[actix_rt::test]
 async fn a_panic_of_the_writer_stops_it_cleanly() {
     for placement in [Placement::Current, Placement::OwnArbiter] {
@@ -81,9 +82,9 @@ async fn a_panic_of_the_writer_stops_it_cleanly() {
         for i in 0..5 {
             db.execute(insert(i)).await.unwrap();
         }
-        let err = db.addr().send(InjectPanic("ours".into())).await.unwrap();
+        let err = db.inject_panic("ours").await;
         assert!(
-            matches!(&err, Err(walguard::Error::WriterPanicked { message }) if message == "ours"),
+            matches!(&err, Err(walguard_actors::Error::Db(walguard::Error::WriterPanicked { message })) if message == "ours"),
             "{placement:?}: {err:?}"
         );
         // Later requests of every kind: the same answer, at once.

@@ -53,11 +53,10 @@ async fn shutdown_drains_writes_already_accepted() {
     let guard = WalGuard::start(s).unwrap();
     create_table(&guard).await;
     for i in 0..200 {
-        guard
-            .db()
-            .addr()
-            .do_send(walguard_actors::messages::Execute(insert(i)));
+        let _unawaited = crate::common::sent_at_once(guard.db(), insert(i));
     }
+    // Let the spawned writes reach the lane before the shutdown step.
+    tokio::task::yield_now().await;
     let report = guard.shutdown().await.unwrap();
     assert_eq!(report.db.writes_acknowledged, 201);
     assert_eq!(integrity_and_count(&path), ("ok".to_owned(), 200));

@@ -123,7 +123,7 @@ async fn ticks_across_a_restart(
     let store = walguard::Store::open(&settings.database).unwrap();
     let ticks = std::rc::Rc::default();
     let recorder = TickRecorder(std::rc::Rc::clone(&ticks)).start();
-    let db = DbActor::new(store, Some(recorder.recipient())).start();
+    let db = DbActor::new(store, Some(recorder.recipient())).spawn();
     let metrics = MetricsActor::new(16).start();
     let start = tokio::time::Instant::now();
     let checkpoint = Supervisor::start(move |_| {

@@ -11,7 +11,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use walguard::settings::Synchronous;
 use walguard::testing::{Fault, FileKind, PowerLossVfs, RestoreMode};
 use walguard::{CheckpointMode, CheckpointOutcome, Settings};
-use walguard_actors::messages::{Execute, GetLoopState};
+use walguard_actors::messages::GetLoopState;
 use walguard_actors::{DbHandle, Error, Placement, WalGuard};
 
 use crate::rows::{AfterCheck, TABLE_SQL, insert, survivors};
@@ -151,7 +151,7 @@ async fn injected_faults_fail_one_write_and_nothing_acknowledged_is_lost() {
         let burst: Vec<_> = (1..=3)
             .map(|k| {
                 let id = acked + k;
-                db.addr().send(Execute(insert(id, id, 1)))
+                sent_at_once(&db, insert(id, id, 1))
             })
             .collect();
         for reply in burst {
@@ -420,4 +420,14 @@ async fn a_hundred_checkpoint_io_faults_in_one_run() {
         survivors(&path, AfterCheck::Checkpoint).unwrap().rows(),
         101
     );
+}
+
+/// One write spawned at once, to be awaited later: a burst of them is on
+/// the lane before `DbActor` looks, so it becomes one group commit.
+fn sent_at_once(
+    db: &walguard_actors::DbHandle,
+    stmt: walguard::Statement,
+) -> actix_rt::task::JoinHandle<walguard_actors::Result<usize>> {
+    let db = db.clone();
+    actix_rt::spawn(async move { db.execute(stmt).await })
 }

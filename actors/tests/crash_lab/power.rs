@@ -53,7 +53,6 @@ use walguard::testing::{
     CrashPoint, CrashReport, CutCount, Lane, Phase, PhaseSpan, PowerLossVfs, RestoreMode,
 };
 use walguard::{CheckpointMode, CheckpointOutcome, Durability, Settings};
-use walguard_actors::messages::Execute;
 use walguard_actors::{Placement, WalGuard};
 
 use crate::rows::{
@@ -71,9 +70,9 @@ const SIZE_THRESHOLD_FRAMES: u32 = 16;
 /// One step of a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
-    /// One row in one `Execute`, awaited.
+    /// One row in one `execute`, awaited.
     Write,
-    /// That many `Execute`s sent at once, then awaited: a group commit.
+    /// That many `execute`s sent at once, then awaited: a group commit.
     Burst(u64),
     /// One `Transaction` of that many rows.
     Txn(u64),
@@ -335,12 +334,12 @@ impl World<'_> {
                 }
             }
             Step::Burst(n) => {
-                // `send` queues at once: the whole burst is in the mailbox
-                // before `DbActor` looks, so it becomes one group commit.
+                // Spawned at once: the whole burst is on the lane before
+                // `DbActor` looks, so it becomes one group commit.
                 let sent: Vec<_> = (0..n)
                     .map(|_| {
                         let (req, id) = ledger.issue(1);
-                        (id, g.db().addr().send(Execute(insert(id, req, 1))))
+                        (id, sent_at_once(g.db(), insert(id, req, 1)))
                     })
                     .collect();
                 for (id, reply) in sent {
@@ -927,4 +926,14 @@ pub(crate) fn campaign(
     }
     summary.elapsed = start.elapsed();
     summary
+}
+
+/// One write spawned at once, to be awaited later: a burst of them is on
+/// the lane before `DbActor` looks, so it becomes one group commit.
+fn sent_at_once(
+    db: &walguard_actors::DbHandle,
+    stmt: walguard::Statement,
+) -> actix_rt::task::JoinHandle<walguard_actors::Result<usize>> {
+    let db = db.clone();
+    actix_rt::spawn(async move { db.execute(stmt).await })
 }

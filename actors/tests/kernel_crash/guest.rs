@@ -27,7 +27,6 @@ use walguard::settings::Synchronous;
 use walguard::testing::{CRASH_TABLE_SQL, crash_row};
 use walguard::{Durability, Settings};
 use walguard_actors::WalGuard;
-use walguard_actors::messages::Execute;
 
 use crate::protocol::Line;
 
@@ -177,15 +176,12 @@ async fn session(
                 }
             }
             45..70 => {
-                // Sent at once: the burst is in the mailbox before DbActor
+                // Spawned at once: the burst is on the lane before DbActor
                 // looks, so it becomes one group commit.
                 let sent: Vec<_> = (0..rng.random_range(2..=24))
                     .map(|_| {
                         let (id, req) = ledger.issue(1);
-                        (
-                            id,
-                            db.addr().send(Execute(crash_row(id, req, 1, generation))),
-                        )
+                        (id, sent_at_once(db, crash_row(id, req, 1, generation)))
                     })
                     .collect();
                 for (id, reply) in sent {
@@ -234,4 +230,14 @@ async fn session(
     // The shutdown's TRUNCATE must not wait on our own reader.
     drop(reader);
     Ok(())
+}
+
+/// One write spawned at once, to be awaited later: a burst of them is on
+/// the lane before `DbActor` looks, so it becomes one group commit.
+fn sent_at_once(
+    db: &walguard_actors::DbHandle,
+    stmt: walguard::Statement,
+) -> actix_rt::task::JoinHandle<walguard_actors::Result<usize>> {
+    let db = db.clone();
+    actix_rt::spawn(async move { db.execute(stmt).await })
 }

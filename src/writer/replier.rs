@@ -24,16 +24,16 @@
 //! this thread is still answering an earlier group: the small group then
 //! goes the same way, so that it is not answered before that one.
 //!
-//! `DbActor` uses it only on an arbiter of its own ([`crate::Placement`]):
-//! on a paused tokio clock a runtime that waits on another thread jumps
-//! ahead, so tests that share the writer's thread get their answers from
-//! the writer.
+//! `walguard-actors` starts it only where the writer has an arbiter of its
+//! own: on a paused tokio clock a runtime that waits on another thread
+//! jumps ahead, so tests that share the writer's thread get their answers
+//! from the writer.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use actix::dev::OneshotSender;
-use walguard::Statement;
+use super::WriteReply;
+use crate::Statement;
 
 /// The smallest group commit, in writes, handed to the replier: 16.
 /// Smaller ones are answered by the writer (see the module docs).
@@ -44,26 +44,33 @@ pub(crate) const MIN_GROUP_WRITES: usize = 16;
 const SPARE_SETS: usize = 2;
 
 /// What a write is answered.
-pub(crate) type ExecuteResult = Result<usize, walguard::Error>;
+pub(crate) type ExecuteResult = crate::Result<usize>;
 
 /// One group commit's writes, their senders and their results, in order.
 /// Handed back emptied, to be filled again.
-#[derive(Debug, Default)]
-pub(crate) struct Answers {
+#[derive(Debug)]
+pub(crate) struct Answers<R> {
     pub(crate) stmts: Vec<Statement>,
-    pub(crate) replies: Vec<Option<OneshotSender<ExecuteResult>>>,
+    pub(crate) replies: Vec<R>,
     pub(crate) results: Vec<ExecuteResult>,
 }
 
-impl Answers {
-    /// Sends each result to its sender (`None`: sent with `do_send`) and
-    /// drops the statements; the vectors keep their capacity.
+impl<R> Default for Answers<R> {
+    fn default() -> Self {
+        Self {
+            stmts: Vec::new(),
+            replies: Vec::new(),
+            results: Vec::new(),
+        }
+    }
+}
+
+impl<R: WriteReply> Answers<R> {
+    /// Sends each result to its sender and drops the statements; the
+    /// vectors keep their capacity.
     pub(crate) fn send(&mut self) {
         for (reply, result) in self.replies.drain(..).zip(self.results.drain(..)) {
-            if let Some(reply) = reply {
-                // The sender may have given up waiting; nothing to do then.
-                let _ = reply.send(result);
-            }
+            reply.send(result);
         }
         self.stmts.clear();
     }
@@ -71,22 +78,22 @@ impl Answers {
 
 /// The replier thread and the way to it.
 #[derive(Debug)]
-pub(crate) struct Replier {
-    to: Option<mpsc::Sender<Answers>>,
-    back: mpsc::Receiver<Answers>,
+pub(crate) struct Replier<R> {
+    to: Option<mpsc::Sender<Answers<R>>>,
+    back: mpsc::Receiver<Answers<R>>,
     thread: Option<JoinHandle<()>>,
     /// Groups handed over and not answered yet.
     pending: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl Replier {
+impl<R: WriteReply> Replier<R> {
     /// Starts the thread (named `walguard-replier`).
     ///
     /// # Errors
     ///
     /// The OS refused the thread.
     pub(crate) fn start() -> std::io::Result<Self> {
-        let (to, from_writer) = mpsc::channel::<Answers>();
+        let (to, from_writer) = mpsc::channel::<Answers<R>>();
         // At most SPARE_SETS emptied sets wait for the writer; the others
         // are dropped here. Unbounded, they would pile up whenever the
         // writer answers a small group itself or finds none back yet, and
@@ -114,7 +121,7 @@ impl Replier {
 
     /// Hands `answers` to the thread; gives them back if it is gone (the
     /// caller then answers them itself).
-    pub(crate) fn answer(&self, answers: Answers) -> Result<(), Answers> {
+    pub(crate) fn answer(&self, answers: Answers<R>) -> Result<(), Answers<R>> {
         match &self.to {
             Some(to) => {
                 self.pending
@@ -136,10 +143,12 @@ impl Replier {
     }
 
     /// Emptied vectors the thread handed back, if any.
-    pub(crate) fn spare(&self) -> Option<Answers> {
+    pub(crate) fn spare(&self) -> Option<Answers<R>> {
         self.back.try_recv().ok()
     }
+}
 
+impl<R> Replier<R> {
     /// Waits until every group handed over is answered, and ends the
     /// thread.
     pub(crate) fn finish(&mut self) {
@@ -151,7 +160,7 @@ impl Replier {
     }
 }
 
-impl Drop for Replier {
+impl<R> Drop for Replier<R> {
     fn drop(&mut self) {
         self.finish();
     }
@@ -161,15 +170,23 @@ impl Drop for Replier {
 mod tests {
     use super::*;
 
-    fn group(n: usize) -> (Answers, Vec<tokio::sync::oneshot::Receiver<ExecuteResult>>) {
+    type Tx = std::sync::mpsc::Sender<ExecuteResult>;
+
+    impl WriteReply for Tx {
+        fn send(self, result: ExecuteResult) {
+            let _ = std::sync::mpsc::Sender::send(&self, result);
+        }
+    }
+
+    fn group(n: usize) -> (Answers<Tx>, Vec<std::sync::mpsc::Receiver<ExecuteResult>>) {
         let mut answers = Answers::default();
         let mut receivers = Vec::new();
         for i in 0..n {
-            let (tx, rx) = tokio::sync::oneshot::channel();
+            let (tx, rx) = std::sync::mpsc::channel();
             answers
                 .stmts
                 .push(Statement::new("INSERT INTO t VALUES (?1)").bind(i as i64));
-            answers.replies.push(Some(tx));
+            answers.replies.push(tx);
             answers.results.push(Ok(i));
             receivers.push(rx);
         }
@@ -180,7 +197,7 @@ mod tests {
     /// every group handed over has been answered.
     #[test]
     fn finish_waits_until_every_group_is_answered() {
-        let mut replier = Replier::start().unwrap();
+        let mut replier = Replier::<Tx>::start().unwrap();
         let mut all = Vec::new();
         for _ in 0..200 {
             let (answers, receivers) = group(64);
@@ -189,7 +206,7 @@ mod tests {
         }
         replier.finish();
         for receivers in all {
-            for (i, mut rx) in receivers.into_iter().enumerate() {
+            for (i, rx) in receivers.into_iter().enumerate() {
                 assert_eq!(rx.try_recv().unwrap().unwrap(), i);
             }
         }
@@ -202,12 +219,12 @@ mod tests {
     /// caller, not lost.
     #[test]
     fn answers_after_finish_are_given_back() {
-        let mut replier = Replier::start().unwrap();
+        let mut replier = Replier::<Tx>::start().unwrap();
         replier.finish();
         let (answers, receivers) = group(3);
         let mut back = replier.answer(answers).unwrap_err();
         back.send();
-        for (i, mut rx) in receivers.into_iter().enumerate() {
+        for (i, rx) in receivers.into_iter().enumerate() {
             assert_eq!(rx.try_recv().unwrap().unwrap(), i);
         }
     }
