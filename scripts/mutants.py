@@ -41,6 +41,9 @@ from dataclasses import dataclass, field
 # `cargo test -p PACKAGE TARGET -- --exact NAME`.
 CORE = ("walguard", ("--features", "testing"))
 ACTORS = ("walguard-actors", ())
+# The replication tests need the actors' `testing` feature (their plumbing
+# and the hooks of their negative controls).
+ACTORS_TESTING = ("walguard-actors", ("--features", "testing"))
 
 
 @dataclass(frozen=True)
@@ -103,13 +106,13 @@ MUTANTS = [
         "a partial checkpoint moves the durable point",
         "power loss under `normal`; partial or busy is not a durability point",
         [(
-            "src/store/mod.rs",
+            "src/store/checkpoint.rs",
             "if *report.outcome() == CheckpointOutcome::Completed && self.weakened.is_none() {",
             "if matches!(*report.outcome(), CheckpointOutcome::Completed | CheckpointOutcome::Partial) && self.weakened.is_none() {",
         )],
         [
-            power_loss("store_pinned_reader_checkpoint_is_not_a_durability_point"),
-            core("store::durability_under_normal_moves_only_on_a_completed_checkpoint"),
+            power_loss("store::store_pinned_reader_checkpoint_is_not_a_durability_point"),
+            core("store::durability::durability_under_normal_moves_only_on_a_completed_checkpoint"),
             crash_lab("power_loss_campaign"),
         ],
     ),
@@ -130,7 +133,7 @@ MUTANTS = [
             ),
         ],
         [
-            power_loss("store_under_full_keeps_every_acknowledged_commit"),
+            power_loss("store::store_under_full_keeps_every_acknowledged_commit"),
             crash_lab("power_loss_campaign"),
             crash_lab("faults::injected_faults_fail_one_write_and_nothing_acknowledged_is_lost"),
         ],
@@ -184,8 +187,8 @@ MUTANTS = [
             crash_lab("faults::failed_checkpoint_fsync_is_answered_by_a_reopen"),
             crash_lab("faults::injected_faults_fail_one_write_and_nothing_acknowledged_is_lost"),
             crash_lab("faults::a_hundred_checkpoint_io_faults_in_one_run"),
-            power_loss("the_store_reopens_after_a_failed_checkpoint_fsync_and_loses_nothing"),
-            power_loss("if_the_reopen_fails_every_statement_is_refused_until_a_reopen_succeeds"),
+            power_loss("failed_fsync::the_store_reopens_after_a_failed_checkpoint_fsync_and_loses_nothing"),
+            power_loss("failed_fsync::if_the_reopen_fails_every_statement_is_refused_until_a_reopen_succeeds"),
         ],
     ),
     Mutant(
@@ -197,7 +200,7 @@ MUTANTS = [
             "    conn.authorizer(Some(|_: rusqlite::hooks::AuthContext<'_>| {\n        rusqlite::hooks::Authorization::Deny\n    }))?;",
             "    let _ = &mut conn;",
         )],
-        [power_loss("if_the_reopen_fails_every_statement_is_refused_until_a_reopen_succeeds")],
+        [power_loss("failed_fsync::if_the_reopen_fails_every_statement_is_refused_until_a_reopen_succeeds")],
     ),
     Mutant(
         "restart-loses-timer",
@@ -231,8 +234,8 @@ MUTANTS = [
         ],
         [
             crash_lab("negative_control_synchronous_off_is_caught"),
-            power_loss("negative_control_synchronous_off_is_caught"),
-            power_loss("store_under_normal_keeps_exactly_the_commits_through_its_durable_point"),
+            power_loss("campaign::negative_control_synchronous_off_is_caught"),
+            power_loss("store::store_under_normal_keeps_exactly_the_commits_through_its_durable_point"),
         ],
     ),
     Mutant(
@@ -255,7 +258,7 @@ MUTANTS = [
             "pub const NEW_FILE_MODE: u32 = 0o600;",
             "pub const NEW_FILE_MODE: u32 = 0o644;",
         )],
-        [core("store::open_creates_files_readable_by_the_owner_only")],
+        [core("store::open::open_creates_files_readable_by_the_owner_only")],
     ),
     Mutant(
         "busy-timeout-doubled",
@@ -267,7 +270,7 @@ MUTANTS = [
             "conn.busy_timeout(settings.busy_timeout * 2)",
         )],
         [
-            core("store::open_on_an_exclusively_locked_database_fails_within_the_busy_timeout"),
+            core("store::open::open_on_an_exclusively_locked_database_fails_within_the_busy_timeout"),
         ],
     ),
     Mutant(
@@ -275,7 +278,7 @@ MUTANTS = [
         "someone else's checkpoint, `(1, -1, -1)`, is reported as failed",
         "neighbours: another connection checkpoints",
         [(
-            "src/checkpoint.rs",
+            "src/checkpoint/outcome.rs",
             "(true, -1, -1) => Self::Busy,",
             '(true, -1, -1) => Self::Failed { error: "planted".to_owned() },',
         )],
@@ -304,7 +307,7 @@ MUTANTS = [
         "an atomic batch lets a statement end its transaction",
         "neighbours: a batch that would end or split its transaction",
         [(
-            "src/store/mod.rs",
+            "src/store/write.rs",
             "if self.effect_of(stmt.sql()) == Effect::TransactionControl {",
             "if self.effect_of(stmt.sql()) == Effect::TransactionControl && false {",
         )],
@@ -315,7 +318,7 @@ MUTANTS = [
         "a caller's panic unwinds out of `Store::call`",
         "neighbours: a caller's closure panics",
         [(
-            "src/store/mod.rs",
+            "src/store/call.rs",
             "let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut self.conn)));",
             "let result: std::thread::Result<_> = Ok(f(&mut self.conn));",
         )],
@@ -329,7 +332,7 @@ MUTANTS = [
         "the file behind the path is never checked",
         "neighbours: the database file is deleted, renamed or replaced",
         [(
-            "src/store/mod.rs",
+            "src/store/checkpoint.rs",
             "if let Err(e) = self.check_file() {",
             "if let Err(e) = self.refuse_if_gone() {",
         )],
@@ -375,7 +378,7 @@ MUTANTS = [
             "    // The file is the one the store opened, after the open too: a file\n    // swapped in between is not checkpointed as ours.\n    if let Some(e) = gone(target) {\n        return Err(e);\n    }\n    Ok(conn)",
             "    Ok(conn)",
         )],
-        [power_loss("phase_one_checks_the_file_again_after_opening_its_connection")],
+        [power_loss("two_phase::phase_one_checks_the_file_again_after_opening_its_connection")],
     ),
     Mutant(
         "lock-released-before-truncate",
@@ -430,7 +433,7 @@ MUTANTS = [
             "        .collect();\n    require(",
             "        .collect();\n    if !missing.is_empty() {\n        return;\n    }\n    require(",
         )],
-        [Test(ACTORS, "replication", "without_its_tools_a_replication_test_fails_naming_them")],
+        [Test(ACTORS_TESTING, "replication", "start_and_stop::without_its_tools_a_replication_test_fails_naming_them")],
     ),
     Mutant(
         "migration-not-fsynced",
@@ -438,7 +441,7 @@ MUTANTS = [
         "migrations: durable when the start returns",
         [(
             "src/store/migrate.rs",
-            '.pragma_update(None, "synchronous", "FULL")',
+            '.pragma_update(None, "synchronous", Synchronous::Full.as_str())',
             '.pragma_update(None, "synchronous", self.settings.synchronous.as_str())',
         )],
         [crash_lab("migrations_are_durable_when_the_start_returns")],
@@ -500,6 +503,31 @@ MUTANTS = [
             "found.sort_by(|a, b| a.2.cmp(&b.2));",
         )],
         [core("migrations::a_directory_is_applied_in_numeric_order")],
+    ),
+    Mutant(
+        "position-unchecked",
+        "a file behind its own replica (the same token, fewer commits) is accepted",
+        "a replica belongs to one database: a copy from the same session is refused",
+        [(
+            "src/replication/identity.rs",
+            "if here.commits >= on_replica.commits => Verdict::Replicate,",
+            "if here.commits >= on_replica.commits || on_replica.commits > 0 => Verdict::Replicate,",
+        )],
+        [
+            Test(CORE, "--lib", "replication::identity::tests::every_case_of_the_position_under_the_same_token"),
+            Test(ACTORS_TESTING, "replication", "same_session::a_copy_from_the_same_session_put_back_is_refused_and_the_replica_keeps_every_write"),
+        ],
+    ),
+    Mutant(
+        "group-commit-uncounted",
+        "a group commit does not count itself in the replica's identity",
+        "a replica belongs to one database: every commit counts",
+        [(
+            "src/store/group.rs",
+            "            super::position::bump(&self.conn, self.position)\n        } else {",
+            "            Ok(())\n        } else {",
+        )],
+        [Test(CORE, "--lib", "store::position::tests::every_commit_path_counts_once")],
     ),
 ]
 

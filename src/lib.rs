@@ -60,6 +60,7 @@
 //!   power cut under a real SQLite.
 
 pub mod checkpoint;
+mod duration;
 pub mod error;
 pub mod exposure;
 pub mod files;
@@ -70,6 +71,7 @@ pub mod replication;
 pub mod settings;
 pub mod stats;
 pub mod store;
+mod synchronous;
 pub mod writer;
 
 #[cfg(feature = "testing")]
@@ -80,9 +82,6 @@ pub use error::{Error, Result};
 pub use lock::EngineLock;
 pub use migrations::{Migration, MigrationReport, Migrations};
 pub use read::ReadPool;
-pub use settings::Settings;
+pub use settings::{Settings, SizeCheckpoint};
 pub use stats::{Aggregate, SessionCounts, SessionReport, SessionStats, Window};
-pub use store::{
-    BACKFILL_BUSY_TIMEOUT, BACKFILL_THREAD_NAME, BACKSTOP_PERCENT, Durability, GroupStats,
-    IntoValue, ResultSet, SizeCheckpoint, Statement, Store, WalFrames,
-};
+pub use store::{Durability, GroupStats, IntoValue, ResultSet, Statement, Store, WalFrames};

@@ -62,6 +62,7 @@ use crate::error::{Error, Result};
 use crate::settings::DatabaseSettings;
 
 #[cfg(doc)]
+#[cfg(doc)]
 use crate::{CheckpointReason, Store};
 
 /// The extension of a migration file in [`Migrations::from_directory`].
@@ -441,14 +442,6 @@ impl fmt::Display for MigrationReport {
                 self.elapsed_ms()
             )
         }
-    }
-}
-
-/// How a migration error names it: `migration 2 (migrations/0002_x.sql)`.
-pub(crate) fn describe(number: usize, file: Option<&PathBuf>) -> String {
-    match file {
-        Some(file) => format!("migration {number} ({})", file.display()),
-        None => format!("migration {number}"),
     }
 }
 

@@ -4,7 +4,7 @@
 //! When its console window is closed, its user logs off or the system
 //! shuts down, Windows sends a console process `CTRL_CLOSE_EVENT`,
 //! `CTRL_LOGOFF_EVENT` or `CTRL_SHUTDOWN_EVENT` and ends it about
-//! [`WINDOWS_CLOSE_BUDGET`] (5 s) later, wherever it is. That kill loses no
+//! [`SHUTDOWN_BUDGET`] (5 s) later, wherever it is. That kill loses no
 //! acknowledged write (a commit is in the WAL file; the next open recovers
 //! it), but it leaves the WAL un-checkpointed and the session unreported.
 //! [`shutdown_on_console_event`] runs [`WalGuard::shutdown`] instead: drain,
@@ -54,19 +54,17 @@ use std::time::{Duration, Instant};
 
 use tokio::signal::windows::{CtrlClose, CtrlLogoff, CtrlShutdown};
 use walguard::SessionReport;
+use walguard::settings::SHUTDOWN_BUDGET;
 
 pub use crate::console_event::ConsoleEvent;
 use crate::error::{Error, Result};
 use crate::system::WalGuard;
 
-/// The time Windows gives a console process between one of the three
-/// events and ending it: about 5 s (Microsoft's `HandlerRoutine`
-/// documentation).
-pub const WINDOWS_CLOSE_BUDGET: Duration = Duration::from_secs(5);
-
 /// The longest [`shutdown_on_console_event`] waits for the shutdown: the
-/// Windows budget less 500 ms for printing the report and exiting.
-pub const CONSOLE_SHUTDOWN_BUDGET: Duration = Duration::from_millis(4_500);
+/// time Windows gives, [`SHUTDOWN_BUDGET`], less 500 ms for printing the
+/// report and exiting: 4.5 s.
+pub const CONSOLE_SHUTDOWN_BUDGET: Duration =
+    SHUTDOWN_BUDGET.saturating_sub(Duration::from_millis(500));
 
 /// Listeners for the three console events. Create them early (before the
 /// engine starts writing): an event that comes before any listener exists
@@ -139,7 +137,7 @@ pub fn check_budget(guard: &WalGuard) -> Result<()> {
 /// [`WalGuard::shutdown`] (drain, TRUNCATE under its deadline, close,
 /// report) and returns its report, within [`CONSOLE_SHUTDOWN_BUDGET`] of
 /// the event. Return from `main` (or exit) soon after: Windows ends the
-/// process at [`WINDOWS_CLOSE_BUDGET`] anyway.
+/// process at [`SHUTDOWN_BUDGET`] anyway.
 ///
 /// Stop the engine's own work when this returns or, better, select on
 /// [`ConsoleEvents::recv`] yourself, stop the engine, and call

@@ -43,11 +43,6 @@ use crate::messages::{CheckpointDone, ReplicatedThrough, SetWalBrake, Shutdown, 
 
 pub use walguard::writer::{BRAKE_MAX_PAUSE, BRAKE_THRESHOLD_FACTOR, WriterStats};
 
-/// Default lane capacity, in requests: the `database.mailbox_capacity`
-/// default.
-pub const DEFAULT_DB_MAILBOX_CAPACITY: usize =
-    walguard::settings::DEFAULT_MAILBOX_CAPACITY_MESSAGES;
-
 /// Where `DbActor` runs.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]

@@ -95,7 +95,7 @@ fn power_loss_campaign() {
     // Cuts inside a phase 2 are reported, not required: here phase 2 has
     // frames to copy only when a write lands while phase 1 copies, which
     // the scheduler decides (2 to 26 of 300 measured). The dedicated
-    // campaign in tests/power_loss.rs (`two_phase_*`, a writer that never
+    // campaign in tests/power_loss/ (`two_phase_*`, a writer that never
     // pauses) requires them.
     assert!(summary.full > 0, "no iteration under FULL");
     assert!(

@@ -200,7 +200,7 @@ async fn settings_values_are_typed_never_pasted_into_sql() {
             panic!("{var}: expected a settings error, got {err:?}");
         };
         assert_eq!(source.key(), Some(key), "{var}: {err:?}");
-        let chain = walguard::checkpoint::error_chain(&err);
+        let chain = walguard::error::error_chain(&err);
         assert!(chain.contains(key), "{var}: {chain}");
     }
 

@@ -264,10 +264,10 @@ fn guest_writer() {
         return;
     };
     let seed = seed.parse().expect("seed");
-    let synchronous = match std::env::var(campaign::SYNC_ENV).as_deref() {
-        Ok("full") => Synchronous::Full,
-        _ => Synchronous::Normal,
-    };
+    let synchronous = std::env::var(campaign::SYNC_ENV)
+        .ok()
+        .and_then(|name| name.parse().ok())
+        .unwrap_or(Synchronous::Normal);
     guest::main(
         std::path::Path::new(images::GUEST_DATA_DIR),
         seed,

@@ -35,8 +35,12 @@
 
 // Replication is Unix-only (Litestream's control socket is a Unix socket;
 // `replication.mode: litestream` is an invalid setting elsewhere), and so
-// are these tests' sockets, permissions and signals.
-#![cfg(unix)]
+// are these tests' sockets, permissions and signals. They also need
+// feature `testing`: the Litestream plumbing they look at
+// (`replication::testing`) and the hooks of their negative controls
+// (`WALGUARD_TEST_NO_REPLICA_HOLD`, `…_NO_WAL_BRAKE`, `…_NO_POSITION_CHECK`).
+// `scripts/test` runs them with `--all-features`.
+#![cfg(all(unix, feature = "testing"))]
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};

@@ -284,31 +284,10 @@ impl CliError {
 }
 
 /// Renders an error and its causes on one line, `a: b: c`, saying each
-/// thing once. This is the command's one renderer: every message it prints
-/// about an error goes through it.
-///
-/// The rule: each layer's `Display` shows only that layer (walguard's
-/// errors do), and a cause whose text is already contained in what was
-/// printed adds nothing and is skipped. rusqlite needs one adjustment: an
-/// SQLite failure displays SQLite's message (`file is not a database`) and
-/// its source, the `ffi::Error`, displays `Error code 26: ` plus the generic
-/// text of the code, which is usually the same message again. The
-/// `ffi::Error` is therefore compared by its generic text alone.
+/// thing once: the core's one renderer, [`walguard::error::error_chain`].
+/// Every message the command prints about an error goes through it.
 pub(crate) fn render(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = match cause.downcast_ref::<rusqlite::ffi::Error>() {
-            Some(e) => rusqlite::ffi::code_to_str(e.extended_code).to_owned(),
-            None => cause.to_string(),
-        };
-        if !cause_text.is_empty() && !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    walguard::error::error_chain(error)
 }
 
 #[cfg(test)]

@@ -301,13 +301,7 @@ fn present(yes: bool) -> String {
 }
 
 fn synchronous_name(level: i64) -> &'static str {
-    match level {
-        0 => "off",
-        1 => "normal",
-        2 => "full",
-        3 => "extra",
-        _ => "unknown",
-    }
+    walguard::settings::Synchronous::from_level(level).map_or("unknown", |s| s.as_str())
 }
 
 fn quick_check_summary(problems: &[String]) -> String {

@@ -21,7 +21,7 @@ pub(crate) fn run(args: &RestoreArgs) -> Result<(), CliError> {
     let started = std::time::Instant::now();
     walguard_actors::replication::restore_to(&settings, out)
         .map_err(walguard_actors::Error::from)?;
-    let replica = walguard::replication::redact(r.url.as_deref().unwrap_or_default());
+    let replica = walguard::settings::redact(r.url.as_deref().unwrap_or_default());
     let elapsed = started.elapsed();
     if args.json {
         println!(

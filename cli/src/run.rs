@@ -10,7 +10,7 @@
 //! synthetic engine.
 //! It runs until `--duration` passes, Ctrl-C, SIGTERM (on Windows: a
 //! console close, logoff or system shutdown); then the clean shutdown,
-//! within [`SHUTDOWN_BUDGET`] (after a console event, within
+//! within [`SHUTDOWN_BUDGET`](walguard::settings::SHUTDOWN_BUDGET) (after a console event, within
 //! [`console::CONSOLE_SHUTDOWN_BUDGET`]), and the summary on stdout.
 
 use std::fmt::{self, Write as _};
@@ -33,10 +33,6 @@ use crate::error::CliError;
 use crate::exit::Exit;
 use crate::logging;
 use crate::status::{self, Progress, ms, secs};
-
-/// The whole clean shutdown must fit in 5 s: the budget Windows gives a
-/// console process between `CTRL_CLOSE_EVENT` and killing it.
-pub(crate) const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
 
 /// Redraw period of the status line on a terminal.
 const STATUS_REDRAW: Duration = Duration::from_millis(250);
@@ -78,7 +74,7 @@ impl StopReason {
         match self {
             #[cfg(windows)]
             Self::Console(_) => console::CONSOLE_SHUTDOWN_BUDGET,
-            _ => SHUTDOWN_BUDGET,
+            _ => walguard::settings::SHUTDOWN_BUDGET,
         }
     }
 }
@@ -326,7 +322,7 @@ async fn session(
         tokio::time::timeout(budget, shutdown)
             .await
             .map_err(|_| CliError::ShutdownTimeout {
-                budget_s: budget.as_secs_f64(),
+                budget_s: secs(budget),
                 acknowledged: counters.acknowledged.get(),
                 failed: counters.failed.get(),
             })??;
@@ -464,7 +460,7 @@ impl Display {
             tracing::info!(
                 target: "walguard::run",
                 writes = acknowledged,
-                writes_per_s = writes_per_s.round(),
+                writes_per_s = walguard::settings::figure(writes_per_s),
                 wal_bytes = status.wal_bytes.unwrap_or(0),
                 wal_frames = status.wal_frames.unwrap_or(0),
                 checkpoints = status.report.counts.total,

@@ -163,10 +163,9 @@ pub(crate) use walguard::settings::duration_ms as ms;
 /// ([`walguard::settings::figure`]).
 pub(crate) use walguard::settings::figure;
 
-/// Seconds for a JSON or log field, to the millisecond (3 decimals).
-pub(crate) fn secs(d: Duration) -> f64 {
-    d.as_millis() as f64 / 1000.0
-}
+/// Seconds for a JSON or log field, to the millisecond: the core's one
+/// rounding rule ([`walguard::settings::duration_s`]).
+pub(crate) use walguard::settings::duration_s as secs;
 
 /// Bytes as B, KiB or MiB with one decimal.
 pub(crate) fn bytes(n: u64) -> String {

@@ -99,7 +99,7 @@ fn console_close_stops_walguard_run_within_the_windows_budget() {
 
     assert!(status.success(), "exit {status:?}\n{stdout}\n{stderr}");
     assert!(
-        took < console::WINDOWS_CLOSE_BUDGET,
+        took < walguard::settings::SHUTDOWN_BUDGET,
         "took {took:?}\n{stderr}"
     );
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
@@ -149,7 +149,7 @@ fn console_close_runs_the_library_hook_and_keeps_every_acknowledged_write() {
     let took = sent.elapsed();
 
     assert!(status.success(), "exit {status:?}");
-    assert!(took < console::WINDOWS_CLOSE_BUDGET, "took {took:?}");
+    assert!(took < walguard::settings::SHUTDOWN_BUDGET, "took {took:?}");
     let report = report.expect("no report line");
     assert!(
         report.contains("event=console-close") && report.contains("truncate=completed"),

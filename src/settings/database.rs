@@ -1,18 +1,16 @@
 //! The database file and how the write connection is configured.
 
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
-use super::duration_serde;
 use super::{
     DEFAULT_BUSY_TIMEOUT, DEFAULT_CHECKPOINT_BUSY_TIMEOUT, DEFAULT_DATABASE_PATH,
     DEFAULT_GROUP_COMMIT, DEFAULT_JOURNAL_SIZE_LIMIT_BYTES, DEFAULT_MAILBOX_CAPACITY_MESSAGES,
     DEFAULT_MAX_BATCH_WRITES, DEFAULT_WAL_AUTOCHECKPOINT_PAGES,
 };
+use super::{Synchronous, duration_serde};
 
 /// The database file and how the write connection is configured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,93 +50,6 @@ pub struct DatabaseSettings {
     /// `DbActor`'s mailbox capacity in messages (at least 1). Senders that
     /// use `send` wait while it is full.
     pub mailbox_capacity: usize,
-}
-
-/// `PRAGMA synchronous` values that make sense in WAL mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Synchronous {
-    /// No fsync at all. A power loss can corrupt the database. For tests.
-    Off,
-    /// Fsync the WAL at checkpoints only: a power loss may roll back commits
-    /// made since the last completed checkpoint; the database stays
-    /// consistent. A process crash loses nothing.
-    Normal,
-    /// Fsync the WAL at every commit: nothing acknowledged is lost.
-    Full,
-    /// Like `Full`, and also fsync the directory after unlinking a journal.
-    Extra,
-}
-
-impl Synchronous {
-    /// Every level with its name, as SQLite spells it, and the number
-    /// `PRAGMA synchronous` reports (`sqlite3_pragma`, `PAGER_SYNCHRONOUS_*`
-    /// less one): the one table the methods below read.
-    const LEVELS: [(Self, &'static str, i64); 4] = [
-        (Self::Off, "OFF", 0),
-        (Self::Normal, "NORMAL", 1),
-        (Self::Full, "FULL", 2),
-        (Self::Extra, "EXTRA", 3),
-    ];
-
-    fn entry(self) -> (Self, &'static str, i64) {
-        // Every variant has its row, so the fallback is never taken.
-        Self::LEVELS
-            .into_iter()
-            .find(|(level, _, _)| *level == self)
-            .unwrap_or(Self::LEVELS[1])
-    }
-
-    /// The pragma value, as SQLite spells it.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        self.entry().1
-    }
-
-    /// The numeric value `PRAGMA synchronous` reports back.
-    #[must_use]
-    pub fn level(self) -> i64 {
-        self.entry().2
-    }
-
-    /// The level `PRAGMA synchronous` reported as a number; `None` for a
-    /// number SQLite does not define.
-    #[must_use]
-    pub fn from_level(level: i64) -> Option<Self> {
-        Self::LEVELS
-            .into_iter()
-            .find(|(_, _, n)| *n == level)
-            .map(|(s, _, _)| s)
-    }
-}
-
-impl FromStr for Synchronous {
-    type Err = String;
-
-    /// Case-insensitive: `normal`, `NORMAL` and `Normal` are the same value.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::LEVELS
-            .into_iter()
-            .find(|(_, name, _)| name.eq_ignore_ascii_case(s))
-            .map(|(level, _, _)| level)
-            .ok_or_else(|| {
-                format!("unknown synchronous value {s:?}, expected off, normal, full or extra")
-            })
-    }
-}
-
-impl<'de> Deserialize<'de> for Synchronous {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl fmt::Display for Synchronous {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.as_str().to_ascii_lowercase())
-    }
 }
 
 impl Default for DatabaseSettings {

@@ -17,18 +17,32 @@
 //! [`Settings::default`] (the same values as `config/default.yaml`) and set
 //! fields, then call [`Settings::validate`].
 //!
-//! Durations are written with a unit: `250ms`, `1s`, `1.5s`, `2m`, `1h`.
+//! # Defaults, one source each
 //!
-//! One concern per file: `database` (the connection's settings and
-//! [`Synchronous`]), `replication`, `read` (the read side's pool, with its
-//! own defaults), `duration` (the unit syntax), `load`
+//! Each default is a named constant with its unit below (`DEFAULT_*`);
+//! the `Default` impls read them, and `config/default.yaml`, embedded as
+//! [`DEFAULT_SETTINGS_YAML`], says the same in the file users read and
+//! loading starts from. A test of the core
+//! (`every_default_constant_is_the_embedded_yamls_value`) holds the YAML
+//! to every constant, so the two cannot disagree.
+//!
+//! Durations are written with a unit: `250ms`, `1s`, `1.5s`, `2m`, `1h`
+//! ([`parse_duration`]; the syntax and the rounding of every printed
+//! figure live in a leaf module the error type reads too, re-exported
+//! here).
+//!
+//! One concern per file: `database` (the connection's settings),
+//! `checkpoint` (the schedule and [`SizeCheckpoint`]), `replication`,
+//! `replica_url` (the replica URL, checked), `read` (the read side's
+//! pool, with its own defaults), `load`
 //! (the layers), `validate` (the checks). This file holds the defaults, as
 //! named constants with their units, and the other sections.
 
+mod checkpoint;
 mod database;
-mod duration;
 mod load;
 mod read;
+mod replica_url;
 mod replication;
 mod validate;
 
@@ -38,14 +52,19 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use database::{DatabaseSettings, Synchronous};
-pub use duration::{duration_ms, figure, format_duration, parse_duration};
+pub use crate::duration::{
+    FIGURE_DECIMALS, duration_ms, duration_s, figure, format_duration, parse_duration,
+};
+pub use crate::synchronous::Synchronous;
+pub use checkpoint::{CheckpointSettings, SizeCheckpoint};
+pub use database::DatabaseSettings;
 pub use read::{
     DEFAULT_MAX_SNAPSHOT_AGE, DEFAULT_READ_CONNECTIONS, MAX_READ_CONNECTIONS, ReadSettings,
 };
+pub use replica_url::{ReplicaUrl, redact};
 pub use replication::{AckMode, ReplicationMode, ReplicationSettings};
 
-use duration::duration_serde;
+use crate::duration::duration_serde;
 pub(crate) use validate::invalid;
 
 /// The production defaults as YAML, embedded from `config/default.yaml`.
@@ -58,15 +77,21 @@ pub const DEFAULT_DATABASE_PATH: &str = "walguard.db";
 /// Under `synchronous=NORMAL` this is roughly the power-loss exposure window.
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The time the whole clean shutdown must fit in: 5 s, what Windows gives
+/// a console process between `CTRL_CLOSE_EVENT` (or a logoff, or a system
+/// shutdown) and ending it (Microsoft's `HandlerRoutine` documentation),
+/// and so the budget of the `walguard` command too. The default shutdown
+/// fits inside it (a test of the settings checks).
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
+
 /// Default hard deadline for the TRUNCATE checkpoint at shutdown: 2 s, well
-/// inside the 5 s a Windows console process gets on close.
+/// inside the [`SHUTDOWN_BUDGET`].
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Default SQLite busy timeout for the write connection: 1 s (Litestream's
 /// too). A write waiting on another process's lock waits this long at most,
 /// so the default shutdown (this, then the TRUNCATE's
-/// [`DEFAULT_SHUTDOWN_TIMEOUT`]) fits inside a 5 s budget, the one the
-/// `walguard` command and Windows' console close give.
+/// [`DEFAULT_SHUTDOWN_TIMEOUT`]) fits inside the [`SHUTDOWN_BUDGET`].
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Default busy timeout of a blocking checkpoint (FULL, RESTART, TRUNCATE)
@@ -115,7 +140,7 @@ pub const DEFAULT_SIZE_THRESHOLD_FRAMES: u32 = 1000;
 /// path (docs/design.md, "Two-phase size checkpoint"). The power-loss
 /// campaigns cut inside each phase (docs/reliability.md). `on_writer`, a
 /// single PASSIVE on the writer, stays available.
-pub const DEFAULT_SIZE_CHECKPOINT: crate::SizeCheckpoint = crate::SizeCheckpoint::TwoPhase;
+pub const DEFAULT_SIZE_CHECKPOINT: SizeCheckpoint = SizeCheckpoint::TwoPhase;
 
 /// Default period of the replication sync (`replication.sync_period`): 1 s,
 /// Litestream's own default sync interval.
@@ -158,36 +183,6 @@ pub struct Settings {
     pub replication: ReplicationSettings,
     /// The read side: read-only connections beside the writer.
     pub read: ReadSettings,
-}
-
-/// The checkpoint schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-#[non_exhaustive]
-pub struct CheckpointSettings {
-    /// Start the periodic loop when the system starts. Off by default: the
-    /// loop is opt-in, so one-shot tools and test fixtures start no timer.
-    pub enabled: bool,
-    /// Time between two interval (PASSIVE) checkpoints. Must be above zero;
-    /// there is no other minimum.
-    #[serde(with = "duration_serde")]
-    pub interval: Duration,
-    /// Hard deadline of the TRUNCATE checkpoint at shutdown.
-    #[serde(with = "duration_serde")]
-    pub shutdown_timeout: Duration,
-    /// WAL size in frames (pages) at which the writer runs a PASSIVE
-    /// checkpoint (reason `size`) right after the commit that reached it,
-    /// and reports it like every other checkpoint. SQLite's own
-    /// auto-checkpoint is turned off on the writer while this is above
-    /// zero, so no checkpoint runs unmeasured inside a COMMIT. `0` leaves
-    /// size-triggered checkpoints to SQLite (`database.wal_autocheckpoint`).
-    pub size_threshold_frames: u32,
-    /// Where that checkpoint copies: `two_phase` (default
-    /// [`DEFAULT_SIZE_CHECKPOINT`]: a second connection copies while the
-    /// writer keeps committing, then the writer copies only the rest) or
-    /// `on_writer` (the writer copies everything). See
-    /// [`SizeCheckpoint`](crate::SizeCheckpoint).
-    pub size_checkpoint: crate::SizeCheckpoint,
 }
 
 /// Checkpoint statistics.
@@ -234,18 +229,6 @@ impl FromStr for LogFormat {
             other => Err(format!(
                 "unknown log format {other:?}, expected text or json"
             )),
-        }
-    }
-}
-
-impl Default for CheckpointSettings {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            interval: DEFAULT_CHECKPOINT_INTERVAL,
-            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
-            size_threshold_frames: DEFAULT_SIZE_THRESHOLD_FRAMES,
-            size_checkpoint: DEFAULT_SIZE_CHECKPOINT,
         }
     }
 }

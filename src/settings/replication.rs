@@ -169,10 +169,10 @@ impl ReplicationSettings {
             ));
         }
         if let Some(url) = &self.url {
-            crate::replication::ReplicaUrl::parse(url)?;
+            super::ReplicaUrl::parse(url)?;
         }
         if let Some(endpoint) = &self.endpoint {
-            let shown = crate::replication::redact(endpoint);
+            let shown = super::redact(endpoint);
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
                 || endpoint.len() <= "https://".len()
             {

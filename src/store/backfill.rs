@@ -43,10 +43,13 @@ use super::identity::FileIdentity;
 
 /// The busy timeout of the phase-1 connection, for the read of the schema
 /// and the WAL index when it opens: 100 ms. The PASSIVE itself never waits.
-pub const BACKFILL_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
+pub(crate) const BACKFILL_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// The name of phase 1's thread: `walguard-backfill`. The power-loss VFS
 /// shim (feature `testing`) tells phase 1's I/O from the writer's by it.
+// Public only with the `testing` feature: the power-loss shim tells the
+// phases apart by it.
+#[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 pub const BACKFILL_THREAD_NAME: &str = "walguard-backfill";
 
 /// What phase 1 needs to open its connection.

@@ -36,7 +36,7 @@ use super::guard::Seen;
 use crate::Error;
 
 /// SQL texts whose effect is remembered; the cache starts over when full.
-pub const EFFECT_CACHE_ENTRIES: usize = 512;
+pub(crate) const EFFECT_CACHE_ENTRIES: usize = 512;
 
 /// What a statement does to the transaction it runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

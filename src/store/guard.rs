@@ -444,7 +444,7 @@ impl super::Store {
                 }
             }
             (Err(e), _, _) | (_, _, Err(e)) => lost(e.to_string()),
-            (_, Err(e), _) => lost(crate::checkpoint::error_chain(&e)),
+            (_, Err(e), _) => lost(crate::error::error_chain(&e)),
         };
         if let Err(e @ crate::Error::SettingLost { .. }) = &result {
             self.lose_claims(e);

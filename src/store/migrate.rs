@@ -10,6 +10,7 @@ use super::effect::Effect;
 use crate::checkpoint::{CheckpointMode, CheckpointReason};
 use crate::error::{Error, Result, sql_for_error};
 use crate::migrations::{Migration, MigrationReport, Migrations};
+use crate::settings::Synchronous;
 
 /// Whether the TRUNCATE runs after the migrations' commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +95,10 @@ impl Store {
         // The one commit is fsynced whatever database.synchronous says
         // (walguard's own PRAGMA: the guard lets it through).
         self.guard
-            .own(|| self.conn.pragma_update(None, "synchronous", "FULL"))
+            .own(|| {
+                self.conn
+                    .pragma_update(None, "synchronous", Synchronous::Full.as_str())
+            })
             .map_err(|source| self.pragma_error("synchronous", source))?;
         let applied = self.apply_all(pending, to);
         let level = self.settings.synchronous.as_str();

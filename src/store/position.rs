@@ -7,7 +7,9 @@
 //! ([`crate::replication::identity::judge`]): identity tokens are stamped
 //! once per start, so they cannot tell positions within a session apart.
 //! One `UPDATE` of one row per commit (per group of a group commit, not
-//! per write), only with replication on.
+//! per write), only with replication on. Its cost is the page it dirties:
+//! one more WAL frame per commit (the statement itself measured free;
+//! docs/operations.md, "What the identity check costs").
 //!
 //! Where each kind of commit counts:
 //! - a group ([`Store::execute_group`]) and a transaction

@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 
-use crate::checkpoint::{self, CheckpointReport};
+use crate::checkpoint::CheckpointReport;
 use crate::error::{Error, Result};
 
 use super::Store;
@@ -34,7 +34,7 @@ impl Store {
                 target: "walguard::db",
                 path = %self.settings.path.display(),
                 outcome = %report.outcome(),
-                error = %checkpoint::error_chain(&e),
+                error = %crate::error::error_chain(&e),
                 "checkpoint failed on an I/O error and the WAL index is not rebuilt yet; no checkpoint runs until it is"
             ),
         }

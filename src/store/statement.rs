@@ -31,15 +31,6 @@ impl Statement {
         }
     }
 
-    /// A statement with all its parameters.
-    #[must_use]
-    pub fn with_params(sql: impl Into<String>, params: impl IntoIterator<Item = Value>) -> Self {
-        Self {
-            sql: sql.into(),
-            params: params.into_iter().collect(),
-        }
-    }
-
     /// Binds the next positional parameter.
     #[must_use]
     pub fn bind(mut self, value: impl IntoValue) -> Self {

@@ -24,36 +24,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::checkpoint::{CheckpointMode, CheckpointReason, CheckpointReport};
 use crate::error::{Error, Result};
+use crate::settings::SizeCheckpoint;
 
 use super::Store;
 use super::backfill::{Backfill, BackfillTarget};
-
-/// Where the size-triggered checkpoint copies the WAL back (setting
-/// `checkpoint.size_checkpoint`: `on_writer` or `two_phase`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum SizeCheckpoint {
-    /// One PASSIVE on the writer, between two groups: every write waits
-    /// for the whole copy.
-    OnWriter,
-    /// Two phases: phase 1, a PASSIVE on a second connection on its own
-    /// thread, copies while the writer keeps committing; phase 2, a PASSIVE
-    /// on the writer between two groups once phase 1 returned, copies only
-    /// what was committed meanwhile, so every frame is backfilled and the
-    /// next commit restarts the WAL. Only phase 2 moves the durable point.
-    /// Should phase 1 still run when the WAL reaches [`BACKSTOP_PERCENT`]
-    /// of the threshold, the writer waits for it. The default
-    /// ([`DEFAULT_SIZE_CHECKPOINT`](crate::settings::DEFAULT_SIZE_CHECKPOINT)).
-    #[default]
-    TwoPhase,
-    /// Phase 1 alone, never finished on the writer: the negative control of
-    /// the WAL bound (the WAL then grows under a writer that never pauses).
-    #[cfg(feature = "testing")]
-    #[doc(hidden)]
-    #[serde(skip)]
-    BackfillOnly,
-}
 
 /// With [`SizeCheckpoint::TwoPhase`], the WAL size, in percent of the size
 /// threshold, at which the writer stops committing and waits for a phase 1

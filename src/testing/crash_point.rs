@@ -1,5 +1,5 @@
 //! Where a power-loss campaign cuts the power, drawn from a seed: the one
-//! rule both crates' campaigns use (`tests/power_loss.rs`,
+//! rule both crates' campaigns use (`tests/power_loss/`,
 //! `actors/tests/crash_lab/power.rs`).
 
 use std::ops::RangeInclusive;

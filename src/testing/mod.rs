@@ -218,7 +218,7 @@ pub enum RestoreMode {
 
 /// Which thread an I/O operation came from, as the shim tags it: phase 1
 /// of the two-phase size checkpoint runs on a thread of its own (named
-/// [`BACKFILL_THREAD_NAME`](crate::BACKFILL_THREAD_NAME)), every other
+/// [`BACKFILL_THREAD_NAME`](crate::store::BACKFILL_THREAD_NAME)), every other
 /// connection on the threads of its caller.
 ///
 /// Phase 1 runs beside the writer, so the operations of the two
@@ -240,7 +240,7 @@ impl Lane {
     /// The lane of the calling thread.
     #[must_use]
     pub fn current() -> Self {
-        if std::thread::current().name() == Some(crate::BACKFILL_THREAD_NAME) {
+        if std::thread::current().name() == Some(crate::store::BACKFILL_THREAD_NAME) {
             Self::Backfill
         } else {
             Self::Foreground

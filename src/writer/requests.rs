@@ -308,7 +308,7 @@ impl<R: WriteReply> Writer<R> {
         summary.file_returned = store.file_was_gone() && !store.file_is_gone();
         self.state.set_interrupt(None);
         if let Err((store, e)) = store.close() {
-            let error = crate::checkpoint::error_chain(&e);
+            let error = crate::error::error_chain(&e);
             tracing::warn!(target: "walguard::db", error = %error, "closing the database failed; dropping the connection");
             summary.close_error = Some(error);
             drop(store);

@@ -37,7 +37,7 @@ impl<R: WriteReply> Writer<R> {
         if let Some(store) = self.store.as_mut()
             && let Err(e) = store.set_size_threshold(frames)
         {
-            tracing::warn!(target: "walguard::db", error = %crate::checkpoint::error_chain(&e), frames, "cannot set the size threshold for the new checkpoint owner");
+            tracing::warn!(target: "walguard::db", error = %crate::error::error_chain(&e), frames, "cannot set the size threshold for the new checkpoint owner");
         }
     }
 

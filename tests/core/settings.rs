@@ -48,6 +48,42 @@ fn embedded_defaults_equal_settings_default() {
     assert_eq!(on_disk, walguard::settings::DEFAULT_SETTINGS_YAML);
 }
 
+/// Defaults have one source in code, the named constants (the `Default`
+/// impls read them), and `config/default.yaml` is what a user reads and
+/// what loading starts from: every constant is the YAML's value, so the
+/// two cannot disagree.
+#[test]
+fn every_default_constant_is_the_embedded_yamls_value() {
+    use walguard::settings as s;
+    let yaml = Settings::from_yaml("").unwrap();
+    let (db, ck, rep) = (&yaml.database, &yaml.checkpoint, &yaml.replication);
+    assert_eq!(db.path, Path::new(s::DEFAULT_DATABASE_PATH));
+    assert_eq!(db.busy_timeout, s::DEFAULT_BUSY_TIMEOUT);
+    assert_eq!(
+        db.checkpoint_busy_timeout,
+        s::DEFAULT_CHECKPOINT_BUSY_TIMEOUT
+    );
+    assert_eq!(
+        db.journal_size_limit,
+        Some(s::DEFAULT_JOURNAL_SIZE_LIMIT_BYTES)
+    );
+    assert_eq!(db.wal_autocheckpoint, s::DEFAULT_WAL_AUTOCHECKPOINT_PAGES);
+    assert_eq!(db.group_commit, s::DEFAULT_GROUP_COMMIT);
+    assert_eq!(db.max_batch, s::DEFAULT_MAX_BATCH_WRITES);
+    assert_eq!(db.mailbox_capacity, s::DEFAULT_MAILBOX_CAPACITY_MESSAGES);
+    assert_eq!(ck.interval, s::DEFAULT_CHECKPOINT_INTERVAL);
+    assert_eq!(ck.shutdown_timeout, s::DEFAULT_SHUTDOWN_TIMEOUT);
+    assert_eq!(ck.size_threshold_frames, s::DEFAULT_SIZE_THRESHOLD_FRAMES);
+    assert_eq!(ck.size_checkpoint, s::DEFAULT_SIZE_CHECKPOINT);
+    assert_eq!(yaml.metrics.window, s::DEFAULT_WINDOW_SAMPLES);
+    assert_eq!(rep.sync_period, s::DEFAULT_SYNC_PERIOD);
+    assert_eq!(rep.max_lag, s::DEFAULT_MAX_LAG);
+    assert_eq!(rep.wal_cap_frames, s::DEFAULT_WAL_CAP_FRAMES);
+    assert_eq!(yaml.read.connections, s::DEFAULT_READ_CONNECTIONS);
+    assert_eq!(yaml.read.max_snapshot_age, s::DEFAULT_MAX_SNAPSHOT_AGE);
+    assert_eq!(yaml, Settings::default());
+}
+
 #[test]
 fn variables_without_the_prefix_are_ignored() {
     let loaded = Settings::load_from(
@@ -310,6 +346,19 @@ fn from_yaml_layers_on_the_defaults_without_the_environment() {
     assert_invalid(&err, "metrics.window", "0");
     let err = Settings::from_yaml("metrics:\n  windw: 3\n").unwrap_err();
     assert_settings_error(&err, "metrics.windw", &[]);
+}
+
+/// The default shutdown (the busy timeout of the request in flight, then
+/// the TRUNCATE under its deadline and the interrupt's grace) fits in the
+/// one shutdown budget.
+#[test]
+fn the_default_shutdown_fits_the_shutdown_budget() {
+    use walguard::checkpoint::MIN_DEADLINE_GRACE;
+    use walguard::settings::{DEFAULT_BUSY_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, SHUTDOWN_BUDGET};
+    let truncate =
+        DEFAULT_SHUTDOWN_TIMEOUT + (DEFAULT_SHUTDOWN_TIMEOUT / 4).max(MIN_DEADLINE_GRACE);
+    assert!(DEFAULT_BUSY_TIMEOUT + truncate < SHUTDOWN_BUDGET);
+    assert_eq!(SHUTDOWN_BUDGET, Duration::from_secs(5));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! second connection and thread, phase 2 on the writer. What it must keep:
 //! the WAL bound, exact durability, the neighbours' contract (someone
 //! else's checkpoint, a moved file, shutdown, panics). Power loss inside
-//! each phase is in `tests/power_loss.rs`.
+//! each phase is in `tests/power_loss/`.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

@@ -99,7 +99,7 @@ fn run_probe(
     files: &Files,
     settings: &ReplicationSettings,
 ) -> Result<bool, ReplicationError> {
-    let url = walguard::replication::redact(settings.url.as_deref().unwrap_or_default());
+    let url = walguard::settings::redact(settings.url.as_deref().unwrap_or_default());
     let mut child = command(binary, settings)
         .args(["ltx", "-level", "all", "-json", "-no-expand-env", "-config"])
         .arg(&files.config)

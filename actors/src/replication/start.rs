@@ -117,7 +117,7 @@ fn act_on(
     use walguard::replication::identity::Verdict;
     let r = &settings.replication;
     let path = &settings.database.path;
-    let url = walguard::replication::redact(r.url.as_deref().unwrap_or_default());
+    let url = walguard::settings::redact(r.url.as_deref().unwrap_or_default());
     match verdict {
         Verdict::Replicate => {}
         Verdict::RestoreFirst if r.restore_on_start => {

@@ -137,14 +137,14 @@ impl ReplicationActor {
         match self.tracker.observe(std::time::Instant::now()) {
             Some(LagEvent::Started { lag, commits }) => tracing::warn!(
                 target: "walguard::replication",
-                lag_s = lag.as_secs_f64(),
+                lag_s = walguard::settings::duration_s(lag),
                 commits,
                 max_lag = %format_duration(self.settings.max_lag),
                 "the replica lags more than replication.max_lag; a machine loss now would take these commits"
             ),
             Some(LagEvent::Ended { lasted }) => tracing::info!(
                 target: "walguard::replication",
-                lasted_s = lasted.as_secs_f64(),
+                lasted_s = walguard::settings::duration_s(lasted),
                 "the replica caught up"
             ),
             _ => {}

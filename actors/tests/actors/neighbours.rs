@@ -273,7 +273,7 @@ async fn shutdown_interrupts_an_endless_query_within_its_budget() {
         .expect("the endless query was never interrupted")
         .unwrap()
         .unwrap_err();
-    let chain = walguard::checkpoint::error_chain(&err);
+    let chain = walguard::error::error_chain(&err);
     assert!(chain.contains("interrupted"), "{chain}");
     let truncate = report
         .shutdown_checkpoint

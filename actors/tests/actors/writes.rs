@@ -27,7 +27,7 @@ async fn bad_writes_return_errors_and_the_actor_keeps_serving() {
     assert_eq!(statement_error(bad_sql), "INSERT INTO nowhere VALUES (1)");
 
     let duplicate = db.execute(insert(1)).await.unwrap_err();
-    let chain = walguard::checkpoint::error_chain(&duplicate);
+    let chain = walguard::error::error_chain(&duplicate);
     assert!(chain.contains("UNIQUE constraint failed"), "{chain}");
     statement_error(duplicate);
 
@@ -35,7 +35,7 @@ async fn bad_writes_return_errors_and_the_actor_keeps_serving() {
         .execute(Statement::new("INSERT INTO kv (id, v) VALUES (?1, ?2)").bind(5))
         .await
         .unwrap_err();
-    let chain = walguard::checkpoint::error_chain(&missing_param);
+    let chain = walguard::error::error_chain(&missing_param);
     assert!(chain.contains("parameter"), "{chain}");
     statement_error(missing_param);
 

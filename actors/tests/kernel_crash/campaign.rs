@@ -161,13 +161,7 @@ impl Lab {
         let disk = work.path().join("data.img");
         images::data_disk(&self.tools, &disk)?;
         let synchronous = synchronous_of(seed);
-        let env = format!(
-            "{SEED_ENV}={seed} {SYNC_ENV}={}",
-            match synchronous {
-                Synchronous::Full => "full",
-                _ => "normal",
-            }
-        );
+        let env = format!("{SEED_ENV}={seed} {SYNC_ENV}={}", synchronous.as_str());
         let plan = KillPlan {
             ready_timeout: READY_TIMEOUT,
             after_ready: kill_after(seed),

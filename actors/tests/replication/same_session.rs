@@ -9,10 +9,11 @@
 //! (SIGKILL of walguard and its Litestream), the backup is put back and
 //! walguard started on it. The identity tokens alone accepted it (the
 //! replica's newest token is the copy's too) and Litestream then replaced
-//! the replica's newer writes (a review lost 1,181). Then a restart of the
-//! original, ahead of its replica, replicates; and the negative control
-//! (`WALGUARD_TEST_NO_POSITION_CHECK=1`) shows the overwrite the check
-//! prevents.
+//! the replica's newer writes (a review lost 1,181). Then: a copy restored
+//! from the replica while the original went on writing is refused the
+//! same way; the negative control (`WALGUARD_TEST_NO_POSITION_CHECK=1`)
+//! shows the overwrite the check prevents; and the original, put back
+//! ahead of its replica, starts and replicates.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -108,8 +109,16 @@ fn a_copy_from_the_same_session_put_back_is_refused_and_the_replica_keeps_every_
         .execute("VACUUM INTO ?1", [backup.to_str().unwrap()])
         .unwrap();
     let in_backup = survivors(&backup);
+    // A sibling: a copy restored from the replica while the original goes
+    // on writing (a machine thought lost, then found).
+    session.until(limit, "100 more writes on the replica", |r| {
+        r.replicated >= in_backup.len() as u64 + 100
+    });
+    let from_replica = work.path().join("from-replica.db");
+    restore(&config, &from_replica);
+    let in_from_replica = survivors(&from_replica);
     session.until(limit, "400 writes on the replica past the backup", |r| {
-        r.replicated >= in_backup.len() as u64 + 250
+        r.replicated >= in_from_replica.len() as u64 + 150
     });
     session.lose_machine();
     let original = work.path().join("original");
@@ -135,6 +144,12 @@ fn a_copy_from_the_same_session_put_back_is_refused_and_the_replica_keeps_every_
         "{error}"
     );
     // The replica keeps every write it had.
+    assert_eq!(restored(&config, &out), on_replica, "the replica changed");
+    // The copy restored from the replica mid-session: refused the same way.
+    assert!(on_replica.len() > in_from_replica.len());
+    put_back(&from_replica, &db);
+    let error = start(&config, &[]).expect("a copy restored mid-session was accepted");
+    assert!(error.contains("is behind its own replica"), "{error}");
     assert_eq!(restored(&config, &out), on_replica, "the replica changed");
 
     // The negative control: the position check off, the same start

@@ -54,10 +54,7 @@ pub(crate) async fn one_run(setup: Setup) -> Result<Measured, BoxError> {
 }
 
 pub(crate) fn sync_name(sync: Synchronous) -> &'static str {
-    match sync {
-        Synchronous::Full => "full",
-        _ => "normal",
-    }
+    sync.as_str()
 }
 
 pub(crate) fn print_row(system: &str, workload: &str, setup: &Setup, runs: u32, mut run: Measured) {

@@ -88,7 +88,7 @@ pub(super) fn open_json(settings: &Settings, row: &OpenRow) -> serde_json::Value
         "workload": "open-loop",
         "synchronous": sync_name(settings),
         "percent": row.percent,
-        "rate": run.rate,
+        "rate": figure(run.rate),
         "writes": run.writes,
         "p50_us": figure(run.quantile_us(0.50)),
         "p99_us": figure(run.quantile_us(0.99)),
@@ -128,7 +128,7 @@ pub(super) fn latency(us: f64) -> String {
 }
 
 pub(super) fn sync_name(settings: &Settings) -> String {
-    settings.database.synchronous.as_str().to_ascii_lowercase()
+    settings.database.synchronous.as_str().to_owned()
 }
 
 /// The checkpoint loop, as the header says it.

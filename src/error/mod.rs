@@ -5,7 +5,15 @@
 //! [`std::error::Error::source`], so a report that walks the chain prints
 //! every cause exactly once.
 
+mod chain;
+mod text;
+
 use std::path::PathBuf;
+
+pub use chain::error_chain;
+pub use text::panic_message;
+pub(crate) use text::sql_for_error;
+use text::{describe_migration, holder};
 
 /// Everything that can go wrong in the core.
 #[derive(Debug, thiserror::Error)]
@@ -223,7 +231,7 @@ pub enum Error {
         /// The database path.
         path: PathBuf,
         /// The level asked for.
-        asked: crate::settings::Synchronous,
+        asked: crate::synchronous::Synchronous,
         /// The level SQLite reports (`PRAGMA synchronous`).
         reported: i64,
     },
@@ -406,7 +414,7 @@ pub enum Error {
     /// A statement of a migration failed. The transaction of all pending
     /// migrations was rolled back: none of them is applied, and the schema
     /// version is as it was.
-    #[error("{} failed, so no migration was applied: {message}; in: {sql}", crate::migrations::describe(*number, file.as_ref()))]
+    #[error("{} failed, so no migration was applied: {message}; in: {sql}", describe_migration(*number, file.as_ref()))]
     MigrationFailed {
         /// The migration's 1-based number.
         number: usize,
@@ -422,7 +430,7 @@ pub enum Error {
     /// own (`COMMIT`, `BEGIN`, `SAVEPOINT`, `RELEASE`, `ROLLBACK`...), as
     /// SQLite says when it compiles it: the migrations run in walguard's
     /// one transaction. Nothing was applied.
-    #[error("{} would end or open a transaction of its own, so no migration was applied: {sql}", crate::migrations::describe(*number, file.as_ref()))]
+    #[error("{} would end or open a transaction of its own, so no migration was applied: {sql}", describe_migration(*number, file.as_ref()))]
     MigrationSplitsTransaction {
         /// The migration's 1-based number.
         number: usize,
@@ -483,8 +491,8 @@ pub enum Error {
     /// WAL it pinned can be checkpointed. Whatever it read is dropped.
     #[error(
         "read interrupted after {:.3}ms: {what} held its snapshot past read.max_snapshot_age ({}), which keeps checkpoints from completing",
-        crate::settings::duration_ms(*age),
-        crate::settings::format_duration(*limit)
+        crate::duration::duration_ms(*age),
+        crate::duration::format_duration(*limit)
     )]
     ReadTooOld {
         /// The statement (shortened when long) or `closure`.
@@ -499,7 +507,7 @@ pub enum Error {
     /// ran out: it was interrupted; whatever it read is dropped.
     #[error(
         "read stopped after {:.3}ms: the read pool closed and {what} outlived its drain budget",
-        crate::settings::duration_ms(*age)
+        crate::duration::duration_ms(*age)
     )]
     ReadStopped {
         /// The statement (shortened when long) or `closure`.
@@ -580,70 +588,5 @@ impl SettingsError {
     }
 }
 
-/// The message a panic carried (`panic!("...")` gives a `&str` or a
-/// `String`), or a placeholder for any other payload: what
-/// [`Error::Panic`] and [`Error::WriterPanicked`] carry.
-#[must_use]
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "a panic payload that is not text".to_owned()
-    }
-}
-
-/// Who holds an engine lock, for [`Error::AlreadyServed`].
-fn holder(pid: Option<u32>) -> String {
-    match pid {
-        Some(pid) if pid == std::process::id() => format!("pid {pid}, this process"),
-        Some(pid) => format!("pid {pid}"),
-        None => "pid unknown".to_owned(),
-    }
-}
-
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Longest SQL text kept in an error message.
-const MAX_SQL_IN_ERROR_CHARS: usize = 200;
-
-/// Shortens SQL for an error message so a multi-kilobyte statement does not
-/// flood a log line.
-pub(crate) fn sql_for_error(sql: &str) -> String {
-    let trimmed = sql.trim();
-    if trimmed.chars().count() <= MAX_SQL_IN_ERROR_CHARS {
-        trimmed.to_owned()
-    } else {
-        let mut short: String = trimmed.chars().take(MAX_SQL_IN_ERROR_CHARS).collect();
-        short.push_str("...");
-        short
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_sql_is_shortened() {
-        let sql = "x".repeat(1000);
-        let short = sql_for_error(&sql);
-        assert_eq!(short.chars().count(), MAX_SQL_IN_ERROR_CHARS + 3);
-        assert!(short.ends_with("..."));
-        assert_eq!(sql_for_error("  SELECT 1  "), "SELECT 1");
-    }
-
-    #[test]
-    fn display_does_not_repeat_the_source() {
-        let err = Error::Statement {
-            sql: "SELEC 1".into(),
-            source: rusqlite::Error::InvalidQuery,
-        };
-        let shown = err.to_string();
-        assert_eq!(shown, "statement failed: SELEC 1");
-        let source = std::error::Error::source(&err).map(ToString::to_string);
-        assert!(source.is_some_and(|s| !shown.contains(&s)));
-    }
-}

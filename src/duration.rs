@@ -1,4 +1,6 @@
-//! Durations with a unit: `250ms`, `1s`, `1.5s`, `2m`, `1h`.
+//! Durations with a unit: `250ms`, `1s`, `1.5s`, `2m`, `1h`, and the one
+//! rounding rule of every figure printed. A leaf module (public as
+//! `walguard::settings::…`): the settings and the error type both read it.
 
 use std::time::Duration;
 
@@ -35,28 +37,38 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("invalid duration {text:?}: out of range"))
 }
 
+/// Decimals of every figure walguard prints in a log line, an event or a
+/// JSON field: 3. The one rounding rule: a duration in milliseconds is
+/// kept to the microsecond ([`duration_ms`]), one in seconds to the
+/// millisecond ([`duration_s`]), any other figure (a rate, a percentage,
+/// a mean) is rounded to 3 decimals ([`figure`]). Free of the float noise
+/// of `as_secs_f64() * 1000.0` (`430557.5907375007`).
+pub const FIGURE_DECIMALS: i32 = 3;
+
 /// Milliseconds for a log line, an event or a JSON field, to the
-/// microsecond (3 decimals): the one rounding rule of every `_ms` figure
-/// walguard prints. Microsecond resolution is enough for a log line and
-/// free of the float noise of `as_secs_f64() * 1000.0`.
+/// microsecond (3 decimals, [`FIGURE_DECIMALS`]): the figure of every
+/// `_ms` field walguard prints.
 #[must_use]
 pub fn duration_ms(d: Duration) -> f64 {
     d.as_micros() as f64 / 1000.0
 }
 
-/// Any other figure for a log line, an event or a JSON field (a rate, a
-/// percentage, a mean, microseconds from a histogram), to 3 decimals: the
-/// rule of [`duration_ms`] for a number that is not a duration, so a
-/// throughput of `430557.5907375007` writes/s prints as `430557.59`.
-/// Truncated toward zero, as [`duration_ms`] truncates to the microsecond;
-/// a figure that is not finite is returned as it is.
+/// Seconds for a log line, an event or a JSON field, to the millisecond
+/// (3 decimals, [`FIGURE_DECIMALS`]): the figure of every `_s` field
+/// walguard prints.
 #[must_use]
-pub fn figure(x: f64) -> f64 {
-    if x.is_finite() {
-        (x * 1000.0).trunc() / 1000.0
-    } else {
-        x
-    }
+pub fn duration_s(d: Duration) -> f64 {
+    d.as_millis() as f64 / 1000.0
+}
+
+/// Any other figure for a log line, an event or a JSON field (a rate, a
+/// percentage, a mean), rounded to 3 decimals ([`FIGURE_DECIMALS`]).
+/// Not finite stays as it is.
+#[must_use]
+pub fn figure(value: f64) -> f64 {
+    let scale = 10f64.powi(FIGURE_DECIMALS);
+    let rounded = (value * scale).round() / scale;
+    if rounded.is_finite() { rounded } else { value }
 }
 
 /// Formats a duration the way [`parse_duration`] reads it back.
@@ -72,17 +84,14 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-pub(in crate::settings) mod duration_serde {
+pub(crate) mod duration_serde {
     use std::fmt;
 
     use serde::{Deserializer, Serializer};
 
     use super::{Duration, format_duration, parse_duration};
 
-    pub(in crate::settings) fn serialize<S: Serializer>(
-        d: &Duration,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format_duration(*d))
     }
 
@@ -117,9 +126,7 @@ pub(in crate::settings) mod duration_serde {
         }
     }
 
-    pub(in crate::settings) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         d.deserialize_any(DurationVisitor)
     }
 }
@@ -127,6 +134,27 @@ pub(in crate::settings) mod duration_serde {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `bench --log-format json` printed `430557.5907375007`: every figure
+    /// keeps 3 decimals.
+    #[test]
+    fn every_figure_keeps_three_decimals() {
+        // As printed: the text is what a log line or a JSON field shows.
+        assert_eq!(
+            super::figure(430_557.590_737_500_7).to_string(),
+            "430557.591"
+        );
+        assert_eq!(super::figure(2.0).to_string(), "2");
+        assert!(super::figure(f64::NAN).is_nan());
+        assert_eq!(
+            super::duration_ms(Duration::from_nanos(1_234_567)).to_string(),
+            "1.234"
+        );
+        assert_eq!(
+            super::duration_s(Duration::from_micros(1_234_567)).to_string(),
+            "1.234"
+        );
+    }
 
     #[test]
     fn durations_parse_with_units() {
@@ -158,14 +186,5 @@ mod tests {
         ] {
             assert_eq!(parse_duration(&format_duration(d)), Ok(d));
         }
-    }
-
-    #[test]
-    fn figures_have_three_decimals() {
-        assert_eq!(figure(430_557.590_737_500_7).to_string(), "430557.59");
-        assert_eq!(figure(59.6449).to_string(), "59.644");
-        assert_eq!(figure(-1.23456).to_string(), "-1.234");
-        assert_eq!(figure(7.0).to_string(), "7");
-        assert!(figure(f64::NAN).is_nan());
     }
 }
