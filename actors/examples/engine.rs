@@ -31,10 +31,12 @@ const MIGRATIONS: [&str; 2] = [
 
 #[actix::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Logs to stderr; stdout carries the result (the session report).
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
 
     let path = std::env::args()

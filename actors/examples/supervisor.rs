@@ -17,7 +17,11 @@ use walguard_actors::messages::{GetLoopState, InjectFault};
 
 #[actix::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_env_filter("info").init();
+    // Logs to stderr; stdout carries the result.
+    tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_writer(std::io::stderr)
+        .init();
 
     let dir = tempfile::tempdir()?;
     let mut settings = Settings::for_database(dir.path().join("supervised.db"));

@@ -167,7 +167,7 @@ impl DbHandle {
     /// As [`DbHandle::execute`]; also [`Error::Mailbox`] when called from
     /// inside an async runtime.
     #[cfg(feature = "bench")]
-    pub(crate) fn execute_from_thread(
+    pub fn execute_from_thread(
         &self,
         stmt: Statement,
     ) -> Result<std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize>> + Send>>> {

@@ -63,11 +63,20 @@
 //! an `#[actix_rt::test]` (tokio's `test-util` feature), place `DbActor` on
 //! the current arbiter with [`Placement::Current`], and let virtual time run:
 //! ten virtual minutes take milliseconds. See `actors/tests/` for examples.
+//!
+//! # Crate features
+//!
+//! None by default: an engine gets no argument parser, log formatter,
+//! exporter or plotter (the `walguard` command is the `walguard-cli` crate,
+//! the benchmark `walguard-bench`).
+//!
+//! - `testing`: fault-injection hooks for tests (and the core's power-loss
+//!   VFS shim). Never in a production build.
+//! - `bench`: `DbHandle::execute_from_thread`, for the open-loop
+//!   benchmark's generator (`walguard-bench`).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-#[cfg(feature = "bench")]
-pub mod bench;
 pub mod checkpoint;
 // Windows only: it listens for console events through tokio's Windows
 // signal listeners, which exist only there.

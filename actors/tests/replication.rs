@@ -19,9 +19,10 @@
 //!
 //! Beside the campaign: Litestream killed alone (`replication/alone.rs`),
 //! a Litestream walguard did not start (`replication/outside.rs`), an SFTP
-//! replica on an `sshd` the test starts (`replication/sftp.rs`), and
-//! `walguard run --config config/replicate.yaml` stopped by SIGTERM
-//! (`replication/run_sigterm.rs`).
+//! replica on an `sshd` the test starts (`replication/sftp.rs`). The
+//! `walguard` command's replication tests (SIGTERM of `walguard run`, its
+//! orphaned Litestream) are `cli/tests/cli_replication.rs`; both start their
+//! S3 server with `support/s3.rs`.
 //!
 //! Never skipped: without the binaries on `PATH` each test fails with one
 //! line naming what is missing and how to install it
@@ -42,7 +43,6 @@
 #![cfg(all(unix, feature = "testing"))]
 
 use std::io::{BufRead as _, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -65,9 +65,6 @@ const SYNC_PERIOD: Duration = Duration::from_millis(500);
 /// `RATE_PER_S` × (`SYNC_PERIOD` + `SLACK`) acknowledged writes.
 const SLACK: Duration = Duration::from_millis(500);
 
-const KEY: &str = "walguard-test-key";
-const SECRET: &str = "walguard-test-secret";
-
 const CHILD_CONFIG_ENV: &str = "WALGUARD_REPL_CHILD_CONFIG";
 const CHILD_MODE_ENV: &str = "WALGUARD_REPL_CHILD_MODE";
 const CHILD_OUT_ENV: &str = "WALGUARD_REPL_CHILD_OUT";
@@ -78,68 +75,6 @@ const CHILD_WRITES_ENV: &str = "WALGUARD_REPL_CHILD_WRITES";
 /// Set (to anything) in the child's environment: it starts with
 /// [`replica_migrations`] (`WalGuard::start_with_migrations`).
 const CHILD_MIGRATIONS_ENV: &str = "WALGUARD_REPL_CHILD_MIGRATIONS";
-
-/// A running `rclone serve s3`, killed on drop.
-struct S3 {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl S3 {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("bucket")).unwrap();
-        let port = free_port();
-        let child = Command::new("rclone")
-            .args(["serve", "s3"])
-            .arg(dir.path())
-            .args(["--addr", &format!("127.0.0.1:{port}")])
-            .args(["--auth-key", &format!("{KEY},{SECRET}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_listening(port, "rclone");
-        Self {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port on 127.0.0.1 that nothing listens on (now).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits until a server the test started listens on `port` (10 s at most).
-fn wait_listening(port: u16, server: &str) {
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{server} did not listen on 127.0.0.1:{port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A settings file for `db` replicating to `s3://bucket/NAME` at `endpoint`.
 fn config(dir: &Path, db: &Path, endpoint: &str, name: &str, ack: &str) -> PathBuf {
@@ -397,6 +332,9 @@ fn three_rows(db: &Path) {
     .unwrap();
 }
 
+#[path = "support/s3.rs"]
+mod s3;
+use s3::{KEY, S3, SECRET, free_port, wait_listening};
 #[path = "support/tools.rs"]
 mod tools;
 use tools::require_replication_tools;
@@ -413,14 +351,8 @@ mod exposure;
 mod identity;
 #[path = "replication/machine_loss.rs"]
 mod machine_loss;
-#[cfg(feature = "cli")]
-#[path = "replication/orphan.rs"]
-mod orphan;
 #[path = "replication/outside.rs"]
 mod outside;
-#[cfg(feature = "cli")]
-#[path = "replication/run_sigterm.rs"]
-mod run_sigterm;
 #[path = "replication/same_session.rs"]
 mod same_session;
 #[path = "replication/sftp.rs"]

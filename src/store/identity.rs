@@ -12,7 +12,7 @@
 //! keeps the file in place: SQLite's Windows VFS opens the database without
 //! `FILE_SHARE_DELETE` (`winOpen`), so deleting, renaming or replacing it
 //! fails with a sharing violation while the store has it open
-//! (`actors/tests/windows.rs` shows it), and the check there only looks
+//! (`cli/tests/windows.rs` shows it), and the check there only looks
 //! for the path going missing. The creation time, the obvious stand-in for
 //! an inode, is no identity on Windows: NTFS gives a file created in the
 //! place of a deleted one the old creation time (file system tunnelling),

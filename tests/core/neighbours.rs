@@ -336,7 +336,7 @@ fn group_commit_runs_transaction_control_alone() {
 ///
 /// Unix only: Windows refuses to delete, rename or replace the open
 /// database (SQLite opens it without `FILE_SHARE_DELETE`), which
-/// `actors/tests/windows.rs` shows.
+/// `cli/tests/windows.rs` shows.
 #[cfg(unix)]
 #[test]
 fn a_deleted_renamed_or_replaced_file_is_never_durable() {
