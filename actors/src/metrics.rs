@@ -141,6 +141,7 @@ impl Handler<GetStatus> for MetricsActor {
             exposure: seen.and_then(|s| s.exposure),
             starving: seen.is_some_and(|s| s.starving),
             starvation_cause: seen.and_then(|s| s.starvation_cause.clone()),
+            pinned_by: seen.and_then(|s| s.pinned_by.clone()),
             wal_frames: seen.and_then(|s| s.wal_frames),
             wal_bytes: seen.and_then(|s| s.wal_bytes),
             durability: seen.and_then(|s| s.durability),

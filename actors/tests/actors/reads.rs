@@ -325,3 +325,56 @@ async fn control_with_no_bound_the_checkpoint_stays_busy() {
         "{err:?}"
     );
 }
+
+/// The starvation status names what pins the WAL: a read of walguard's
+/// own (its connection, `closure`, age), or a connection outside walguard
+/// when none of ours runs. On the paused clock: three intervals pass while
+/// the reader holds its snapshot (the wall-clock bound of 30 s is far).
+#[actix_rt::test]
+async fn the_starvation_status_names_the_reader_that_pins_the_wal() {
+    use walguard::exposure::StarvationCause;
+    tokio::time::pause();
+    for ours in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let guard = crate::common::start_here(settings(dir.path(), MINUTE)).await;
+        guard.watch_exposure(Duration::from_secs(1));
+        guard.db().execute(insert(1)).await.unwrap();
+        let outside = rusqlite::Connection::open(&path).unwrap();
+        let read = if ours {
+            Some(pin_snapshot(guard.db()).await)
+        } else {
+            outside
+                .execute_batch("BEGIN; SELECT count(*) FROM kv;")
+                .unwrap();
+            None
+        };
+        guard.db().execute(insert(2)).await.unwrap();
+        guard.start_checkpoint_loop();
+        tokio::time::sleep(3 * MINUTE + Duration::from_secs(2)).await;
+        let status = guard.status().await.unwrap();
+        assert_eq!(
+            status.starvation_cause,
+            Some(StarvationCause::ReaderPinning),
+            "{status:?}"
+        );
+        let by = status.pinned_by.clone().expect("names what pins the WAL");
+        if ours {
+            assert!(
+                by.starts_with("walguard's own read connection") && by.contains("closure"),
+                "{by}"
+            );
+        } else {
+            assert!(by.contains("outside walguard"), "{by}");
+        }
+        drop(outside);
+        guard.shutdown().await.unwrap();
+        if let Some(read) = read {
+            let err = read.await.unwrap().unwrap_err();
+            assert!(
+                matches!(&err, Error::Db(walguard::Error::ReadStopped { .. })),
+                "{err:?}"
+            );
+        }
+    }
+}
