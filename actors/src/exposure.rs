@@ -145,6 +145,9 @@ impl ExposureWatch {
                 telemetry::record_wal_frames(frames);
             }
             telemetry::record_wal_bytes(wal_bytes);
+            if let Some(reads) = act.db.reads() {
+                telemetry::record_reads(&reads.stats());
+            }
             let pinned = (watch.seen && !watch.tracker.exposure().is_clear())
                 .then(|| watch.tracker.cause())
                 .filter(|c| matches!(c, StarvationCause::ReaderPinning | StarvationCause::Busy))

@@ -212,7 +212,17 @@ async fn a_write_through_query_or_read_is_refused_clearly() {
     );
     let count = db.query("SELECT count(*) FROM kv").await.unwrap();
     assert_eq!(count.rows()[0][0], rusqlite::types::Value::Integer(0));
-    guard.shutdown().await.unwrap();
+    let report = guard.shutdown().await.unwrap();
+    // The session report counts them: three refused, one served.
+    let reads = report.reads.clone().expect("the report has the readers");
+    let c = reads.counts();
+    assert_eq!((c.served, c.failed, c.interrupted), (1, 3, 0), "{reads}");
+    assert_eq!(reads.time().n(), 4, "{reads}");
+    let text = report.to_string();
+    assert!(
+        text.contains("reads on 4 connections: 1 served, 3 failed"),
+        "{text}"
+    );
 }
 
 /// The shutdown closes the readers before its TRUNCATE: a read that never
@@ -299,6 +309,9 @@ async fn a_read_past_its_bound_is_interrupted_and_the_checkpoint_completes() {
         "{err:?}"
     );
     assert!(err.to_string().contains("read.max_snapshot_age"), "{err}");
+    let report = guard.report().await.unwrap();
+    let reads = report.reads.expect("the report has the readers");
+    assert_eq!(reads.counts().interrupted, 1, "{reads}");
     guard.shutdown().await.unwrap();
 }
 
