@@ -212,7 +212,17 @@ async fn a_write_through_query_or_read_is_refused_clearly() {
     );
     let count = db.query("SELECT count(*) FROM kv").await.unwrap();
     assert_eq!(count.rows()[0][0], rusqlite::types::Value::Integer(0));
-    guard.shutdown().await.unwrap();
+    let report = guard.shutdown().await.unwrap();
+    // The session report counts them: three refused, one served.
+    let reads = report.reads.clone().expect("the report has the readers");
+    let c = reads.counts();
+    assert_eq!((c.served, c.failed, c.interrupted), (1, 3, 0), "{reads}");
+    assert_eq!(reads.time().n(), 4, "{reads}");
+    let text = report.to_string();
+    assert!(
+        text.contains("reads on 4 connections: 1 served, 3 failed"),
+        "{text}"
+    );
 }
 
 /// The shutdown closes the readers before its TRUNCATE: a read that never
@@ -299,6 +309,9 @@ async fn a_read_past_its_bound_is_interrupted_and_the_checkpoint_completes() {
         "{err:?}"
     );
     assert!(err.to_string().contains("read.max_snapshot_age"), "{err}");
+    let report = guard.report().await.unwrap();
+    let reads = report.reads.expect("the report has the readers");
+    assert_eq!(reads.counts().interrupted, 1, "{reads}");
     guard.shutdown().await.unwrap();
 }
 
@@ -324,4 +337,57 @@ async fn control_with_no_bound_the_checkpoint_stays_busy() {
         matches!(&err, Error::Db(walguard::Error::ReadStopped { .. })),
         "{err:?}"
     );
+}
+
+/// The starvation status names what pins the WAL: a read of walguard's
+/// own (its connection, `closure`, age), or a connection outside walguard
+/// when none of ours runs. On the paused clock: three intervals pass while
+/// the reader holds its snapshot (the wall-clock bound of 30 s is far).
+#[actix_rt::test]
+async fn the_starvation_status_names_the_reader_that_pins_the_wal() {
+    use walguard::exposure::StarvationCause;
+    tokio::time::pause();
+    for ours in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let guard = crate::common::start_here(settings(dir.path(), MINUTE)).await;
+        guard.watch_exposure(Duration::from_secs(1));
+        guard.db().execute(insert(1)).await.unwrap();
+        let outside = rusqlite::Connection::open(&path).unwrap();
+        let read = if ours {
+            Some(pin_snapshot(guard.db()).await)
+        } else {
+            outside
+                .execute_batch("BEGIN; SELECT count(*) FROM kv;")
+                .unwrap();
+            None
+        };
+        guard.db().execute(insert(2)).await.unwrap();
+        guard.start_checkpoint_loop();
+        tokio::time::sleep(3 * MINUTE + Duration::from_secs(2)).await;
+        let status = guard.status().await.unwrap();
+        assert_eq!(
+            status.starvation_cause,
+            Some(StarvationCause::ReaderPinning),
+            "{status:?}"
+        );
+        let by = status.pinned_by.clone().expect("names what pins the WAL");
+        if ours {
+            assert!(
+                by.starts_with("walguard's own read connection") && by.contains("closure"),
+                "{by}"
+            );
+        } else {
+            assert!(by.contains("outside walguard"), "{by}");
+        }
+        drop(outside);
+        guard.shutdown().await.unwrap();
+        if let Some(read) = read {
+            let err = read.await.unwrap().unwrap_err();
+            assert!(
+                matches!(&err, Error::Db(walguard::Error::ReadStopped { .. })),
+                "{err:?}"
+            );
+        }
+    }
 }
