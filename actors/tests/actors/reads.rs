@@ -470,8 +470,10 @@ async fn writes_do_not_wait_for_reads() {
             actix_rt::spawn(async move { db.read(long_read).await })
         })
         .collect();
-    let beside =
-        worst_write_latency(&db, 10_000, 150, || reads.iter().all(|r| r.is_finished())).await;
+    let beside = worst_write_latency(&db, 10_000, 150, || {
+        reads.iter().all(actix_rt::task::JoinHandle::is_finished)
+    })
+    .await;
     let mut spans = Vec::new();
     for read in reads {
         spans.push(read.await.unwrap().unwrap());
@@ -492,8 +494,10 @@ async fn writes_do_not_wait_for_reads() {
             actix_rt::spawn(async move { db.call(|c| long_read(c)).await })
         })
         .collect();
-    let behind =
-        worst_write_latency(&db, 20_000, 150, || on_lane.iter().all(|r| r.is_finished())).await;
+    let behind = worst_write_latency(&db, 20_000, 150, || {
+        on_lane.iter().all(actix_rt::task::JoinHandle::is_finished)
+    })
+    .await;
     let mut spans = Vec::new();
     for read in on_lane {
         spans.push(read.await.unwrap().unwrap());
