@@ -525,13 +525,3 @@ fn misplaced(point: &CrashPoint, crash: &CrashReport) -> Option<String> {
     };
     (!landed).then(|| format!("aimed at {point:?}, the power went at {crash:?}"))
 }
-
-/// One write spawned at once, to be awaited later: a burst of them is on
-/// the lane before `DbActor` looks, so it becomes one group commit.
-fn sent_at_once(
-    db: &walguard_actors::DbHandle,
-    stmt: walguard::Statement,
-) -> actix_rt::task::JoinHandle<walguard_actors::Result<usize>> {
-    let db = db.clone();
-    actix_rt::spawn(async move { db.execute(stmt).await })
-}

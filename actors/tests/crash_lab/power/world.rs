@@ -8,7 +8,8 @@ use walguard::settings::Synchronous;
 use walguard::testing::{Lane, PowerLossVfs};
 use walguard_actors::WalGuard;
 
-use super::{Ledger, Run, Step, sent_at_once, setup, start};
+use super::{Ledger, Run, Step, setup, start};
+use crate::burst::sent_at_once;
 use crate::rows::insert;
 
 /// The system and the reader connection a plan runs against.
