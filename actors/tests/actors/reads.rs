@@ -608,3 +608,48 @@ async fn a_checkpoint_io_error_with_readers_open_waits_for_the_shutdown_to_reope
     );
     assert_eq!((integrity.as_str(), rows), ("ok", 21));
 }
+
+/// A panicking read closure is its caller's error (`ReadPanicked`, with
+/// the message); the pool replaces that connection and goes on serving, on
+/// every connection, and the writer never heard of it.
+#[actix_rt::test]
+async fn a_panicking_read_is_its_callers_error_and_the_pool_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path(), MINUTE);
+    s.read.connections = 1;
+    let guard = start_threaded(s).await;
+    let db = guard.db();
+    db.execute(insert(1)).await.unwrap();
+    let err = db
+        .read(|_| -> rusqlite::Result<()> { panic!("a bug in the reader") })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Db(walguard::Error::ReadPanicked { message }) if message.contains("a bug in the reader")),
+        "{err:?}"
+    );
+    for _ in 0..3 {
+        let n: i64 = db
+            .read(|c| c.query_row("SELECT count(*) FROM kv", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    db.execute(insert(2)).await.unwrap();
+    let report = guard.shutdown().await.unwrap();
+    let reads = report.reads.expect("the report has the readers");
+    assert_eq!(
+        (
+            reads.counts().served,
+            reads.counts().failed,
+            reads.counts().panicked,
+            reads.counts().replaced
+        ),
+        (3, 1, 1, 1),
+        "{reads}"
+    );
+    assert_eq!(
+        report.db.writes_acknowledged, 3,
+        "CREATE TABLE and two inserts"
+    );
+}
