@@ -515,6 +515,41 @@ pub enum Error {
         /// How long the read had run.
         age: std::time::Duration,
     },
+    /// A read was running when the read connections closed for the
+    /// writer's reopen after a checkpoint I/O error
+    /// ([`ReadPool`](crate::read::ReadPool) as
+    /// [`PausableReaders`](crate::store::PausableReaders)): it was
+    /// interrupted; whatever it read is dropped. Nothing is wrong with the
+    /// read: run it again (reads sent during the reopen wait for it and run
+    /// after).
+    #[error(
+        "read interrupted after {:.3}ms: the read connections closed for the writer's reopen after a checkpoint i/o error; run {what} again",
+        crate::duration::duration_ms(*age)
+    )]
+    ReadPausedForReopen {
+        /// The statement (shortened when long) or `closure`.
+        what: String,
+        /// How long the read had run.
+        age: std::time::Duration,
+    },
+    /// The read connections did not all close within
+    /// [`READ_PAUSE_TIMEOUT`](crate::read::READ_PAUSE_TIMEOUT) for the
+    /// writer's reopen after a checkpoint I/O error: a read busy outside
+    /// SQLite does not stop at the interrupt. The reopen is not tried; the
+    /// next checkpoint call tries again, and checkpoints wait meanwhile.
+    #[error(
+        "cannot close the read connections of {} for the reopen: {left} still open after {:.3}ms (a read busy outside sqlite); checkpoints wait until a reopen succeeds",
+        path.display(),
+        crate::duration::duration_ms(*waited)
+    )]
+    ReadersBusy {
+        /// The database path.
+        path: PathBuf,
+        /// Read connections still open.
+        left: usize,
+        /// How long the pause waited.
+        waited: std::time::Duration,
+    },
     /// A read connection's thread could not be started; the pool did not
     /// open.
     #[error("cannot start a read connection's thread for {}", path.display())]

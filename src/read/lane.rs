@@ -154,12 +154,22 @@ impl Lane<'_> {
         *flags.denied() = None;
         let started = {
             let mut state = self.shared.lock();
+            // Taken from the queue just before a pause began, which did
+            // not see it running: not started, so the pause needs no wait.
+            if state.paused && !state.closing {
+                state.counts.interrupted += 1;
+                return Err(Error::ReadPausedForReopen {
+                    what: self.what.to_string(),
+                    age: Duration::ZERO,
+                });
+            }
             let started = Instant::now();
             state.lanes[self.index].running = Some(Running {
                 what: Arc::clone(&self.what),
                 started,
                 overdue: false,
                 stopped: false,
+                paused: false,
                 flags: Arc::clone(flags),
                 interrupt: conn.get_interrupt_handle(),
             });
@@ -190,7 +200,8 @@ impl Lane<'_> {
         let age = started.elapsed();
         state.window.push(age);
         let what = self.what.to_string();
-        let (overdue, stopped) = running.map_or((false, false), |r| (r.overdue, r.stopped));
+        let (overdue, stopped, paused) =
+            running.map_or((false, false, false), |r| (r.overdue, r.stopped, r.paused));
         let counts = &mut state.counts;
         let result = match ran {
             Ran::Panicked(message) => {
@@ -201,6 +212,10 @@ impl Lane<'_> {
             _ if stopped => {
                 counts.interrupted += 1;
                 Err(Error::ReadStopped { what, age })
+            }
+            _ if paused => {
+                counts.interrupted += 1;
+                Err(Error::ReadPausedForReopen { what, age })
             }
             // Even a read that returned: a closure may have swallowed the
             // interrupt and returned part of what it meant to read.
@@ -302,13 +317,47 @@ fn is_write_refused(e: &rusqlite::Error) -> bool {
 }
 
 /// A lane's thread: takes reads from the queue until the pool closes, then
-/// closes its connection.
+/// closes its connection. While the pool is paused it closes its
+/// connection, says so, and takes no read until the resume; then it opens
+/// its connection again.
 pub(super) fn serve(shared: &Shared, index: usize, target: &Target, conn: ReadConn) {
     let mut conn = Some(conn);
     loop {
         let next = {
             let mut state = shared.lock();
             loop {
+                if state.paused && !state.closing {
+                    if let Some(old) = conn.take() {
+                        drop(state);
+                        close(index, old);
+                        state = shared.lock();
+                        continue;
+                    }
+                    state.lanes[index].paused = true;
+                    shared.ended.notify_all();
+                    while state.paused && !state.closing {
+                        state = shared
+                            .work
+                            .wait(state)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    }
+                    state.lanes[index].paused = false;
+                    if state.closing {
+                        continue;
+                    }
+                    // Open again before the next read, outside the lock;
+                    // should it fail, the next read tries again (or gets
+                    // the error). A pause meanwhile closes it again.
+                    drop(state);
+                    match open(target) {
+                        Ok(opened) => conn = Some(opened),
+                        Err(e) => {
+                            tracing::warn!(target: "walguard::read", connection = index, error = %e, "cannot open a read connection again after the pause");
+                        }
+                    }
+                    state = shared.lock();
+                    continue;
+                }
                 if let Some(queued) = state.queue.pop_front() {
                     break Some(queued);
                 }

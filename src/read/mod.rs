@@ -17,9 +17,23 @@
 //! [`ReadPool::running`]'s oldest read, or, when no read of ours runs, a
 //! connection outside walguard. The pool's connections count as "another
 //! connection" for the writer's reopen after a checkpoint I/O error
-//! ([`Error::StaleWalIndex`] until they close, see "Failed fsync" in the
-//! [checkpoint policy](crate::checkpoint)): that layer closes the pool
-//! around such a reopen and opens it again after.
+//! ([`Error::StaleWalIndex`] while they are open, see "Failed fsync" in
+//! the [checkpoint policy](crate::checkpoint)): that layer attaches the
+//! pool to the store ([`Store::attach_readers`](crate::Store::attach_readers)),
+//! and the reopen pauses it around the close and the open of the write
+//! connection ([`ReadPool::pause`], [`ReadPool::resume`]).
+//!
+//! # The pause for the writer's reopen
+//!
+//! [`ReadPool::pause`] interrupts the reads running, the way the bound
+//! below does: their callers get [`Error::ReadPausedForReopen`] (a read is
+//! never run twice: its closure may have acted outside SQLite; the caller
+//! runs it again). Reads submitted while the pool is paused wait in the
+//! queue and run after [`ReadPool::resume`], on connections opened again.
+//! The pause waits [`READ_PAUSE_TIMEOUT`] for every connection to close;
+//! a closure busy outside SQLite may keep one open past it
+//! ([`Error::ReadersBusy`]): the pool resumes, the reopen is not tried,
+//! and the next checkpoint call tries again.
 //!
 //! # A read
 //!
@@ -111,6 +125,14 @@ pub const READ_PROGRESS_OPS: c_int = 16;
 /// statement stops within microseconds of the interrupt; a closure busy
 /// outside SQLite may not stop at all, and is left behind.
 pub const READ_CLOSE_GRACE: Duration = Duration::from_millis(250);
+
+/// How long [`ReadPool::pause`] waits for every read connection to close,
+/// after it has interrupted the reads running: 1 s. A statement stops
+/// within microseconds of the interrupt and a connection closes in less
+/// than a millisecond; a closure busy outside SQLite may not stop at all,
+/// and the writer, which waits meanwhile, gives up on its reopen after
+/// this long ([`Error::ReadersBusy`]).
+pub const READ_PAUSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Read times kept for [`ReadStats::time`]: the last 1024 reads.
 pub const READ_WINDOW_SAMPLES: usize = 1024;
@@ -264,6 +286,8 @@ impl ReadPool {
     /// temporary object; [`Error::ReadTooOld`] past
     /// `read.max_snapshot_age`; [`Error::ReadPanicked`];
     /// [`Error::ReadStopped`] or [`Error::ReadPoolClosed`] around a close;
+    /// [`Error::ReadPausedForReopen`] when the writer's reopen after a
+    /// checkpoint I/O error interrupted it ([`ReadPool::pause`]);
     /// [`Error::TransactionControl`] when `BEGIN` failed; [`Error::Open`]
     /// when a replaced connection cannot be opened again.
     pub fn submit<R, F, D>(&self, f: F, done: D)
@@ -487,6 +511,89 @@ impl ReadPool {
             tracing::warn!(target: "walguard::read", left = report.left_running.len(), "reads still running after the read pool closed; their connections close when they return");
         }
         report
+    }
+}
+
+impl ReadPool {
+    /// Pauses the pool for the writer's reopen after a checkpoint I/O
+    /// error (see "Failed fsync" in the
+    /// [checkpoint policy](crate::checkpoint)), which needs every other
+    /// connection to the database closed: interrupts the reads running
+    /// (their callers get [`Error::ReadPausedForReopen`]; a read cannot be
+    /// run twice, since its closure may have done anything outside SQLite),
+    /// holds the reads submitted from now on in the queue, and waits up to
+    /// [`READ_PAUSE_TIMEOUT`] for every lane to close its connection.
+    /// [`ReadPool::resume`] opens them again and serves the reads held.
+    /// A closed pool has no connection to close: `Ok` at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReadersBusy`] when a connection is still open after
+    /// [`READ_PAUSE_TIMEOUT`] (a closure busy outside SQLite): the pool is
+    /// resumed at once, nothing stays paused.
+    pub fn pause(&self) -> Result<()> {
+        let start = Instant::now();
+        let mut state = self.shared.lock();
+        if state.closing && state.lanes.iter().all(|l| l.exited) {
+            return Ok(());
+        }
+        state.paused = true;
+        for lane in &mut state.lanes {
+            if let Some(running) = lane.running.as_mut() {
+                running.paused = true;
+                running.interrupt();
+            }
+        }
+        self.shared.work.notify_all();
+        let deadline = start + READ_PAUSE_TIMEOUT;
+        loop {
+            let left = state
+                .lanes
+                .iter()
+                .filter(|l| !(l.paused || l.exited))
+                .count();
+            if left == 0 {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                state.paused = false;
+                drop(state);
+                self.shared.work.notify_all();
+                return Err(Error::ReadersBusy {
+                    path: self.shared.path.clone(),
+                    left,
+                    waited: start.elapsed(),
+                });
+            }
+            state = self
+                .shared
+                .ended
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Ends a [`ReadPool::pause`]: each lane opens its connection again
+    /// (read-only, as [`ReadPool::open`] does) and serves the reads held
+    /// meanwhile, in order. A lane whose connection cannot be opened again
+    /// tries again at its next read, whose caller gets the error.
+    pub fn resume(&self) {
+        self.shared.lock().paused = false;
+        self.shared.work.notify_all();
+    }
+}
+
+/// The writer's reopen after a checkpoint I/O error pauses the pool
+/// ([`Store::attach_readers`](crate::Store::attach_readers)).
+impl crate::store::PausableReaders for ReadPool {
+    fn pause(&self) -> Result<()> {
+        ReadPool::pause(self)
+    }
+
+    fn resume(&self) {
+        ReadPool::resume(self);
     }
 }
 

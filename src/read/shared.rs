@@ -70,6 +70,8 @@ pub(super) struct Running {
     pub(super) overdue: bool,
     /// The pool closed and its drain budget ran out: interrupted.
     pub(super) stopped: bool,
+    /// The pool paused for the writer's reopen: interrupted.
+    pub(super) paused: bool,
     pub(super) flags: Arc<Flags>,
     pub(super) interrupt: InterruptHandle,
 }
@@ -100,11 +102,17 @@ pub(super) struct LaneState {
     pub(super) running: Option<Running>,
     /// Its thread has closed its connection and returned.
     pub(super) exited: bool,
+    /// Its thread has closed its connection for a pause, and waits for
+    /// the resume.
+    pub(super) paused: bool,
 }
 
 pub(super) struct State {
     pub(super) queue: VecDeque<Queued>,
     pub(super) closing: bool,
+    /// Paused for the writer's reopen: the lanes close their connections
+    /// and take no read until the resume.
+    pub(super) paused: bool,
     pub(super) watchdog_stop: bool,
     pub(super) lanes: Vec<LaneState>,
     pub(super) counts: ReadCounts,
@@ -115,11 +123,12 @@ pub(super) struct Shared {
     pub(super) path: PathBuf,
     pub(super) max_age: Duration,
     state: Mutex<State>,
-    /// Lanes wait here for a read or the close.
+    /// Lanes wait here for a read, the close or the resume.
     pub(super) work: Condvar,
     /// The watchdog waits here for a read to start or the close.
     pub(super) watch: Condvar,
-    /// `close` waits here for reads to end and lanes to exit.
+    /// `close` and `pause` wait here for reads to end, lanes to exit or
+    /// to close their connections.
     pub(super) ended: Condvar,
 }
 
@@ -131,6 +140,7 @@ impl Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 closing: false,
+                paused: false,
                 watchdog_stop: false,
                 lanes: (0..lanes).map(|_| LaneState::default()).collect(),
                 counts: ReadCounts::default(),

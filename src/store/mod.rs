@@ -18,7 +18,8 @@
 //! - `identity`: the database file is still the one the store opened;
 //! - `migrate`: the schema migrations ([`Store::migrate`]);
 //! - `open`: opening the file and configuring the connection;
-//! - `reopen`: the reopen after a checkpoint I/O error;
+//! - `reopen`: the reopen after a checkpoint I/O error, and the readers
+//!   paused around it ([`PausableReaders`], [`Store::attach_readers`]);
 //! - `backfill`: phase 1 of the two-phase size checkpoint, on a second
 //!   connection and its own thread;
 //! - `write`: single statements and atomic transactions
@@ -66,6 +67,7 @@ pub use guard::{GUARDED_PRAGMAS, GuardedPragma};
 #[cfg(unix)]
 pub use open::NEW_FILE_MODE;
 pub(crate) use open::open_side_connection;
+pub use reopen::PausableReaders;
 pub use replica_hold::ReplicaHoldState;
 pub use statement::{IntoValue, ResultSet, Statement};
 pub use wal_watch::{BACKSTOP_PERCENT, WalFrames};
@@ -134,6 +136,8 @@ pub struct Store {
     /// rebuilt yet: no checkpoint may run. `conn` is a stand-in that refuses
     /// every statement if the reopen itself failed.
     reopen_pending: bool,
+    /// Readers paused around that reopen ([`Store::attach_readers`]).
+    readers: Option<std::sync::Arc<dyn PausableReaders>>,
     /// With replication on: the pin that keeps frames the replica may not
     /// have from leaving the WAL ([`Store::hold_for_replica`]).
     replica: Option<ReplicaHold>,
@@ -194,6 +198,7 @@ impl Store {
             gone_ever: false,
             vfs: vfs.map(str::to_owned),
             reopen_pending: false,
+            readers: None,
             replica: None,
             position: None,
         };

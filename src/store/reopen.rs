@@ -1,5 +1,8 @@
 //! The reopen after a checkpoint I/O error, as the
-//! [checkpoint policy](crate::checkpoint) explains ("Failed fsync").
+//! [checkpoint policy](crate::checkpoint) explains ("Failed fsync"), and
+//! the readers it pauses around it ([`PausableReaders`]).
+
+use std::sync::Arc;
 
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
@@ -53,6 +56,14 @@ impl Store {
         if let Some((report, _)) = self.join_backfill(true) {
             report.log();
         }
+        // Nor a reader of ours: the attached readers close their
+        // connections until the guard drops, after the new connection is
+        // open (or on an early return). Should they not close in time, the
+        // reopen is not tried: it would fail on their connections.
+        let _paused = match &self.readers {
+            Some(readers) => Some(Paused::new(Arc::clone(readers))?),
+            None => None,
+        };
         // Never checkpoint from the stale backfill count on the way out.
         self.conn
             .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
@@ -96,6 +107,61 @@ impl Store {
         }
         self.reopen_pending = false;
         Ok(())
+    }
+}
+
+/// Readers of the same database that can close their connections for the
+/// writer's reopen after a checkpoint I/O error, and open them again after
+/// it ([`Store::attach_readers`]). The rebuild of the WAL index that the
+/// reopen is for needs every connection to the database closed at that
+/// moment (see "Failed fsync" in the [checkpoint policy](crate::checkpoint)).
+///
+/// [`ReadPool`](crate::read::ReadPool) implements it.
+pub trait PausableReaders: Send + Sync + std::fmt::Debug {
+    /// Closes every read connection, holding new reads until
+    /// [`PausableReaders::resume`], and returns once they are all closed.
+    /// On an error nothing stays paused.
+    ///
+    /// # Errors
+    ///
+    /// When a connection did not close in time: the reopen is then not
+    /// tried, and the next checkpoint call tries it again.
+    fn pause(&self) -> Result<()>;
+
+    /// Opens the read connections again and serves the reads held
+    /// meanwhile. Called once for each [`PausableReaders::pause`] that
+    /// succeeded.
+    fn resume(&self);
+}
+
+impl Store {
+    /// Attaches readers of the same database (the actors layer's
+    /// [`ReadPool`](crate::read::ReadPool)), so that the reopen after a
+    /// checkpoint I/O error pauses them around the close and the open of
+    /// the write connection: without it, their connections keep the stale
+    /// WAL index alive and every checkpoint is refused
+    /// ([`Error::StaleWalIndex`]) until they close. The store keeps the
+    /// `Arc` until it closes.
+    pub fn attach_readers(&mut self, readers: Arc<dyn PausableReaders>) {
+        self.readers = Some(readers);
+    }
+}
+
+/// The readers paused for a reopen: resumed when dropped, after the new
+/// connection is open or on any early return, so that nothing leaves them
+/// paused.
+struct Paused(Arc<dyn PausableReaders>);
+
+impl Paused {
+    fn new(readers: Arc<dyn PausableReaders>) -> Result<Self> {
+        readers.pause()?;
+        Ok(Self(readers))
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        self.0.resume();
     }
 }
 

@@ -133,6 +133,9 @@ impl WalGuardBuilder {
             Some(vfs) => ReadPool::open_with_vfs(&settings.database, &settings.read, vfs)?,
             None => ReadPool::open(&settings.database, &settings.read)?,
         });
+        // The writer's reopen after a checkpoint I/O error pauses them: it
+        // needs every other connection closed (issue 23).
+        store.attach_readers(reads.clone());
 
         let metrics = MetricsActor::new(settings.metrics.window)
             .with_migrations(migrated)
