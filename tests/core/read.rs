@@ -29,6 +29,9 @@ use crate::support::{chain, put, store_with_kv, temp_db, wal_path};
 mod bound;
 #[path = "read/lifecycle.rs"]
 mod lifecycle;
+#[cfg(feature = "testing")]
+#[path = "read/reopen.rs"]
+mod reopen;
 
 /// The longest any test waits for something that must happen: far beyond
 /// what a loaded machine needs, short enough to fail a hung test.
