@@ -219,7 +219,9 @@ impl DbHandle {
     /// transaction, attach a database or create a temporary object),
     /// [`walguard::Error::ReadTooOld`] (past `read.max_snapshot_age`, named
     /// in its message), [`walguard::Error::ReadPanicked`],
-    /// [`walguard::Error::ReadStopped`] (interrupted by the shutdown), or
+    /// [`walguard::Error::ReadStopped`] (interrupted by the shutdown),
+    /// [`walguard::Error::ReadPausedForReopen`] (interrupted by the
+    /// writer's reopen after a checkpoint I/O error: run it again), or
     /// [`walguard::Error::WriterPanicked`] once the writer stopped after a
     /// panic of its own; [`Error::ShutDown`] after shutdown.
     pub async fn read<F, R>(&self, f: F) -> Result<R>
