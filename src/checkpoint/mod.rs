@@ -59,8 +59,11 @@
 //! through" point.
 //!
 //! The rebuild needs every connection to the database closed at that
-//! moment, and the store can close only its own: a reader connection left
-//! open keeps the stale index alive. So after reopening, the store asks
+//! moment, and the store can close only its own, and pause the readers
+//! attached to it ([`Store::attach_readers`](crate::Store::attach_readers):
+//! walguard's [`ReadPool`](crate::read::ReadPool) closes its connections
+//! until the new one is open): a reader connection left open keeps the
+//! stale index alive. So after reopening, the store asks
 //! SQLite (`PRAGMA wal_checkpoint(NOOP)`) how many frames it counts as
 //! copied: none in a rebuilt index. Until that holds, no checkpoint runs,
 //! not even SQLite's auto-checkpoint on the writer: each checkpoint call
