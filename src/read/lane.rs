@@ -152,29 +152,7 @@ impl Lane<'_> {
         let mut replace = false;
         flags.expired.store(false, Ordering::SeqCst);
         *flags.denied() = None;
-        let started = {
-            let mut state = self.shared.lock();
-            // Taken from the queue just before a pause began, which did
-            // not see it running: not started, so the pause needs no wait.
-            if state.paused && !state.closing {
-                state.counts.interrupted += 1;
-                return Err(Error::ReadPausedForReopen {
-                    what: self.what.to_string(),
-                    age: Duration::ZERO,
-                });
-            }
-            let started = Instant::now();
-            state.lanes[self.index].running = Some(Running {
-                what: Arc::clone(&self.what),
-                started,
-                overdue: false,
-                stopped: false,
-                paused: false,
-                flags: Arc::clone(flags),
-                interrupt: conn.get_interrupt_handle(),
-            });
-            started
-        };
+        let started = self.start(read)?;
         self.shared.watch.notify_all();
         let ran = if let Err(e) = flags.own(|| conn.execute_batch("BEGIN")) {
             Ran::NotBegun(e)
@@ -258,6 +236,36 @@ impl Lane<'_> {
             self.replace_connection();
         }
         result
+    }
+
+    /// Lists the read as running from now (for the watchdog, a close and
+    /// a pause): when its transaction begins.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReadPausedForReopen`] when the pool is paused: the read
+    /// was taken from the queue just before the pause began, which did not
+    /// see it running; it is not started, so the pause needs no wait.
+    fn start(&self, read: &ReadConn) -> Result<Instant> {
+        let mut state = self.shared.lock();
+        if state.paused && !state.closing {
+            state.counts.interrupted += 1;
+            return Err(Error::ReadPausedForReopen {
+                what: self.what.to_string(),
+                age: Duration::ZERO,
+            });
+        }
+        let started = Instant::now();
+        state.lanes[self.index].running = Some(Running {
+            what: Arc::clone(&self.what),
+            started,
+            overdue: false,
+            stopped: false,
+            paused: false,
+            flags: Arc::clone(&read.flags),
+            interrupt: read.conn.get_interrupt_handle(),
+        });
+        Ok(started)
     }
 
     /// Closes the connection and opens a new one in its place.
