@@ -356,6 +356,7 @@ pub(super) fn serve(shared: &Shared, index: usize, target: &Target, conn: ReadCo
                     // Open again before the next read, outside the lock;
                     // should it fail, the next read tries again (or gets
                     // the error). A pause meanwhile closes it again.
+                    state.lanes[index].reopening = true;
                     drop(state);
                     match open(target) {
                         Ok(opened) => conn = Some(opened),
@@ -364,6 +365,8 @@ pub(super) fn serve(shared: &Shared, index: usize, target: &Target, conn: ReadCo
                         }
                     }
                     state = shared.lock();
+                    state.lanes[index].reopening = false;
+                    shared.ended.notify_all();
                     continue;
                 }
                 if let Some(queued) = state.queue.pop_front() {

@@ -557,9 +557,8 @@ impl ReadPool {
             }
             let now = Instant::now();
             if now >= deadline {
-                state.paused = false;
                 drop(state);
-                self.shared.work.notify_all();
+                self.resume();
                 return Err(Error::ReadersBusy {
                     path: self.shared.path.clone(),
                     left,
@@ -577,11 +576,33 @@ impl ReadPool {
 
     /// Ends a [`ReadPool::pause`]: each lane opens its connection again
     /// (read-only, as [`ReadPool::open`] does) and serves the reads held
-    /// meanwhile, in order. A lane whose connection cannot be opened again
-    /// tries again at its next read, whose caller gets the error.
+    /// meanwhile, in order. Returns once every lane has opened its
+    /// connection (or [`READ_PAUSE_TIMEOUT`] has passed), so that no
+    /// open's own brief read (it checks the journal mode) overlaps what
+    /// the caller does next, such as a checkpoint. A lane whose connection
+    /// cannot be opened again tries again at its next read, whose caller
+    /// gets the error.
     pub fn resume(&self) {
-        self.shared.lock().paused = false;
+        let deadline = Instant::now() + READ_PAUSE_TIMEOUT;
+        let mut state = self.shared.lock();
+        state.paused = false;
         self.shared.work.notify_all();
+        while state
+            .lanes
+            .iter()
+            .any(|l| !l.exited && (l.paused || l.reopening))
+        {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            state = self
+                .shared
+                .ended
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 }
 

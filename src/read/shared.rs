@@ -105,6 +105,8 @@ pub(super) struct LaneState {
     /// Its thread has closed its connection for a pause, and waits for
     /// the resume.
     pub(super) paused: bool,
+    /// Its thread is opening its connection again after a pause.
+    pub(super) reopening: bool,
 }
 
 pub(super) struct State {
