@@ -56,7 +56,7 @@ class Test:
         # As docs/reliability.md names them: the core's test binary is
         # `tests/core`, the actors' one `actors/tests/actors`.
         if self.target == "--lib":
-            where = "src (unit)"
+            where = "src (unit)" if self.crate == CORE else "actors/src (unit)"
         elif self.target == "tests":
             where = "tests/core" if self.crate == CORE else "actors/tests/actors"
         else:
