@@ -286,6 +286,7 @@ impl SessionStats {
             db: DbSummary::default(),
             replication: None,
             migrations: None,
+            reads: None,
         }
     }
 }
@@ -313,6 +314,9 @@ pub struct SessionReport {
     /// The migrations applied at start (`None`: the engine started without
     /// migrations).
     pub migrations: Option<crate::MigrationReport>,
+    /// The read side: reads served, failed, interrupted, read time
+    /// (`None` without a read pool).
+    pub reads: Option<crate::read::ReadStats>,
 }
 
 /// The stable fields of the end-of-session event ([`SessionReport::log`]),
@@ -345,9 +349,12 @@ impl SessionReport {
 
     /// Emits the end-of-session `tracing` event (target `walguard::session`)
     /// with the stable fields of [`SESSION_LOG_FIELDS`], the replica's
-    /// counts, and what the migrations at start did: `schema_version`,
+    /// counts, what the migrations at start did: `schema_version`,
     /// `migrations` (the names applied, or `none`) and `migrations_ms`
-    /// (absent when the engine started without migrations).
+    /// (absent when the engine started without migrations), and the read
+    /// side's `reads_served`, `reads_failed`, `reads_interrupted`,
+    /// `read_n`, `read_p50_ms`, `read_p95_ms`, `read_max_ms` (absent
+    /// without a read pool).
     pub fn log(&self) {
         tracing::info!(
             target: "walguard::session",
@@ -369,6 +376,13 @@ impl SessionReport {
             schema_version = self.migrations.as_ref().map(crate::MigrationReport::to),
             migrations = self.migrations.as_ref().map(crate::MigrationReport::applied_list),
             migrations_ms = self.migrations.as_ref().map(crate::MigrationReport::elapsed_ms),
+            reads_served = self.reads.as_ref().map(|r| r.counts().served),
+            reads_failed = self.reads.as_ref().map(|r| r.counts().failed),
+            reads_interrupted = self.reads.as_ref().map(|r| r.counts().interrupted),
+            read_n = self.reads.as_ref().map(|r| r.time().n()),
+            read_p50_ms = self.reads.as_ref().map(|r| ms(r.time().p50())),
+            read_p95_ms = self.reads.as_ref().map(|r| ms(r.time().p95())),
+            read_max_ms = self.reads.as_ref().map(|r| ms(r.time().max())),
             shutdown_outcome = self
                 .shutdown_checkpoint
                 .as_ref()
@@ -395,6 +409,9 @@ impl fmt::Display for SessionReport {
             c.total, c.completed, c.partial, c.busy, c.failed, c.skipped, c.restarts
         )?;
         writeln!(f, "checkpoint time over the window: {}", self.window)?;
+        if let Some(reads) = &self.reads {
+            writeln!(f, "{reads}")?;
+        }
         match &self.shutdown_checkpoint {
             Some(r) if r.outcome().is_failure() => write!(
                 f,

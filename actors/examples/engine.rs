@@ -4,9 +4,12 @@
 //! the path given as the first argument, brings its schema to the latest
 //! version with [`Migrations`] (applied at start, in one transaction, before
 //! the first request), runs a short session in which
-//! "orders" are upserted and "events" appended through `DbActor` messages
-//! while the checkpoint loop runs every 250 ms, then shuts down cleanly and
-//! prints the end-of-session report.
+//! "orders" are upserted and "events" appended through the writer while
+//! the checkpoint loop runs every 250 ms, and, beside the writes, a
+//! dashboard reads the totals on a read connection every 100 ms (reads
+//! never wait for the writes, nor writes for them; a read after a write's
+//! answer sees it), then shuts down cleanly and prints the end-of-session
+//! report, with the reads served.
 //!
 //! ```text
 //! cargo run -p walguard-actors --example engine [PATH]
@@ -52,6 +55,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The engine's startup turns the loop on; building the system did not.
     guard.start_checkpoint_loop();
 
+    // The dashboard: a read every 100 ms, on the read connections, one
+    // snapshot per read (both figures from the same moment).
+    let dashboard = {
+        let db = db.clone();
+        actix::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                let totals = db
+                    .read(|conn| {
+                        let qty: i64 =
+                            conn.query_row("SELECT coalesce(sum(qty), 0) FROM orders", [], |r| {
+                                r.get(0)
+                            })?;
+                        let events: i64 =
+                            conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+                        Ok((qty, events))
+                    })
+                    .await;
+                match totals {
+                    Ok((qty, events)) => tracing::info!(qty, events, "dashboard"),
+                    // After the shutdown: the session is over.
+                    Err(_) => break,
+                }
+            }
+        })
+    };
+
     let started = std::time::Instant::now();
     let mut n: i64 = 0;
     while started.elapsed() < SESSION {
@@ -70,6 +101,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
         n += 1;
     }
+    // Read your writes: every fill answered above is in this read.
+    let events: i64 = db
+        .read(|conn| conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)))
+        .await?;
+    println!("fills this session: {n}; events in the database: {events}");
+    dashboard.abort();
 
     let report = guard.shutdown().await?;
     println!("{report}");

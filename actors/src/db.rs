@@ -295,6 +295,12 @@ impl Handler<Shutdown> for DbActor {
         // Every request the lane accepted before the shutdown is served,
         // and answered before the summary counts it.
         self.drain_lane(ctx);
+        // The readers close beside the drain; the TRUNCATE comes after.
+        if let Some((closed, wait)) = msg.readers_closed
+            && closed.recv_timeout(wait).is_err()
+        {
+            tracing::warn!(target: "walguard::db", "the read pool did not close in time; the TRUNCATE runs anyway");
+        }
         let outcome = self.writer.shutdown(msg.deadline);
         ctx.stop();
         MessageResult(outcome)

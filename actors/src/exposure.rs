@@ -8,7 +8,10 @@
 //! holds, and measures the `-wal` file; then it
 //!
 //! - keeps the exposure ("durable through", age, exposed commits) and warns
-//!   once per starvation episode (target `walguard::exposure`);
+//!   once per starvation episode (target `walguard::exposure`); when
+//!   checkpoints come back partial or busy, a second warning names what
+//!   pins the WAL: walguard's own oldest read (connection, SQL text or
+//!   `closure`, age) or a connection outside walguard;
 //! - updates the WAL and exposure gauges of [`crate::telemetry`];
 //! - sends what it saw to `MetricsActor` (`ExposureSeen`), which answers
 //!   the live status.
@@ -23,7 +26,8 @@ use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Recipient, SpawnHandle, WrapFuture,
 };
 use walguard::Statement;
-use walguard::exposure::ExposureTracker;
+use walguard::exposure::{ExposureEvent, ExposureTracker, StarvationCause};
+use walguard::read::RunningRead;
 
 use crate::DbHandle;
 use crate::messages::{CheckpointDone, EndWatch, ExposureSeen, ExposureView, WatchExposure};
@@ -125,6 +129,14 @@ impl ExposureWatch {
             if let Some(d) = durability {
                 if let Some(event) = watch.tracker.observe(Instant::now(), &d) {
                     event.log(watch.tracker.threshold());
+                    if let ExposureEvent::Starved {
+                        cause: StarvationCause::ReaderPinning | StarvationCause::Busy,
+                        ..
+                    } = &event
+                    {
+                        let by = pinned_by(act.db.reads().map(|r| r.running()).as_deref());
+                        tracing::warn!(target: "walguard::exposure", pinned_by = %by, "the WAL is pinned by {by}");
+                    }
                 }
                 watch.seen = true;
                 telemetry::record_exposure(&watch.tracker.exposure());
@@ -133,17 +145,36 @@ impl ExposureWatch {
                 telemetry::record_wal_frames(frames);
             }
             telemetry::record_wal_bytes(wal_bytes);
+            if let Some(reads) = act.db.reads() {
+                telemetry::record_reads(&reads.stats());
+            }
+            let pinned = (watch.seen && !watch.tracker.exposure().is_clear())
+                .then(|| watch.tracker.cause())
+                .filter(|c| matches!(c, StarvationCause::ReaderPinning | StarvationCause::Busy))
+                .map(|_| pinned_by(act.db.reads().map(|r| r.running()).as_deref()));
             let view = ExposureView {
                 exposure: watch.seen.then(|| watch.tracker.exposure()),
                 starving: watch.tracker.is_starving(),
                 starvation_cause: (watch.seen && !watch.tracker.exposure().is_clear())
                     .then(|| watch.tracker.cause()),
+                pinned_by: pinned,
                 wal_frames,
                 wal_bytes: Some(wal_bytes),
                 durability,
             };
             act.publish(Some(view));
         }));
+    }
+}
+
+/// What pins the WAL, for the starvation warning and the status: the
+/// oldest of walguard's own reads running now (its connection, SQL text
+/// or `closure`, age), or, when none runs (or there is no read pool), a
+/// connection outside walguard.
+fn pinned_by(running: Option<&[RunningRead]>) -> String {
+    match running.and_then(<[RunningRead]>::first) {
+        Some(read) => format!("walguard's own {read}"),
+        None => "a connection outside walguard (no read of walguard's is running)".to_owned(),
     }
 }
 

@@ -201,7 +201,8 @@ impl DbHandle {
     /// interrupted at its next SQLite step.
     ///
     /// A writer started alone ([`DbActor::spawn`], no pool) runs `f` on
-    /// its lane instead, after the writes queued before it.
+    /// its lane instead, after the writes queued before it, like
+    /// [`DbHandle::call`] (and counted like it).
     ///
     /// ```no_run
     /// # async fn demo(db: &walguard_actors::DbHandle) -> walguard_actors::Result<()> {

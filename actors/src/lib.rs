@@ -14,9 +14,16 @@
 //!     let db = guard.db();
 //!     db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, qty INTEGER)").await?;
 //!     db.execute(Statement::new("INSERT INTO orders (qty) VALUES (?1)").bind(5)).await?;
+//!     // A read, on a read connection beside the writer: it sees every
+//!     // write answered before it.
+//!     let qty: i64 = db
+//!         .read(|conn| conn.query_row("SELECT sum(qty) FROM orders", [], |r| r.get(0)))
+//!         .await?;
+//!     assert_eq!(qty, 5);
 //!     guard.shutdown().await
 //! })?;
 //! assert_eq!(report.db.writes_acknowledged, 2);
+//! assert_eq!(report.reads.map(|r| r.counts().served), Some(1));
 //! Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -26,10 +33,15 @@
 //!   serializes every write; it is a thin shell that drains its lane into
 //!   [`walguard::writer::Writer`], where the writer's policy lives.
 //!   [`DbHandle`] is its one door, for engines and actors alike: statements
-//!   ([`DbHandle::execute`], group-committed), transactions, queries,
-//!   typed closures ([`DbHandle::call`]), checkpoints and figures. A
-//!   failing statement returns an error to its sender; the actor keeps
-//!   serving.
+//!   ([`DbHandle::execute`], group-committed), transactions, typed
+//!   closures ([`DbHandle::call`]), checkpoints and figures. A failing
+//!   statement returns an error to its sender; the actor keeps serving.
+//! - Reads ([`DbHandle::read`], [`DbHandle::query`]) take no lane and no
+//!   actor: they run on the read connections of a
+//!   [`walguard::read::ReadPool`] (`read.connections`, each on its own
+//!   thread, one snapshot per read), concurrently with the writes, bounded
+//!   by `read.max_snapshot_age`. The shutdown closes them before its
+//!   TRUNCATE.
 //! - [`CheckpointActor`] fires PASSIVE checkpoints on an actix `run_interval`
 //!   (opt-in), never two in flight, and runs under a `Supervisor` that
 //!   restarts it after a fault. Its module doc states the whole policy.

@@ -37,6 +37,8 @@ pub struct MetricsActor {
     replicated: Option<walguard::replication::Replicated>,
     /// The migrations applied at start.
     migrations: Option<walguard::MigrationReport>,
+    /// The read pool, whose counts and read times the report carries.
+    reads: Option<std::sync::Arc<walguard::read::ReadPool>>,
 }
 
 impl MetricsActor {
@@ -49,7 +51,16 @@ impl MetricsActor {
             seen: None,
             replicated: None,
             migrations: None,
+            reads: None,
         }
+    }
+
+    /// Carries the read pool's counts and read times into the session
+    /// report, the status and the read metrics.
+    #[must_use]
+    pub fn with_reads(mut self, reads: std::sync::Arc<walguard::read::ReadPool>) -> Self {
+        self.reads = Some(reads);
+        self
     }
 
     /// Carries what the migrations at start did into the session report.
@@ -65,6 +76,10 @@ impl MetricsActor {
         let mut report = self.stats.report();
         report.replication = self.replicated;
         report.migrations.clone_from(&self.migrations);
+        report.reads = self.reads.as_ref().map(|r| r.stats());
+        if let Some(reads) = &report.reads {
+            telemetry::record_reads(reads);
+        }
         report
     }
 }
@@ -141,6 +156,7 @@ impl Handler<GetStatus> for MetricsActor {
             exposure: seen.and_then(|s| s.exposure),
             starving: seen.is_some_and(|s| s.starving),
             starvation_cause: seen.and_then(|s| s.starvation_cause.clone()),
+            pinned_by: seen.and_then(|s| s.pinned_by.clone()),
             wal_frames: seen.and_then(|s| s.wal_frames),
             wal_bytes: seen.and_then(|s| s.wal_bytes),
             durability: seen.and_then(|s| s.durability),

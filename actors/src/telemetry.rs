@@ -19,6 +19,10 @@
 //! | [`WAL_BYTES`] | gauge | | bytes |
 //! | [`EXPOSURE_SECONDS`] | gauge | | seconds |
 //! | [`EXPOSED_COMMITS`] | gauge | | commits |
+//! | [`READS_TOTAL`] | counter | `outcome` | reads |
+//! | [`READ_SECONDS`] | gauge | `quantile` | seconds |
+//! | [`READS_RUNNING`] | gauge | | reads |
+//! | [`OLDEST_READ_SECONDS`] | gauge | | seconds |
 //!
 //! `mode` is `passive`, `full`, `restart` or `truncate`; `outcome` is
 //! `completed`, `partial`, `busy` or `failed`; `reason` is why the
@@ -26,6 +30,11 @@
 //! `manual`, `shutdown` or `backfill` (phase 1 of a two-phase size
 //! checkpoint, on its own thread), so a dashboard can tell the scheduled
 //! ones from the size-triggered ones, and the writer's from phase 1's.
+//! The read side's `outcome` is `served`, `failed` or `interrupted`; its
+//! `quantile` is `0.5`, `0.95` or `1` (the max) over the last
+//! [`READ_WINDOW_SAMPLES`](walguard::read::READ_WINDOW_SAMPLES) reads. The
+//! read figures are set from the pool's own counts each time the exposure
+//! watch looks and each time a report is made.
 
 use walguard::CheckpointReport;
 use walguard::exposure::Exposure;
@@ -65,6 +74,21 @@ pub const REPLICATION_SYNC_FAILURES_TOTAL: &str = "walguard_replication_sync_fai
 
 /// Counter: times walguard restarted the Litestream it supervises.
 pub const LITESTREAM_RESTARTS_TOTAL: &str = "walguard_litestream_restarts_total";
+
+/// Counter: reads on the read connections, by `outcome` (`served`,
+/// `failed`, `interrupted`).
+pub const READS_TOTAL: &str = "walguard_reads_total";
+
+/// Gauge: how long reads held their snapshot, by `quantile` (`0.5`, `0.95`,
+/// `1`), over the last reads, in seconds.
+pub const READ_SECONDS: &str = "walguard_read_seconds";
+
+/// Gauge: reads running now on the read connections.
+pub const READS_RUNNING: &str = "walguard_reads_running";
+
+/// Gauge: the age of the oldest read's snapshot now, in seconds (0 when
+/// none runs): what pins the WAL; it stays under `read.max_snapshot_age`.
+pub const OLDEST_READ_SECONDS: &str = "walguard_oldest_read_seconds";
 
 /// Histogram buckets for [`CHECKPOINT_DURATION_SECONDS`], in seconds: from
 /// 100 µs (an empty PASSIVE) to 10 s (a TRUNCATE waiting on readers).
@@ -134,6 +158,44 @@ pub fn describe() {
         Unit::Count,
         "Commits since the last checkpoint that fully caught up"
     );
+    describe_counter!(
+        READS_TOTAL,
+        Unit::Count,
+        "Reads on the read connections, by outcome"
+    );
+    describe_gauge!(
+        READ_SECONDS,
+        Unit::Seconds,
+        "Time reads held their snapshot over the last reads, by quantile"
+    );
+    describe_gauge!(READS_RUNNING, Unit::Count, "Reads running now");
+    describe_gauge!(
+        OLDEST_READ_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest running read's snapshot (what pins the WAL)"
+    );
+}
+
+/// Records the read pool's counts, read times and running reads.
+pub(crate) fn record_reads(reads: &walguard::read::ReadStats) {
+    let c = reads.counts();
+    for (outcome, n) in [
+        ("served", c.served),
+        ("failed", c.failed),
+        ("interrupted", c.interrupted),
+    ] {
+        metrics::counter!(READS_TOTAL, "outcome" => outcome).absolute(n);
+    }
+    let t = reads.time();
+    for (quantile, d) in [("0.5", t.p50()), ("0.95", t.p95()), ("1", t.max())] {
+        metrics::gauge!(READ_SECONDS, "quantile" => quantile).set(d.as_secs_f64());
+    }
+    metrics::gauge!(READS_RUNNING).set(reads.running().len() as f64);
+    let oldest = reads
+        .running()
+        .first()
+        .map_or(0.0, |r| r.age().as_secs_f64());
+    metrics::gauge!(OLDEST_READ_SECONDS).set(oldest);
 }
 
 /// Records one checkpoint: the counter, the histogram, and the WAL frames

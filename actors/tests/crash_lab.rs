@@ -28,6 +28,8 @@
 //! the kill delays, not the scheduler, so a kill seed replays the same
 //! intent, not the same instant.
 
+#[path = "support/burst.rs"]
+mod burst;
 #[path = "crash_lab/faults.rs"]
 mod faults;
 #[cfg(target_os = "linux")]

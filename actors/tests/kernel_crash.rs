@@ -59,6 +59,8 @@
 
 #![cfg(target_os = "linux")]
 
+#[path = "support/burst.rs"]
+mod burst;
 #[path = "kernel_crash/campaign.rs"]
 mod campaign;
 #[path = "kernel_crash/check.rs"]

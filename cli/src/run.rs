@@ -566,6 +566,13 @@ fn summary_json(settings: &Settings, outcome: &Outcome) -> serde_json::Value {
         "replicated_commits": report.replication.map(|r| r.commits),
         "replicated_writes": report.replication.map(|r| r.writes),
         "replication_lag_s": report.replication.map(|r| secs(r.lag)),
+        "reads_served": report.reads.as_ref().map(|r| r.counts().served),
+        "reads_failed": report.reads.as_ref().map(|r| r.counts().failed),
+        "reads_interrupted": report.reads.as_ref().map(|r| r.counts().interrupted),
+        "read_n": report.reads.as_ref().map(|r| r.time().n()),
+        "read_p50_ms": report.reads.as_ref().map(|r| ms(r.time().p50())),
+        "read_p95_ms": report.reads.as_ref().map(|r| ms(r.time().p95())),
+        "read_max_ms": report.reads.as_ref().map(|r| ms(r.time().max())),
         "close_error": report.db.close_error,
     })
 }

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rusqlite::config::DbConfig;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::{Connection, OpenFlags};
 
 use super::READ_PROGRESS_OPS;
 use super::shared::{Flags, Queued, Running, Shared, Turn};
 use crate::error::{Error, Result};
+use crate::store::open_side_connection;
 
 /// What a read connection opens.
 #[derive(Debug, Clone)]
@@ -36,14 +36,7 @@ pub(super) struct ReadConn {
 pub(super) fn open(target: &Target) -> Result<ReadConn> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let path = &target.path;
-    let mut conn = match &target.vfs {
-        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs.as_str()),
-        None => Connection::open_with_flags(path, flags),
-    }
-    .map_err(|source| Error::Open {
-        path: path.clone(),
-        source,
-    })?;
+    let mut conn = open_side_connection(path, target.vfs.as_deref(), flags, target.busy_timeout)?;
     let pragma = |pragma: &'static str| {
         move |source| Error::Pragma {
             path: path.clone(),
@@ -51,10 +44,6 @@ pub(super) fn open(target: &Target) -> Result<ReadConn> {
             source,
         }
     };
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
-        .map_err(pragma("SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE"))?;
-    conn.busy_timeout(target.busy_timeout)
-        .map_err(pragma("busy_timeout"))?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .map_err(pragma("journal_mode"))?;

@@ -32,7 +32,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::config::DbConfig;
 use rusqlite::{Connection, InterruptHandle, OpenFlags};
 
 use crate::checkpoint::{self, CheckpointMode, CheckpointReason, CheckpointReport};
@@ -40,6 +39,7 @@ use crate::error::Error;
 use crate::settings::Synchronous;
 
 use super::identity::FileIdentity;
+use super::open_side_connection;
 
 /// The busy timeout of the phase-1 connection, for the read of the schema
 /// and the WAL index when it opens: 100 ms. The PASSIVE itself never waits.
@@ -218,14 +218,7 @@ fn open(target: &BackfillTarget) -> Result<Connection, Error> {
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let path = &target.path;
-    let conn = match &target.vfs {
-        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs.as_str()),
-        None => Connection::open_with_flags(path, flags),
-    }
-    .map_err(|source| Error::Open {
-        path: path.clone(),
-        source,
-    })?;
+    let conn = open_side_connection(path, target.vfs.as_deref(), flags, BACKFILL_BUSY_TIMEOUT)?;
     let pragma = |pragma: &'static str| {
         move |source| Error::Pragma {
             path: path.clone(),
@@ -233,10 +226,6 @@ fn open(target: &BackfillTarget) -> Result<Connection, Error> {
             source,
         }
     };
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
-        .map_err(pragma("SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE"))?;
-    conn.busy_timeout(BACKFILL_BUSY_TIMEOUT)
-        .map_err(pragma("busy_timeout"))?;
     conn.pragma_update(None, "synchronous", target.synchronous.as_str())
         .map_err(pragma("synchronous"))?;
     // The file is the one the store opened, after the open too: a file

@@ -65,6 +65,7 @@ pub use group::GroupStats;
 pub use guard::{GUARDED_PRAGMAS, GuardedPragma};
 #[cfg(unix)]
 pub use open::NEW_FILE_MODE;
+pub(crate) use open::open_side_connection;
 pub use replica_hold::ReplicaHoldState;
 pub use statement::{IntoValue, ResultSet, Statement};
 pub use wal_watch::{BACKSTOP_PERCENT, WalFrames};

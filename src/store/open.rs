@@ -1,7 +1,9 @@
 //! Open and configure: the write connection's file, mode and pragmas.
 
 use std::path::Path;
+use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::{Error, Result};
@@ -47,6 +49,42 @@ pub(super) fn open_connection(
 /// SQLite (which copies the database file's mode to `-wal` and `-shm`) keeps
 /// the state private. Failure is not an error here: SQLite's own open then
 /// reports the real problem with its path.
+/// Opens a connection beside the writer (phase 1 of the size checkpoint, a
+/// reader): `flags`, through `vfs` when given, with SQLite's checkpoint on
+/// close turned off (only the writer checkpoints) and `busy_timeout`.
+///
+/// # Errors
+///
+/// [`Error::Open`] when SQLite cannot open `path`; [`Error::Pragma`] naming
+/// the setting that could not be applied.
+pub(crate) fn open_side_connection(
+    path: &Path,
+    vfs: Option<&str>,
+    flags: OpenFlags,
+    busy_timeout: Duration,
+) -> Result<Connection> {
+    let conn = match vfs {
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
+        None => Connection::open_with_flags(path, flags),
+    }
+    .map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let pragma = |pragma: &'static str| {
+        move |source| Error::Pragma {
+            path: path.to_owned(),
+            pragma,
+            source,
+        }
+    };
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .map_err(pragma("SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE"))?;
+    conn.busy_timeout(busy_timeout)
+        .map_err(pragma("busy_timeout"))?;
+    Ok(conn)
+}
+
 fn create_private_file(path: &Path) {
     // `:memory:` is SQLite's name for an in-memory database, not a file:
     // creating it would leave a stray file in the working directory.

@@ -11,10 +11,14 @@ pub use walguard::writer::{ShutdownOutcome, WriterStats};
 /// `DbActor`: the clean-shutdown step. Every request the lane accepted
 /// before it is served; then a TRUNCATE checkpoint runs under `deadline`,
 /// the connection closes, and the actor stops.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) struct Shutdown {
     /// Hard deadline of the TRUNCATE checkpoint.
     pub(crate) deadline: Duration,
+    /// The read pool's close, running beside the drain: the TRUNCATE waits
+    /// for its signal (at most this long), so no reader of ours holds the
+    /// WAL then.
+    pub(crate) readers_closed: Option<(std::sync::mpsc::Receiver<()>, Duration)>,
 }
 
 impl Message for Shutdown {

@@ -70,6 +70,10 @@ pub struct ExposureView {
     /// While commits are exposed: why no checkpoint has caught up since
     /// (what a starvation warning names).
     pub starvation_cause: Option<StarvationCause>,
+    /// While checkpoints come back partial or busy: what pins the WAL,
+    /// walguard's own oldest read (its connection, SQL text or `closure`,
+    /// age) or a connection outside walguard (none of ours runs).
+    pub pinned_by: Option<String>,
     /// Frames in the WAL.
     pub wal_frames: Option<i64>,
     /// Size of the `-wal` file (0 when absent).
@@ -100,6 +104,10 @@ pub struct Status {
     /// While commits are exposed: why no checkpoint has caught up since
     /// (what a starvation warning names).
     pub starvation_cause: Option<StarvationCause>,
+    /// While checkpoints come back partial or busy: what pins the WAL,
+    /// walguard's own oldest read (its connection, SQL text or `closure`,
+    /// age) or a connection outside walguard (none of ours runs).
+    pub pinned_by: Option<String>,
     /// Frames in the WAL at the last look.
     pub wal_frames: Option<i64>,
     /// Size of the `-wal` file at the last look (0 when absent).

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-use walguard::read::ReadPoolClose;
+use walguard::read::{READ_CLOSE_GRACE, ReadPoolClose};
 use walguard::stats::DbSummary;
 use walguard::writer::WriterState;
 use walguard::{SessionReport, Settings};
@@ -46,7 +46,9 @@ impl WalGuard {
     /// request in flight, then the TRUNCATE's `checkpoint.shutdown_timeout`
     /// plus its interrupt grace (a quarter of it, at least 250 ms), plus
     /// [`SHUTDOWN_CLOSE_GRACE`]. With the defaults (1 s, 2 s): 4 s, inside
-    /// the 5 s the `walguard` command and Windows' console close give.
+    /// the 5 s the `walguard` command and Windows' console close give. The
+    /// readers close beside the writer's drain, within the same deadline,
+    /// so they add nothing.
     #[must_use]
     pub fn shutdown_budget(&self) -> Duration {
         let (drain, total) = budget(&self.settings);
@@ -56,10 +58,11 @@ impl WalGuard {
 
     /// The clean shutdown, in order, within [`WalGuard::shutdown_budget`]:
     ///
-    /// 1. stop the checkpoint loop; close the read pool: the reads running
-    ///    may end until the drain deadline below, then are interrupted
-    ///    (their callers get [`walguard::Error::ReadStopped`]); reads sent
-    ///    later get [`Error::ShutDown`];
+    /// 1. stop the checkpoint loop; start closing the read pool, beside
+    ///    the drain below: the reads running may end until the drain
+    ///    deadline, then are interrupted (their callers get
+    ///    [`walguard::Error::ReadStopped`]); reads sent later get
+    ///    [`Error::ShutDown`]; the TRUNCATE waits for the pool to close;
     /// 2. let `DbActor` finish every write it already accepted (its mailbox
     ///    is FIFO and `Shutdown` queues behind them). Should the writer
     ///    still be busy `database.busy_timeout` + [`SHUTDOWN_DRAIN_GRACE`]
@@ -116,18 +119,15 @@ impl WalGuard {
         };
         let spent = started.elapsed().saturating_sub(REPLICATION_SHUTDOWN_SLICE);
         let (drain, total) = (drain.saturating_sub(spent), total.saturating_sub(spent));
-        // The readers close before the writer's TRUNCATE, so that no
-        // snapshot of ours pins the WAL then: within the drain deadline
-        // (the writer goes on serving its lane meanwhile), interrupted
-        // past it. What they took comes out of the writer's drain.
-        let reads_started = std::time::Instant::now();
-        let reads = self.close_reads(drain).await;
-        let spent = reads_started.elapsed();
-        let (drain, total) = (drain.saturating_sub(spent), total.saturating_sub(spent));
+        // The readers close beside the writer's drain, within the same
+        // deadline (interrupted past it), and the writer waits for them
+        // before its TRUNCATE, so that no snapshot of ours pins the WAL
+        // then.
+        let readers_closed = self.close_reads(drain);
         let (done, gave_up) = watchdog(Arc::clone(&self.state), drain, total);
         let answer = tokio::select! {
             biased;
-            answer = self.db.addr().send(Shutdown { deadline }) => Some(answer),
+            answer = self.db.addr().send(Shutdown { deadline, readers_closed }) => Some(answer),
             Ok(()) = gave_up => None,
         };
         let _ = done.send(());
@@ -160,16 +160,6 @@ impl WalGuard {
             .await
             .map_err(Error::mailbox("MetricsActor"))?;
         report.replication = replicated.or(report.replication);
-        if let Some(reads) = reads {
-            tracing::info!(
-                target: "walguard::system",
-                drained = reads.drained,
-                interrupted = reads.interrupted,
-                refused = reads.refused,
-                left_running = reads.left_running.len(),
-                "the read pool closed"
-            );
-        }
         if let Some(arbiter) = self.arbiter {
             arbiter.stop();
         }
@@ -177,13 +167,30 @@ impl WalGuard {
     }
 
     /// Closes the read pool within `budget` (interrupting the reads it
-    /// leaves running), off the async runtime's thread.
-    async fn close_reads(&self, budget: Duration) -> Option<ReadPoolClose> {
+    /// leaves running) on a thread of its own, beside the writer's drain;
+    /// returns what the writer waits on before its TRUNCATE, and how long
+    /// it may wait (the budget and the close's grace).
+    fn close_reads(&self, budget: Duration) -> Option<(mpsc::Receiver<()>, Duration)> {
         let reads = Arc::clone(self.db.reads()?);
-        match tokio::task::spawn_blocking(move || reads.close(budget)).await {
-            Ok(closed) => Some(closed),
+        let (closed_tx, closed) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("walguard-read-close".to_owned())
+            .spawn(move || {
+                let closed: ReadPoolClose = reads.close(budget);
+                tracing::info!(
+                    target: "walguard::system",
+                    drained = closed.drained,
+                    interrupted = closed.interrupted,
+                    refused = closed.refused,
+                    left_running = closed.left_running.len(),
+                    "the read pool closed"
+                );
+                let _ = closed_tx.send(());
+            });
+        match spawned {
+            Ok(_) => Some((closed, budget + READ_CLOSE_GRACE)),
             Err(e) => {
-                tracing::warn!(target: "walguard::system", error = %e, "closing the read pool failed; going on");
+                tracing::warn!(target: "walguard::system", error = %e, "cannot start the read pool's close; it closes when the handles are dropped");
                 None
             }
         }

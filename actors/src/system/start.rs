@@ -136,6 +136,7 @@ impl WalGuardBuilder {
 
         let metrics = MetricsActor::new(settings.metrics.window)
             .with_migrations(migrated)
+            .with_reads(Arc::clone(&reads))
             .start();
         let reports = metrics.clone().recipient();
         // The exposure watch hears every checkpoint too (for the cause its

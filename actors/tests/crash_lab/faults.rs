@@ -14,6 +14,7 @@ use walguard::{CheckpointMode, CheckpointOutcome, Settings};
 use walguard_actors::messages::GetLoopState;
 use walguard_actors::{DbHandle, Error, Placement, WalGuard};
 
+use crate::burst::sent_at_once;
 use crate::rows::{AfterCheck, TABLE_SQL, insert, survivors};
 use crate::seeds;
 
@@ -420,14 +421,4 @@ async fn a_hundred_checkpoint_io_faults_in_one_run() {
         survivors(&path, AfterCheck::Checkpoint).unwrap().rows(),
         101
     );
-}
-
-/// One write spawned at once, to be awaited later: a burst of them is on
-/// the lane before `DbActor` looks, so it becomes one group commit.
-fn sent_at_once(
-    db: &walguard_actors::DbHandle,
-    stmt: walguard::Statement,
-) -> actix_rt::task::JoinHandle<walguard_actors::Result<usize>> {
-    let db = db.clone();
-    actix_rt::spawn(async move { db.execute(stmt).await })
 }

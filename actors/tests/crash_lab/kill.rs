@@ -44,6 +44,7 @@ use walguard::Settings;
 use walguard::settings::Synchronous;
 use walguard_actors::WalGuard;
 
+use crate::burst::sent_at_once;
 use crate::rows::{AfterCheck, TABLE_SQL, crash_row, survivors};
 use crate::seeds;
 
@@ -495,14 +496,4 @@ pub(crate) fn campaign(first_seed: u64, kills: u64) -> Summary {
     }
     summary.elapsed = start.elapsed();
     summary
-}
-
-/// One write spawned at once, to be awaited later: a burst of them is on
-/// the lane before `DbActor` looks, so it becomes one group commit.
-fn sent_at_once(
-    db: &walguard_actors::DbHandle,
-    stmt: walguard::Statement,
-) -> actix_rt::task::JoinHandle<walguard_actors::Result<usize>> {
-    let db = db.clone();
-    actix_rt::spawn(async move { db.execute(stmt).await })
 }

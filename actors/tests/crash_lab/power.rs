@@ -23,7 +23,7 @@
 //! its run is drawn again from that run, at most [`MAX_REDRAWS`] times, and
 //! counted (the campaign bounds the total). A failure prints the command
 //! that replays it: the seed, the build profile, and the cut it armed
-//! ([`CUT_ENV`]), so the replay runs the same plan and cuts at the same
+//! ([`cut::CUT_ENV`]), so the replay runs the same plan and cuts at the same
 //! point of the same lane; phase 1's thread may still interleave
 //! otherwise, which the replay then says rather than pass. The shim then puts
 //! back only what reached stable storage (exactly, or with a torn and
@@ -43,11 +43,10 @@
 
 use std::ops::RangeInclusive;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rusqlite::{Connection, OpenFlags};
 use walguard::settings::Synchronous;
 use walguard::testing::{
     CrashPoint, CrashReport, CutCount, Lane, Phase, PhaseSpan, PowerLossVfs, RestoreMode,
@@ -56,9 +55,20 @@ use walguard::{CheckpointMode, CheckpointOutcome, Durability, Settings};
 use walguard_actors::{Placement, WalGuard};
 
 use crate::rows::{
-    AfterCheck, SurvivorError, Survivors, TABLE_SQL, Violation, ViolationKind, insert, survivors,
+    AfterCheck, SurvivorError, Survivors, TABLE_SQL, Violation, ViolationKind, survivors,
 };
-use crate::seeds;
+use cut::replayed_cut;
+
+#[path = "power/campaign.rs"]
+mod campaign;
+#[path = "power/cut.rs"]
+mod cut;
+#[path = "power/world.rs"]
+mod world;
+use world::drive;
+
+pub(crate) use campaign::{Summary, campaign};
+pub(crate) use cut::{Cut, replay};
 
 /// The interval of the checkpoint loop (virtual time).
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -311,139 +321,6 @@ async fn setup(
     Ok(())
 }
 
-/// The system and the reader connection a plan runs against.
-struct World<'a> {
-    vfs: &'a PowerLossVfs,
-    path: &'a Path,
-    synchronous: Synchronous,
-    guard: Option<WalGuard>,
-    reader: Option<Connection>,
-}
-
-impl World<'_> {
-    /// Runs one step; `Err` only for a failure of the harness itself.
-    async fn step(&mut self, step: Step, ledger: &mut Ledger) -> Result<(), String> {
-        let Some(g) = self.guard.as_ref() else {
-            return Ok(());
-        };
-        match step {
-            Step::Write => {
-                let (req, id) = ledger.issue(1);
-                if g.db().execute(insert(id, req, 1)).await.is_ok() {
-                    ledger.acked(id);
-                }
-            }
-            Step::Burst(n) => {
-                // Spawned at once: the whole burst is on the lane before
-                // `DbActor` looks, so it becomes one group commit.
-                let sent: Vec<_> = (0..n)
-                    .map(|_| {
-                        let (req, id) = ledger.issue(1);
-                        (id, sent_at_once(g.db(), insert(id, req, 1)))
-                    })
-                    .collect();
-                for (id, reply) in sent {
-                    if matches!(reply.await, Ok(Ok(_))) {
-                        ledger.acked(id);
-                    }
-                }
-            }
-            Step::Txn(n) => {
-                let (req, first) = ledger.issue(n);
-                let stmts = (first..first + n).map(|id| insert(id, req, n)).collect();
-                if g.db().transaction(stmts).await.is_ok() {
-                    ledger.acked(first + n - 1);
-                }
-            }
-            Step::Advance(d) => tokio::time::sleep(d).await,
-            Step::Pin => {
-                let conn = self
-                    .vfs
-                    .open(self.path, OpenFlags::default())
-                    .map_err(|e| format!("reader open: {e}"))?;
-                conn.execute_batch("BEGIN")
-                    .and_then(|()| {
-                        conn.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
-                    })
-                    .map_err(|e| format!("reader snapshot: {e}"))?;
-                self.reader = Some(conn);
-            }
-            Step::Unpin => {
-                if let Some(conn) = self.reader.take() {
-                    // A read transaction ends without I/O.
-                    let _ = conn.execute_batch("COMMIT");
-                }
-            }
-            Step::Checkpoint(mode) => {
-                let _ = g.db().checkpoint(mode).await;
-            }
-            Step::Restart => {
-                if let Some(g) = self.guard.take() {
-                    let report = g.shutdown().await.map_err(|e| format!("shutdown: {e}"))?;
-                    ledger.observe(report.db.durability);
-                }
-                ledger.new_session();
-                if !self.vfs.is_crashed() {
-                    // A crash inside the shutdown's close leaves the power
-                    // off: opening may then fail, and the run ends here.
-                    self.guard = start(self.vfs, self.path, self.synchronous).ok();
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-async fn drive(
-    vfs: &PowerLossVfs,
-    path: &Path,
-    steps: &[Step],
-    synchronous: Synchronous,
-) -> Result<Run, String> {
-    let mut ledger = Ledger::default();
-    setup(vfs, path, synchronous, &mut ledger).await?;
-    let setup_ops = vfs.io_ops_on(Lane::Foreground);
-    if vfs.io_ops_on(Lane::Backfill) != 0 {
-        return Err("setup: phase 1 ran during the setup".to_owned());
-    }
-    let mut world = World {
-        vfs,
-        path,
-        synchronous,
-        guard: Some(start(vfs, path, synchronous).map_err(|e| format!("start: {e}"))?),
-        reader: None,
-    };
-    for step in steps {
-        if vfs.is_crashed() || world.guard.is_none() {
-            break;
-        }
-        world.step(*step, &mut ledger).await?;
-        if let Some(g) = world.guard.as_ref()
-            && let Ok(durability) = g.db().durability().await
-        {
-            ledger.observe(durability);
-        }
-    }
-    drop(world.reader.take());
-    if let Some(g) = world.guard.take() {
-        let report = g
-            .shutdown()
-            .await
-            .map_err(|e| format!("final shutdown: {e}"))?;
-        ledger.observe(report.db.durability);
-    }
-    Ok(Run {
-        ledger,
-        setup_ops,
-        total_ops: 0,
-        checkpoints: Vec::new(),
-        backfill_ops: 0,
-        phase_one: Vec::new(),
-        phase_two: Vec::new(),
-        crash: None,
-    })
-}
-
 /// One campaign iteration.
 #[derive(Debug)]
 pub(crate) struct Iteration {
@@ -541,96 +418,6 @@ impl Iteration {
 /// takes about 6^-9 of the first misses. The campaign still bounds the
 /// total ([`crate::MAX_REDRAWN_PERCENT`]).
 pub(crate) const MAX_REDRAWS: u32 = 12;
-
-/// The environment variable that arms one exact cut instead of drawing
-/// one: what a failure's replay command sets (see [`Cut`]).
-pub(crate) const CUT_ENV: &str = "WALGUARD_CAMPAIGN_CUT";
-
-/// A cut as a replay command spells it: `COUNT@OP/MODE`, with `COUNT`
-/// one of `all`, `foreground`, `backfill`, `phase1#N`, `phase2#N` and
-/// `MODE` `exact` or `torn:SEED` (e.g. `phase2#0@4/torn:77`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Cut(pub(crate) CrashPoint);
-
-impl std::fmt::Display for Cut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let count = match self.0.count {
-            CutCount::Lane(Lane::Foreground) => "foreground".to_owned(),
-            CutCount::Lane(Lane::Backfill) => "backfill".to_owned(),
-            CutCount::InPhase {
-                phase: Phase::One,
-                nth,
-            } => format!("phase1#{nth}"),
-            CutCount::InPhase {
-                phase: Phase::Two,
-                nth,
-            } => format!("phase2#{nth}"),
-            _ => "all".to_owned(),
-        };
-        let mode = match self.0.mode {
-            RestoreMode::Torn { seed } => format!("torn:{seed}"),
-            _ => "exact".to_owned(),
-        };
-        write!(f, "{count}@{}/{mode}", self.0.op)
-    }
-}
-
-impl std::str::FromStr for Cut {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || format!("{CUT_ENV}={text:?}: expected COUNT@OP/MODE, e.g. phase2#0@4/torn:77");
-        let (count, rest) = text.split_once('@').ok_or_else(bad)?;
-        let (op, mode) = rest.split_once('/').ok_or_else(bad)?;
-        let count = match count {
-            "all" => CutCount::All,
-            "foreground" => CutCount::Lane(Lane::Foreground),
-            "backfill" => CutCount::Lane(Lane::Backfill),
-            _ => {
-                let (phase, nth) = count.split_once('#').ok_or_else(bad)?;
-                let phase = match phase {
-                    "phase1" => Phase::One,
-                    "phase2" => Phase::Two,
-                    _ => return Err(bad()),
-                };
-                CutCount::InPhase {
-                    phase,
-                    nth: nth.parse().map_err(|_| bad())?,
-                }
-            }
-        };
-        let mode = match mode.split_once(':') {
-            None if mode == "exact" => RestoreMode::Exact,
-            Some(("torn", seed)) => RestoreMode::Torn {
-                seed: seed.parse().map_err(|_| bad())?,
-            },
-            _ => return Err(bad()),
-        };
-        Ok(Self(CrashPoint::new(
-            op.parse().map_err(|_| bad())?,
-            count,
-            mode,
-        )))
-    }
-}
-
-/// The cut a replay arms ([`CUT_ENV`]), if set.
-fn replayed_cut() -> Result<Option<CrashPoint>, String> {
-    match std::env::var(CUT_ENV) {
-        Ok(text) => text.parse::<Cut>().map(|c| Some(c.0)),
-        Err(_) => Ok(None),
-    }
-}
-
-/// The command that replays the iteration of `seed` with the cut it
-/// armed (after any redraws), in this build's profile.
-pub(crate) fn replay(seed: u64, cut: Option<&CrashPoint>) -> String {
-    let command = seeds::replay(seed, "power_loss_on_demand");
-    match cut {
-        Some(cut) => format!("{CUT_ENV}={} {command}", Cut(*cut)),
-        None => command,
-    }
-}
 
 /// Runs the iteration of `seed` under `synchronous`: a dry run, then a run
 /// that crashes, a restore, the check.
@@ -737,203 +524,4 @@ fn misplaced(point: &CrashPoint, crash: &CrashReport) -> Option<String> {
         _ => crash.ops_before_crash + 1 == point.op,
     };
     (!landed).then(|| format!("aimed at {point:?}, the power went at {crash:?}"))
-}
-
-/// What a campaign saw.
-#[derive(Debug, Default)]
-pub(crate) struct Summary {
-    pub(crate) iterations: u64,
-    pub(crate) first_seed: u64,
-    pub(crate) full: u64,
-    pub(crate) in_checkpoint: u64,
-    /// Cuts counted on phase 1's own operations.
-    pub(crate) aimed_at_phase1: u64,
-    /// Cuts while phase 1 held the checkpoint lock.
-    pub(crate) in_phase1: u64,
-    /// Cuts counted inside a phase 2's own operations.
-    pub(crate) aimed_at_phase2: u64,
-    /// Cuts inside the writer's checkpoint that finished a phase 1.
-    pub(crate) in_phase2: u64,
-    /// Cuts drawn again (never reached by the run they were drawn for).
-    pub(crate) redraws: u64,
-    /// The most redraws one cut needed.
-    pub(crate) most_redraws: u32,
-    /// Phase 1s with I/O, summed over the dry runs, and the dry runs that
-    /// had any.
-    pub(crate) dry_phase1s: usize,
-    pub(crate) dry_phase2s: usize,
-    pub(crate) dry_runs_with_phase1: u64,
-    pub(crate) torn_restores: u64,
-    pub(crate) torn_writes: usize,
-    /// Runs that lost acknowledged writes (allowed above the durable point).
-    pub(crate) lost_acked_runs: u64,
-    pub(crate) lost_acked_rows: u64,
-    pub(crate) corrupt: u64,
-    pub(crate) violations: Vec<String>,
-    pub(crate) elapsed: Duration,
-}
-
-impl std::fmt::Display for Summary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} power cuts (seeds {}..={}, {} under FULL) in {:.1?}: {} inside a checkpoint \
-             ({} inside a phase 1, {} of them aimed there; {} inside a phase 2, {} aimed; \
-             dry runs: {} phase 1s in {} runs, {} phase 2s with I/O), {} redrawn (at most {} for one cut), {} torn restores ({} torn writes), {} runs lost {} acknowledged rows \
-             above the durable point, {} corrupt, {} violations",
-            self.iterations,
-            self.first_seed,
-            self.first_seed + self.iterations.saturating_sub(1),
-            self.full,
-            self.elapsed,
-            self.in_checkpoint,
-            self.in_phase1,
-            self.aimed_at_phase1,
-            self.in_phase2,
-            self.aimed_at_phase2,
-            self.dry_phase1s,
-            self.dry_runs_with_phase1,
-            self.dry_phase2s,
-            self.redraws,
-            self.most_redraws,
-            self.torn_restores,
-            self.torn_writes,
-            self.lost_acked_runs,
-            self.lost_acked_rows,
-            self.corrupt,
-            self.violations.len(),
-        )
-    }
-}
-
-impl Summary {
-    /// The figures as the Markdown table of docs/reliability.md.
-    pub(crate) fn table(&self) -> String {
-        [
-            "| figure | value |".to_owned(),
-            "|---|---|".to_owned(),
-            format!(
-                "| power cuts, seeds {}..={} | **{}**: {} under `normal`, {} under `full` |",
-                self.first_seed,
-                self.first_seed + self.iterations.saturating_sub(1),
-                self.iterations,
-                self.iterations - self.full,
-                self.full
-            ),
-            format!("| wall time | {:.0?} |", self.elapsed),
-            format!("| cuts inside a checkpoint | {} |", self.in_checkpoint),
-            format!(
-                "| cuts inside a phase 1 of the two-phase size checkpoint (its lock held) | {}, {} aimed at its own I/O |",
-                self.in_phase1, self.aimed_at_phase1
-            ),
-            format!(
-                "| cuts inside a phase 2 (the writer's checkpoint that finished a phase 1) | {}, {} aimed there |",
-                self.in_phase2, self.aimed_at_phase2
-            ),
-            format!(
-                "| cuts drawn again, never reached by their run (at most {MAX_REDRAWS} per cut) | {}, at most {} for one cut |",
-                self.redraws, self.most_redraws
-            ),
-            format!(
-                "| torn restores | {}, with {} writes torn on a sector boundary |",
-                self.torn_restores, self.torn_writes
-            ),
-            format!(
-                "| runs under `normal` that lost acknowledged writes | {}, {} rows in all, every one after the durable point (allowed) |",
-                self.lost_acked_runs, self.lost_acked_rows
-            ),
-            format!("| corrupt databases | **{}** |", self.corrupt),
-            format!(
-                "| violations: losses beyond the bound (before \"durable through\", or any under `full`), corruption, harness failures | **{}** |",
-                self.violations.len()
-            ),
-        ]
-        .join("\n")
-    }
-}
-
-/// Runs `iterations` iterations from seed `first_seed` on, each under
-/// [`synchronous_of`] its seed, unless `synchronous` forces one.
-pub(crate) fn campaign(
-    first_seed: u64,
-    iterations: u64,
-    synchronous: Option<Synchronous>,
-) -> Summary {
-    let start = Instant::now();
-    let mut summary = Summary {
-        first_seed,
-        ..Summary::default()
-    };
-    for i in 0..iterations {
-        let seed = first_seed.wrapping_add(i);
-        let sync = synchronous.unwrap_or_else(|| synchronous_of(seed));
-        summary.iterations += 1;
-        match iteration(seed, sync) {
-            Ok(it) => {
-                summary.full += u64::from(sync == Synchronous::Full);
-                summary.in_checkpoint += u64::from(it.in_checkpoint);
-                summary.in_phase1 += u64::from(it.in_phase1);
-                summary.in_phase2 += u64::from(it.in_phase2);
-                summary.aimed_at_phase1 += u64::from(matches!(
-                    it.crash_count,
-                    CutCount::InPhase {
-                        phase: Phase::One,
-                        ..
-                    }
-                ));
-                summary.aimed_at_phase2 += u64::from(matches!(
-                    it.crash_count,
-                    CutCount::InPhase {
-                        phase: Phase::Two,
-                        ..
-                    }
-                ));
-                summary.redraws += u64::from(it.redraws);
-                summary.most_redraws = summary.most_redraws.max(it.redraws);
-                summary.dry_phase1s += it.dry_phase1s;
-                summary.dry_phase2s += it.dry_phase2s;
-                summary.dry_runs_with_phase1 += u64::from(it.dry_phase1s > 0);
-                summary.torn_restores += u64::from(matches!(it.mode, RestoreMode::Torn { .. }));
-                summary.torn_writes += it.torn_writes;
-                summary.corrupt += u64::from(it.corrupt());
-                let lost = it.lost_acked();
-                summary.lost_acked_runs += u64::from(lost > 0);
-                summary.lost_acked_rows += lost;
-                if let Some(v) = it.failure() {
-                    summary.violations.push(format!(
-                        "{}: {sync:?}, crash at {:?}, op {} (of {} foreground) (in checkpoint: {}, phase 1: \
-                         {}, phase 2: {}, redraws: {}), {:?}, sent {} rows, acknowledged {}, \
-                         durable {}: {v}",
-                        replay(seed, Some(&it.cut)),
-                        it.crash_count,
-                        it.crash_op,
-                        it.total_ops,
-                        it.in_checkpoint,
-                        it.in_phase1,
-                        it.in_phase2,
-                        it.redraws,
-                        it.mode,
-                        it.ledger.issued_rows,
-                        it.ledger.acked_rows,
-                        it.ledger.required_rows,
-                    ));
-                }
-            }
-            Err(e) => summary
-                .violations
-                .push(format!("{}: {sync:?}: harness: {e}", replay(seed, None))),
-        }
-    }
-    summary.elapsed = start.elapsed();
-    summary
-}
-
-/// One write spawned at once, to be awaited later: a burst of them is on
-/// the lane before `DbActor` looks, so it becomes one group commit.
-fn sent_at_once(
-    db: &walguard_actors::DbHandle,
-    stmt: walguard::Statement,
-) -> actix_rt::task::JoinHandle<walguard_actors::Result<usize>> {
-    let db = db.clone();
-    actix_rt::spawn(async move { db.execute(stmt).await })
 }

@@ -28,6 +28,7 @@ use walguard::testing::{CRASH_TABLE_SQL, crash_row};
 use walguard::{Durability, Settings};
 use walguard_actors::WalGuard;
 
+use crate::burst::sent_at_once;
 use crate::protocol::Line;
 
 /// The checkpoint loop's interval in the guest: 400 ms.
@@ -230,14 +231,4 @@ async fn session(
     // The shutdown's TRUNCATE must not wait on our own reader.
     drop(reader);
     Ok(())
-}
-
-/// One write spawned at once, to be awaited later: a burst of them is on
-/// the lane before `DbActor` looks, so it becomes one group commit.
-fn sent_at_once(
-    db: &walguard_actors::DbHandle,
-    stmt: walguard::Statement,
-) -> actix_rt::task::JoinHandle<walguard_actors::Result<usize>> {
-    let db = db.clone();
-    actix_rt::spawn(async move { db.execute(stmt).await })
 }
