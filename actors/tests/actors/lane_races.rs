@@ -62,6 +62,7 @@ async fn until_rows(path: &Path, rows: i64) -> (String, i64) {
 
 /// The lane's capacity in the tests of a lane kept full: what a shutdown
 /// then drains stays a few hundred writes.
+#[cfg(feature = "testing")]
 const FULL_LANE_CAPACITY: usize = 256;
 
 /// Tasks that keep the lane full until `stop` is set, putting writes on it
