@@ -6,7 +6,7 @@
 //! the interval comes back exactly once, and the restart is counted.
 //!
 //! ```text
-//! cargo run -p walguard-actors --example supervisor
+//! cargo run -p walguard-actors --features testing --example supervisor
 //! ```
 
 use std::time::Duration;

@@ -18,7 +18,7 @@
 //!   after the previous checkpoint started is skipped and counted too.
 //! - **Faults stop it; the supervisor restarts it.** When `DbActor` does not
 //!   answer, or answers with a failed checkpoint (e.g. a broken connection),
-//!   or [`InjectFault`] arrives, the actor stops (never panics). Run under
+//!   or `InjectFault` (feature `testing`) arrives, the actor stops (never panics). Run under
 //!   [`actix::Supervisor`], it is restarted: everything spawned in its
 //!   context is dropped, the restart is counted, and `started` registers the
 //!   interval again, exactly once, **on the same schedule**: the first tick
@@ -46,9 +46,7 @@ use tokio::time::Instant;
 use walguard::{CheckpointMode, CheckpointReason};
 
 use crate::DbHandle;
-use crate::messages::{
-    GetLoopState, InjectFault, LoopState, Restarted, StartLoop, StopLoop, TickSkipped,
-};
+use crate::messages::{GetLoopState, LoopState, Restarted, StartLoop, StopLoop, TickSkipped};
 use crate::metrics::MetricsActor;
 
 /// The actor that fires interval checkpoints.
@@ -251,10 +249,11 @@ impl Handler<StopLoop> for CheckpointActor {
     }
 }
 
-impl Handler<InjectFault> for CheckpointActor {
+#[cfg(feature = "testing")]
+impl Handler<crate::messages::InjectFault> for CheckpointActor {
     type Result = ();
 
-    fn handle(&mut self, msg: InjectFault, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: crate::messages::InjectFault, ctx: &mut Self::Context) {
         tracing::warn!(target: "walguard::checkpoint", fault = %msg.0, "fault injected; stopping the checkpoint actor");
         ctx.stop();
     }

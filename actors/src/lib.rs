@@ -111,7 +111,9 @@ pub mod telemetry;
 
 pub use checkpoint::CheckpointActor;
 pub use db::DbActor;
+pub use db::Placement;
 pub use error::{Error, ReplicationError, Result};
 pub use exposure::ExposureWatch;
+pub use handle::DbHandle;
 pub use metrics::MetricsActor;
-pub use system::{DbHandle, Placement, WalGuard, WalGuardBuilder};
+pub use system::{WalGuard, WalGuardBuilder};

@@ -23,8 +23,7 @@ use crate::telemetry;
 
 // The exposure watch and its messages had their home here; these keep the
 // old paths working.
-pub use crate::exposure::{DEFAULT_WATCH_PERIOD, wal_path};
-pub use crate::messages::{GetStatus, Status, WatchExposure};
+use crate::messages::{GetStatus, Status};
 
 /// The actor that keeps checkpoint statistics.
 #[derive(Debug)]

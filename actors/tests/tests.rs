@@ -12,6 +12,8 @@ mod common;
 mod clock;
 
 /// Faults and supervisor restarts of the checkpoint actor.
+// `InjectFault` is a fault-injection hook: feature `testing`.
+#[cfg(feature = "testing")]
 #[path = "actors/supervision.rs"]
 mod supervision;
 

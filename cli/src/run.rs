@@ -24,7 +24,8 @@ use walguard::{SessionReport, Settings};
 use walguard_actors::WalGuard;
 #[cfg(windows)]
 use walguard_actors::console::{self, ConsoleEvent, ConsoleEvents};
-use walguard_actors::metrics::{DEFAULT_WATCH_PERIOD, Status};
+use walguard_actors::exposure::DEFAULT_WATCH_PERIOD;
+use walguard_actors::messages::Status;
 use walguard_actors::telemetry;
 
 use crate::cli::{Global, RunArgs};

@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
-use walguard_actors::metrics::Status;
+use walguard_actors::messages::Status;
 
 /// Erase the whole current line and go back to its start.
 const ERASE_LINE: &[u8] = b"\r\x1b[2K";

@@ -24,10 +24,13 @@ impl Message for StopLoop {
 }
 
 /// `CheckpointActor`: stop as if a fault happened, so the supervisor restarts
-/// it. For tests and chaos drills.
+/// it. For tests and chaos drills: a fault-injection hook, so only with the
+/// `testing` feature.
+#[cfg(feature = "testing")]
 #[derive(Debug, Clone)]
 pub struct InjectFault(pub String);
 
+#[cfg(feature = "testing")]
 impl Message for InjectFault {
     type Result = ();
 }

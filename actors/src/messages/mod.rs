@@ -21,7 +21,9 @@ mod exposure;
 mod metrics;
 mod replication;
 
-pub use checkpoint::{GetLoopState, InjectFault, LoopState, StartLoop, StopLoop};
+#[cfg(feature = "testing")]
+pub use checkpoint::InjectFault;
+pub use checkpoint::{GetLoopState, LoopState, StartLoop, StopLoop};
 pub use db::{ShutdownOutcome, WriterStats};
 pub use exposure::WatchExposure;
 pub use metrics::{CheckpointDone, ExposureView, GetReport, GetStatus, Status};

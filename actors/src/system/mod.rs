@@ -25,8 +25,8 @@ use crate::replication::ReplicationActor;
 use walguard::replication::Replicated;
 use walguard::writer::WriterState;
 
-pub use crate::db::Placement;
-pub use crate::handle::DbHandle;
+use crate::db::Placement;
+use crate::handle::DbHandle;
 pub use shutdown::{
     FINAL_SYNC_TIMEOUT, LITESTREAM_STOP_TIMEOUT, REPLICATION_SHUTDOWN_SLICE, SHUTDOWN_CLOSE_GRACE,
     SHUTDOWN_DRAIN_GRACE,
