@@ -630,16 +630,20 @@ async fn later_group_first(a: i64) -> u32 {
     for round in 0..20i64 {
         let (held, release) = crate::common::hold_writer(&db).await;
         let seq = Arc::new(AtomicU64::new(0));
+        let waiting = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         let base = round * 10_000;
         let push = |id: i64, tasks: &mut Vec<_>| {
             let dbc = db.clone();
             let mut w = Box::pin(async move { dbc.execute(insert(id)).await });
             let seq = Arc::clone(&seq);
+            let waiting = Arc::clone(&waiting);
             // Put it on the lane now, in order; then wait in a task.
             let first = futures_poll_once(&mut w);
             assert!(first.is_none());
             tasks.push(actix_rt::spawn(async move {
+                // Counted in the same poll that registers the task's waker.
+                waiting.fetch_add(1, Ordering::SeqCst);
                 w.await.unwrap();
                 (id, seq.fetch_add(1, Ordering::SeqCst))
             }));
@@ -656,6 +660,16 @@ async fn later_group_first(a: i64) -> u32 {
         };
         for i in a..a + 3 {
             push(base + i, &mut tasks);
+        }
+        // Every waiting task registers its waker before the writer goes
+        // on: its answer then wakes it from the writer's or the replier's
+        // thread, in the order the answers were sent. A task still queued
+        // for its first poll when its answer came would run in the order
+        // of the local run queue instead, which the scheduler interleaves
+        // with remote wakes: the check would measure the scheduler.
+        let total = u64::try_from(tasks.len()).unwrap();
+        while waiting.load(Ordering::SeqCst) < total {
+            tokio::task::yield_now().await;
         }
         release.send(()).unwrap();
         held.await.unwrap().unwrap();
