@@ -56,7 +56,7 @@ class Test:
         # As docs/reliability.md names them: the core's test binary is
         # `tests/core`, the actors' one `actors/tests/actors`.
         if self.target == "--lib":
-            where = "src (unit)"
+            where = "src (unit)" if self.crate == CORE else "actors/src (unit)"
         elif self.target == "tests":
             where = "tests/core" if self.crate == CORE else "actors/tests/actors"
         else:
@@ -153,10 +153,12 @@ MUTANTS = [
         "group-drops-reply",
         "group commit drops the reply of the second write of each group",
         "every acknowledged write survives (the acknowledgement itself)",
+        # Every group is answered through `Answers::send`, on the replier's
+        # thread or the writer's.
         [(
-            "actors/src/replier.rs",
-            "        for (reply, result) in self.replies.drain(..).zip(self.results.drain(..)) {\n            if let Some(reply) = reply {",
-            "        for (i, (reply, result)) in self.replies.drain(..).zip(self.results.drain(..)).enumerate() {\n            if let Some(reply) = reply.filter(|_| i != 1) {",
+            "src/writer/replier.rs",
+            "        for (reply, result) in self.replies.drain(..).zip(self.results.drain(..)) {\n            reply.send(result);\n        }",
+            "        for (i, (reply, result)) in self.replies.drain(..).zip(self.results.drain(..)).enumerate() {\n            if i != 1 {\n                reply.send(result);\n            }\n        }",
         )],
         [
             actors("group_commit::waiting_writes_share_one_commit"),
@@ -169,8 +171,8 @@ MUTANTS = [
         "injected faults",
         [(
             "src/store/group.rs",
-            'if let Err(e) = self.control("COMMIT").map_err(Arc::new) {\n            self.rollback_quietly();\n',
-            'if let Err(e) = self.control("COMMIT").map_err(Arc::new) {\n            self.rollback_quietly();\n            if !e.to_string().is_empty() { return Pass::Done(results); }\n',
+            "            .map_err(Arc::new)\n        {\n            self.rollback_quietly();\n",
+            "            .map_err(Arc::new)\n        {\n            self.rollback_quietly();\n            if !e.to_string().is_empty() { return Pass::Done(results); }\n",
         )],
         [crash_lab("faults::injected_faults_fail_one_write_and_nothing_acknowledged_is_lost")],
     ),
@@ -346,7 +348,7 @@ MUTANTS = [
         "each engine locks a file of its own",
         "neighbours: a second engine on a served file",
         [(
-            "actors/src/system/mod.rs",
+            "actors/src/system/start.rs",
             "None => Ok(EngineLock::acquire(&settings.database.path)?),",
             'None => Ok(EngineLock::acquire(&settings.database.path.with_extension(format!("{:?}", std::time::Instant::now()).replace(|c: char| !c.is_ascii_alphanumeric(), "")))?),',
         )],
@@ -360,7 +362,7 @@ MUTANTS = [
         "the shutdown never interrupts the writer nor refuses what waits",
         "neighbours: a request holds the writer at shutdown",
         [(
-            "actors/src/system/mod.rs",
+            "actors/src/system/shutdown.rs",
             "                state.pass_deadline();\n",
             "                let _ = &state;\n",
         )],
@@ -385,9 +387,9 @@ MUTANTS = [
         "the engine lock is released before the shutdown's TRUNCATE and close",
         "neighbours: a second engine on a served file",
         [(
-            "actors/src/db.rs",
-            "        self.release_all_unreplicated();\n        // Best effort: a busy or failed TRUNCATE",
-            "        self.release_all_unreplicated();\n        self.engine_lock = None;\n        // Best effort: a busy or failed TRUNCATE",
+            "src/writer/requests.rs",
+            "        self.release(None, true);\n        // The TRUNCATE has a deadline of its own",
+            "        self.release(None, true);\n        self.engine_lock = None;\n        // The TRUNCATE has a deadline of its own",
         )],
         [actors("shutdown::the_engine_lock_is_held_until_the_shutdown_has_closed_the_store")],
     ),
@@ -396,11 +398,11 @@ MUTANTS = [
         "the shutdown's drain deadline is three busy timeouts + 250 ms, not one",
         "neighbours: a request holds the writer at shutdown (interrupted at `busy_timeout` + 250 ms)",
         [(
-            "actors/src/system/mod.rs",
+            "actors/src/system/shutdown.rs",
             "    let drain = settings.database.busy_timeout + SHUTDOWN_DRAIN_GRACE;",
             "    let drain = settings.database.busy_timeout * 3 + SHUTDOWN_DRAIN_GRACE;",
         )],
-        [Test(ACTORS, "--lib", "system::tests::the_drain_deadline_is_the_busy_timeout_plus_250_ms")],
+        [Test(ACTORS, "--lib", "system::shutdown::tests::the_drain_deadline_is_the_busy_timeout_plus_250_ms")],
     ),
     Mutant(
         "drain-one-round",
@@ -408,8 +410,8 @@ MUTANTS = [
         "a clean shutdown answers every request the lane accepted",
         [(
             "actors/src/db.rs",
-            "        while self.lane.as_ref().is_some_and(|l| !l.is_empty()) {\n            self.serve_lane(ctx);",
-            "        if self.lane.as_ref().is_some_and(|l| !l.is_empty()) {\n            self.serve_lane(ctx);",
+            "        while !self.lane.is_empty() {\n            self.serve_lane(ctx);",
+            "        if !self.lane.is_empty() {\n            self.serve_lane(ctx);",
         )],
         [actors("lane::shutdown_serves_every_request_the_lane_accepted")],
     ),
@@ -452,8 +454,8 @@ MUTANTS = [
         "migrations: a power cut leaves version and schema in agreement",
         [(
             "src/store/migrate.rs",
-            '            .and_then(|()| {\n                self.guard\n                    .own(|| self.conn.pragma_update(None, "user_version", to as i64))\n                    .map_err(|source| self.pragma_error("user_version", source))\n            })\n            .and_then(|()| {\n                self.conn\n                    .execute_batch("COMMIT")\n                    .map_err(commit_err("commit", &path))\n            });',
-            '            .and_then(|()| {\n                self.conn\n                    .execute_batch("COMMIT")\n                    .map_err(commit_err("commit", &path))\n            })\n            .and_then(|()| {\n                self.guard\n                    .own(|| self.conn.pragma_update(None, "user_version", to as i64))\n                    .map_err(|source| self.pragma_error("user_version", source))\n            });',
+            '            .and_then(|()| {\n                self.guard\n                    .own(|| self.conn.pragma_update(None, "user_version", to as i64))\n                    .map_err(|source| self.pragma_error("user_version", source))\n            })\n            .and_then(|()| {\n                // With replication on, counted in the replica\'s identity\n                // inside the commit, as every commit is (`position`).\n                super::position::bump(&self.conn, self.position)\n                    .and_then(|()| self.conn.execute_batch("COMMIT"))\n                    .map_err(commit_err("commit", &path))\n            });',
+            '            .and_then(|()| {\n                // With replication on, counted in the replica\'s identity\n                // inside the commit, as every commit is (`position`).\n                super::position::bump(&self.conn, self.position)\n                    .and_then(|()| self.conn.execute_batch("COMMIT"))\n                    .map_err(commit_err("commit", &path))\n            })\n            .and_then(|()| {\n                self.guard\n                    .own(|| self.conn.pragma_update(None, "user_version", to as i64))\n                    .map_err(|source| self.pragma_error("user_version", source))\n            });',
         )],
         [crash_lab("power_cut_in_the_middle_of_migrations")],
     ),

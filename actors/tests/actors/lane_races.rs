@@ -6,9 +6,15 @@
 //! `group_commit_off_busy_lane_does_not_hold_the_shutdown` and
 //! `groups_are_answered_in_their_order`. Real time, `DbActor` on its own
 //! arbiter (the default placement, with the replier).
+//!
+//! No test here waits a fixed time for a state to be reached: each waits
+//! for the state itself (writes acknowledged, rows committed),
+//! and the only wall-clock bounds are [`HANG`] and drain deadlines of
+//! 30 s, which only a hang reaches however loaded the machine.
 
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use walguard::Statement;
@@ -18,45 +24,147 @@ use crate::common::{create_table, insert, integrity_and_count, settings};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// With group commit off, a lane that never runs empty must not starve
-/// the mailbox: a message sent to the actor's address is handled within a
-/// few rounds, not after the senders stop.
+/// How long a wait for a state may take before the test fails as hung.
+const HANG: Duration = Duration::from_secs(60);
+
+/// A `busy_timeout` that puts the shutdown's drain deadline (30.25 s) out
+/// of reach of a slow round, and within reach of a starved shutdown.
+const FAR_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Waits until the senders have had `n` writes acknowledged: the lane is
+/// busy. Fails only on a hang.
+async fn until_acked(acked: &AtomicU64, n: u64) {
+    let started = Instant::now();
+    while acked.load(Ordering::Relaxed) < n {
+        assert!(
+            started.elapsed() < HANG,
+            "{} writes acknowledged after {HANG:?}, waiting for {n}",
+            acked.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until `path` holds `rows` rows in `kv`, read by a connection of
+/// its own, and returns (`integrity_check`, row count): the writer, on its
+/// own thread, has committed what it accepted. Fails only on a hang (the
+/// count still short, or past `rows`, after [`HANG`]).
+async fn until_rows(path: &Path, rows: i64) -> (String, i64) {
+    let started = Instant::now();
+    loop {
+        let (integrity, count) = integrity_and_count(path);
+        if count == rows || started.elapsed() >= HANG {
+            return (integrity, count);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The lane's capacity in the tests of a lane kept full: what a shutdown
+/// then drains stays a few hundred writes.
+#[cfg(feature = "testing")]
+const FULL_LANE_CAPACITY: usize = 256;
+
+/// Tasks that keep the lane full until `stop` is set, putting writes on it
+/// without waiting for their answers, whatever the speed of the writer and
+/// of the test's thread: without them, senders that wait for each answer
+/// leave the lane empty whenever the writer is faster than they are, and a
+/// round that serves until the lane is empty ends anyway.
+#[cfg(feature = "testing")]
+fn keep_the_lane_full(
+    guard: &WalGuard,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<actix_rt::task::JoinHandle<()>> {
+    (0..4i64)
+        .map(|t| {
+            let db = guard.db().clone();
+            let stop = Arc::clone(stop);
+            actix_rt::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    // Its answer is not awaited; the write stays on the lane.
+                    match db.try_execute(insert(1_000_000_000 + t * 100_000_000 + i)) {
+                        Ok(_) => i += 1,
+                        // Full, or closed by the shutdown: the others' turn.
+                        Err(_) => tokio::task::yield_now().await,
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// A lane that never runs empty must not starve the mailbox: a message
+/// sent to the actor's address is handled within a few rounds, not after
+/// the senders stop. Since the writer's requests all go through the lane
+/// (`writer_stats` too, served in its turn behind the writes), the one
+/// mailbox message a caller sends is the shutdown's: it must reach the
+/// writer while the senders still keep the lane full, long before its
+/// drain deadline (30.25 s), which a starved shutdown waits out, every
+/// sender then being answered `ShutdownDeadline`.
+// The lane is kept full through a hook of feature `testing`.
+#[cfg(feature = "testing")]
 async fn busy_lane_mailbox_wait(group_commit: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(dir.path(), MINUTE);
     s.database.group_commit = group_commit;
     s.database.synchronous = walguard::settings::Synchronous::Full;
+    s.database.busy_timeout = FAR_BUSY_TIMEOUT;
+    s.database.mailbox_capacity = FULL_LANE_CAPACITY;
     let guard = WalGuard::start(s).unwrap();
     create_table(&guard).await;
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fillers = keep_the_lane_full(&guard, &stop);
+    let acked = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for t in 0..64i64 {
         let db = guard.db().clone();
-        let stop = Arc::clone(&stop);
+        let acked = Arc::clone(&acked);
         tasks.push(actix_rt::spawn(async move {
             let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                db.execute(insert(t * 10_000_000 + i)).await.unwrap();
-                i += 1;
+            loop {
+                match db.execute(insert(t * 10_000_000 + i)).await {
+                    Ok(_) => {
+                        acked.fetch_add(1, Ordering::Relaxed);
+                        i += 1;
+                    }
+                    Err(Error::ShutDown | Error::Mailbox { .. }) => return 0,
+                    Err(Error::Db(walguard::Error::ShutdownDeadline { .. })) => return 1,
+                    Err(e) => panic!("unexpected {e:?}"),
+                }
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until_acked(&acked, 256).await;
+    // A request on the lane, behind the writes: served in its turn.
     let started = Instant::now();
-    let answer = tokio::time::timeout(Duration::from_secs(5), guard.db().writer_stats()).await;
-    let waited = started.elapsed();
-    eprintln!("mailbox message waited {waited:?}");
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await.unwrap();
-    }
+    let answer = tokio::time::timeout(HANG, guard.db().writer_stats()).await;
+    eprintln!("writer_stats waited {:?}", started.elapsed());
     assert!(
-        answer.is_ok(),
-        "mailbox message starved for {waited:?} by a busy lane"
+        matches!(answer, Ok(Ok(_))),
+        "writer_stats unanswered behind a busy lane: {answer:?}"
     );
+    // The mailbox message, the senders still going.
+    let started = Instant::now();
     guard.shutdown().await.unwrap();
+    let took = started.elapsed();
+    let mut deadline_errors = 0;
+    for t in tasks {
+        deadline_errors += t.await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for f in fillers {
+        f.await.unwrap();
+    }
+    eprintln!("the shutdown's message waited {took:?}");
+    assert!(
+        took < FAR_BUSY_TIMEOUT && deadline_errors == 0,
+        "the shutdown's message starved for {took:?} by a busy lane; \
+         {deadline_errors} senders answered ShutdownDeadline"
+    );
 }
 
+#[cfg(feature = "testing")]
 #[actix_rt::test]
 async fn group_commit_off_busy_lane_does_not_starve_the_mailbox() {
     busy_lane_mailbox_wait(false).await;
@@ -64,6 +172,7 @@ async fn group_commit_off_busy_lane_does_not_starve_the_mailbox() {
 
 /// The negative control: with group commit on, the same load leaves the
 /// mailbox its turn.
+#[cfg(feature = "testing")]
 #[actix_rt::test]
 async fn group_commit_on_busy_lane_does_not_starve_the_mailbox() {
     busy_lane_mailbox_wait(true).await;
@@ -74,42 +183,66 @@ async fn group_commit_on_busy_lane_does_not_starve_the_mailbox() {
 /// accepted.
 #[actix_rt::test]
 async fn request_refused_during_shutdown_drain_is_shut_down() {
+    // Whether the shutdown's message reaches the mailbox before the first
+    // closure ends cannot be seen from here; a try where it did not (the
+    // second closure then ran before the shutdown) is tried again, with a
+    // longer wait. Without a refusal in 20 tries the lane is not closed
+    // during the drain: that fails too.
+    for attempt in 1..=20u64 {
+        match refused_during_drain(Duration::from_millis(20 * attempt)).await {
+            Some(err) => {
+                assert!(
+                    matches!(err, Error::ShutDown),
+                    "refused during the drain: {err:?}"
+                );
+                return;
+            }
+            None => eprintln!("try {attempt}: the second closure ran before the shutdown"),
+        }
+    }
+    panic!("no request was refused while the shutdown served the lane");
+}
+
+/// The writer is held by a first closure; a second one waits on the lane;
+/// the shutdown starts, and `wait` later the first closure ends. The
+/// second closure sends a write when it runs: inside the drain, the lane
+/// is closed and the write is refused at once (its error returned);
+/// before the shutdown, the write is queued (`None`).
+async fn refused_during_drain(wait: Duration) -> Option<Error> {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(dir.path(), MINUTE);
-    // A drain deadline (busy_timeout + 250 ms) well past both closures.
-    s.database.busy_timeout = Duration::from_secs(5);
+    // A drain deadline far past both closures.
+    s.database.busy_timeout = FAR_BUSY_TIMEOUT;
     let guard = WalGuard::start(s).unwrap();
     create_table(&guard).await;
     let db = guard.db().clone();
-    // The writer is held by a first closure; a second one waits on the lane.
-    // Wide margins, for a loaded machine: the shutdown reaches the mailbox
-    // long before the first closure ends (600 ms), and the probe comes
-    // after it and long before the second one ends (1,600 ms).
-    let slow = |ms| {
-        let db = db.clone();
-        actix_rt::spawn(async move {
-            db.call(move |_| {
-                std::thread::sleep(Duration::from_millis(ms));
-                Ok(())
-            })
-            .await
+    let (held, release) = crate::common::hold_writer(&db).await;
+    let probe = db.clone();
+    let mut second = Box::pin(async move {
+        db.call(move |_| {
+            let mut write = Box::pin(probe.execute(insert(1)));
+            Ok(futures_poll_once(&mut write).map(|r| r.unwrap_err()))
         })
-    };
-    let first = slow(600);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let second = slow(1000);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+        .await
+    });
+    // On the lane now, behind the first closure.
+    assert!(futures_poll_once(&mut second).is_none());
+    let second = actix_rt::spawn(second);
     let shutdown = actix_rt::spawn(guard.shutdown());
-    // At ~900 ms the shutdown has closed the lane and runs the second closure.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let err = db.execute(insert(1)).await.unwrap_err();
-    first.await.unwrap().unwrap();
-    second.await.unwrap().unwrap();
-    shutdown.await.unwrap().unwrap();
-    assert!(
-        matches!(err, Error::ShutDown),
-        "refused during the drain: {err:?}"
-    );
+    tokio::time::sleep(wait).await;
+    release.send(()).unwrap();
+    held.await.unwrap().unwrap();
+    let refused = tokio::time::timeout(HANG, second)
+        .await
+        .expect("second closure hung")
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(HANG, shutdown)
+        .await
+        .expect("shutdown hung")
+        .unwrap()
+        .unwrap();
+    refused
 }
 
 fn count_query(id: i64) -> Statement {
@@ -216,13 +349,14 @@ async fn mixed_senders_racing_shutdown() {
             Ok::<(), Error>(())
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let report = tokio::time::timeout(Duration::from_secs(20), guard.shutdown())
+    // The shutdown races senders well under way (CREATE TABLE counted).
+    until_acked(&ok, 1 + 500).await;
+    let report = tokio::time::timeout(HANG, guard.shutdown())
         .await
         .expect("shutdown hung")
         .unwrap();
     for t in tasks {
-        match tokio::time::timeout(Duration::from_secs(10), t)
+        match tokio::time::timeout(HANG, t)
             .await
             .expect("request hung")
             .unwrap()
@@ -275,15 +409,16 @@ async fn writer_panic_in_busy_lane_answers_everything() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The lane busy: the panic comes in the middle of the senders.
+    until_acked(&ok, 1 + 1000).await;
     let _ = guard.db().inject_panic("ours").await;
     for t in tasks {
-        tokio::time::timeout(Duration::from_secs(10), t)
+        tokio::time::timeout(HANG, t)
             .await
             .expect("request hung")
             .unwrap();
     }
-    let report = tokio::time::timeout(Duration::from_secs(10), guard.shutdown())
+    let report = tokio::time::timeout(HANG, guard.shutdown())
         .await
         .expect("shutdown hung")
         .unwrap();
@@ -314,49 +449,61 @@ async fn drop_without_shutdown_with_requests_in_flight() {
             drop(db);
         }));
     }
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Dropped with requests in flight: some acknowledged, most not yet.
+    until_acked(&ok, 100).await;
     drop(guard);
     for t in tasks {
-        tokio::time::timeout(Duration::from_secs(10), t)
+        tokio::time::timeout(HANG, t)
             .await
             .expect("request hung")
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (integrity, count) = integrity_and_count(&path);
+    let ok = ok.load(Ordering::Relaxed);
+    let (integrity, count) = until_rows(&path, ok as i64).await;
     assert_eq!(integrity, "ok");
-    assert_eq!(count as u64, ok.load(Ordering::Relaxed));
+    assert_eq!(count as u64, ok);
 }
 
 /// Group commit off under `synchronous=full`, senders that keep going
 /// until refused: the clean shutdown must not wait for the drain deadline.
-/// The deadline is `busy_timeout` + 250 ms, 5.25 s here: far above the
+/// The deadline is `busy_timeout` + 250 ms, 30.25 s here: far above the
 /// round of at most 64 fsynced writes the shutdown waits behind, however
-/// slow the disk, and exactly what a starved shutdown took.
+/// slow the disk or loaded the machine, and exactly what a starved
+/// shutdown takes.
+// The lane is kept full through a hook of feature `testing`.
+#[cfg(feature = "testing")]
 #[actix_rt::test]
 async fn group_commit_off_busy_lane_does_not_hold_the_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(dir.path(), MINUTE);
     s.database.group_commit = false;
     s.database.synchronous = walguard::settings::Synchronous::Full;
-    s.database.busy_timeout = Duration::from_secs(5);
+    s.database.busy_timeout = FAR_BUSY_TIMEOUT;
+    s.database.mailbox_capacity = FULL_LANE_CAPACITY;
     let guard = WalGuard::start(s).unwrap();
     create_table(&guard).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fillers = keep_the_lane_full(&guard, &stop);
+    let acked = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for t in 0..64i64 {
         let db = guard.db().clone();
+        let acked = Arc::clone(&acked);
         tasks.push(actix_rt::spawn(async move {
             let mut i = 0;
             loop {
                 match db.execute(insert(t * 10_000_000 + i)).await {
                     Err(Error::ShutDown | Error::Mailbox { .. }) => return 0,
                     Err(Error::Db(walguard::Error::ShutdownDeadline { .. })) => return 1,
-                    _ => i += 1,
+                    _ => {
+                        acked.fetch_add(1, Ordering::Relaxed);
+                        i += 1;
+                    }
                 }
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until_acked(&acked, 256).await;
     let started = Instant::now();
     let report = guard.shutdown().await.unwrap();
     let took = started.elapsed();
@@ -368,11 +515,15 @@ async fn group_commit_off_busy_lane_does_not_hold_the_shutdown() {
     for t in tasks {
         deadline_errors += t.await.unwrap();
     }
+    stop.store(true, Ordering::Relaxed);
+    for f in fillers {
+        f.await.unwrap();
+    }
     // A round of at most 64 fsynced writes, the lane's rest, then the
-    // TRUNCATE: under the drain deadline (5.25 s), which a starved
+    // TRUNCATE: under the drain deadline (30.25 s), which a starved
     // shutdown waits out, answering every sender ShutdownDeadline.
     assert!(
-        took < Duration::from_secs(5) && deadline_errors == 0,
+        took < FAR_BUSY_TIMEOUT && deadline_errors == 0,
         "shutdown took {took:?}; {deadline_errors} senders answered ShutdownDeadline"
     );
 }
@@ -398,8 +549,7 @@ async fn writes_on_the_lane_when_every_handle_is_dropped_are_committed() {
     }
     drop(db);
     drop(guard);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (integrity, count) = integrity_and_count(&path);
+    let (integrity, count) = until_rows(&path, 1000).await;
     assert_eq!((integrity.as_str(), count), ("ok", 1000));
 }
 
@@ -427,12 +577,9 @@ async fn senders_on_many_threads_never_lose_a_wake() {
                     seed ^= seed << 13;
                     seed ^= seed >> 7;
                     seed ^= seed << 17;
-                    let r = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        db.execute(insert(t * 1_000_000 + i)),
-                    )
-                    .await
-                    .expect("lost wake-up: a write hung");
+                    let r = tokio::time::timeout(HANG, db.execute(insert(t * 1_000_000 + i)))
+                        .await
+                        .expect("lost wake-up: a write hung");
                     r.unwrap();
                     match seed % 8 {
                         0 => tokio::time::sleep(Duration::from_micros(seed % 300)).await,
@@ -483,16 +630,20 @@ async fn later_group_first(a: i64) -> u32 {
     for round in 0..20i64 {
         let (held, release) = crate::common::hold_writer(&db).await;
         let seq = Arc::new(AtomicU64::new(0));
+        let waiting = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         let base = round * 10_000;
         let push = |id: i64, tasks: &mut Vec<_>| {
             let dbc = db.clone();
             let mut w = Box::pin(async move { dbc.execute(insert(id)).await });
             let seq = Arc::clone(&seq);
+            let waiting = Arc::clone(&waiting);
             // Put it on the lane now, in order; then wait in a task.
             let first = futures_poll_once(&mut w);
             assert!(first.is_none());
             tasks.push(actix_rt::spawn(async move {
+                // Counted in the same poll that registers the task's waker.
+                waiting.fetch_add(1, Ordering::SeqCst);
                 w.await.unwrap();
                 (id, seq.fetch_add(1, Ordering::SeqCst))
             }));
@@ -509,6 +660,16 @@ async fn later_group_first(a: i64) -> u32 {
         };
         for i in a..a + 3 {
             push(base + i, &mut tasks);
+        }
+        // Every waiting task registers its waker before the writer goes
+        // on: its answer then wakes it from the writer's or the replier's
+        // thread, in the order the answers were sent. A task still queued
+        // for its first poll when its answer came would run in the order
+        // of the local run queue instead, which the scheduler interleaves
+        // with remote wakes: the check would measure the scheduler.
+        let total = u64::try_from(tasks.len()).unwrap();
+        while waiting.load(Ordering::SeqCst) < total {
+            tokio::task::yield_now().await;
         }
         release.send(()).unwrap();
         held.await.unwrap().unwrap();

@@ -219,7 +219,7 @@ async fn a_neighbours_checkpoint_counts_as_durable() {
 
 /// What a shutdown may take beyond its budget in these tests: 5 s, for a
 /// loaded machine (a bound of 500 ms was crossed). The budget's exact
-/// values are `system::tests::the_drain_deadline_is_the_busy_timeout_plus_250_ms`'s;
+/// values are `system::shutdown::tests::the_drain_deadline_is_the_busy_timeout_plus_250_ms`'s;
 /// here the bound only says the shutdown did not wait for the endless
 /// request, which would never end.
 const LOAD_MARGIN: Duration = Duration::from_secs(5);
@@ -262,7 +262,7 @@ async fn shutdown_interrupts_an_endless_query_within_its_budget() {
     assert!(took < budget + LOAD_MARGIN, "took {took:?} of {budget:?}");
     // Never before the drain deadline (busy_timeout + 250 ms): a bound
     // load cannot cross. Its exact value is the unit test
-    // `system::tests::the_drain_deadline_is_the_busy_timeout_plus_250_ms`.
+    // `system::shutdown::tests::the_drain_deadline_is_the_busy_timeout_plus_250_ms`.
     assert!(
         took >= Duration::from_millis(550),
         "interrupted at {took:?}"
