@@ -6,11 +6,13 @@
 //! every cause exactly once.
 
 mod chain;
+mod settings;
 mod text;
 
 use std::path::PathBuf;
 
 pub use chain::error_chain;
+pub use settings::SettingsError;
 pub use text::panic_message;
 pub(crate) use text::sql_for_error;
 use text::{describe_migration, holder};
@@ -568,59 +570,10 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// The power-loss shim (feature `testing`) found no default SQLite VFS
-    /// to wrap.
+    /// The power-loss shim (feature `testing`) failed: its own error.
     #[cfg(feature = "testing")]
-    #[error("sqlite has no default vfs to wrap")]
-    VfsNoDefault,
-
-    /// `sqlite3_vfs_register` refused the power-loss shim (feature
-    /// `testing`).
-    #[cfg(feature = "testing")]
-    #[error("cannot register vfs {name} (sqlite code {code})")]
-    VfsRegister {
-        /// The name the shim tried to register.
-        name: String,
-        /// The SQLite result code.
-        code: i32,
-    },
-
-    /// `PowerLossVfs::restore_durable_images` (feature `testing`) was
-    /// called while files opened through the shim were still open.
-    #[cfg(feature = "testing")]
-    #[error("{open} files opened through the power-loss vfs are still open")]
-    VfsFilesOpen {
-        /// How many file handles are open.
-        open: usize,
-    },
-
-    /// Writing a durable image back to disk failed (feature `testing`).
-    #[cfg(feature = "testing")]
-    #[error("cannot restore {}", path.display())]
-    VfsRestore {
-        /// The file being restored.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// The detail of a settings failure: carries the dotted key when known.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct SettingsError {
-    pub(crate) key: Option<String>,
-    pub(crate) message: String,
-}
-
-impl SettingsError {
-    /// The dotted key the failure is about (e.g. `checkpoint.interval`), when
-    /// known.
-    #[must_use]
-    pub fn key(&self) -> Option<&str> {
-        self.key.as_deref()
-    }
+    #[error(transparent)]
+    Vfs(#[from] crate::testing::VfsError),
 }
 
 /// Shorthand for results in this crate.

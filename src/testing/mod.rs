@@ -104,7 +104,7 @@
 //!
 //! - Close every connection opened through the shim before
 //!   [`PowerLossVfs::restore_durable_images`]; it refuses otherwise
-//!   ([`Error::VfsFilesOpen`]).
+//!   ([`VfsError::FilesOpen`]).
 //! - Only files opened through the shim are modelled. A file seen for the
 //!   first time is taken as durable as it is on disk.
 //! - Deletes are metadata, made durable by a directory sync or, as on a
@@ -119,6 +119,7 @@
 //!   never be proven safe.
 
 mod crash_point;
+mod error;
 mod model;
 mod seeds;
 mod shim;
@@ -132,6 +133,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 pub use self::crash_point::{CrashPoint, IN_CHECKPOINT_ONE_IN, IN_PHASE_ONE_IN};
+pub use self::error::VfsError;
 pub use self::seeds::env_u64;
 use self::shim::{Registration, Shared};
 pub use self::survivors::{
@@ -411,7 +413,7 @@ impl PowerLossVfs {
     /// Registers a new shim over SQLite's default VFS, with default options.
     ///
     /// # Errors
-    /// [`Error::VfsNoDefault`] or [`Error::VfsRegister`] if SQLite refuses.
+    /// [`VfsError::NoDefault`] or [`VfsError::Register`] if SQLite refuses.
     pub fn register() -> Result<Self, Error> {
         Self::register_with(VfsOptions::default())
     }
@@ -419,7 +421,7 @@ impl PowerLossVfs {
     /// Registers a new shim with `options`.
     ///
     /// # Errors
-    /// [`Error::VfsNoDefault`] or [`Error::VfsRegister`] if SQLite refuses.
+    /// [`VfsError::NoDefault`] or [`VfsError::Register`] if SQLite refuses.
     pub fn register_with(options: VfsOptions) -> Result<Self, Error> {
         let (shared, registration) = shim::register(options)?;
         Ok(Self {
@@ -572,8 +574,8 @@ impl PowerLossVfs {
     /// same shim can open the files again.
     ///
     /// # Errors
-    /// [`Error::VfsFilesOpen`] if a connection is still open;
-    /// [`Error::VfsRestore`] if a file cannot be written.
+    /// [`VfsError::FilesOpen`] if a connection is still open;
+    /// [`VfsError::Restore`] if a file cannot be written.
     pub fn restore_durable_images(&self) -> Result<RestoreReport, Error> {
         self.restore_durable_images_with(RestoreMode::Exact)
     }
@@ -581,8 +583,8 @@ impl PowerLossVfs {
     /// Like [`Self::restore_durable_images`], with a choice of model.
     ///
     /// # Errors
-    /// [`Error::VfsFilesOpen`] if a connection is still open;
-    /// [`Error::VfsRestore`] if a file cannot be written.
+    /// [`VfsError::FilesOpen`] if a connection is still open;
+    /// [`VfsError::Restore`] if a file cannot be written.
     pub fn restore_durable_images_with(&self, mode: RestoreMode) -> Result<RestoreReport, Error> {
         self.shared.lock().restore(mode)
     }

@@ -540,7 +540,7 @@ impl State {
     pub(super) fn restore(&mut self, mode: RestoreMode) -> Result<RestoreReport, Error> {
         let open: usize = self.files.values().map(|f| f.open_handles).sum();
         if open > 0 {
-            return Err(Error::VfsFilesOpen { open });
+            return Err(crate::testing::VfsError::FilesOpen { open }.into());
         }
         let mut rng = match mode {
             RestoreMode::Exact => None,
@@ -649,9 +649,12 @@ fn write_image(path: &Path, image: Option<&[u8]>) -> Result<(), Error> {
             other => other,
         },
     };
-    result.map_err(|source| Error::VfsRestore {
-        path: path.to_path_buf(),
-        source,
+    result.map_err(|source| {
+        crate::testing::VfsError::Restore {
+            path: path.to_path_buf(),
+            source,
+        }
+        .into()
     })
 }
 

@@ -142,19 +142,21 @@ pub(super) fn register(options: VfsOptions) -> Result<(&'static Shared, Registra
     // returns the default VFS or null; it has no other precondition.
     let real = unsafe { ffi::sqlite3_vfs_find(ptr::null()) };
     if real.is_null() {
-        return Err(Error::VfsNoDefault);
+        return Err(crate::testing::VfsError::NoDefault.into());
     }
     // SAFETY: `real` is non-null and points to a registered VFS record, which
     // SQLite never frees; we only read plain fields.
     let (real_version, real_size, max_path) =
         unsafe { ((*real).iVersion, (*real).szOsFile, (*real).mxPathname) };
-    let header = c_int::try_from(size_of::<ShimFile>()).map_err(|_| Error::VfsNoDefault)?;
+    let header =
+        c_int::try_from(size_of::<ShimFile>()).map_err(|_| crate::testing::VfsError::NoDefault)?;
     let name = format!(
         "walguard-power-loss-{}-{}",
         std::process::id(),
         NEXT_ID.fetch_add(1, Ordering::Relaxed)
     );
-    let name = CString::new(name.clone()).map_err(|_| Error::VfsRegister { name, code: 0 })?;
+    let name = CString::new(name.clone())
+        .map_err(|_| crate::testing::VfsError::Register { name, code: 0 })?;
     let shared: &'static Shared = Box::leak(Box::new(Shared {
         real: RealVfs(real),
         name,
@@ -192,10 +194,11 @@ pub(super) fn register(options: VfsOptions) -> Result<(&'static Shared, Registra
     // with a unique, NUL-terminated name that also lives forever.
     let rc = unsafe { ffi::sqlite3_vfs_register(vfs, 0) };
     if rc != ffi::SQLITE_OK {
-        return Err(Error::VfsRegister {
+        return Err(crate::testing::VfsError::Register {
             name: shared.name.to_string_lossy().into_owned(),
             code: rc,
-        });
+        }
+        .into());
     }
     Ok((shared, Registration(vfs)))
 }
