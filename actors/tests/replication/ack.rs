@@ -5,11 +5,21 @@
 use super::machine_loss::machine_loss;
 use super::*;
 
+/// Trials of [`ack_replicated_loses_no_acknowledged_write`] in CI: 2 (one
+/// with group commit, one without). On demand, more:
+/// `WALGUARD_ACK_TRIALS=20 cargo test -p walguard-actors --all-features
+/// --test replication -- ack::ack_replicated_loses --nocapture`.
+const DEFAULT_ACK_TRIALS: u64 = 2;
+
 #[test]
 fn ack_replicated_loses_no_acknowledged_write() {
     require_replication_tools();
     let s3 = S3::start();
-    for trial in 0..2 {
+    let trials: u64 = std::env::var("WALGUARD_ACK_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(DEFAULT_ACK_TRIALS);
+    for trial in 0..trials {
         // Seed 1000: group commit on; 1001: off (see `machine_loss`).
         let (acked, _, survived, mut latencies) = machine_loss(&s3, "replicated", 1000 + trial);
         assert!(!acked.is_empty(), "trial {trial}: nothing acknowledged");
