@@ -29,7 +29,13 @@ use crate::support::{chain, put, store_with_kv, temp_db, wal_path};
 mod bound;
 #[path = "read/lifecycle.rs"]
 mod lifecycle;
-#[cfg(feature = "testing")]
+// Not under Wine (the Windows tests of CI): there a new reader sometimes
+// keeps an older read mark it could not take the lock to raise (SQLite
+// allows it; it only makes checkpoints more careful), and the checkpoint
+// that must reach the failing database fsync stops short as `partial`
+// (seen once in two CI runs). Like the other power-loss VFS tests, these
+// run on Unix.
+#[cfg(all(feature = "testing", unix))]
 #[path = "read/reopen.rs"]
 mod reopen;
 
